@@ -1,0 +1,216 @@
+#include "common/config/job_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/config/yaml_reader.h"
+#include "common/games/registry.h"
+
+namespace rally {
+namespace {
+
+template <typename T>
+void RequireAtLeast(YamlReader& r, const YAML::Node& map, const std::string& path,
+                    const std::string& key, T value, T minimum) {
+  if (value < minimum) r.Error(map, path, key, absl::StrCat("must be at least ", minimum));
+}
+
+void ReadGame(YamlReader& r, const YAML::Node& root, GameConfig* game) {
+  YAML::Node node = root["game"];
+  if (!node) {
+    r.ErrorAt(root, "game: required key missing");
+    return;
+  }
+  // Accept both `game: tictactoe` and `game: {name: tictactoe}`.
+  if (node.IsScalar()) {
+    game->name = node.Scalar();
+    auto loaded = LoadGame(game->name);
+    if (!loaded.ok()) r.Error(root, "", "game", std::string(loaded.status().message()));
+    return;
+  }
+  YAML::Node g = r.Section(root, "", "game");
+  r.CheckKeys(g, "game", {"name"});
+  r.Read(g, "game", "name", &game->name, /*required=*/true);
+  if (!game->name.empty()) {
+    auto loaded = LoadGame(game->name);
+    if (!loaded.ok()) r.Error(g, "game", "name", std::string(loaded.status().message()));
+  }
+}
+
+void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, OpponentTarget>* out,
+                const std::vector<std::string>& opponents) {
+  const YAML::Node t = r.Section(root, "", "target");
+  r.CheckKeys(t, "target", KnownOpponents());
+  for (const std::string& opp : KnownOpponents()) {
+    if (!t[opp]) continue;
+    std::string path = absl::StrCat("target.", opp);
+    const YAML::Node o = r.Section(t, "target", opp);
+    r.CheckKeys(o, path, {"max_losses", "min_win_rate"});
+    OpponentTarget target;
+    if (o["max_losses"]) {
+      long v = 0;
+      r.Read(o, path, "max_losses", &v);
+      RequireAtLeast(r, o, path, "max_losses", v, 0L);
+      target.max_losses = v;
+    }
+    if (o["min_win_rate"]) {
+      double v = 0;
+      r.Read(o, path, "min_win_rate", &v);
+      if (v < 0 || v > 1) r.Error(o, path, "min_win_rate", "must lie in [0, 1]");
+      target.min_win_rate = v;
+    }
+    if (std::find(opponents.begin(), opponents.end(), opp) == opponents.end()) {
+      r.Error(t, "target", opp, "has a target but is not in evaluation.opponents");
+    }
+    (*out)[opp] = target;
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> KnownOpponents() { return {"random", "perfect"}; }
+
+absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", e.mark.line + 1, ":",
+                                                   e.mark.column + 1, ": invalid YAML: ", e.msg));
+  }
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": a job spec must be a YAML mapping"));
+  }
+  const YAML::Node& top = root;
+  YamlReader r(source);
+  JobConfig c;
+  c.source = source;
+  r.CheckKeys(top, "", {"name", "seed", "game", "policy", "actors", "replay", "learner",
+                        "evaluation", "stop", "target"});
+  r.Read(top, "", "name", &c.name);
+  r.Read(top, "", "seed", &c.seed);
+  ReadGame(r, top, &c.game);
+
+  YAML::Node policy = r.Section(top, "", "policy");
+  r.CheckKeys(policy, "policy", {"hidden"});
+  r.Read(policy, "policy", "hidden", &c.policy.hidden);
+  if (c.policy.hidden.empty()) r.Error(top, "", "policy", "policy.hidden needs at least one layer");
+  for (int h : c.policy.hidden) {
+    if (h < 1 || h > 65536) r.Error(policy, "policy", "hidden", "widths must lie in [1, 65536]");
+  }
+
+  YAML::Node actors = r.Section(top, "", "actors");
+  const std::string ap = "actors";
+  r.CheckKeys(actors, ap, {"count", "envs_per_actor", "threads", "max_batch", "batch_timeout_us",
+                           "opponents"});
+  {
+    const YAML::Node opp = r.Section(actors, ap, "opponents");
+    r.CheckKeys(opp, "actors.opponents", KnownOpponents());
+    double total = 0;
+    for (const std::string& name : KnownOpponents()) {
+      if (!opp[name]) continue;
+      double share = 0;
+      r.Read(opp, "actors.opponents", name, &share);
+      if (share < 0 || share > 1) r.Error(opp, "actors.opponents", name, "must lie in [0, 1]");
+      total += share;
+      c.actors.opponents[name] = share;
+    }
+    if (total > 1 + 1e-9) r.Error(actors, ap, "opponents", "shares sum to more than 1");
+  }
+  r.Read(actors, ap, "count", &c.actors.count);
+  r.Read(actors, ap, "envs_per_actor", &c.actors.envs_per_actor);
+  r.Read(actors, ap, "threads", &c.actors.threads);
+  r.Read(actors, ap, "max_batch", &c.actors.max_batch);
+  r.Read(actors, ap, "batch_timeout_us", &c.actors.batch_timeout_us);
+  RequireAtLeast(r, actors, ap, "count", c.actors.count, 1);
+  RequireAtLeast(r, actors, ap, "envs_per_actor", c.actors.envs_per_actor, 1);
+  RequireAtLeast(r, actors, ap, "threads", c.actors.threads, 1);
+  RequireAtLeast(r, actors, ap, "max_batch", c.actors.max_batch, 1);
+  RequireAtLeast(r, actors, ap, "batch_timeout_us", c.actors.batch_timeout_us, 0);
+
+  YAML::Node replay = r.Section(top, "", "replay");
+  r.CheckKeys(replay, "replay", {"table", "capacity"});
+  r.Read(replay, "replay", "table", &c.replay.table);
+  r.Read(replay, "replay", "capacity", &c.replay.capacity);
+  RequireAtLeast(r, replay, "replay", "capacity", c.replay.capacity, 1L);
+
+  YAML::Node learner = r.Section(top, "", "learner");
+  const std::string lp = "learner";
+  r.CheckKeys(learner, lp,
+              {"algorithm", "batch_episodes", "learning_rate", "entropy_coef",
+               "entropy_coef_final", "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
+               "publish_every_steps", "checkpoint_every_steps", "device"});
+  r.Read(learner, lp, "algorithm", &c.learner.algorithm);
+  r.Read(learner, lp, "batch_episodes", &c.learner.batch_episodes);
+  r.Read(learner, lp, "learning_rate", &c.learner.learning_rate);
+  r.Read(learner, lp, "entropy_coef", &c.learner.entropy_coef);
+  r.Read(learner, lp, "entropy_coef_final", &c.learner.entropy_coef_final);
+  r.Read(learner, lp, "entropy_decay_steps", &c.learner.entropy_decay_steps);
+  r.Read(learner, lp, "baseline_decay", &c.learner.baseline_decay);
+  r.Read(learner, lp, "importance_weight_cap", &c.learner.importance_weight_cap);
+  RequireAtLeast(r, learner, lp, "importance_weight_cap", c.learner.importance_weight_cap, 0.0);
+  r.Read(learner, lp, "publish_every_steps", &c.learner.publish_every_steps);
+  r.Read(learner, lp, "checkpoint_every_steps", &c.learner.checkpoint_every_steps);
+  r.Read(learner, lp, "device", &c.learner.device);
+  if (c.learner.algorithm != "reinforce_rae") {
+    r.Error(learner, lp, "algorithm", "unknown algorithm '" + c.learner.algorithm +
+                                          "' (known: reinforce_rae)");
+  }
+  RequireAtLeast(r, learner, lp, "batch_episodes", c.learner.batch_episodes, 1);
+  if (c.learner.learning_rate <= 0) r.Error(learner, lp, "learning_rate", "must be positive");
+  RequireAtLeast(r, learner, lp, "entropy_coef", c.learner.entropy_coef, 0.0);
+  RequireAtLeast(r, learner, lp, "entropy_decay_steps", c.learner.entropy_decay_steps, 0L);
+  if (c.learner.baseline_decay < 0 || c.learner.baseline_decay >= 1) {
+    r.Error(learner, lp, "baseline_decay", "must lie in [0, 1)");
+  }
+  RequireAtLeast(r, learner, lp, "publish_every_steps", c.learner.publish_every_steps, 1);
+  RequireAtLeast(r, learner, lp, "checkpoint_every_steps", c.learner.checkpoint_every_steps, 0L);
+  const std::string& dev = c.learner.device;
+  if (dev != "auto" && dev != "cpu" && dev.rfind("cuda", 0) != 0) {
+    r.Error(learner, lp, "device", "must be auto, cpu or cuda:N");
+  }
+
+  YAML::Node eval = r.Section(top, "", "evaluation");
+  const std::string ep = "evaluation";
+  r.CheckKeys(eval, ep, {"games", "every_seconds", "greedy", "opponents"});
+  r.Read(eval, ep, "games", &c.evaluation.games);
+  r.Read(eval, ep, "every_seconds", &c.evaluation.every_seconds);
+  r.Read(eval, ep, "greedy", &c.evaluation.greedy);
+  r.Read(eval, ep, "opponents", &c.evaluation.opponents);
+  RequireAtLeast(r, eval, ep, "games", c.evaluation.games, 2);
+  RequireAtLeast(r, eval, ep, "every_seconds", c.evaluation.every_seconds, 0.0);
+  for (const std::string& o : c.evaluation.opponents) {
+    auto known = KnownOpponents();
+    if (std::find(known.begin(), known.end(), o) == known.end()) {
+      r.Error(eval, ep, "opponents", "unknown opponent '" + o + "' (known: random, perfect)");
+    }
+  }
+
+  YAML::Node stop = r.Section(top, "", "stop");
+  r.CheckKeys(stop, "stop", {"max_wall_seconds", "max_learner_steps"});
+  r.Read(stop, "stop", "max_wall_seconds", &c.stop.max_wall_seconds);
+  r.Read(stop, "stop", "max_learner_steps", &c.stop.max_learner_steps);
+  RequireAtLeast(r, stop, "stop", "max_wall_seconds", c.stop.max_wall_seconds, 0.0);
+  RequireAtLeast(r, stop, "stop", "max_learner_steps", c.stop.max_learner_steps, 0L);
+
+  ReadTarget(r, top, &c.target, c.evaluation.opponents);
+
+  if (c.stop.max_wall_seconds == 0 && c.stop.max_learner_steps == 0 && c.target.empty()) {
+    r.ErrorAt(top, "the job never ends: set stop.max_wall_seconds, stop.max_learner_steps or a "
+                   "target");
+  }
+  if (!r.status().ok()) return r.status();
+  if (c.name.empty()) c.name = c.game.name;
+  return c;
+}
+
+absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open job spec"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseJobConfig(ss.str(), path);
+}
+
+}  // namespace rally

@@ -1,0 +1,45 @@
+#include "common/metrics/metrics.h"
+
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+
+namespace rally {
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& host,
+                                                                    int port) {
+  std::unique_ptr<MetricsServer> server(new MetricsServer());
+  try {
+    server->exposer_ = std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", port));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", host, ":", port, ": ", e.what()));
+  }
+  server->registry_ = std::make_shared<prometheus::Registry>();
+  server->exposer_->RegisterCollectable(server->registry_);
+  auto ports = server->exposer_->GetListeningPorts();
+  if (ports.empty()) return absl::UnavailableError("metrics exposer has no listening port");
+  server->port_ = ports.front();
+  server->address_ = absl::StrCat(host == "0.0.0.0" ? "127.0.0.1" : host, ":", server->port_);
+  return server;
+}
+
+prometheus::Counter& AddCounter(prometheus::Registry& registry, const std::string& name,
+                                const std::string& help, const prometheus::Labels& labels) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add(labels);
+}
+
+prometheus::Gauge& AddGauge(prometheus::Registry& registry, const std::string& name,
+                            const std::string& help, const prometheus::Labels& labels) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(labels);
+}
+
+prometheus::Histogram& AddHistogram(prometheus::Registry& registry, const std::string& name,
+                                    const std::string& help,
+                                    const prometheus::Histogram::BucketBoundaries& buckets,
+                                    const prometheus::Labels& labels) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add(labels,
+                                                                                   buckets);
+}
+
+}  // namespace rally

@@ -1,0 +1,132 @@
+#include "common/net/control_client.h"
+
+#include "common/net/server.h"
+#include "common/util/log.h"
+#include "common/util/shutdown.h"
+
+namespace rally {
+
+bool IsTerminal(v1::JobState state) {
+  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELLED;
+}
+
+ControlClient::ControlClient(const std::string& control_address,
+                             v1::RegisterRequest registration)
+    : stub_(v1::WorkerService::NewStub(MakeChannel(control_address))),
+      registration_(std::move(registration)) {}
+
+ControlClient::~ControlClient() { Stop(); }
+
+void ControlClient::Start(ReportFn report) {
+  report_ = std::move(report);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ControlClient::Stop() {
+  stop_ = true;
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ControlClient::HeartbeatNow() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    beat_now_ = true;
+  }
+  cv_.notify_all();
+}
+
+void ControlClient::FlushReport(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // The heartbeat in flight now may carry an older report: wait for the one after it.
+  uint64_t target = beats_done_ + 2;
+  beat_now_ = true;
+  cv_.notify_all();
+  cv_.wait_for(lock, timeout, [&] { return beats_done_ >= target || stop_; });
+}
+
+bool ControlClient::Register() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(std::chrono::seconds(2)));
+  v1::RegisterResponse resp;
+  grpc::Status s = stub_->Register(&ctx, registration_, &resp);
+  if (!s.ok()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  worker_id_ = resp.worker_id();
+  interval_ms_ = resp.heartbeat_interval_ms() > 0 ? resp.heartbeat_interval_ms() : 500;
+  LogInfo("registered with control", {{"worker_id", worker_id_}});
+  return true;
+}
+
+void ControlClient::Beat() {
+  v1::HeartbeatRequest req;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    req.set_worker_id(worker_id_);
+  }
+  if (report_) report_(req.mutable_report());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(std::chrono::seconds(2)));
+  v1::HeartbeatResponse resp;
+  grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) return;
+  ++beats_done_;
+  if (resp.unknown_worker()) {
+    worker_id_.clear();
+    return;
+  }
+  if (resp.has_assignment()) {
+    assignment_ = resp.assignment();
+  } else {
+    assignment_.Clear();
+  }
+  cv_.notify_all();
+}
+
+void ControlClient::Loop() {
+  // Runs until Stop(), not until shutdown: a stopping worker still flushes its final report.
+  while (!stop_) {
+    bool registered;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      registered = !worker_id_.empty();
+    }
+    if (!registered && !Register()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_.load(); });
+      continue;
+    }
+    Beat();
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!beat_now_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_),
+                   [&] { return stop_.load() || beat_now_; });
+    }
+    beat_now_ = false;
+  }
+}
+
+std::optional<v1::Assignment> ControlClient::WaitForActiveAssignment(
+    std::chrono::milliseconds timeout) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (std::chrono::steady_clock::now() < end && !ShutdownRequested()) {
+    if (!assignment_.job_id().empty() && !IsTerminal(assignment_.job_state())) return assignment_;
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  return std::nullopt;
+}
+
+bool ControlClient::IsActive(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return assignment_.job_id() == job_id && !IsTerminal(assignment_.job_state());
+}
+
+v1::Assignment ControlClient::assignment() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return assignment_;
+}
+
+}  // namespace rally

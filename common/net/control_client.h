@@ -1,0 +1,68 @@
+// A worker's side of the control plane: registers with rally-control, heartbeats in the
+// background with the worker's report, and holds the latest assignment. Every worker process
+// (replay, learner, actor, evaluator) runs one; it re-registers by itself when control restarts.
+//
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "rally/v1/control.grpc.pb.h"
+
+namespace rally {
+
+class ControlClient {
+ public:
+  using ReportFn = std::function<void(v1::WorkerReport*)>;
+
+  ControlClient(const std::string& control_address, v1::RegisterRequest registration);
+  ~ControlClient();
+
+  // Starts the heartbeat thread; `report` fills each heartbeat's report (called on that thread).
+  void Start(ReportFn report);
+  // Sends one heartbeat now (e.g. right after an evaluation round) instead of waiting.
+  void HeartbeatNow();
+  // Sends a heartbeat now and waits (up to `timeout`) until control has answered it: a worker
+  // calls this when it stops working a job, so that control holds its final counts.
+  void FlushReport(std::chrono::milliseconds timeout = std::chrono::seconds(2));
+  void Stop();
+
+  // Blocks until an assignment whose job is STARTING or RUNNING arrives, or `timeout` passes, or
+  // shutdown is requested.
+  std::optional<v1::Assignment> WaitForActiveAssignment(std::chrono::milliseconds timeout);
+  // True while the job `job_id` is still assigned to this worker and not ended.
+  bool IsActive(const std::string& job_id) const;
+  // The latest assignment received (empty job_id when none).
+  v1::Assignment assignment() const;
+
+ private:
+  void Loop();
+  bool Register();
+  void Beat();
+
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  v1::RegisterRequest registration_;
+  ReportFn report_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool beat_now_ = false;
+  uint64_t beats_done_ = 0;  // heartbeats answered by control
+  std::string worker_id_;
+  int64_t interval_ms_ = 500;
+  v1::Assignment assignment_;
+};
+
+// True for SUCCEEDED, FAILED and CANCELLED.
+bool IsTerminal(v1::JobState state);
+
+}  // namespace rally

@@ -1,0 +1,56 @@
+// Starting and stopping a gRPC server the way every rally process does: the standard health
+// service on, one listening address (port 0 picks a free port), and a graceful shutdown that
+// lets in-flight calls finish for a bounded time.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace rally {
+
+class GrpcServer {
+ public:
+  // Binds `host:port` (port 0 = any free port) and starts serving `services`, which must outlive
+  // the server.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const std::string& host, int port, const std::vector<grpc::Service*>& services);
+  ~GrpcServer();
+
+  int port() const { return port_; }
+  // host:port that clients use to reach this server.
+  std::string address() const { return address_; }
+  // Marks the server NOT_SERVING, then shuts down: calls still running after `grace` are
+  // cancelled. Idempotent.
+  void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+ private:
+  GrpcServer() = default;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string address_;
+  bool shut_down_ = false;
+};
+
+// A channel to `address` with the settings rally uses everywhere (large messages, keepalive).
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+// Deadline `timeout` from now, for ClientContext::set_deadline.
+std::chrono::system_clock::time_point DeadlineIn(std::chrono::milliseconds timeout);
+
+// Polls the standard health service at `address` until it answers SERVING or `timeout` passes.
+absl::Status WaitForServing(const std::string& address, std::chrono::milliseconds timeout);
+
+// Converts between grpc::Status and absl::Status (same code numbers).
+absl::Status FromGrpc(const grpc::Status& status);
+grpc::Status ToGrpc(const absl::Status& status);
+
+// Largest message any rally server or client accepts.
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
+}  // namespace rally

@@ -1,0 +1,54 @@
+// REINFORCE with role-conditioned advantages (SPIRAL) and an entropy bonus, over a batch of
+// turns flattened from whole episodes. Includes LibTorch: only the learner includes it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/models/policy_net.h"
+#include "common/rl/rae.h"
+#include "rally/v1/trajectory.pb.h"
+
+namespace rally {
+
+// The learning seats' turns of a batch of episodes, one row per turn.
+struct TurnBatch {
+  torch::Tensor observations;  // [T, observation_size] float
+  torch::Tensor legal_mask;    // [T, num_actions] bool
+  torch::Tensor actions;       // [T] int64
+  torch::Tensor advantages;    // [T] float
+  torch::Tensor behaviour_log_probs;  // [T] float: log mu(a_t|s_t) recorded by the actor
+  int64_t episodes = 0;
+  double mean_return = 0;  // over the learning seats' returns
+};
+
+// The baseline role of `seat` in `episode`: the seat number in self-play ("0", "1"), and the
+// seat with the opponent against a fixed opponent ("1/random"), so that easy games against a
+// weak opponent do not inflate the self-play baseline (SPIRAL keys baselines by (game, role);
+// rally adds the opponent to the role when seats are not all played by the learning policy).
+std::string BaselineRole(const v1::Trajectory& episode, int seat);
+
+// Flattens `episodes` into turns and assigns every turn of role p the episode's RAE advantage for
+// p (baselines are read, then updated, episode by episode in batch order).
+absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*>& episodes,
+                                         int observation_size, int num_actions,
+                                         RoleBaselines& baselines);
+
+struct LossTerms {
+  torch::Tensor loss;  // scalar, differentiable
+  double policy_loss = 0;
+  double entropy = 0;  // mean entropy of the policy over the batch's turns
+  double mean_importance_weight = 0;
+};
+
+// loss = -mean_t(w_t * A_t * log pi(a_t|s_t)) - entropy_coef * mean_t(H(pi(.|s_t))), with
+// w_t = min(rho_bar, pi(a_t|s_t) / mu(a_t|s_t)) (no gradient through w_t): the truncated importance
+// weight that corrects for actors acting with a policy a few versions older than the learner's
+// (as V-trace truncates rho). Without it, REINFORCE on data a handful of versions stale
+// collapses to a deterministic policy. rho_bar <= 0 turns the correction off (w_t = 1).
+LossTerms ReinforceLoss(PolicyNet& net, const TurnBatch& batch, double entropy_coef,
+                        double rho_bar = 1.0);
+
+}  // namespace rally

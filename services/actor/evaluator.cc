@@ -1,0 +1,63 @@
+#include "services/actor/evaluator.h"
+
+#include <vector>
+
+#include "services/actor/inference.h"
+
+namespace rally {
+
+v1::EvalResult Evaluate(const Game& game, Policy& policy, const Opponent& opponent, int games,
+                        bool greedy, std::mt19937_64& rng) {
+  const int obs_size = game.ObservationSize();
+  const int num_actions = game.NumDistinctActions();
+  std::vector<std::unique_ptr<State>> states;
+  for (int i = 0; i < games; ++i) states.push_back(game.NewInitialState());
+  std::vector<int> waiting;  // games where the policy is to move
+  std::vector<float> obs;
+  std::vector<uint8_t> legal;
+  std::vector<float> probs;
+  while (true) {
+    waiting.clear();
+    for (int i = 0; i < games; ++i) {
+      State& s = *states[i];
+      // Let the opponent move until the policy is to move or the game ends.
+      while (!s.IsTerminal() && s.CurrentPlayer() != i % 2) s.ApplyAction(opponent.Act(s, rng));
+      if (!s.IsTerminal()) waiting.push_back(i);
+    }
+    if (waiting.empty()) break;
+    const int n = static_cast<int>(waiting.size());
+    obs.assign(static_cast<size_t>(n) * obs_size, 0.f);
+    legal.assign(static_cast<size_t>(n) * num_actions, 0);
+    probs.resize(static_cast<size_t>(n) * num_actions);
+    std::vector<std::vector<int>> legal_lists(n);
+    for (int k = 0; k < n; ++k) {
+      State& s = *states[waiting[k]];
+      s.ObservationTensor(s.CurrentPlayer(), std::span<float>(obs.data() + k * obs_size, obs_size));
+      legal_lists[k] = s.LegalActions();
+      for (int a : legal_lists[k]) legal[k * num_actions + a] = 1;
+    }
+    policy.Probabilities(n, obs.data(), legal.data(), probs.data());
+    for (int k = 0; k < n; ++k) {
+      int action = SampleAction(probs.data() + k * num_actions, legal_lists[k], greedy, rng).first;
+      states[waiting[k]]->ApplyAction(action);
+    }
+  }
+  v1::EvalResult result;
+  result.set_opponent(opponent.name());
+  result.set_games(games);
+  result.set_policy_version(policy.version());
+  result.set_greedy(greedy);
+  for (int i = 0; i < games; ++i) {
+    double r = states[i]->Returns()[i % 2];
+    if (r > 0) {
+      result.set_wins(result.wins() + 1);
+    } else if (r < 0) {
+      result.set_losses(result.losses() + 1);
+    } else {
+      result.set_draws(result.draws() + 1);
+    }
+  }
+  return result;
+}
+
+}  // namespace rally

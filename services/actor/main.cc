@@ -1,0 +1,203 @@
+// rally-actor: plays the job's game with the latest policy. --mode=selfplay (default) streams
+// self-play trajectories to the replay; --mode=eval plays the latest policy against the job's
+// fixed opponents and reports the results to control.
+#include <torch/torch.h>
+
+#include <random>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "common/config/job_config.h"
+#include "common/games/registry.h"
+#include "common/metrics/metrics.h"
+#include "common/net/control_client.h"
+#include "common/net/server.h"
+#include "common/net/worker_flags.h"
+#include "common/util/log.h"
+#include "common/util/shutdown.h"
+#include "services/actor/evaluator.h"
+#include "services/actor/inference.h"
+#include "services/actor/selfplay.h"
+#include "services/actor/weight_subscriber.h"
+
+ABSL_FLAG(std::string, mode, "selfplay", "selfplay | eval");
+ABSL_FLAG(int, torch_threads, 1, "intra-op threads LibTorch may use");
+
+using namespace rally;
+
+namespace {
+
+struct Report {
+  std::mutex mu;
+  std::string job_id;
+  std::string error;
+  std::vector<v1::EvalResult> evals;  // rounds not yet reported
+};
+
+absl::Status RunSelfPlayJob(const v1::Assignment& a, const JobConfig& config, const Game& game,
+                            const std::string& name, ControlClient& control, LatestPolicy& latest,
+                            prometheus::Registry& metrics, SelfPlayStats& stats) {
+  if (a.endpoints().replay().empty()) return absl::FailedPreconditionError("no replay endpoint");
+  // Spread actors over replay shards by index.
+  const std::string& replay = a.endpoints().replay(a.index() % a.endpoints().replay_size());
+  ReplayWriter writer(replay, config.replay.table, config.actors.envs_per_actor, metrics);
+  InferenceWorker inference(config.actors.max_batch,
+                            std::chrono::microseconds(config.actors.batch_timeout_us),
+                            static_cast<uint64_t>(config.seed) * 1000003 + a.index(), &metrics);
+  std::string actor_id = absl::StrCat(name, "/", a.job_id());
+  RunSelfPlay(config, game, actor_id, latest, inference, writer,
+              [&] { return control.IsActive(a.job_id()) && !ShutdownRequested(); }, stats);
+  inference.Stop();
+  writer.Stop();
+  return absl::OkStatus();
+}
+
+absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const Game& game,
+                        ControlClient& control, LatestPolicy& latest, Report& report) {
+  std::vector<std::unique_ptr<Opponent>> opponents;
+  for (const std::string& name : config.evaluation.opponents) {
+    auto o = MakeOpponent(name, game);
+    if (!o.ok()) return o.status();
+    opponents.push_back(std::move(*o));
+  }
+  std::mt19937_64 rng(static_cast<uint64_t>(config.seed) * 7919 + 17);
+  int64_t last_version = -1;
+  auto last_round = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  auto started = std::chrono::steady_clock::now();
+  while (control.IsActive(a.job_id()) && !ShutdownRequested()) {
+    auto policy = latest.Get();
+    auto since = std::chrono::steady_clock::now() - last_round;
+    if (policy == nullptr || policy->version() == last_version ||
+        since < std::chrono::duration<double>(config.evaluation.every_seconds)) {
+      WaitForShutdown(std::chrono::milliseconds(100));
+      continue;
+    }
+    last_round = std::chrono::steady_clock::now();
+    last_version = policy->version();
+    std::vector<v1::EvalResult> round;
+    for (const auto& opponent : opponents) {
+      v1::EvalResult r = Evaluate(game, *policy, *opponent, config.evaluation.games,
+                                  config.evaluation.greedy, rng);
+      r.set_wall_seconds(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      LogInfo("evaluation", {{"opponent", r.opponent()},
+                             {"policy_version", r.policy_version()},
+                             {"games", r.games()},
+                             {"wins", r.wins()},
+                             {"draws", r.draws()},
+                             {"losses", r.losses()},
+                             {"greedy", r.greedy()}});
+      round.push_back(r);
+    }
+    {
+      std::lock_guard<std::mutex> lock(report.mu);
+      report.evals.insert(report.evals.end(), round.begin(), round.end());
+    }
+    control.HeartbeatNow();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ParseWorkerFlags(argc, argv, "rally-actor: self-play or evaluation worker of a rally cluster");
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "selfplay" && mode != "eval") {
+    std::fprintf(stderr, "--mode: must be selfplay or eval, not '%s'\n", mode.c_str());
+    return 2;
+  }
+  const bool eval = mode == "eval";
+  SetLogComponent(eval ? "evaluator" : "actor");
+  InstallShutdownHandlers();
+  torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
+
+  auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
+  if (!metrics.ok()) {
+    LogError("cannot start metrics", {{"error", metrics.status().ToString()}});
+    return 1;
+  }
+  auto& registry = (*metrics)->registry();
+  auto& episodes_total = AddCounter(registry, "rally_actor_episodes_total", "Episodes finished.");
+  std::string name = absl::GetFlag(FLAGS_name);
+  if (name.empty()) name = eval ? "evaluator-0" : "actor-0";
+  LogInfo("started", {{"name", name}, {"mode", mode}, {"metrics", (*metrics)->address()}});
+
+  v1::RegisterRequest reg;
+  reg.set_role(eval ? v1::WORKER_ROLE_EVALUATOR : v1::WORKER_ROLE_ACTOR);
+  reg.set_name(name);
+  reg.set_metrics_address(AdvertisedAddress((*metrics)->port()));
+  ControlClient control(absl::GetFlag(FLAGS_control), reg);
+  Report report;
+  SelfPlayStats stats;
+  LatestPolicy latest;
+  std::atomic<int64_t> version{-1};
+  int64_t episodes_reported = 0;
+  control.Start([&](v1::WorkerReport* r) {
+    std::lock_guard<std::mutex> lock(report.mu);
+    r->set_job_id(report.job_id);
+    r->set_episodes(stats.episodes);
+    r->set_policy_version(version);
+    r->set_error(report.error);
+    for (auto& e : report.evals) *r->add_evals() = e;
+    report.evals.clear();
+    episodes_total.Increment(static_cast<double>(stats.episodes - episodes_reported));
+    episodes_reported = stats.episodes;
+  });
+
+  while (!ShutdownRequested()) {
+    auto a = control.WaitForActiveAssignment(std::chrono::seconds(1));
+    if (!a) continue;
+    if (a->endpoints().weights().empty()) {
+      WaitForShutdown(std::chrono::milliseconds(200));  // the learner has not registered yet
+      continue;
+    }
+    auto config = ParseJobConfig(a->spec_yaml(), "job " + a->job_id());
+    absl::Status s = config.status();
+    std::shared_ptr<const Game> game;
+    if (s.ok()) {
+      auto g = LoadGame(config->game.name);
+      s = g.status();
+      if (g.ok()) game = *g;
+    }
+    {
+      std::lock_guard<std::mutex> lock(report.mu);
+      report.job_id = a->job_id();
+    }
+    stats.episodes = 0;
+    episodes_reported = 0;
+    if (s.ok()) {
+      latest.Clear();
+      WeightSubscriber weights(a->endpoints().weights(), name, game->ObservationSize(),
+                               config->policy.hidden, game->NumDistinctActions(), latest,
+                               registry);
+      weights.Start();
+      std::atomic<bool> tracking{true};
+      std::thread version_tracker([&] {
+        while (tracking) {
+          version = weights.version();
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      });
+      s = eval ? RunEvalJob(*a, *config, *game, control, latest, report)
+               : RunSelfPlayJob(*a, *config, *game, name, control, latest, registry, stats);
+      tracking = false;
+      version_tracker.join();
+      weights.Stop();
+    }
+    if (!s.ok()) {
+      LogError("job failed", {{"job_id", a->job_id()}, {"error", s.ToString()}});
+      std::lock_guard<std::mutex> lock(report.mu);
+      report.error = s.ToString();
+    }
+    control.FlushReport();
+    while (control.IsActive(a->job_id()) && !WaitForShutdown(std::chrono::milliseconds(200))) {
+    }
+    std::lock_guard<std::mutex> lock(report.mu);
+    report.job_id.clear();
+    report.error.clear();
+  }
+  control.Stop();
+  LogInfo("stopped");
+  return 0;
+}

@@ -1,0 +1,114 @@
+#include "services/actor/replay_writer.h"
+
+#include "common/net/server.h"
+#include "common/util/log.h"
+
+namespace rally {
+
+ReplayWriter::ReplayWriter(std::string address, std::string table, int max_in_flight,
+                           prometheus::Registry& metrics)
+    : address_(std::move(address)),
+      table_(std::move(table)),
+      max_in_flight_(static_cast<size_t>(max_in_flight)),
+      acked_counter_(AddCounter(metrics, "rally_actor_trajectories_acked_total",
+                                "Trajectories the replay acknowledged.")),
+      rejected_counter_(AddCounter(metrics, "rally_actor_trajectories_rejected_total",
+                                   "Trajectories the replay refused.")),
+      in_flight_(AddGauge(metrics, "rally_actor_trajectories_in_flight",
+                          "Trajectories queued or sent but not yet acknowledged.")) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+ReplayWriter::~ReplayWriter() { Stop(); }
+
+bool ReplayWriter::Push(v1::Trajectory trajectory) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
+  if (stop_) return false;
+  unacked_.push_back(std::move(trajectory));
+  in_flight_.Set(static_cast<double>(unacked_.size()));
+  cv_.notify_all();
+  return true;
+}
+
+void ReplayWriter::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    if (ctx_) ctx_->TryCancel();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ReplayWriter::Loop() {
+  auto stub = v1::ReplayService::NewStub(MakeChannel(address_));
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      sent_ = 0;  // everything unacknowledged goes out again on the new stream
+    }
+    RunStream(*stub);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_; });
+  }
+}
+
+void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) return;
+    ctx_ = &ctx;
+  }
+  auto stream = stub.Insert(&ctx);
+  // Acks arrive in order: each one settles the oldest sent trajectory.
+  std::thread reader([&] {
+    v1::InsertResponse ack;
+    while (stream->Read(&ack)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (unacked_.empty() || sent_ == 0) break;
+      if (ack.code() == 0) {
+        ++acked_;
+        acked_counter_.Increment();
+      } else {
+        ++rejected_;
+        rejected_counter_.Increment();
+        LogWarning("trajectory rejected", {{"sequence", ack.sequence()}, {"error", ack.error()}});
+      }
+      unacked_.pop_front();
+      --sent_;
+      in_flight_.Set(static_cast<double>(unacked_.size()));
+      cv_.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    ctx_ = nullptr;
+    ctx.TryCancel();
+    cv_.notify_all();
+  });
+  while (true) {
+    v1::InsertRequest req;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || ctx_ == nullptr || sent_ < unacked_.size(); });
+      if (stop_ || ctx_ == nullptr) break;
+      req.set_table(table_);
+      *req.mutable_trajectory() = unacked_[sent_];
+      ++sent_;
+    }
+    if (!stream->Write(req)) break;
+  }
+  stream->WritesDone();
+  ctx.TryCancel();
+  reader.join();
+  grpc::Status s = stream->Finish();
+  std::lock_guard<std::mutex> lock(mu_);
+  ctx_ = nullptr;
+  if (!stop_ && !s.ok()) {
+    LogWarning("insert stream broke; resending unacknowledged",
+               {{"error", s.error_message()}, {"unacked", unacked_.size()}});
+  }
+}
+
+}  // namespace rally

@@ -1,0 +1,148 @@
+#include "services/actor/selfplay.h"
+
+#include <future>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "common/util/log.h"
+#include "services/actor/opponents.h"
+
+namespace rally {
+namespace {
+
+struct Env {
+  std::unique_ptr<State> state;
+  std::shared_ptr<Policy> policy;
+  const Opponent* opponent = nullptr;  // nullptr: the policy plays every seat
+  int learning_seat = -1;              // the policy's seat when there is an opponent
+  v1::Trajectory trajectory;
+  std::future<absl::StatusOr<InferenceResponse>> pending;
+  InferenceRequest* request = nullptr;
+};
+
+}  // namespace
+
+void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& actor_id,
+                 LatestPolicy& latest, InferenceWorker& inference, ReplayWriter& writer,
+                 const std::function<bool()>& keep_running, SelfPlayStats& stats) {
+  const int threads = std::min(config.actors.threads, config.actors.envs_per_actor);
+  // Fixed opponents some episodes are played against; the rest is self-play.
+  std::vector<std::unique_ptr<Opponent>> opponents;
+  std::vector<double> shares;
+  double self_share = 1.0;
+  for (const auto& [name, share] : config.actors.opponents) {
+    auto o = MakeOpponent(name, game);
+    if (!o.ok()) {
+      LogError("cannot create opponent", {{"error", o.status().ToString()}});
+      return;
+    }
+    opponents.push_back(std::move(*o));
+    shares.push_back(share);
+    self_share -= share;
+  }
+  shares.push_back(std::max(0.0, self_share));
+  std::atomic<uint64_t> thread_seed{static_cast<uint64_t>(config.seed) * 0x9e3779b97f4a7c15ULL};
+  std::atomic<uint64_t> sequence{0};
+  std::atomic<bool> stop{false};
+  auto worker = [&](int num_envs) {
+    const int obs_size = game.ObservationSize();
+    // Sends a finished episode to the replay; false once the writer has stopped.
+    auto FinishEpisode = [&](Env& env) {
+      for (double r : env.state->Returns()) env.trajectory.add_returns(static_cast<float>(r));
+      env.trajectory.set_actor_id(actor_id);
+      env.trajectory.set_sequence(++sequence);
+      env.state.reset();
+      if (!writer.Push(std::move(env.trajectory))) {
+        stop = true;
+        return false;
+      }
+      ++stats.episodes;
+      return true;
+    };
+    std::vector<Env> envs(num_envs);
+    std::mt19937_64 rng(thread_seed.fetch_add(0x632be59bd9b4e019ULL) ^ std::hash<std::string>()(actor_id));
+    std::discrete_distribution<int> pick(shares.begin(), shares.end());
+    uint64_t episodes_started = 0;
+    while (!stop) {
+      if (!keep_running()) {
+        stop = true;
+        break;
+      }
+      // Start episodes where needed and submit every environment's decision.
+      for (Env& env : envs) {
+        if (env.state == nullptr) {
+          env.policy = latest.WaitForAny(std::chrono::milliseconds(200));
+          if (env.policy == nullptr) break;
+          env.state = game.NewInitialState();
+          env.trajectory.Clear();
+          env.trajectory.set_game(game.Name());
+          int choice = pick(rng);
+          env.opponent = choice < static_cast<int>(opponents.size()) ? opponents[choice].get()
+                                                                     : nullptr;
+          if (env.opponent == nullptr) {
+            env.trajectory.set_opponent_id("self");
+            for (int p = 0; p < game.NumPlayers(); ++p) env.trajectory.add_learning_seats(p);
+          } else {
+            env.learning_seat = static_cast<int>(episodes_started % game.NumPlayers());
+            env.trajectory.set_opponent_id(env.opponent->name());
+            env.trajectory.add_learning_seats(env.learning_seat);
+          }
+          ++episodes_started;
+        }
+        // A fixed opponent moves at once, without inference.
+        while (env.opponent != nullptr && !env.state->IsTerminal() &&
+               env.state->CurrentPlayer() != env.learning_seat) {
+          env.state->ApplyAction(env.opponent->Act(*env.state, rng));
+        }
+        if (env.state->IsTerminal()) {
+          if (!FinishEpisode(env)) break;
+          continue;
+        }
+        InferenceRequest req;
+        req.policy = env.policy;
+        req.observation.resize(obs_size);
+        req.observation.shrink_to_fit();
+        env.state->ObservationTensor(env.state->CurrentPlayer(), req.observation);
+        req.legal_actions = env.state->LegalActions();
+        v1::Turn* turn = env.trajectory.add_turns();
+        turn->set_seat(env.state->CurrentPlayer());
+        turn->mutable_observation()->Add(req.observation.begin(), req.observation.end());
+        turn->mutable_legal_actions()->Add(req.legal_actions.begin(), req.legal_actions.end());
+        turn->set_policy_version(env.policy->version());
+        env.pending = inference.Submit(std::move(req));
+      }
+      for (Env& env : envs) {
+        if (!env.pending.valid()) continue;
+        absl::StatusOr<InferenceResponse> resp = env.pending.get();
+        if (!resp.ok()) {
+          stop = true;
+          break;
+        }
+        v1::Turn* turn = env.trajectory.mutable_turns(env.trajectory.turns_size() - 1);
+        turn->set_action(resp->action);
+        turn->add_behaviour_log_probs(resp->log_prob);
+        env.state->ApplyAction(resp->action);
+        ++stats.turns;
+        while (env.opponent != nullptr && !env.state->IsTerminal() &&
+               env.state->CurrentPlayer() != env.learning_seat) {
+          env.state->ApplyAction(env.opponent->Act(*env.state, rng));
+        }
+        if (env.state->IsTerminal() && !FinishEpisode(env)) break;
+      }
+    }
+    // Drain what is still in flight so no promise outlives the batcher's consumer.
+    for (Env& env : envs) {
+      if (env.pending.valid()) env.pending.wait();
+    }
+  };
+  std::vector<std::thread> pool;
+  const int total = config.actors.envs_per_actor;
+  for (int t = 0; t < threads; ++t) {
+    int n = total / threads + (t < total % threads ? 1 : 0);
+    pool.emplace_back(worker, n);
+  }
+  for (std::thread& t : pool) t.join();
+}
+
+}  // namespace rally

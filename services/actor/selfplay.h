@@ -1,0 +1,31 @@
+// Self-play: `envs` environments of the job's game stepped by `threads` threads. Every seat is
+// played by the learning policy; each episode is played entirely by the policy version that was
+// latest when it started (new weights apply between episodes). Each thread submits the pending
+// observations of all its environments to the inference worker at once, so one forward pass
+// serves many environments. Finished episodes go to the replay writer.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/config/job_config.h"
+#include "common/games/game.h"
+#include "services/actor/inference.h"
+#include "services/actor/policy.h"
+#include "services/actor/replay_writer.h"
+
+namespace rally {
+
+struct SelfPlayStats {
+  std::atomic<int64_t> episodes{0};
+  std::atomic<int64_t> turns{0};
+};
+
+// Runs until `keep_running()` turns false or the writer stops.
+void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& actor_id,
+                 LatestPolicy& latest, InferenceWorker& inference, ReplayWriter& writer,
+                 const std::function<bool()>& keep_running, SelfPlayStats& stats);
+
+}  // namespace rally

@@ -1,0 +1,349 @@
+// rally: the command-line client.
+//   rally run CONFIG [--workdir DIR] [--summary-json FILE] [--actors N]
+//       start a local cluster, train CONFIG to its target, stop the cluster; exit 0 iff met
+//   rally validate CONFIG            check a job spec without running it
+//   rally submit CONFIG   --control ADDR   submit a job to a running cluster
+//   rally status JOB_ID   --control ADDR   show a job
+//   rally list            --control ADDR   list jobs
+//   rally stop JOB_ID     --control ADDR   cancel a job
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/config/job_config.h"
+#include "common/net/control_client.h"
+#include "common/net/server.h"
+#include "common/util/shutdown.h"
+#include "nlohmann/json.hpp"
+#include "rally/v1/control.grpc.pb.h"
+#include "services/cli/local_cluster.h"
+
+ABSL_FLAG(std::string, workdir, "", "run: directory for logs, checkpoints and the job store "
+                                    "(default: a new folder under ./runs/)");
+ABSL_FLAG(std::string, summary_json, "", "run: write the final figures here as JSON");
+ABSL_FLAG(int, actors, -1, "run: actor processes (default: the config's actors.count)");
+ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (env RALLY_CONTROL)");
+ABSL_FLAG(bool, quiet, false, "run: print only the final summary");
+
+using namespace rally;
+
+namespace {
+
+const char* kUsage =
+    "rally COMMAND ...\n"
+    "  run CONFIG [--workdir DIR] [--summary-json FILE] [--actors N]\n"
+    "  validate CONFIG\n"
+    "  submit CONFIG --control ADDR\n"
+    "  status JOB_ID --control ADDR\n"
+    "  list --control ADDR\n"
+    "  stop JOB_ID --control ADDR";
+
+std::string StateName(v1::JobState s) {
+  std::string n = v1::JobState_Name(s);
+  return n.substr(std::string("JOB_STATE_").size());
+}
+
+std::string EvalText(const v1::EvalResult& e) {
+  return absl::StrFormat("%s W/D/L %d/%d/%d", e.opponent(), e.wins(), e.draws(), e.losses());
+}
+
+std::string ProgressLine(const v1::Job& job) {
+  const v1::JobProgress& p = job.progress();
+  std::string line = absl::StrFormat("[%6.1fs] %-9s step %6d  v%-6d %8d episodes %7.0f ep/s",
+                                     p.wall_seconds(), StateName(job.state()), p.learner_steps(),
+                                     p.policy_version(), p.episodes(), p.episodes_per_second());
+  if (p.evals_size() > 0) {
+    std::vector<std::string> evals;
+    for (const auto& e : p.evals()) evals.push_back(EvalText(e));
+    absl::StrAppend(&line, "  | eval v", p.evals(0).policy_version(), ": ",
+                    absl::StrJoin(evals, ", "));
+  }
+  return line;
+}
+
+nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
+  const v1::JobProgress& p = job.progress();
+  nlohmann::ordered_json j;
+  j["target_met"] = p.target_met();
+  j["wall_seconds"] = p.wall_seconds();
+  j["learner_steps"] = p.learner_steps();
+  j["episodes"] = p.episodes();
+  nlohmann::ordered_json evals = nlohmann::ordered_json::object();
+  bool greedy = false;
+  for (const auto& e : p.evals()) {
+    evals[e.opponent()] = {{"games", e.games()},          {"wins", e.wins()},
+                           {"draws", e.draws()},          {"losses", e.losses()},
+                           {"policy_version", e.policy_version()},
+                           {"wall_seconds", e.wall_seconds()}};
+    greedy = e.greedy();
+  }
+  j["eval"] = evals;
+  j["eval_play"] = greedy ? "greedy" : "sampled";
+  j["job_id"] = job.id();
+  j["state"] = StateName(job.state());
+  j["reason"] = job.reason();
+  j["policy_version"] = p.policy_version();
+  j["actor_policy_version_min"] = p.actor_policy_version_min();
+  j["actor_policy_version_max"] = p.actor_policy_version_max();
+  j["trajectories_inserted"] = p.trajectories_inserted();
+  j["episodes_per_second"] = p.episodes_per_second();
+  if (!workdir.empty()) j["workdir"] = workdir;
+  return j;
+}
+
+std::string ReadFile(const std::string& path, bool* ok) {
+  std::ifstream in(path);
+  *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string DefaultWorkdir(const std::string& name) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  std::string base = absl::StrCat("runs/", buf, "-", name);
+  std::string dir = base;
+  for (int i = 2; std::filesystem::exists(dir); ++i) dir = absl::StrCat(base, "-", i);
+  return dir;
+}
+
+std::string BinDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : exe.parent_path().string();
+}
+
+int Run(const std::string& config_path) {
+  auto config = LoadJobConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  bool ok = false;
+  std::string spec = ReadFile(config_path, &ok);
+  std::string workdir = absl::GetFlag(FLAGS_workdir);
+  if (workdir.empty()) workdir = DefaultWorkdir(config->name);
+  std::filesystem::create_directories(workdir);
+  const bool quiet = absl::GetFlag(FLAGS_quiet);
+  const bool tty = isatty(STDOUT_FILENO) && !quiet;
+  ClusterOptions options;
+  options.bin_dir = BinDir();
+  options.workdir = workdir;
+  options.actors = absl::GetFlag(FLAGS_actors) > 0 ? absl::GetFlag(FLAGS_actors)
+                                                   : config->actors.count;
+  if (!quiet) {
+    std::printf("rally run %s: game %s, %d actor(s), workdir %s\n", config_path.c_str(),
+                config->game.name.c_str(), options.actors, workdir.c_str());
+    std::fflush(stdout);
+  }
+  LocalCluster cluster(options);
+  if (auto s = cluster.Start(); !s.ok()) {
+    std::fprintf(stderr, "cannot start the cluster: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto stub = v1::JobService::NewStub(MakeChannel(cluster.control_address()));
+  v1::Job job;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(std::chrono::seconds(10)));
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(spec);
+    req.set_source_name(config_path);
+    grpc::Status s = stub->SubmitJob(&ctx, req, &job);
+    if (!s.ok()) {
+      std::fprintf(stderr, "submit failed: %s\n", s.error_message().c_str());
+      return 1;
+    }
+  }
+  if (!quiet) std::printf("submitted %s\n", job.id().c_str());
+  auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  bool cancelled = false;
+  std::string crashed;
+  while (true) {
+    if (ShutdownRequested() && !cancelled) {
+      cancelled = true;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
+      v1::StopJobRequest req;
+      req.set_id(job.id());
+      req.set_reason("interrupted");
+      v1::Job ignored;
+      stub->StopJob(&ctx, req, &ignored);
+    }
+    crashed = cluster.FirstExited();
+    if (!crashed.empty()) break;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
+    v1::GetJobRequest req;
+    req.set_id(job.id());
+    v1::Job latest;
+    if (stub->GetJob(&ctx, req, &latest).ok()) job = latest;
+    if (IsTerminal(job.state())) break;
+    auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      std::printf("\r%s\x1b[K", ProgressLine(job).c_str());
+      std::fflush(stdout);
+    } else if (!quiet && now - last_print > std::chrono::seconds(5)) {
+      std::printf("%s\n", ProgressLine(job).c_str());
+      std::fflush(stdout);
+      last_print = now;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 250 : 500));
+  }
+  if (tty) std::printf("\n");
+  // Workers send their final counts to control as they stop; read the job after that.
+  cluster.StopWorkers();
+  if (crashed != "control") {
+    if (!crashed.empty() && !IsTerminal(job.state())) {
+      grpc::ClientContext stop_ctx;
+      stop_ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
+      v1::StopJobRequest stop;
+      stop.set_id(job.id());
+      stop.set_reason("process '" + crashed + "' exited unexpectedly");
+      v1::Job ignored;
+      stub->StopJob(&stop_ctx, stop, &ignored);
+    }
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
+    v1::GetJobRequest req;
+    req.set_id(job.id());
+    v1::Job final_job;
+    if (stub->GetJob(&ctx, req, &final_job).ok()) job = final_job;
+  }
+  cluster.Stop();
+  if (!crashed.empty()) {
+    std::fprintf(stderr, "process '%s' exited unexpectedly; see %s/logs/%s.log\n",
+                 crashed.c_str(), workdir.c_str(), crashed.c_str());
+  }
+  auto summary = Summary(job, workdir);
+  std::printf("%s\n", ProgressLine(job).c_str());
+  std::printf("job %s %s: %s\n", job.id().c_str(), StateName(job.state()).c_str(),
+              job.reason().c_str());
+  std::printf("summary: %s\n", summary.dump().c_str());
+  if (std::string path = absl::GetFlag(FLAGS_summary_json); !path.empty()) {
+    std::ofstream out(path);
+    out << summary.dump(2) << "\n";
+  }
+  bool success = crashed.empty() && job.state() == v1::JOB_STATE_SUCCEEDED &&
+                 (config->target.empty() || job.progress().target_met());
+  return success ? 0 : 1;
+}
+
+std::unique_ptr<v1::JobService::Stub> ControlStub() {
+  std::string address = absl::GetFlag(FLAGS_control);
+  if (const char* v = std::getenv("RALLY_CONTROL")) address = v;
+  return v1::JobService::NewStub(MakeChannel(address));
+}
+
+int PrintJobOrError(const grpc::Status& s, const v1::Job& job) {
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.error_message().c_str());
+    return 1;
+  }
+  std::printf("%s\n", Summary(job, "").dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  // Accept --summary-json as well as --summary_json: flag names take '-' for '_'.
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& a : args) {
+    if (a.rfind("--", 0) != 0) continue;
+    size_t end = a.find('=');
+    for (size_t i = 2; i < std::min(end, a.size()); ++i) {
+      if (a[i] == '-') a[i] = '_';
+    }
+  }
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(cargs.size()),
+                                                         cargs.data());
+  if (positional.size() < 2) {
+    std::fprintf(stderr, "%s\n", kUsage);
+    return 2;
+  }
+  std::string command = positional[1];
+  std::string arg = positional.size() > 2 ? positional[2] : "";
+  if (command == "run" || command == "validate" || command == "submit") {
+    if (arg.empty()) {
+      std::fprintf(stderr, "rally %s: needs a CONFIG file\n", command.c_str());
+      return 2;
+    }
+  }
+  if (command == "run") {
+    InstallShutdownHandlers();
+    return Run(arg);
+  }
+  if (command == "validate") {
+    auto config = LoadJobConfig(arg);
+    if (!config.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+      return 2;
+    }
+    std::printf("%s: valid (game %s)\n", arg.c_str(), config->game.name.c_str());
+    return 0;
+  }
+  auto stub = ControlStub();
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(std::chrono::seconds(10)));
+  v1::Job job;
+  if (command == "submit") {
+    bool ok = false;
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(ReadFile(arg, &ok));
+    req.set_source_name(arg);
+    if (!ok) {
+      std::fprintf(stderr, "%s: cannot read\n", arg.c_str());
+      return 2;
+    }
+    grpc::Status s = stub->SubmitJob(&ctx, req, &job);
+    if (s.ok()) std::printf("%s\n", job.id().c_str());
+    else std::fprintf(stderr, "%s\n", s.error_message().c_str());
+    return s.ok() ? 0 : 1;
+  }
+  if (command == "status") {
+    v1::GetJobRequest req;
+    req.set_id(arg);
+    return PrintJobOrError(stub->GetJob(&ctx, req, &job), job);
+  }
+  if (command == "stop") {
+    v1::StopJobRequest req;
+    req.set_id(arg);
+    return PrintJobOrError(stub->StopJob(&ctx, req, &job), job);
+  }
+  if (command == "list") {
+    v1::ListJobsResponse resp;
+    grpc::Status s = stub->ListJobs(&ctx, v1::ListJobsRequest(), &resp);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.error_message().c_str());
+      return 1;
+    }
+    for (const auto& j : resp.jobs()) {
+      std::printf("%s  %-10s %-10s %s\n", j.id().c_str(), j.name().c_str(),
+                  StateName(j.state()).c_str(), j.reason().c_str());
+    }
+    return 0;
+  }
+  std::fprintf(stderr, "unknown command '%s'\n%s\n", command.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,354 @@
+#include "services/control/controller.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/net/control_client.h"
+#include "common/util/log.h"
+
+namespace rally {
+namespace {
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Controller::Controller(std::unique_ptr<JobStore> store, prometheus::Registry& metrics)
+    : store_(std::move(store)),
+      workers_gauge_(AddGauge(metrics, "rally_control_workers", "Registered live workers.")),
+      jobs_submitted_(AddCounter(metrics, "rally_control_jobs_submitted_total",
+                                 "Jobs accepted by SubmitJob.")),
+      learner_steps_gauge_(AddGauge(metrics, "rally_control_job_learner_steps",
+                                    "Learner steps of the active job.")),
+      episodes_gauge_(AddGauge(metrics, "rally_control_job_episodes",
+                               "Episodes played by the active job's actors.")) {}
+
+absl::Status Controller::Recover() {
+  auto jobs = store_->List();
+  if (!jobs.ok()) return jobs.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (v1::Job& job : *jobs) {
+    if (!IsTerminal(job.state()) && job.state() != v1::JOB_STATE_PENDING) {
+      SetStateLocked(job, v1::JOB_STATE_FAILED, "control restarted while the job was active");
+    }
+    order_.push_back(job.id());
+    jobs_[job.id()] = job;
+    ++next_job_;
+  }
+  MaybeStartNextLocked();
+  return absl::OkStatus();
+}
+
+std::string Controller::NewJobIdLocked() {
+  static std::mt19937_64 rng(std::random_device{}());
+  return absl::StrFormat("job-%04d-%06x", next_job_++, rng() & 0xffffff);
+}
+
+absl::StatusOr<v1::Job> Controller::Submit(const std::string& spec_yaml,
+                                           const std::string& source_name) {
+  auto config = ParseJobConfig(spec_yaml, source_name.empty() ? "job spec" : source_name);
+  if (!config.ok()) return config.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::Job job;
+  job.set_id(NewJobIdLocked());
+  job.set_name(config->name);
+  job.set_spec_yaml(spec_yaml);
+  job.set_created_unix_micros(NowMicros());
+  SetStateLocked(job, v1::JOB_STATE_PENDING, "waiting for the cluster");
+  jobs_[job.id()] = job;
+  order_.push_back(job.id());
+  jobs_submitted_.Increment();
+  LogInfo("job submitted", {{"job_id", job.id()}, {"name", job.name()}});
+  MaybeStartNextLocked();
+  return jobs_[job.id()];
+}
+
+absl::StatusOr<v1::Job> Controller::Get(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  return it->second;
+}
+
+std::vector<v1::Job> Controller::List() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Job> out;
+  for (const std::string& id : order_) out.push_back(jobs_[id]);
+  return out;
+}
+
+absl::StatusOr<v1::Job> Controller::Stop(const std::string& id, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  std::string why = reason.empty() ? "stopped by request" : reason;
+  if (active_ && active_->id == id) {
+    EndActiveLocked(v1::JOB_STATE_CANCELLED, why);
+  } else if (it->second.state() == v1::JOB_STATE_PENDING) {
+    SetStateLocked(it->second, v1::JOB_STATE_CANCELLED, why);
+    PersistLocked(it->second);
+  }
+  return it->second;
+}
+
+void Controller::SetStateLocked(v1::Job& job, v1::JobState state, const std::string& reason) {
+  job.set_state(state);
+  job.set_reason(reason);
+  job.set_updated_unix_micros(NowMicros());
+  LogInfo("job state", {{"job_id", job.id()},
+                        {"state", v1::JobState_Name(state)},
+                        {"reason", reason}});
+}
+
+void Controller::PersistLocked(const v1::Job& job) {
+  if (auto s = store_->Put(job); !s.ok()) {
+    LogError("cannot persist job", {{"job_id", job.id()}, {"error", s.ToString()}});
+  }
+}
+
+void Controller::MaybeStartNextLocked() {
+  if (active_) return;
+  for (const std::string& id : order_) {
+    v1::Job& job = jobs_[id];
+    if (job.state() != v1::JOB_STATE_PENDING) continue;
+    auto config = ParseJobConfig(job.spec_yaml(), job.id());
+    if (!config.ok()) {
+      SetStateLocked(job, v1::JOB_STATE_FAILED, std::string(config.status().message()));
+      PersistLocked(job);
+      continue;
+    }
+    ActiveJob a;
+    a.id = id;
+    a.config = *config;
+    a.started = Clock::now();
+    a.submitted =
+        a.started - std::chrono::microseconds(NowMicros() - job.created_unix_micros());
+    a.last_rate_at = a.started;
+    a.last_persist = a.started;
+    active_ = std::move(a);
+    SetStateLocked(job, v1::JOB_STATE_STARTING, "waiting for replay, learner and actors");
+    PersistLocked(job);
+    return;
+  }
+}
+
+void Controller::EndActiveLocked(v1::JobState state, const std::string& reason) {
+  if (!active_) return;
+  v1::Job& job = jobs_[active_->id];
+  UpdateProgressLocked();
+  SetStateLocked(job, state, reason);
+  PersistLocked(job);
+  active_.reset();
+  MaybeStartNextLocked();
+}
+
+v1::RegisterResponse Controller::Register(const v1::RegisterRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Worker w;
+  w.registration = req;
+  w.index = next_index_[req.role()]++;
+  if (req.role() == v1::WORKER_ROLE_LEARNER) w.index = req.rank();
+  w.last_seen = Clock::now();
+  std::string id = absl::StrCat("w", next_worker_++);
+  workers_[id] = w;
+  workers_gauge_.Set(static_cast<double>(workers_.size()));
+  LogInfo("worker registered", {{"worker_id", id},
+                                {"role", v1::WorkerRole_Name(req.role())},
+                                {"name", req.name()},
+                                {"address", req.address()},
+                                {"metrics", req.metrics_address()}});
+  v1::RegisterResponse resp;
+  resp.set_worker_id(id);
+  resp.set_heartbeat_interval_ms(kHeartbeatIntervalMs);
+  return resp;
+}
+
+v1::Assignment Controller::AssignmentLocked(const Worker& worker) const {
+  v1::Assignment a;
+  const v1::Job& job = jobs_.at(active_->id);
+  a.set_job_id(job.id());
+  a.set_job_state(job.state());
+  a.set_spec_yaml(job.spec_yaml());
+  a.set_index(worker.index);
+  for (const auto& [id, w] : workers_) {
+    if (w.registration.role() == v1::WORKER_ROLE_REPLAY) {
+      a.mutable_endpoints()->add_replay(w.registration.address());
+    }
+    if (w.registration.role() == v1::WORKER_ROLE_LEARNER && w.registration.rank() == 0) {
+      a.mutable_endpoints()->set_weights(w.registration.address());
+    }
+  }
+  return a;
+}
+
+v1::HeartbeatResponse Controller::Heartbeat(const v1::HeartbeatRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::HeartbeatResponse resp;
+  auto it = workers_.find(req.worker_id());
+  if (it == workers_.end()) {
+    resp.set_unknown_worker(true);
+    return resp;
+  }
+  Worker& w = it->second;
+  w.last_seen = Clock::now();
+  std::vector<v1::EvalResult> round(req.report().evals().begin(), req.report().evals().end());
+  w.report = req.report();
+  w.report.clear_evals();
+  auto reported = jobs_.find(req.report().job_id());
+  if (reported != jobs_.end() && IsTerminal(reported->second.state())) {
+    // A worker's final report for a job that has just ended: keep its last counts.
+    AggregateReportsLocked(reported->second);
+    PersistLocked(reported->second);
+  } else if (active_ && req.report().job_id() == active_->id) {
+    if (!req.report().error().empty()) {
+      EndActiveLocked(v1::JOB_STATE_FAILED,
+                      absl::StrCat(w.registration.name(), ": ", req.report().error()));
+    } else {
+      UpdateProgressLocked();
+      if (!round.empty()) CheckTargetLocked(round);
+      CheckLimitsLocked();
+    }
+  }
+  if (active_) *resp.mutable_assignment() = AssignmentLocked(w);
+  return resp;
+}
+
+bool Controller::AggregateReportsLocked(v1::Job& job) {
+  v1::JobProgress* p = job.mutable_progress();
+  int64_t episodes = 0;
+  int64_t vmin = -1;
+  int64_t vmax = -1;
+  bool replay = false;
+  bool learner = false;
+  bool actor = false;
+  for (const auto& [id, w] : workers_) {
+    if (w.report.job_id() != job.id()) continue;
+    switch (w.registration.role()) {
+      case v1::WORKER_ROLE_REPLAY:
+        replay = true;
+        p->set_trajectories_inserted(
+            std::max(p->trajectories_inserted(), w.report.trajectories_inserted()));
+        break;
+      case v1::WORKER_ROLE_LEARNER:
+        learner = true;
+        if (w.registration.rank() == 0) {
+          p->set_learner_steps(std::max(p->learner_steps(), w.report.learner_steps()));
+          p->set_policy_version(std::max(p->policy_version(), w.report.policy_version()));
+        }
+        break;
+      case v1::WORKER_ROLE_ACTOR:
+        actor = true;
+        episodes += w.report.episodes();
+        vmin = vmin < 0 ? w.report.policy_version() : std::min(vmin, w.report.policy_version());
+        vmax = std::max(vmax, w.report.policy_version());
+        break;
+      default:
+        break;
+    }
+  }
+  // Counters only grow: a worker that left keeps its share.
+  p->set_episodes(std::max(p->episodes(), episodes));
+  if (vmin >= 0) {
+    p->set_actor_policy_version_min(std::max(p->actor_policy_version_min(), vmin));
+    p->set_actor_policy_version_max(std::max(p->actor_policy_version_max(), vmax));
+  }
+  return replay && learner && actor;
+}
+
+void Controller::UpdateProgressLocked() {
+  if (!active_) return;
+  v1::Job& job = jobs_[active_->id];
+  v1::JobProgress* p = job.mutable_progress();
+  bool all_working = AggregateReportsLocked(job);
+  auto now = Clock::now();
+  p->set_wall_seconds(std::chrono::duration<double>(now - active_->submitted).count());
+  double dt = std::chrono::duration<double>(now - active_->last_rate_at).count();
+  if (dt >= 2.0) {
+    double rate = (p->episodes() - active_->last_rate_episodes) / dt;
+    p->set_episodes_per_second(rate);
+    active_->last_rate_at = now;
+    active_->last_rate_episodes = p->episodes();
+  }
+  learner_steps_gauge_.Set(static_cast<double>(p->learner_steps()));
+  episodes_gauge_.Set(static_cast<double>(p->episodes()));
+  if (job.state() == v1::JOB_STATE_STARTING && all_working) {
+    SetStateLocked(job, v1::JOB_STATE_RUNNING, "training");
+    PersistLocked(job);
+  }
+  if (now - active_->last_persist > std::chrono::seconds(5)) {
+    active_->last_persist = now;
+    PersistLocked(job);
+  }
+}
+
+void Controller::CheckTargetLocked(const std::vector<v1::EvalResult>& round) {
+  v1::Job& job = jobs_[active_->id];
+  v1::JobProgress* p = job.mutable_progress();
+  for (const v1::EvalResult& r : round) {
+    auto* evals = p->mutable_evals();
+    auto same = std::find_if(evals->begin(), evals->end(),
+                             [&](const v1::EvalResult& e) { return e.opponent() == r.opponent(); });
+    if (same != evals->end()) {
+      *same = r;
+    } else {
+      *evals->Add() = r;
+    }
+  }
+  const auto& target = active_->config.target;
+  if (target.empty()) return;
+  for (const auto& [opponent, t] : target) {
+    auto r = std::find_if(round.begin(), round.end(),
+                          [&](const v1::EvalResult& e) { return e.opponent() == opponent; });
+    if (r == round.end() || r->games() == 0) return;
+    if (t.max_losses && r->losses() > *t.max_losses) return;
+    if (t.min_win_rate && static_cast<double>(r->wins()) / r->games() < *t.min_win_rate) return;
+  }
+  p->set_target_met(true);
+  EndActiveLocked(v1::JOB_STATE_SUCCEEDED,
+                  absl::StrCat("target met at policy version ", round.front().policy_version()));
+}
+
+void Controller::CheckLimitsLocked() {
+  if (!active_) return;
+  const v1::Job& job = jobs_[active_->id];
+  const StopConfig& stop = active_->config.stop;
+  const v1::JobProgress& p = job.progress();
+  std::string reason;
+  if (stop.max_wall_seconds > 0 && p.wall_seconds() >= stop.max_wall_seconds) {
+    reason = absl::StrFormat("reached stop.max_wall_seconds (%.0f s)", stop.max_wall_seconds);
+  } else if (stop.max_learner_steps > 0 && p.learner_steps() >= stop.max_learner_steps) {
+    reason = absl::StrCat("reached stop.max_learner_steps (", stop.max_learner_steps, ")");
+  }
+  if (reason.empty()) return;
+  if (active_->config.target.empty()) {
+    EndActiveLocked(v1::JOB_STATE_SUCCEEDED, reason);
+  } else {
+    EndActiveLocked(v1::JOB_STATE_FAILED, reason + " before the target was met");
+  }
+}
+
+void Controller::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto now = Clock::now();
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (now - it->second.last_seen > kWorkerTimeout) {
+      LogWarning("worker lost", {{"worker_id", it->first}, {"name", it->second.registration.name()}});
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  workers_gauge_.Set(static_cast<double>(workers_.size()));
+  if (active_) {
+    UpdateProgressLocked();
+    CheckLimitsLocked();
+  }
+}
+
+}  // namespace rally

@@ -1,0 +1,65 @@
+// rally-control: the job API, the worker registry and the durable job store.
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/metrics/metrics.h"
+#include "common/net/server.h"
+#include "common/util/log.h"
+#include "common/util/shutdown.h"
+#include "services/control/control_service.h"
+
+ABSL_FLAG(std::string, host, "127.0.0.1", "address to bind (env RALLY_HOST)");
+ABSL_FLAG(int, port, 7070, "gRPC port; 0 picks a free port");
+ABSL_FLAG(int, metrics_port, 0, "Prometheus /metrics port; 0 picks a free port");
+ABSL_FLAG(std::string, db, "rally-control.sqlite", "SQLite job store file");
+ABSL_FLAG(std::string, port_file, "",
+          "if set, the bound gRPC port is written here once serving (for --port=0)");
+
+using namespace rally;
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("rally-control: job API and worker registry of a rally cluster");
+  if (const char* v = std::getenv("RALLY_HOST")) absl::SetFlag(&FLAGS_host, v);
+  absl::ParseCommandLine(argc, argv);
+  SetLogComponent("control");
+  InstallShutdownHandlers();
+
+  auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
+  if (!metrics.ok()) {
+    LogError("cannot start metrics", {{"error", metrics.status().ToString()}});
+    return 1;
+  }
+  auto store = JobStore::Open(absl::GetFlag(FLAGS_db));
+  if (!store.ok()) {
+    LogError("cannot open job store", {{"error", store.status().ToString()}});
+    return 1;
+  }
+  Controller controller(std::move(*store), (*metrics)->registry());
+  if (auto s = controller.Recover(); !s.ok()) {
+    LogError("cannot load jobs", {{"error", s.ToString()}});
+    return 1;
+  }
+  JobServiceImpl jobs(controller);
+  WorkerServiceImpl workers(controller);
+  auto server =
+      GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), {&jobs, &workers});
+  if (!server.ok()) {
+    LogError("cannot start server", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  if (std::string f = absl::GetFlag(FLAGS_port_file); !f.empty()) {
+    std::string tmp = f + ".tmp";
+    if (FILE* out = std::fopen(tmp.c_str(), "w")) {
+      std::fprintf(out, "%d\n", (*server)->port());
+      std::fclose(out);
+      std::rename(tmp.c_str(), f.c_str());
+    }
+  }
+  LogInfo("serving", {{"address", (*server)->address()},
+                      {"metrics", (*metrics)->address()},
+                      {"db", absl::GetFlag(FLAGS_db)}});
+  while (!WaitForShutdown(std::chrono::milliseconds(500))) controller.Tick();
+  (*server)->Shutdown();
+  LogInfo("stopped");
+  return 0;
+}

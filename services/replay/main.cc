@@ -1,0 +1,72 @@
+// rally-replay: stores the trajectories actors stream in and serves batches to learners.
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "common/config/job_config.h"
+#include "common/metrics/metrics.h"
+#include "common/net/control_client.h"
+#include "common/net/server.h"
+#include "common/net/worker_flags.h"
+#include "common/util/log.h"
+#include "common/util/shutdown.h"
+#include "services/replay/replay_service.h"
+
+using namespace rally;
+
+int main(int argc, char** argv) {
+  ParseWorkerFlags(argc, argv, "rally-replay: the replay service of a rally cluster");
+  SetLogComponent("replay");
+  InstallShutdownHandlers();
+
+  auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
+  if (!metrics.ok()) {
+    LogError("cannot start metrics", {{"error", metrics.status().ToString()}});
+    return 1;
+  }
+  ReplayServiceImpl service((*metrics)->registry());
+  auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), {&service});
+  if (!server.ok()) {
+    LogError("cannot start server", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  std::string address = AdvertisedAddress((*server)->port());
+  LogInfo("serving", {{"address", address}, {"metrics", (*metrics)->address()}});
+
+  v1::RegisterRequest reg;
+  reg.set_role(v1::WORKER_ROLE_REPLAY);
+  reg.set_name(absl::GetFlag(FLAGS_name).empty() ? "replay-0" : absl::GetFlag(FLAGS_name));
+  reg.set_address(address);
+  reg.set_metrics_address(AdvertisedAddress((*metrics)->port()));
+  ControlClient control(absl::GetFlag(FLAGS_control), reg);
+  std::string job_id;
+  control.Start([&](v1::WorkerReport* report) {
+    report->set_job_id(job_id);
+    report->set_trajectories_inserted(service.inserted_total());
+  });
+
+  while (!ShutdownRequested()) {
+    auto assignment = control.WaitForActiveAssignment(std::chrono::seconds(1));
+    if (!assignment) continue;
+    auto config = ParseJobConfig(assignment->spec_yaml(), "job " + assignment->job_id());
+    if (!config.ok()) {
+      LogError("job spec rejected", {{"error", config.status().ToString()}});
+      WaitForShutdown(std::chrono::seconds(1));
+      continue;
+    }
+    if (auto s = service.SetJob(assignment->job_id(), *config); !s.ok()) {
+      LogError("cannot install job", {{"error", s.ToString()}});
+      continue;
+    }
+    job_id = assignment->job_id();
+    while (control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(200))) {
+    }
+    control.FlushReport();
+    service.ClearJob();
+    job_id.clear();
+  }
+  service.Close();
+  (*server)->Shutdown();
+  control.Stop();
+  LogInfo("stopped");
+  return 0;
+}

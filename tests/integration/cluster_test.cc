@@ -1,0 +1,82 @@
+// `rally run` end to end: every process of the cluster as a separate OS process on loopback.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+
+namespace rally {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ReadFile;
+using testing::RunToCompletion;
+using testing::SourcePath;
+
+TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
+  std::string dir = testing::TempDir("cluster");
+  std::string workdir = dir + "/run";
+  int code = RunToCompletion("rally",
+                             {"run", SourcePath("tests/integration/configs/short.yaml"),
+                              "--workdir=" + workdir, "--summary-json=" + dir + "/summary.json"},
+                             dir + "/rally.out", 240s);
+  ASSERT_EQ(code, 0) << ReadFile(dir + "/rally.out");
+  auto summary = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  // The job ends by its step limit (it sets no target).
+  EXPECT_EQ(summary["state"], "SUCCEEDED") << summary.dump(2);
+  EXPECT_GE(summary["learner_steps"].get<int64_t>(), 40);
+  // Trajectories flowed: the learner consumed 16 episodes per step.
+  EXPECT_GE(summary["trajectories_inserted"].get<int64_t>(), 40 * 16);
+  EXPECT_GE(summary["episodes"].get<int64_t>(), 40 * 16);
+  // Actors received newer weights than the initial version 0.
+  EXPECT_GE(summary["actor_policy_version_max"].get<int64_t>(), 1);
+  EXPECT_GE(summary["policy_version"].get<int64_t>(), 20);  // published every 2 steps
+  // The evaluator reported rounds against both opponents.
+  for (const char* opponent : {"random", "perfect"}) {
+    const auto& e = summary["eval"][opponent];
+    EXPECT_EQ(e["games"].get<int>(), 100) << opponent;
+    EXPECT_EQ(e["wins"].get<int>() + e["draws"].get<int>() + e["losses"].get<int>(), 100);
+  }
+  EXPECT_EQ(summary["eval"]["perfect"]["wins"].get<int>(), 0);  // nobody beats perfect play
+  EXPECT_EQ(summary["target_met"], false);
+  // Everything the run made is under the workdir.
+  for (const char* log : {"control", "replay", "learner", "evaluator", "actor-0", "actor-1"}) {
+    EXPECT_TRUE(std::filesystem::exists(workdir + "/logs/" + log + ".log")) << log;
+    // Each process shut down cleanly on the CLI's SIGTERM.
+    EXPECT_NE(ReadFile(workdir + "/logs/" + log + ".log").find("\"msg\":\"stopped\""),
+              std::string::npos)
+        << log;
+  }
+  EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-10/weights.safetensors"));
+  auto manifest =
+      nlohmann::json::parse(ReadFile(workdir + "/checkpoints/step-10/manifest.json"));
+  EXPECT_EQ(manifest["learner_step"], 10);
+  EXPECT_TRUE(manifest["baselines"].contains("tictactoe/0"));
+}
+
+TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {
+  std::string dir = testing::TempDir("badconfig");
+  std::string workdir = dir + "/run";
+  int code = RunToCompletion("rally",
+                             {"run", SourcePath("tests/integration/configs/unknown_key.yaml"),
+                              "--workdir=" + workdir},
+                             dir + "/rally.out", 30s);
+  EXPECT_EQ(code, 2);
+  std::string out = ReadFile(dir + "/rally.out");
+  EXPECT_NE(out.find("configs/unknown_key.yaml:5:3: unknown key 'learner.learnin_rate'"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(std::filesystem::exists(workdir));  // nothing was started
+}
+
+TEST(Cluster, ValidateAcceptsTheShippedConfigs) {
+  std::string dir = testing::TempDir("validate");
+  EXPECT_EQ(RunToCompletion("rally", {"validate", SourcePath("configs/tictactoe.yaml")},
+                            dir + "/out", 30s),
+            0)
+      << ReadFile(dir + "/out");
+}
+
+}  // namespace
+}  // namespace rally

@@ -1,0 +1,53 @@
+// Test helpers: start rally binaries as child processes and end them by pid.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace rally::testing {
+
+std::string BinPath(const std::string& name);
+std::string SourcePath(const std::string& relative);
+// A fresh directory under the test's temp dir.
+std::string TempDir(const std::string& name);
+
+class Process {
+ public:
+  // Starts `binary` (a rally binary name) with `args`; stdout and stderr go to `log_path`.
+  Process(const std::string& binary, const std::vector<std::string>& args,
+          const std::string& log_path);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // SIGTERM, then SIGKILL after `grace`; returns the exit status as waitpid reports it.
+  int Stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // Waits up to `timeout` for the process to exit by itself; -1 if it did not.
+  int Wait(std::chrono::milliseconds timeout);
+  bool exited() const { return exited_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+// Runs a rally binary to completion (bounded by `timeout`); returns its exit code, or -1 on
+// timeout (the process is then killed). Output goes to `log_path`.
+int RunToCompletion(const std::string& binary, const std::vector<std::string>& args,
+                    const std::string& log_path, std::chrono::milliseconds timeout);
+
+std::string ReadFile(const std::string& path);
+// The first "key":"value" string of a JSON log line with msg `msg` in `log_path`, waiting up to
+// `timeout` for it to appear.
+std::string WaitForLogField(const std::string& log_path, const std::string& msg,
+                            const std::string& key, std::chrono::milliseconds timeout);
+
+// GET http://address/path on loopback; the response body, or "" on failure.
+std::string HttpGet(const std::string& address, const std::string& path);
+
+}  // namespace rally::testing

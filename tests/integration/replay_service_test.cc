@@ -1,0 +1,209 @@
+// rally-control and rally-replay as real processes: the replay takes its job from control,
+// acknowledges valid trajectories, rejects ones that do not fit the game with INVALID_ARGUMENT
+// while the stream stays open, serves batches, exposes metrics and stops cleanly on SIGTERM.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <thread>
+
+#include "common/net/server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "rally/v1/control.grpc.pb.h"
+#include "rally/v1/replay.grpc.pb.h"
+#include "tests/integration/process.h"
+
+namespace rally {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HttpGet;
+using testing::Process;
+using testing::WaitForLogField;
+
+v1::Trajectory ValidTrajectory(uint64_t seq) {
+  v1::Trajectory t;
+  t.set_game("tictactoe");
+  t.set_actor_id("test");
+  t.set_sequence(seq);
+  t.add_learning_seats(0);
+  t.add_learning_seats(1);
+  t.add_returns(1);
+  t.add_returns(-1);
+  v1::Turn* turn = t.add_turns();
+  for (int i = 0; i < 27; ++i) turn->add_observation(i >= 18 ? 1.f : 0.f);
+  for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
+  turn->set_action(4);
+  turn->add_behaviour_log_probs(-2.2f);
+  return t;
+}
+
+class ReplayServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::TempDir("replay");
+    std::string port_file = dir_ + "/control.port";
+    control_ = std::make_unique<Process>(
+        "rally-control",
+        std::vector<std::string>{"--port=0", "--port_file=" + port_file,
+                                 "--db=" + dir_ + "/control.sqlite"},
+        dir_ + "/control.log");
+    control_address_ = "127.0.0.1:" + WaitForPort(port_file);
+    replay_ = std::make_unique<Process>(
+        "rally-replay", std::vector<std::string>{"--control=" + control_address_},
+        dir_ + "/replay.log");
+    replay_address_ = WaitForLogField(dir_ + "/replay.log", "serving", "address", 30s);
+    metrics_address_ = WaitForLogField(dir_ + "/replay.log", "serving", "metrics", 30s);
+    ASSERT_FALSE(replay_address_.empty()) << testing::ReadFile(dir_ + "/replay.log");
+    ASSERT_TRUE(WaitForServing(replay_address_, 30s).ok());
+  }
+
+  std::string WaitForPort(const std::string& file) {
+    for (int i = 0; i < 1500; ++i) {
+      std::string p = testing::ReadFile(file);
+      if (!p.empty()) return p.substr(0, p.find('\n'));
+      std::this_thread::sleep_for(20ms);
+    }
+    return "0";
+  }
+
+  // Submits a TicTacToe job and waits until the replay has installed it.
+  std::string SubmitJob() {
+    auto jobs = v1::JobService::NewStub(MakeChannel(control_address_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(10s));
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml("game: tictactoe\nreplay: {capacity: 16}\nstop: {max_wall_seconds: 300}\n");
+    v1::Job job;
+    EXPECT_TRUE(jobs->SubmitJob(&ctx, req, &job).ok());
+    auto replay = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+    for (int i = 0; i < 300; ++i) {
+      grpc::ClientContext c;
+      c.set_deadline(DeadlineIn(2s));
+      v1::InfoResponse info;
+      if (replay->Info(&c, v1::InfoRequest(), &info).ok() && info.job_id() == job.id()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return job.id();
+  }
+
+  std::string dir_;
+  std::unique_ptr<Process> control_;
+  std::unique_ptr<Process> replay_;
+  std::string control_address_;
+  std::string replay_address_;
+  std::string metrics_address_;
+};
+
+TEST_F(ReplayServiceTest, HealthServiceAnswersServing) {
+  auto health = grpc::health::v1::Health::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(5s));
+  grpc::health::v1::HealthCheckResponse resp;
+  ASSERT_TRUE(health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
+  std::string job_id = SubmitJob();
+  ASSERT_FALSE(job_id.empty());
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(30s));
+  auto stream = stub->Insert(&ctx);
+  v1::InsertRequest req;
+  v1::InsertResponse ack;
+
+  // An illegal action: INVALID_ARGUMENT naming the field.
+  req.set_table("selfplay");
+  *req.mutable_trajectory() = ValidTrajectory(1);
+  req.mutable_trajectory()->mutable_turns(0)->set_action(9);
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.sequence(), 1u);
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(ack.error().find("turns[0].action: 9 is not among the legal actions"),
+            std::string::npos)
+      << ack.error();
+
+  // A wrong observation size on the same stream.
+  *req.mutable_trajectory() = ValidTrajectory(2);
+  req.mutable_trajectory()->mutable_turns(0)->add_observation(0.f);
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+
+  // An unknown table.
+  req.set_table("nope");
+  *req.mutable_trajectory() = ValidTrajectory(3);
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+
+  // The stream still works: a valid item is stored.
+  req.set_table("selfplay");
+  *req.mutable_trajectory() = ValidTrajectory(4);
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.sequence(), 4u);
+  EXPECT_EQ(ack.code(), 0) << ack.error();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  grpc::ClientContext info_ctx;
+  info_ctx.set_deadline(DeadlineIn(5s));
+  v1::InfoResponse info;
+  ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
+  ASSERT_EQ(info.tables_size(), 1);
+  EXPECT_EQ(info.tables(0).inserted_total(), 1);
+  EXPECT_EQ(info.tables(0).rejected_total(), 3);
+  EXPECT_EQ(info.tables(0).size(), 1);
+
+  // The stored item comes back from a sample stream.
+  grpc::ClientContext sample_ctx;
+  sample_ctx.set_deadline(DeadlineIn(10s));
+  auto sample = stub->Sample(&sample_ctx);
+  v1::SampleRequest sreq;
+  sreq.set_table("selfplay");
+  sreq.set_batch_size(1);
+  sreq.set_credits(1);
+  ASSERT_TRUE(sample->Write(sreq));
+  v1::SampleResponse batch;
+  ASSERT_TRUE(sample->Read(&batch));
+  ASSERT_EQ(batch.items_size(), 1);
+  EXPECT_EQ(batch.items(0).trajectory().sequence(), 4u);
+  sample->WritesDone();
+  sample->Finish();
+
+  std::string metrics = HttpGet(metrics_address_, "/metrics");
+  EXPECT_NE(metrics.find("rally_replay_items_inserted_total 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("rally_replay_items_rejected_total 3"), std::string::npos);
+}
+
+TEST_F(ReplayServiceTest, SampleBeyondTheTableIsInvalidArgument) {
+  SubmitJob();
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(10s));
+  auto sample = stub->Sample(&ctx);
+  v1::SampleRequest req;
+  req.set_table("selfplay");
+  req.set_batch_size(17);  // capacity is 16
+  req.set_credits(1);
+  sample->Write(req);
+  sample->WritesDone();
+  v1::SampleResponse resp;
+  EXPECT_FALSE(sample->Read(&resp));
+  grpc::Status s = sample->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("batch_size 17"), std::string::npos);
+}
+
+TEST_F(ReplayServiceTest, StopsCleanlyOnSigterm) {
+  int status = replay_->Stop(10s);
+  EXPECT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_NE(testing::ReadFile(dir_ + "/replay.log").find("\"msg\":\"stopped\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rally

@@ -1,0 +1,136 @@
+#include "common/rl/reinforce.h"
+
+#include <gtest/gtest.h>
+
+namespace rally {
+namespace {
+
+v1::Trajectory Episode(float r0, float r1, const std::string& opponent = "self") {
+  v1::Trajectory t;
+  t.set_game("g");
+  t.set_opponent_id(opponent);
+  t.add_returns(r0);
+  t.add_returns(r1);
+  if (opponent == "self") {
+    t.add_learning_seats(0);
+    t.add_learning_seats(1);
+  } else {
+    t.add_learning_seats(1);
+  }
+  for (int i = 0; i < 3; ++i) {
+    v1::Turn* turn = t.add_turns();
+    turn->set_seat(opponent == "self" ? i % 2 : 1);
+    turn->add_observation(static_cast<float>(i));
+    turn->add_observation(1.f);
+    turn->add_legal_actions(0);
+    turn->add_legal_actions(2);
+    turn->set_action(i == 1 ? 2 : 0);
+    turn->add_behaviour_log_probs(std::log(0.5f));
+  }
+  return t;
+}
+
+TEST(BuildTurnBatch, EveryTurnOfARoleGetsItsEpisodeAdvantage) {
+  RoleBaselines baselines(0.95);
+  v1::Trajectory a = Episode(1, -1);
+  v1::Trajectory b = Episode(-1, 1);
+  auto batch = BuildTurnBatch({&a, &b}, 2, 3, baselines);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->advantages.size(0), 6);
+  auto adv = batch->advantages;
+  // Episode a: seat 0 A = 1 - 0, seat 1 A = -1 - 0. Turns are seats 0, 1, 0.
+  EXPECT_FLOAT_EQ(adv[0].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(adv[1].item<float>(), -1.0f);
+  EXPECT_FLOAT_EQ(adv[2].item<float>(), 1.0f);
+  // Episode b, baselines now 0.05 and -0.05: seat 0 A = -1 - 0.05, seat 1 A = 1 + 0.05.
+  EXPECT_FLOAT_EQ(adv[3].item<float>(), -1.05f);
+  EXPECT_FLOAT_EQ(adv[4].item<float>(), 1.05f);
+  EXPECT_FLOAT_EQ(adv[5].item<float>(), -1.05f);
+  EXPECT_EQ(batch->actions[1].item<int64_t>(), 2);
+  EXPECT_TRUE(batch->legal_mask[0][2].item<bool>());
+  EXPECT_FALSE(batch->legal_mask[0][1].item<bool>());
+  EXPECT_FLOAT_EQ(batch->observations[2][0].item<float>(), 2.f);
+}
+
+TEST(BuildTurnBatch, FixedOpponentGamesUseTheirOwnBaseline) {
+  RoleBaselines baselines(0.95);
+  v1::Trajectory vs_random = Episode(-1, 1, "random");
+  v1::Trajectory self = Episode(-1, 1);
+  ASSERT_TRUE(BuildTurnBatch({&vs_random, &self}, 2, 3, baselines).ok());
+  EXPECT_NEAR(baselines.baseline("g", "1/random"), 0.05, 1e-12);
+  EXPECT_NEAR(baselines.baseline("g", "1"), 0.05, 1e-12);
+  EXPECT_NEAR(baselines.baseline("g", "0"), -0.05, 1e-12);
+  EXPECT_EQ(BaselineRole(vs_random, 1), "1/random");
+}
+
+TEST(BuildTurnBatch, RejectsObservationsOfTheWrongSize) {
+  RoleBaselines baselines;
+  v1::Trajectory a = Episode(1, -1);
+  a.mutable_turns(1)->add_observation(3.f);
+  EXPECT_EQ(BuildTurnBatch({&a}, 2, 3, baselines).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ReinforceLoss, MatchesTheFormulaOnAHandComputedBatch) {
+  torch::manual_seed(0);
+  PolicyNet net(2, std::vector<int>{4}, 3);
+  RoleBaselines baselines(0.95);
+  v1::Trajectory a = Episode(1, -1);
+  auto batch = BuildTurnBatch({&a}, 2, 3, baselines).value();
+  torch::Tensor logp;
+  {
+    torch::NoGradGuard g;
+    logp = MaskedLogSoftmax(net->forward(batch.observations), batch.legal_mask);
+  }
+  // Behaviour = current policy: every importance weight is exactly 1.
+  batch.behaviour_log_probs = logp.gather(1, batch.actions.unsqueeze(1)).squeeze(1).clone();
+  double expected_pg = 0, expected_h = 0;
+  for (int t = 0; t < 3; ++t) {
+    expected_pg -= batch.advantages[t].item<double>() *
+                   logp[t][batch.actions[t].item<int64_t>()].item<double>() / 3.0;
+    for (int act : {0, 2}) {
+      double lp = logp[t][act].item<double>();
+      expected_h -= std::exp(lp) * lp / 3.0;
+    }
+  }
+  LossTerms loss = ReinforceLoss(net, batch, 0.1, 1.0);
+  EXPECT_NEAR(loss.policy_loss, expected_pg, 1e-6);
+  EXPECT_NEAR(loss.entropy, expected_h, 1e-6);
+  EXPECT_NEAR(loss.loss.item<double>(), expected_pg - 0.1 * expected_h, 1e-6);
+  EXPECT_NEAR(loss.mean_importance_weight, 1.0, 1e-6);
+  // Illegal action 1 has probability 0.
+  EXPECT_LT(logp[0][1].item<double>(), -1e8);
+}
+
+TEST(ReinforceLoss, TruncatesImportanceWeightsOfStaleActions) {
+  torch::manual_seed(0);
+  PolicyNet net(2, std::vector<int>{4}, 3);
+  RoleBaselines baselines(0.95);
+  v1::Trajectory a = Episode(1, -1);
+  auto batch = BuildTurnBatch({&a}, 2, 3, baselines).value();
+  torch::Tensor chosen;
+  {
+    torch::NoGradGuard g;
+    chosen = MaskedLogSoftmax(net->forward(batch.observations), batch.legal_mask)
+                 .gather(1, batch.actions.unsqueeze(1))
+                 .squeeze(1);
+  }
+  // Actor thought turn 0 twice as likely as the learner does now (w = 0.5); turn 1 half as
+  // likely (pi/mu = 2, truncated to 1); turn 2 equally likely (w = 1).
+  batch.behaviour_log_probs = chosen.clone();
+  batch.behaviour_log_probs[0] += std::log(2.0);
+  batch.behaviour_log_probs[1] -= std::log(2.0);
+  LossTerms loss = ReinforceLoss(net, batch, 0.0, 1.0);
+  EXPECT_NEAR(loss.mean_importance_weight, (0.5 + 1 + 1) / 3.0, 1e-6);
+  double expected = 0;
+  double w[3] = {0.5, 1, 1};
+  for (int t = 0; t < 3; ++t) {
+    expected -= w[t] * batch.advantages[t].item<double>() * chosen[t].item<double>() / 3.0;
+  }
+  EXPECT_NEAR(loss.policy_loss, expected, 1e-6);
+  // rho_bar = 0 turns the correction off.
+  EXPECT_NEAR(ReinforceLoss(net, batch, 0.0, 0.0).mean_importance_weight, 1.0, 1e-9);
+}
+
+}  // namespace
+}  // namespace rally

@@ -1,0 +1,66 @@
+#include "common/models/safetensors.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "common/models/policy_net.h"
+
+namespace rally {
+namespace {
+
+TEST(Safetensors, RoundTripsTensorsAndMetadata) {
+  TensorSet set;
+  NamedTensor a;
+  a.name = "layer.weight";
+  a.shape = {2, 3};
+  float values[6] = {1, 2, 3, 4, 5, 6};
+  a.data.assign(reinterpret_cast<const char*>(values), sizeof(values));
+  set.tensors.push_back(a);
+  set.metadata["policy_version"] = "7";
+  std::string blob = EncodeSafetensors(set);
+  // 8-byte little-endian header length, header padded to a multiple of 8.
+  uint64_t n = 0;
+  std::memcpy(&n, blob.data(), 8);
+  EXPECT_EQ(n % 8, 0u);
+  EXPECT_EQ(blob.size(), 8 + n + sizeof(values));
+  auto back = DecodeSafetensors(blob);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->tensors.size(), 1u);
+  EXPECT_EQ(back->tensors[0].name, "layer.weight");
+  EXPECT_EQ(back->tensors[0].shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(back->tensors[0].data, a.data);
+  EXPECT_EQ(back->metadata.at("policy_version"), "7");
+}
+
+TEST(Safetensors, RejectsMalformedBlobs) {
+  EXPECT_FALSE(DecodeSafetensors("abc").ok());
+  std::string huge(8, '\xff');
+  EXPECT_FALSE(DecodeSafetensors(huge).ok());
+  TensorSet set;
+  NamedTensor t;
+  t.name = "x";
+  t.shape = {4};
+  t.data = std::string(16, '\0');
+  set.tensors.push_back(t);
+  std::string blob = EncodeSafetensors(set);
+  blob.resize(blob.size() - 4);  // data shorter than the header says
+  auto bad = DecodeSafetensors(blob);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'x'"), std::string::npos);
+}
+
+TEST(PolicyParameters, ExportImportRoundTripAndShapeChecks) {
+  torch::manual_seed(1);
+  PolicyNet a(27, std::vector<int>{16}, 9);
+  torch::manual_seed(2);
+  PolicyNet b(27, std::vector<int>{16}, 9);
+  ASSERT_TRUE(ImportParameters(b, ExportParameters(a)).ok());
+  auto x = torch::rand({3, 27});
+  EXPECT_TRUE(torch::allclose(a->forward(x), b->forward(x)));
+  PolicyNet c(27, std::vector<int>{8}, 9);
+  EXPECT_EQ(ImportParameters(c, ExportParameters(a)).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace rally
