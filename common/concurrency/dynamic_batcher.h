@@ -47,8 +47,8 @@ class DynamicBatcher {
         promise.set_value(absl::CancelledError("batcher closed"));
         return future;
       }
-      pending_.push_back(Item{std::move(request), std::move(promise),
-                              std::chrono::steady_clock::now()});
+      pending_.push_back(
+          Item{std::move(request), std::move(promise), std::chrono::steady_clock::now()});
     }
     cv_.notify_all();
     return future;

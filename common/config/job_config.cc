@@ -86,8 +86,9 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   YamlReader r(source);
   JobConfig c;
   c.source = source;
-  r.CheckKeys(top, "", {"name", "seed", "game", "policy", "actors", "replay", "learner",
-                        "evaluation", "stop", "target"});
+  r.CheckKeys(top, "",
+              {"name", "seed", "game", "policy", "actors", "replay", "learner", "evaluation",
+               "stop", "target"});
   r.Read(top, "", "name", &c.name);
   r.Read(top, "", "seed", &c.seed);
   ReadGame(r, top, &c.game);
@@ -102,8 +103,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
 
   YAML::Node actors = r.Section(top, "", "actors");
   const std::string ap = "actors";
-  r.CheckKeys(actors, ap, {"count", "envs_per_actor", "threads", "max_batch", "batch_timeout_us",
-                           "opponents"});
+  r.CheckKeys(actors, ap,
+              {"count", "envs_per_actor", "threads", "max_batch", "batch_timeout_us", "opponents"});
   {
     const YAML::Node opp = r.Section(actors, ap, "opponents");
     r.CheckKeys(opp, "actors.opponents", KnownOpponents());
@@ -138,8 +139,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   YAML::Node learner = r.Section(top, "", "learner");
   const std::string lp = "learner";
   r.CheckKeys(learner, lp,
-              {"algorithm", "batch_episodes", "learning_rate", "entropy_coef",
-               "entropy_coef_final", "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
+              {"algorithm", "batch_episodes", "learning_rate", "entropy_coef", "entropy_coef_final",
+               "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
                "publish_every_steps", "checkpoint_every_steps", "device"});
   r.Read(learner, lp, "algorithm", &c.learner.algorithm);
   r.Read(learner, lp, "batch_episodes", &c.learner.batch_episodes);
@@ -154,8 +155,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(learner, lp, "checkpoint_every_steps", &c.learner.checkpoint_every_steps);
   r.Read(learner, lp, "device", &c.learner.device);
   if (c.learner.algorithm != "reinforce_rae") {
-    r.Error(learner, lp, "algorithm", "unknown algorithm '" + c.learner.algorithm +
-                                          "' (known: reinforce_rae)");
+    r.Error(learner, lp, "algorithm",
+            "unknown algorithm '" + c.learner.algorithm + "' (known: reinforce_rae)");
   }
   RequireAtLeast(r, learner, lp, "batch_episodes", c.learner.batch_episodes, 1);
   if (c.learner.learning_rate <= 0) r.Error(learner, lp, "learning_rate", "must be positive");
@@ -197,8 +198,9 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   ReadTarget(r, top, &c.target, c.evaluation.opponents);
 
   if (c.stop.max_wall_seconds == 0 && c.stop.max_learner_steps == 0 && c.target.empty()) {
-    r.ErrorAt(top, "the job never ends: set stop.max_wall_seconds, stop.max_learner_steps or a "
-                   "target");
+    r.ErrorAt(top,
+              "the job never ends: set stop.max_wall_seconds, stop.max_learner_steps or a "
+              "target");
   }
   if (!r.status().ok()) return r.status();
   if (c.name.empty()) c.name = c.game.name;

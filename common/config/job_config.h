@@ -21,11 +21,11 @@ struct PolicyConfig {
 };
 
 struct ActorsConfig {
-  int count = 1;                 // actor processes
-  int envs_per_actor = 64;       // environments each actor runs at once
-  int threads = 2;               // environment-stepping threads per actor
-  int max_batch = 64;            // inference batch cap B
-  int batch_timeout_us = 1000;   // how long a partial batch waits for more requests
+  int count = 1;                // actor processes
+  int envs_per_actor = 64;      // environments each actor runs at once
+  int threads = 2;              // environment-stepping threads per actor
+  int max_batch = 64;           // inference batch cap B
+  int batch_timeout_us = 1000;  // how long a partial batch waits for more requests
   // Share of episodes played against each fixed opponent (the policy in one seat, alternating);
   // the rest is self-play. Shares sum to at most 1.
   std::map<std::string, double> opponents;
@@ -47,13 +47,13 @@ struct LearnerConfig {
   double importance_weight_cap = 1;  // truncation rho_bar of pi/mu; 0 turns the correction off
   int publish_every_steps = 1;
   long checkpoint_every_steps = 500;
-  std::string device = "auto";       // auto | cpu | cuda:N
+  std::string device = "auto";  // auto | cpu | cuda:N
 };
 
 struct EvaluationConfig {
-  int games = 1000;                  // per opponent per round, seats alternated
+  int games = 1000;  // per opponent per round, seats alternated
   double every_seconds = 10;
-  bool greedy = false;               // argmax instead of sampling from the policy
+  bool greedy = false;  // argmax instead of sampling from the policy
   std::vector<std::string> opponents = {"random", "perfect"};
 };
 

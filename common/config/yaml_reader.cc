@@ -49,14 +49,12 @@ void YamlReader::ErrorAt(const YAML::Node& node, const std::string& message) {
 void YamlReader::Error(const YAML::Node& map, const std::string& path, const std::string& key,
                        const std::string& message) {
   YAML::Node node = map[key];
-  errors_.push_back(
-      absl::StrCat(Where(node ? node : map), ": ", Join(path, key), ": ", message));
+  errors_.push_back(absl::StrCat(Where(node ? node : map), ": ", Join(path, key), ": ", message));
 }
 
 template <typename T>
-void YamlReader::ReadScalar(const YAML::Node& map, const std::string& path,
-                            const std::string& key, T* out, bool required,
-                            const char* type_name) {
+void YamlReader::ReadScalar(const YAML::Node& map, const std::string& path, const std::string& key,
+                            T* out, bool required, const char* type_name) {
   if (!map.IsMap()) return;
   YAML::Node node = map[key];
   if (!node || node.IsNull()) {
@@ -66,11 +64,11 @@ void YamlReader::ReadScalar(const YAML::Node& map, const std::string& path,
     return;
   }
   if (!node.IsScalar() || !ParseValue(node.Scalar(), out)) {
-    std::string got = node.IsScalar() ? absl::StrCat("'", node.Scalar(), "'")
+    std::string got = node.IsScalar()     ? absl::StrCat("'", node.Scalar(), "'")
                       : node.IsSequence() ? "a list"
                                           : "a mapping";
-    errors_.push_back(absl::StrCat(Where(node), ": ", Join(path, key), ": expected ", type_name,
-                                   ", got ", got));
+    errors_.push_back(
+        absl::StrCat(Where(node), ": ", Join(path, key), ": expected ", type_name, ", got ", got));
   }
 }
 
@@ -112,8 +110,8 @@ void YamlReader::Read(const YAML::Node& map, const std::string& path, const std:
   for (size_t i = 0; i < node.size(); ++i) {
     int v = 0;
     if (!node[i].IsScalar() || !ParseValue(node[i].Scalar(), &v)) {
-      errors_.push_back(absl::StrCat(Where(node[i]), ": ", Join(path, key), "[", i,
-                                     "]: expected an integer"));
+      errors_.push_back(
+          absl::StrCat(Where(node[i]), ": ", Join(path, key), "[", i, "]: expected an integer"));
       continue;
     }
     out->push_back(v);
@@ -164,8 +162,7 @@ void YamlReader::CheckKeys(const YAML::Node& map, const std::string& path,
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     errors_.push_back(absl::StrCat(Where(it->first), ": unknown key '", Join(path, key),
                                    "' (known keys", path.empty() ? "" : " in '", path,
-                                   path.empty() ? "" : "'", ": ", absl::StrJoin(known, ", "),
-                                   ")"));
+                                   path.empty() ? "" : "'", ": ", absl::StrJoin(known, ", "), ")"));
   }
 }
 

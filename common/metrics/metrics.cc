@@ -38,8 +38,7 @@ prometheus::Histogram& AddHistogram(prometheus::Registry& registry, const std::s
                                     const std::string& help,
                                     const prometheus::Histogram::BucketBoundaries& buckets,
                                     const prometheus::Labels& labels) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add(labels,
-                                                                                   buckets);
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add(labels, buckets);
 }
 
 }  // namespace rally

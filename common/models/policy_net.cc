@@ -7,8 +7,7 @@
 
 namespace rally {
 
-PolicyNetImpl::PolicyNetImpl(int observation_size, const std::vector<int>& hidden,
-                             int num_actions)
+PolicyNetImpl::PolicyNetImpl(int observation_size, const std::vector<int>& hidden, int num_actions)
     : observation_size_(observation_size), num_actions_(num_actions) {
   torch::nn::Sequential seq;
   int in = observation_size;
@@ -50,8 +49,8 @@ absl::Status ImportParameters(PolicyNet& net, const std::vector<NamedTensor>& te
   torch::NoGradGuard no_grad;
   auto params = net->named_parameters();
   if (params.size() != by_name.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("weights hold ", by_name.size(),
-                                                   " tensors, the model has ", params.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("weights hold ", by_name.size(), " tensors, the model has ", params.size()));
   }
   for (auto& item : params) {
     auto it = by_name.find(item.key());
@@ -62,9 +61,10 @@ absl::Status ImportParameters(PolicyNet& net, const std::vector<NamedTensor>& te
     torch::Tensor dst = item.value();
     std::vector<int64_t> shape(dst.sizes().begin(), dst.sizes().end());
     if (src.dtype != "F32" || src.shape != shape) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", item.key(), "' has dtype ", src.dtype, " and a shape that "
-                       "does not match the model"));
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", item.key(), "' has dtype ",
+                                                     src.dtype,
+                                                     " and a shape that "
+                                                     "does not match the model"));
     }
     torch::Tensor cpu = torch::empty(shape, torch::kFloat32);
     std::memcpy(cpu.data_ptr(), src.data.data(), src.data.size());

@@ -24,9 +24,8 @@ std::string EncodeSafetensors(const TensorSet& set) {
   if (!set.metadata.empty()) header["__metadata__"] = set.metadata;
   uint64_t offset = 0;
   for (const NamedTensor& t : set.tensors) {
-    header[t.name] = {{"dtype", t.dtype},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.data.size()}}};
+    header[t.name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
     offset += t.data.size();
   }
   std::string json = header.dump();

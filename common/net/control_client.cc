@@ -11,8 +11,7 @@ bool IsTerminal(v1::JobState state) {
          state == v1::JOB_STATE_CANCELLED;
 }
 
-ControlClient::ControlClient(const std::string& control_address,
-                             v1::RegisterRequest registration)
+ControlClient::ControlClient(const std::string& control_address, v1::RegisterRequest registration)
     : stub_(v1::WorkerService::NewStub(MakeChannel(control_address))),
       registration_(std::move(registration)) {}
 

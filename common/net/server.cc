@@ -21,8 +21,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   for (grpc::Service* s : services) builder.RegisterService(s);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, " (address in use or not local?)"));
   }
   server->address_ = absl::StrCat(host == "0.0.0.0" ? "127.0.0.1" : host, ":", server->port_);
   return server;

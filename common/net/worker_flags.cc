@@ -7,8 +7,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 
-ABSL_FLAG(std::string, control, "127.0.0.1:7070",
-          "host:port of rally-control (env RALLY_CONTROL)");
+ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (env RALLY_CONTROL)");
 ABSL_FLAG(std::string, host, "127.0.0.1",
           "address the gRPC and metrics servers bind to (env RALLY_HOST)");
 ABSL_FLAG(std::string, advertise_host, "",

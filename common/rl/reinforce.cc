@@ -35,9 +35,8 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
     }
     for (const v1::Turn& t : e->turns()) {
       if (t.observation_size() != observation_size) {
-        return absl::InvalidArgumentError(absl::StrCat("turn observation has ",
-                                                       t.observation_size(), " floats, expected ",
-                                                       observation_size));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "turn observation has ", t.observation_size(), " floats, expected ", observation_size));
       }
       if (t.seat() < 0 || t.seat() >= e->returns_size()) {
         return absl::InvalidArgumentError(absl::StrCat("turn seat ", t.seat(), " out of range"));
@@ -53,8 +52,8 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
   }
   TurnBatch b;
   b.observations = torch::from_blob(obs.data(), {turns, observation_size}, torch::kFloat32).clone();
-  b.legal_mask = torch::from_blob(mask.data(), {turns, num_actions}, torch::kUInt8)
-                     .to(torch::kBool);
+  b.legal_mask =
+      torch::from_blob(mask.data(), {turns, num_actions}, torch::kUInt8).to(torch::kBool);
   b.actions = torch::from_blob(actions.data(), {turns}, torch::kInt64).clone();
   b.advantages = torch::from_blob(adv.data(), {turns}, torch::kFloat32).clone();
   b.behaviour_log_probs = torch::from_blob(behaviour.data(), {turns}, torch::kFloat32).clone();

@@ -15,10 +15,10 @@ namespace rally {
 
 // The learning seats' turns of a batch of episodes, one row per turn.
 struct TurnBatch {
-  torch::Tensor observations;  // [T, observation_size] float
-  torch::Tensor legal_mask;    // [T, num_actions] bool
-  torch::Tensor actions;       // [T] int64
-  torch::Tensor advantages;    // [T] float
+  torch::Tensor observations;         // [T, observation_size] float
+  torch::Tensor legal_mask;           // [T, num_actions] bool
+  torch::Tensor actions;              // [T] int64
+  torch::Tensor advantages;           // [T] float
   torch::Tensor behaviour_log_probs;  // [T] float: log mu(a_t|s_t) recorded by the actor
   int64_t episodes = 0;
   double mean_return = 0;  // over the learning seats' returns

@@ -45,15 +45,43 @@ absl::Status RunSelfPlayJob(const v1::Assignment& a, const JobConfig& config, co
                             std::chrono::microseconds(config.actors.batch_timeout_us),
                             static_cast<uint64_t>(config.seed) * 1000003 + a.index(), &metrics);
   std::string actor_id = absl::StrCat(name, "/", a.job_id());
-  RunSelfPlay(config, game, actor_id, latest, inference, writer,
-              [&] { return control.IsActive(a.job_id()) && !ShutdownRequested(); }, stats);
+  RunSelfPlay(
+      config, game, actor_id, latest, inference, writer,
+      [&] { return control.IsActive(a.job_id()) && !ShutdownRequested(); }, stats);
   inference.Stop();
   writer.Stop();
   return absl::OkStatus();
 }
 
+// Evaluation results as metrics: per opponent, the latest round's outcome shares and the
+// cumulative game count by result.
+void ExportRound(prometheus::Registry& registry, const v1::EvalResult& r) {
+  auto& rate = prometheus::BuildGauge()
+                   .Name("rally_evaluator_outcome_ratio")
+                   .Help("Share of the latest round's games the policy won, drew or lost.")
+                   .Register(registry);
+  auto& games = prometheus::BuildCounter()
+                    .Name("rally_evaluator_games_total")
+                    .Help("Evaluation games played, by opponent and result.")
+                    .Register(registry);
+  auto& version = prometheus::BuildGauge()
+                      .Name("rally_evaluator_policy_version")
+                      .Help("Weight version of the latest evaluation round.")
+                      .Register(registry);
+  const double n = static_cast<double>(r.games());
+  const std::pair<const char*, int64_t> outcomes[] = {
+      {"win", r.wins()}, {"draw", r.draws()}, {"loss", r.losses()}};
+  for (const auto& [result, count] : outcomes) {
+    rate.Add({{"opponent", r.opponent()}, {"result", result}}).Set(count / n);
+    games.Add({{"opponent", r.opponent()}, {"result", result}})
+        .Increment(static_cast<double>(count));
+  }
+  version.Add({{"opponent", r.opponent()}}).Set(static_cast<double>(r.policy_version()));
+}
+
 absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const Game& game,
-                        ControlClient& control, LatestPolicy& latest, Report& report) {
+                        ControlClient& control, LatestPolicy& latest, Report& report,
+                        prometheus::Registry& registry) {
   std::vector<std::unique_ptr<Opponent>> opponents;
   for (const std::string& name : config.evaluation.opponents) {
     auto o = MakeOpponent(name, game);
@@ -87,6 +115,7 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
                              {"draws", r.draws()},
                              {"losses", r.losses()},
                              {"greedy", r.greedy()}});
+      ExportRound(registry, r);
       round.push_back(r);
     }
     {
@@ -169,8 +198,7 @@ int main(int argc, char** argv) {
     if (s.ok()) {
       latest.Clear();
       WeightSubscriber weights(a->endpoints().weights(), name, game->ObservationSize(),
-                               config->policy.hidden, game->NumDistinctActions(), latest,
-                               registry);
+                               config->policy.hidden, game->NumDistinctActions(), latest, registry);
       weights.Start();
       std::atomic<bool> tracking{true};
       std::thread version_tracker([&] {
@@ -179,7 +207,7 @@ int main(int argc, char** argv) {
           std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
       });
-      s = eval ? RunEvalJob(*a, *config, *game, control, latest, report)
+      s = eval ? RunEvalJob(*a, *config, *game, control, latest, report, registry)
                : RunSelfPlayJob(*a, *config, *game, name, control, latest, registry, stats);
       tracking = false;
       version_tracker.join();

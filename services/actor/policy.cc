@@ -37,8 +37,8 @@ absl::StatusOr<std::shared_ptr<Policy>> Policy::FromWeights(int observation_size
 void Policy::Probabilities(int n, const float* observations, const uint8_t* legal, float* out) {
   std::lock_guard<std::mutex> lock(mu_);
   torch::NoGradGuard no_grad;
-  auto obs = torch::from_blob(const_cast<float*>(observations), {n, observation_size_},
-                              torch::kFloat32);
+  auto obs =
+      torch::from_blob(const_cast<float*>(observations), {n, observation_size_}, torch::kFloat32);
   auto mask = torch::from_blob(const_cast<uint8_t*>(legal), {n, num_actions_}, torch::kUInt8)
                   .to(torch::kBool);
   auto probs = MaskedLogSoftmax(model_->net->forward(obs), mask).exp().contiguous();

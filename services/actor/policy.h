@@ -21,9 +21,9 @@ class Policy {
  public:
   // Builds the network for the job and loads `blob` (a safetensors weight set) into it.
   static absl::StatusOr<std::shared_ptr<Policy>> FromWeights(int observation_size,
-                                                              const std::vector<int>& hidden,
-                                                              int num_actions, int64_t version,
-                                                              const std::string& blob);
+                                                             const std::vector<int>& hidden,
+                                                             int num_actions, int64_t version,
+                                                             const std::string& blob);
   ~Policy();
 
   int64_t version() const { return version_; }

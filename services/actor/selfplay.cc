@@ -61,7 +61,8 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
       return true;
     };
     std::vector<Env> envs(num_envs);
-    std::mt19937_64 rng(thread_seed.fetch_add(0x632be59bd9b4e019ULL) ^ std::hash<std::string>()(actor_id));
+    std::mt19937_64 rng(thread_seed.fetch_add(0x632be59bd9b4e019ULL) ^
+                        std::hash<std::string>()(actor_id));
     std::discrete_distribution<int> pick(shares.begin(), shares.end());
     uint64_t episodes_started = 0;
     while (!stop) {
@@ -78,8 +79,8 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
           env.trajectory.Clear();
           env.trajectory.set_game(game.Name());
           int choice = pick(rng);
-          env.opponent = choice < static_cast<int>(opponents.size()) ? opponents[choice].get()
-                                                                     : nullptr;
+          env.opponent =
+              choice < static_cast<int>(opponents.size()) ? opponents[choice].get() : nullptr;
           if (env.opponent == nullptr) {
             env.trajectory.set_opponent_id("self");
             for (int p = 0; p < game.NumPlayers(); ++p) env.trajectory.add_learning_seats(p);

@@ -9,9 +9,8 @@
 namespace rally {
 
 WeightSubscriber::WeightSubscriber(std::string address, std::string subscriber,
-                                   int observation_size, std::vector<int> hidden,
-                                   int num_actions, LatestPolicy& latest,
-                                   prometheus::Registry& metrics)
+                                   int observation_size, std::vector<int> hidden, int num_actions,
+                                   LatestPolicy& latest, prometheus::Registry& metrics)
     : address_(std::move(address)),
       subscriber_(std::move(subscriber)),
       observation_size_(observation_size),
@@ -26,7 +25,9 @@ WeightSubscriber::WeightSubscriber(std::string address, std::string subscriber,
 
 WeightSubscriber::~WeightSubscriber() { Stop(); }
 
-void WeightSubscriber::Start() { thread_ = std::thread([this] { Loop(); }); }
+void WeightSubscriber::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void WeightSubscriber::Stop() {
   stop_ = true;
@@ -60,11 +61,11 @@ void WeightSubscriber::Loop() {
       }
       blob += chunk.data();
       if (blob.size() < chunk.total_bytes()) continue;
-      auto policy = Policy::FromWeights(observation_size_, hidden_, num_actions_, chunk.version(),
-                                        blob);
+      auto policy =
+          Policy::FromWeights(observation_size_, hidden_, num_actions_, chunk.version(), blob);
       if (!policy.ok()) {
-        LogError("cannot apply weights", {{"version", chunk.version()},
-                                          {"error", policy.status().ToString()}});
+        LogError("cannot apply weights",
+                 {{"version", chunk.version()}, {"error", policy.status().ToString()}});
         continue;
       }
       latest_.Set(*policy);

@@ -66,7 +66,8 @@ absl::Status LocalCluster::Start() {
   while (std::chrono::steady_clock::now() < deadline) {
     std::ifstream in(port_file);
     if (in >> port && port > 0) break;
-    if (!FirstExited().empty()) return absl::InternalError("rally-control exited at start; see logs/control.log");
+    if (!FirstExited().empty())
+      return absl::InternalError("rally-control exited at start; see logs/control.log");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (port <= 0) return absl::DeadlineExceededError("rally-control did not start within 30 s");
@@ -80,7 +81,8 @@ absl::Status LocalCluster::Start() {
   };
   std::vector<Spec> specs = {
       {"replay", "rally-replay", {control, "--name=replay-0"}},
-      {"learner", "rally-learner",
+      {"learner",
+       "rally-learner",
        {control, "--rank=0", "--name=learner-0",
         "--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string()}},
       {"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}}};

@@ -31,8 +31,9 @@
 #include "rally/v1/control.grpc.pb.h"
 #include "services/cli/local_cluster.h"
 
-ABSL_FLAG(std::string, workdir, "", "run: directory for logs, checkpoints and the job store "
-                                    "(default: a new folder under ./runs/)");
+ABSL_FLAG(std::string, workdir, "",
+          "run: directory for logs, checkpoints and the job store "
+          "(default: a new folder under ./runs/)");
 ABSL_FLAG(std::string, summary_json, "", "run: write the final figures here as JSON");
 ABSL_FLAG(int, actors, -1, "run: actor processes (default: the config's actors.count)");
 ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (env RALLY_CONTROL)");
@@ -84,8 +85,10 @@ nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
   nlohmann::ordered_json evals = nlohmann::ordered_json::object();
   bool greedy = false;
   for (const auto& e : p.evals()) {
-    evals[e.opponent()] = {{"games", e.games()},          {"wins", e.wins()},
-                           {"draws", e.draws()},          {"losses", e.losses()},
+    evals[e.opponent()] = {{"games", e.games()},
+                           {"wins", e.wins()},
+                           {"draws", e.draws()},
+                           {"losses", e.losses()},
                            {"policy_version", e.policy_version()},
                            {"wall_seconds", e.wall_seconds()}};
     greedy = e.greedy();
@@ -146,8 +149,8 @@ int Run(const std::string& config_path) {
   ClusterOptions options;
   options.bin_dir = BinDir();
   options.workdir = workdir;
-  options.actors = absl::GetFlag(FLAGS_actors) > 0 ? absl::GetFlag(FLAGS_actors)
-                                                   : config->actors.count;
+  options.actors =
+      absl::GetFlag(FLAGS_actors) > 0 ? absl::GetFlag(FLAGS_actors) : config->actors.count;
   if (!quiet) {
     std::printf("rally run %s: game %s, %d actor(s), workdir %s\n", config_path.c_str(),
                 config->game.name.c_str(), options.actors, workdir.c_str());
@@ -174,6 +177,9 @@ int Run(const std::string& config_path) {
   }
   if (!quiet) std::printf("submitted %s\n", job.id().c_str());
   auto last_print = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  // One JSON line per second of the job's progress, for plots of quality against time and steps.
+  std::ofstream progress_log(std::filesystem::path(workdir) / "progress.jsonl");
+  auto last_logged = last_print;
   bool cancelled = false;
   std::string crashed;
   while (true) {
@@ -197,6 +203,10 @@ int Run(const std::string& config_path) {
     if (stub->GetJob(&ctx, req, &latest).ok()) job = latest;
     if (IsTerminal(job.state())) break;
     auto now = std::chrono::steady_clock::now();
+    if (now - last_logged >= std::chrono::seconds(1)) {
+      progress_log << Summary(job, "").dump() << "\n" << std::flush;
+      last_logged = now;
+    }
     if (tty) {
       std::printf("\r%s\x1b[K", ProgressLine(job).c_str());
       std::fflush(stdout);
@@ -229,9 +239,10 @@ int Run(const std::string& config_path) {
   }
   cluster.Stop();
   if (!crashed.empty()) {
-    std::fprintf(stderr, "process '%s' exited unexpectedly; see %s/logs/%s.log\n",
-                 crashed.c_str(), workdir.c_str(), crashed.c_str());
+    std::fprintf(stderr, "process '%s' exited unexpectedly; see %s/logs/%s.log\n", crashed.c_str(),
+                 workdir.c_str(), crashed.c_str());
   }
+  progress_log << Summary(job, "").dump() << "\n" << std::flush;
   auto summary = Summary(job, workdir);
   std::printf("%s\n", ProgressLine(job).c_str());
   std::printf("job %s %s: %s\n", job.id().c_str(), StateName(job.state()).c_str(),
@@ -247,9 +258,7 @@ int Run(const std::string& config_path) {
 }
 
 std::unique_ptr<v1::JobService::Stub> ControlStub() {
-  std::string address = absl::GetFlag(FLAGS_control);
-  if (const char* v = std::getenv("RALLY_CONTROL")) address = v;
-  return v1::JobService::NewStub(MakeChannel(address));
+  return v1::JobService::NewStub(MakeChannel(absl::GetFlag(FLAGS_control)));
 }
 
 int PrintJobOrError(const grpc::Status& s, const v1::Job& job) {
@@ -274,10 +283,12 @@ int main(int argc, char** argv) {
       if (a[i] == '-') a[i] = '_';
     }
   }
+  // RALLY_CONTROL sets the default of --control; the flag, when given, wins (as for workers).
+  if (const char* v = std::getenv("RALLY_CONTROL")) absl::SetFlag(&FLAGS_control, v);
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
-  std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(cargs.size()),
-                                                         cargs.data());
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(cargs.size()), cargs.data());
   if (positional.size() < 2) {
     std::fprintf(stderr, "%s\n", kUsage);
     return 2;
@@ -317,8 +328,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     grpc::Status s = stub->SubmitJob(&ctx, req, &job);
-    if (s.ok()) std::printf("%s\n", job.id().c_str());
-    else std::fprintf(stderr, "%s\n", s.error_message().c_str());
+    if (s.ok())
+      std::printf("%s\n", job.id().c_str());
+    else
+      std::fprintf(stderr, "%s\n", s.error_message().c_str());
     return s.ok() ? 0 : 1;
   }
   if (command == "status") {

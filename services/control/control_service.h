@@ -15,8 +15,7 @@ class JobServiceImpl final : public v1::JobService::Service {
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override;
   grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
                         v1::ListJobsResponse* resp) override;
-  grpc::Status StopJob(grpc::ServerContext*, const v1::StopJobRequest* req,
-                       v1::Job* resp) override;
+  grpc::Status StopJob(grpc::ServerContext*, const v1::StopJobRequest* req, v1::Job* resp) override;
 
  private:
   Controller& controller_;

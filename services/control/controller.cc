@@ -22,10 +22,10 @@ int64_t NowMicros() {
 Controller::Controller(std::unique_ptr<JobStore> store, prometheus::Registry& metrics)
     : store_(std::move(store)),
       workers_gauge_(AddGauge(metrics, "rally_control_workers", "Registered live workers.")),
-      jobs_submitted_(AddCounter(metrics, "rally_control_jobs_submitted_total",
-                                 "Jobs accepted by SubmitJob.")),
-      learner_steps_gauge_(AddGauge(metrics, "rally_control_job_learner_steps",
-                                    "Learner steps of the active job.")),
+      jobs_submitted_(
+          AddCounter(metrics, "rally_control_jobs_submitted_total", "Jobs accepted by SubmitJob.")),
+      learner_steps_gauge_(
+          AddGauge(metrics, "rally_control_job_learner_steps", "Learner steps of the active job.")),
       episodes_gauge_(AddGauge(metrics, "rally_control_job_episodes",
                                "Episodes played by the active job's actors.")) {}
 
@@ -101,9 +101,8 @@ void Controller::SetStateLocked(v1::Job& job, v1::JobState state, const std::str
   job.set_state(state);
   job.set_reason(reason);
   job.set_updated_unix_micros(NowMicros());
-  LogInfo("job state", {{"job_id", job.id()},
-                        {"state", v1::JobState_Name(state)},
-                        {"reason", reason}});
+  LogInfo("job state",
+          {{"job_id", job.id()}, {"state", v1::JobState_Name(state)}, {"reason", reason}});
 }
 
 void Controller::PersistLocked(const v1::Job& job) {
@@ -127,8 +126,7 @@ void Controller::MaybeStartNextLocked() {
     a.id = id;
     a.config = *config;
     a.started = Clock::now();
-    a.submitted =
-        a.started - std::chrono::microseconds(NowMicros() - job.created_unix_micros());
+    a.submitted = a.started - std::chrono::microseconds(NowMicros() - job.created_unix_micros());
     a.last_rate_at = a.started;
     a.last_persist = a.started;
     active_ = std::move(a);
@@ -338,7 +336,8 @@ void Controller::Tick() {
   auto now = Clock::now();
   for (auto it = workers_.begin(); it != workers_.end();) {
     if (now - it->second.last_seen > kWorkerTimeout) {
-      LogWarning("worker lost", {{"worker_id", it->first}, {"name", it->second.registration.name()}});
+      LogWarning("worker lost",
+                 {{"worker_id", it->first}, {"name", it->second.registration.name()}});
       it = workers_.erase(it);
     } else {
       ++it;

@@ -13,9 +13,8 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   }
   std::unique_ptr<JobStore> store(new JobStore(db));
   if (auto s = store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s.ok()) return s;
-  if (auto s = store->Exec(
-          "CREATE TABLE IF NOT EXISTS jobs ("
-          " id TEXT PRIMARY KEY, created INTEGER NOT NULL, job BLOB NOT NULL)");
+  if (auto s = store->Exec("CREATE TABLE IF NOT EXISTS jobs ("
+                           " id TEXT PRIMARY KEY, created INTEGER NOT NULL, job BLOB NOT NULL)");
       !s.ok()) {
     return s;
   }
@@ -37,8 +36,9 @@ absl::Status JobStore::Exec(const std::string& sql) {
 absl::Status JobStore::Put(const v1::Job& job) {
   std::string blob = job.SerializeAsString();
   sqlite3_stmt* stmt = nullptr;
-  const char* sql = "INSERT INTO jobs (id, created, job) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT(id) DO UPDATE SET job = excluded.job";
+  const char* sql =
+      "INSERT INTO jobs (id, created, job) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT(id) DO UPDATE SET job = excluded.job";
   if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
     return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
   }

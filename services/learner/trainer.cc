@@ -25,15 +25,15 @@ constexpr int kPrefetchBatches = 2;
 
 torch::Device ChooseDevice(const std::string& wanted) {
   if (wanted == "cpu") return torch::kCPU;
-  if (wanted == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+  if (wanted == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
   return torch::Device(wanted);
 }
 
 std::string EncodeWeights(PolicyNet& net, int64_t version, int64_t step) {
   TensorSet set;
   set.tensors = ExportParameters(net);
-  set.metadata = {{"policy_version", absl::StrCat(version)},
-                  {"learner_step", absl::StrCat(step)}};
+  set.metadata = {{"policy_version", absl::StrCat(version)}, {"learner_step", absl::StrCat(step)}};
   return EncodeSafetensors(set);
 }
 
@@ -49,13 +49,15 @@ absl::Status WriteCheckpoint(const std::string& dir, const std::string& blob,
   fs::path final_path = fs::path(dir) / name;
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
   {
     std::ofstream w(tmp / "weights.safetensors", std::ios::binary);
     w.write(blob.data(), static_cast<std::streamsize>(blob.size()));
     std::ofstream m(tmp / "manifest.json");
     m << manifest.dump(2) << "\n";
-    if (!w || !m) return absl::InternalError(absl::StrCat("cannot write checkpoint in ", tmp.string()));
+    if (!w || !m)
+      return absl::InternalError(absl::StrCat("cannot write checkpoint in ", tmp.string()));
   }
   fs::remove_all(final_path, ec);
   fs::rename(tmp, final_path, ec);
@@ -82,8 +84,7 @@ TrainerMetrics::TrainerMetrics(prometheus::Registry& r)
       policy_lag(AddHistogram(r, "rally_learner_policy_lag_versions",
                               "Policy versions between acting and training, per turn.",
                               {0, 1, 2, 4, 8, 16, 32, 64})),
-      step_seconds(AddHistogram(r, "rally_learner_step_seconds",
-                                "Wall time of one optimiser step.",
+      step_seconds(AddHistogram(r, "rally_learner_step_seconds", "Wall time of one optimiser step.",
                                 {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})),
       batch_wait_seconds(AddHistogram(r, "rally_learner_batch_wait_seconds",
                                       "Time spent waiting for the next batch.",
@@ -91,8 +92,7 @@ TrainerMetrics::TrainerMetrics(prometheus::Registry& r)
 
 absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& config,
                         const TrainerOptions& options, ControlClient& control,
-                        WeightServiceImpl& weights, TrainerMetrics& m,
-                        TrainerProgress& progress) {
+                        WeightServiceImpl& weights, TrainerMetrics& m, TrainerProgress& progress) {
   const std::string& job_id = assignment.job_id();
   auto game = LoadGame(config.game.name);
   if (!game.ok()) return game.status();
@@ -179,7 +179,8 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
       loss.loss.backward();
       optimiser.step();
     } catch (const c10::Error& e) {
-      result = absl::InternalError(absl::StrCat("training step failed: ", e.what_without_backtrace()));
+      result =
+          absl::InternalError(absl::StrCat("training step failed: ", e.what_without_backtrace()));
       break;
     }
     ++step;
@@ -225,8 +226,8 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   grpc::Status end = stream->Finish();
   if (result.ok() && !end.ok() && end.error_code() != grpc::StatusCode::CANCELLED &&
       control.IsActive(job_id) && !ShutdownRequested()) {
-    result = absl::UnavailableError(absl::StrCat("replay sample stream ended: ",
-                                                 end.error_message()));
+    result =
+        absl::UnavailableError(absl::StrCat("replay sample stream ended: ", end.error_message()));
   }
   LogInfo("training ended", {{"job_id", job_id}, {"steps", step}, {"version", version}});
   return result;

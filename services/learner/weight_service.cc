@@ -73,8 +73,7 @@ bool WeightServiceImpl::WriteChunks(const Published& p,
   return true;
 }
 
-grpc::Status WeightServiceImpl::Subscribe(grpc::ServerContext* ctx,
-                                          const v1::SubscribeRequest* req,
+grpc::Status WeightServiceImpl::Subscribe(grpc::ServerContext* ctx, const v1::SubscribeRequest* req,
                                           grpc::ServerWriter<v1::WeightChunk>* writer) {
   int64_t have = req->have_version();
   uint64_t generation;
@@ -116,9 +115,9 @@ grpc::Status WeightServiceImpl::Get(grpc::ServerContext*, const v1::GetWeightsRe
   }
   if (!p) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no weights published yet");
   if (req->version() != 0 && req->version() != p->version) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("version ", req->version(), " is not kept (latest is ",
-                                     p->version, ")"));
+    return grpc::Status(
+        grpc::StatusCode::NOT_FOUND,
+        absl::StrCat("version ", req->version(), " is not kept (latest is ", p->version, ")"));
   }
   WriteChunks(*p, writer);
   return grpc::Status::OK;

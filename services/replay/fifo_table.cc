@@ -10,9 +10,8 @@ FifoTable::FifoTable(std::string name, int64_t capacity)
 absl::StatusOr<uint64_t> FifoTable::Insert(std::shared_ptr<const v1::Trajectory> trajectory,
                                            Clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  bool ready = not_full_.wait_until(lock, deadline, [&] {
-    return closed_ || static_cast<int64_t>(items_.size()) < capacity_;
-  });
+  bool ready = not_full_.wait_until(
+      lock, deadline, [&] { return closed_ || static_cast<int64_t>(items_.size()) < capacity_; });
   if (closed_) return absl::CancelledError(absl::StrCat("table '", name_, "' closed"));
   if (!ready) {
     return absl::DeadlineExceededError(
@@ -33,9 +32,8 @@ absl::StatusOr<std::vector<TableItem>> FifoTable::SampleBatch(int batch_size,
                                                    capacity_, "] for table '", name_, "'"));
   }
   std::unique_lock<std::mutex> lock(mu_);
-  bool ready = not_empty_.wait_until(lock, deadline, [&] {
-    return closed_ || static_cast<int64_t>(items_.size()) >= batch_size;
-  });
+  bool ready = not_empty_.wait_until(
+      lock, deadline, [&] { return closed_ || static_cast<int64_t>(items_.size()) >= batch_size; });
   if (closed_) return absl::CancelledError(absl::StrCat("table '", name_, "' closed"));
   if (!ready) {
     return absl::DeadlineExceededError(absl::StrCat("table '", name_, "' holds ", items_.size(),

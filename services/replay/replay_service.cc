@@ -14,8 +14,8 @@ using Clock = std::chrono::steady_clock;
 // Blocked calls wake at least this often to notice cancelled clients and shutdown.
 constexpr auto kPollSlice = std::chrono::milliseconds(100);
 
-const prometheus::Histogram::BucketBoundaries kWaitBuckets = {
-    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
+const prometheus::Histogram::BucketBoundaries kWaitBuckets = {0.0001, 0.0005, 0.001, 0.005, 0.01,
+                                                              0.05,   0.1,    0.5,   1,     5};
 
 }  // namespace
 
@@ -80,8 +80,8 @@ absl::StatusOr<std::shared_ptr<ReplayServiceImpl::Job>> ReplayServiceImpl::Curre
 absl::StatusOr<std::shared_ptr<FifoTable>> ReplayServiceImpl::FindTable(
     const Job& job, const std::string& name) const {
   if (name != job.table->name()) {
-    return absl::NotFoundError(absl::StrCat("unknown table '", name, "' (this job has '",
-                                            job.table->name(), "')"));
+    return absl::NotFoundError(
+        absl::StrCat("unknown table '", name, "' (this job has '", job.table->name(), "')"));
   }
   return job.table;
 }

@@ -30,12 +30,12 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   // Wakes every blocked call; used at shutdown.
   void Close();
 
-  grpc::Status Insert(grpc::ServerContext* ctx,
-                      grpc::ServerReaderWriter<v1::InsertResponse, v1::InsertRequest>* stream)
-      override;
-  grpc::Status Sample(grpc::ServerContext* ctx,
-                      grpc::ServerReaderWriter<v1::SampleResponse, v1::SampleRequest>* stream)
-      override;
+  grpc::Status Insert(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::InsertResponse, v1::InsertRequest>* stream) override;
+  grpc::Status Sample(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::SampleResponse, v1::SampleRequest>* stream) override;
   grpc::Status Info(grpc::ServerContext* ctx, const v1::InfoRequest* req,
                     v1::InfoResponse* resp) override;
 

@@ -20,8 +20,8 @@ absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
   }
   const int players = game.NumPlayers();
   if (t.returns_size() != players) {
-    return Bad("returns", absl::StrCat(t.returns_size(), " entries, the game has ", players,
-                                       " players"));
+    return Bad("returns",
+               absl::StrCat(t.returns_size(), " entries, the game has ", players, " players"));
   }
   for (int i = 0; i < t.returns_size(); ++i) {
     if (!std::isfinite(t.returns(i))) return Bad(absl::StrCat("returns[", i, "]"), "not finite");
@@ -46,9 +46,9 @@ absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
       return Bad(at + ".seat", absl::StrCat(turn.seat(), " out of range [0, ", players, ")"));
     }
     if (turn.observation_size() != obs_size) {
-      return Bad(at + ".observation",
-                 absl::StrCat(turn.observation_size(), " floats, the game's observation has ",
-                              obs_size));
+      return Bad(
+          at + ".observation",
+          absl::StrCat(turn.observation_size(), " floats, the game's observation has ", obs_size));
     }
     for (float v : turn.observation()) {
       if (!std::isfinite(v)) return Bad(at + ".observation", "holds a value that is not finite");
@@ -57,8 +57,7 @@ absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
     for (int k = 0; k < turn.legal_actions_size(); ++k) {
       int a = turn.legal_actions(k);
       if (a < 0 || a >= num_actions) {
-        return Bad(at + ".legal_actions",
-                   absl::StrCat(a, " out of range [0, ", num_actions, ")"));
+        return Bad(at + ".legal_actions", absl::StrCat(a, " out of range [0, ", num_actions, ")"));
       }
       if (k > 0 && a <= turn.legal_actions(k - 1)) {
         return Bad(at + ".legal_actions", "not strictly ascending");
@@ -67,9 +66,8 @@ absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
     bool legal = std::find(turn.legal_actions().begin(), turn.legal_actions().end(),
                            turn.action()) != turn.legal_actions().end();
     if (!legal) {
-      return Bad(at + ".action",
-                 absl::StrCat(turn.action(), " is not among the legal actions [",
-                              absl::StrJoin(turn.legal_actions(), ", "), "]"));
+      return Bad(at + ".action", absl::StrCat(turn.action(), " is not among the legal actions [",
+                                              absl::StrJoin(turn.legal_actions(), ", "), "]"));
     }
     if (turn.behaviour_log_probs_size() != 1) {
       return Bad(at + ".behaviour_log_probs",

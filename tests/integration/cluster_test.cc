@@ -49,8 +49,7 @@ TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
         << log;
   }
   EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-10/weights.safetensors"));
-  auto manifest =
-      nlohmann::json::parse(ReadFile(workdir + "/checkpoints/step-10/manifest.json"));
+  auto manifest = nlohmann::json::parse(ReadFile(workdir + "/checkpoints/step-10/manifest.json"));
   EXPECT_EQ(manifest["learner_step"], 10);
   EXPECT_TRUE(manifest["baselines"].contains("tictactoe/0"));
 }
@@ -58,10 +57,10 @@ TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
 TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {
   std::string dir = testing::TempDir("badconfig");
   std::string workdir = dir + "/run";
-  int code = RunToCompletion("rally",
-                             {"run", SourcePath("tests/integration/configs/unknown_key.yaml"),
-                              "--workdir=" + workdir},
-                             dir + "/rally.out", 30s);
+  int code = RunToCompletion(
+      "rally",
+      {"run", SourcePath("tests/integration/configs/unknown_key.yaml"), "--workdir=" + workdir},
+      dir + "/rally.out", 30s);
   EXPECT_EQ(code, 2);
   std::string out = ReadFile(dir + "/rally.out");
   EXPECT_NE(out.find("configs/unknown_key.yaml:5:3: unknown key 'learner.learnin_rate'"),

@@ -42,15 +42,15 @@ class ReplayServiceTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::TempDir("replay");
     std::string port_file = dir_ + "/control.port";
-    control_ = std::make_unique<Process>(
-        "rally-control",
-        std::vector<std::string>{"--port=0", "--port_file=" + port_file,
-                                 "--db=" + dir_ + "/control.sqlite"},
-        dir_ + "/control.log");
+    control_ =
+        std::make_unique<Process>("rally-control",
+                                  std::vector<std::string>{"--port=0", "--port_file=" + port_file,
+                                                           "--db=" + dir_ + "/control.sqlite"},
+                                  dir_ + "/control.log");
     control_address_ = "127.0.0.1:" + WaitForPort(port_file);
-    replay_ = std::make_unique<Process>(
-        "rally-replay", std::vector<std::string>{"--control=" + control_address_},
-        dir_ + "/replay.log");
+    replay_ = std::make_unique<Process>("rally-replay",
+                                        std::vector<std::string>{"--control=" + control_address_},
+                                        dir_ + "/replay.log");
     replay_address_ = WaitForLogField(dir_ + "/replay.log", "serving", "address", 30s);
     metrics_address_ = WaitForLogField(dir_ + "/replay.log", "serving", "metrics", 30s);
     ASSERT_FALSE(replay_address_.empty()) << testing::ReadFile(dir_ + "/replay.log");

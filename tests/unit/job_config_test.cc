@@ -5,7 +5,9 @@
 namespace rally {
 namespace {
 
-std::string Message(const absl::StatusOr<JobConfig>& c) { return std::string(c.status().message()); }
+std::string Message(const absl::StatusOr<JobConfig>& c) {
+  return std::string(c.status().message());
+}
 
 TEST(JobConfig, TheDefaultConfigParses) {
   auto c = LoadJobConfig(std::string(RALLY_SOURCE_DIR) + "/configs/tictactoe.yaml");
@@ -43,8 +45,7 @@ TEST(JobConfig, UnknownKeyNamesFileLineAndKey) {
 TEST(JobConfig, UnknownTopLevelKey) {
   auto c = ParseJobConfig("game: tictactoe\nlearners: {}\n", "a.yaml");
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(Message(c).find("a.yaml:2:1: unknown key 'learners'"), std::string::npos)
-      << Message(c);
+  EXPECT_NE(Message(c).find("a.yaml:2:1: unknown key 'learners'"), std::string::npos) << Message(c);
 }
 
 TEST(JobConfig, WrongTypeNamesFileLineAndKey) {
