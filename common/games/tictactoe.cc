@@ -58,6 +58,14 @@ std::string TicTacToeState::BoardString() const {
 
 std::string TicTacToeState::ObservationString(int /*player*/) const { return ToString(); }
 
+std::string TicTacToeState::InformationStateString(int player) const {
+  return "p" + std::to_string(player) + " " + BoardString();
+}
+
+void TicTacToeState::InformationStateTensor(int player, std::span<float> out) const {
+  ObservationTensor(player, out);
+}
+
 std::string TicTacToeState::ToString() const {
   std::string b = BoardString();
   return b.substr(0, 3) + "\n" + b.substr(3, 3) + "\n" + b.substr(6, 3);
@@ -72,5 +80,11 @@ int TicTacToeState::Encode() const {
   for (int i = 8; i >= 0; --i) code = code * 3 + (board_[i] + 1);
   return code;
 }
+
+std::string TicTacToePolicyKey(const State& state) {
+  return static_cast<const TicTacToeState&>(state).BoardString();
+}
+
+std::string TicTacToeActionName(int action) { return std::to_string(action); }
 
 }  // namespace rally

@@ -2,10 +2,15 @@
 // a full board without a line 0/0.
 //
 // Observation of player p: 3 planes of 9 cells — p's marks, the opponent's marks, empty cells.
+// The information state is the position (perfect information): its tensor is the observation and
+// its string "p<player> " followed by BoardString().
+//
+// Classic notation (policy export): the key is BoardString(), the action name the cell "0".."8".
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include "common/games/game.h"
 
@@ -21,6 +26,8 @@ class TicTacToeState : public State {
   std::vector<double> Returns() const override;
   void ObservationTensor(int player, std::span<float> out) const override;
   std::string ObservationString(int player) const override;
+  std::string InformationStateString(int player) const override;
+  void InformationStateTensor(int player, std::span<float> out) const override;
   std::string ToString() const override;
   std::unique_ptr<State> Clone() const override;
 
@@ -47,10 +54,16 @@ class TicTacToeGame : public Game {
   int NumPlayers() const override { return 2; }
   int NumDistinctActions() const override { return 9; }
   std::vector<int> ObservationShape() const override { return {3, 9}; }
+  std::vector<int> InformationStateShape() const override { return {3, 9}; }
   int MaxGameLength() const override { return 9; }
   std::unique_ptr<State> NewInitialState() const override {
     return std::make_unique<TicTacToeState>();
   }
 };
+
+// The classic key of the position of a TicTacToeState (its BoardString()).
+std::string TicTacToePolicyKey(const State& state);
+// "0".."8".
+std::string TicTacToeActionName(int action);
 
 }  // namespace rally

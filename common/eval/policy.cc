@@ -1,0 +1,51 @@
+#include "common/eval/policy.h"
+
+#include <algorithm>
+
+namespace rally {
+
+ActionsAndProbs UniformOver(const std::vector<int>& actions) {
+  ActionsAndProbs probs;
+  for (int a : actions) probs.emplace_back(a, 1.0 / actions.size());
+  return probs;
+}
+
+int SampleAction(const ActionsAndProbs& probs, std::mt19937_64& rng) {
+  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  for (const auto& [action, probability] : probs) {
+    u -= probability;
+    if (u < 0) return action;
+  }
+  // Rounding left u just above zero: the last action with positive probability.
+  for (auto it = probs.rbegin(); it != probs.rend(); ++it) {
+    if (it->second > 0) return it->first;
+  }
+  return probs.back().first;
+}
+
+ActionsAndProbs UniformPolicy::ActionProbabilities(const State& state) const {
+  return UniformOver(state.LegalActions());
+}
+
+TabularPolicy::TabularPolicy()
+    : key_([](const State& state) { return state.InformationStateString(state.CurrentPlayer()); }) {
+}
+
+TabularPolicy::TabularPolicy(KeyFunction key) : key_(std::move(key)) {}
+
+void TabularPolicy::Set(const std::string& key, ActionsAndProbs probs) {
+  std::sort(probs.begin(), probs.end());
+  table_[key] = std::move(probs);
+}
+
+const ActionsAndProbs* TabularPolicy::Find(const std::string& key) const {
+  auto it = table_.find(key);
+  return it == table_.end() ? nullptr : &it->second;
+}
+
+ActionsAndProbs TabularPolicy::ActionProbabilities(const State& state) const {
+  const ActionsAndProbs* entry = Find(key_(state));
+  return entry != nullptr ? *entry : UniformOver(state.LegalActions());
+}
+
+}  // namespace rally
