@@ -38,6 +38,82 @@ void ReadGame(YamlReader& r, const YAML::Node& root, GameConfig* game) {
   }
 }
 
+void ReadReplay(YamlReader& r, const YAML::Node& top, ReplayConfig* replay) {
+  const YAML::Node node = r.Section(top, "", "replay");
+  const std::string rp = "replay";
+  r.CheckKeys(node, rp, {"tables", "fsync", "fsync_interval_ms", "snapshot_every_seconds"});
+  r.Read(node, rp, "fsync", &replay->fsync);
+  r.Read(node, rp, "fsync_interval_ms", &replay->fsync_interval_ms);
+  r.Read(node, rp, "snapshot_every_seconds", &replay->snapshot_every_seconds);
+  if (replay->fsync != "every_batch" && replay->fsync != "interval" && replay->fsync != "never") {
+    r.Error(node, rp, "fsync", "must be every_batch, interval or never");
+  }
+  RequireAtLeast(r, node, rp, "fsync_interval_ms", replay->fsync_interval_ms, 1);
+  RequireAtLeast(r, node, rp, "snapshot_every_seconds", replay->snapshot_every_seconds, 0.0);
+  const YAML::Node tables = node["tables"];
+  if (!tables) return;
+  if (!tables.IsSequence() || tables.size() == 0) {
+    r.ErrorAt(tables, "replay.tables: expected a non-empty list of tables");
+    return;
+  }
+  const std::vector<std::string> selectors = {"fifo",        "lifo",     "uniform",
+                                              "prioritized", "max_heap", "min_heap"};
+  replay->tables.clear();
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const YAML::Node t = tables[i];
+    std::string tp = absl::StrCat("replay.tables[", i, "]");
+    if (!t.IsMap()) {
+      r.ErrorAt(t, tp + ": expected a mapping");
+      continue;
+    }
+    ReplayTableConfig tc;
+    r.CheckKeys(t, tp,
+                {"name", "sampler", "remover", "max_size", "max_bytes", "max_times_sampled",
+                 "priority_exponent", "importance_sampling_exponent", "max_staleness",
+                 "rate_limiter", "samples_per_insert", "min_size_to_sample", "error_buffer"});
+    r.Read(t, tp, "name", &tc.name, /*required=*/true);
+    r.Read(t, tp, "sampler", &tc.sampler);
+    r.Read(t, tp, "remover", &tc.remover);
+    r.Read(t, tp, "max_size", &tc.max_size);
+    r.Read(t, tp, "max_bytes", &tc.max_bytes);
+    r.Read(t, tp, "max_times_sampled", &tc.max_times_sampled);
+    r.Read(t, tp, "priority_exponent", &tc.priority_exponent);
+    r.Read(t, tp, "importance_sampling_exponent", &tc.importance_sampling_exponent);
+    r.Read(t, tp, "max_staleness", &tc.max_staleness);
+    r.Read(t, tp, "rate_limiter", &tc.rate_limiter);
+    r.Read(t, tp, "samples_per_insert", &tc.samples_per_insert);
+    r.Read(t, tp, "min_size_to_sample", &tc.min_size_to_sample);
+    r.Read(t, tp, "error_buffer", &tc.error_buffer);
+    for (const char* key : {"sampler", "remover"}) {
+      const std::string& v = std::string(key) == "sampler" ? tc.sampler : tc.remover;
+      if (std::find(selectors.begin(), selectors.end(), v) == selectors.end()) {
+        r.Error(t, tp, key,
+                "unknown selector '" + v +
+                    "' (known: fifo, lifo, uniform, prioritized, max_heap, min_heap)");
+      }
+    }
+    if (tc.rate_limiter != "queue" && tc.rate_limiter != "min_size" && tc.rate_limiter != "ratio") {
+      r.Error(t, tp, "rate_limiter", "must be queue, min_size or ratio");
+    }
+    RequireAtLeast(r, t, tp, "max_size", tc.max_size, 1L);
+    RequireAtLeast(r, t, tp, "max_bytes", tc.max_bytes, 1L);
+    RequireAtLeast(r, t, tp, "max_times_sampled", tc.max_times_sampled, 0);
+    RequireAtLeast(r, t, tp, "priority_exponent", tc.priority_exponent, 0.0);
+    RequireAtLeast(r, t, tp, "importance_sampling_exponent", tc.importance_sampling_exponent, 0.0);
+    RequireAtLeast(r, t, tp, "max_staleness", tc.max_staleness, 0L);
+    RequireAtLeast(r, t, tp, "min_size_to_sample", tc.min_size_to_sample, 1L);
+    RequireAtLeast(r, t, tp, "error_buffer", tc.error_buffer, 0.0);
+    if (tc.samples_per_insert <= 0) r.Error(t, tp, "samples_per_insert", "must be positive");
+    if (tc.min_size_to_sample > tc.max_size) {
+      r.Error(t, tp, "min_size_to_sample", "exceeds max_size: nothing could ever be sampled");
+    }
+    for (const auto& other : replay->tables) {
+      if (other.name == tc.name) r.Error(t, tp, "name", "duplicate table name '" + tc.name + "'");
+    }
+    replay->tables.push_back(tc);
+  }
+}
+
 void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, OpponentTarget>* out,
                 const std::vector<std::string>& opponents) {
   const YAML::Node t = r.Section(root, "", "target");
@@ -130,18 +206,15 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   RequireAtLeast(r, actors, ap, "max_batch", c.actors.max_batch, 1);
   RequireAtLeast(r, actors, ap, "batch_timeout_us", c.actors.batch_timeout_us, 0);
 
-  YAML::Node replay = r.Section(top, "", "replay");
-  r.CheckKeys(replay, "replay", {"table", "capacity"});
-  r.Read(replay, "replay", "table", &c.replay.table);
-  r.Read(replay, "replay", "capacity", &c.replay.capacity);
-  RequireAtLeast(r, replay, "replay", "capacity", c.replay.capacity, 1L);
+  ReadReplay(r, top, &c.replay);
 
   YAML::Node learner = r.Section(top, "", "learner");
   const std::string lp = "learner";
   r.CheckKeys(learner, lp,
               {"algorithm", "batch_episodes", "learning_rate", "entropy_coef", "entropy_coef_final",
                "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
-               "publish_every_steps", "checkpoint_every_steps", "device"});
+               "publish_every_steps", "checkpoint_every_steps", "device", "table"});
+  r.Read(learner, lp, "table", &c.learner.table);
   r.Read(learner, lp, "algorithm", &c.learner.algorithm);
   r.Read(learner, lp, "batch_episodes", &c.learner.batch_episodes);
   r.Read(learner, lp, "learning_rate", &c.learner.learning_rate);
@@ -202,6 +275,13 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
               "the job never ends: set stop.max_wall_seconds, stop.max_learner_steps or a "
               "target");
   }
+  if (c.learner.table.empty() && !c.replay.tables.empty()) {
+    c.learner.table = c.replay.tables.front().name;
+  }
+  bool table_found = false;
+  for (const auto& t : c.replay.tables) table_found |= t.name == c.learner.table;
+  if (!table_found)
+    r.Error(learner, lp, "table", "no replay table named '" + c.learner.table + "'");
   if (!r.status().ok()) return r.status();
   if (c.name.empty()) c.name = c.game.name;
   return c;

@@ -31,13 +31,36 @@ struct ActorsConfig {
   std::map<std::string, double> opponents;
 };
 
+// One replay table (Reverb's semantics; docs/replay.md).
+struct ReplayTableConfig {
+  std::string name = "selfplay";
+  std::string sampler = "fifo";  // fifo | lifo | uniform | prioritized | max_heap | min_heap
+  std::string remover = "fifo";
+  long max_size = 4096;                       // items
+  long max_bytes = 1L << 30;                  // serialized trajectory bytes
+  int max_times_sampled = 1;                  // 0: unlimited
+  double priority_exponent = 1.0;             // prioritized: P ~ priority^exponent
+  double importance_sampling_exponent = 1.0;  // beta of the IS weights returned with samples
+  long max_staleness = 0;                     // policy versions; 0: no bound
+  // Rate limiter: "queue" (each item sampled once, inserts wait while max_size are held),
+  // "min_size" (sample once min_size_to_sample items are held), or "ratio" (Reverb's
+  // SampleToInsertRatio: samples_per_insert with an error buffer).
+  std::string rate_limiter = "queue";
+  double samples_per_insert = 1.0;
+  long min_size_to_sample = 1;
+  double error_buffer = 100;
+};
+
 struct ReplayConfig {
-  std::string table = "selfplay";
-  long capacity = 4096;  // items; the oldest are dropped when full (FIFO)
+  std::vector<ReplayTableConfig> tables = {ReplayTableConfig()};
+  std::string fsync = "every_batch";  // every_batch | interval | never
+  int fsync_interval_ms = 100;
+  double snapshot_every_seconds = 30;
 };
 
 struct LearnerConfig {
   std::string algorithm = "reinforce_rae";
+  std::string table;  // replay table to sample; default: the first table
   int batch_episodes = 128;
   double learning_rate = 1e-3;
   double entropy_coef = 0.01;        // entropy bonus at step 0

@@ -40,16 +40,26 @@ absl::Status RunSelfPlayJob(const v1::Assignment& a, const JobConfig& config, co
   if (a.endpoints().replay().empty()) return absl::FailedPreconditionError("no replay endpoint");
   // Spread actors over replay shards by index.
   const std::string& replay = a.endpoints().replay(a.index() % a.endpoints().replay_size());
-  ReplayWriter writer(replay, config.replay.table, config.actors.envs_per_actor, metrics);
+  std::vector<std::string> tables;
+  for (const ReplayTableConfig& t : config.replay.tables) tables.push_back(t.name);
+  ReplayWriter writer(replay, tables, absl::StrCat(name, "/", a.job_id()),
+                      config.actors.envs_per_actor, &metrics);
   InferenceWorker inference(config.actors.max_batch,
                             std::chrono::microseconds(config.actors.batch_timeout_us),
                             static_cast<uint64_t>(config.seed) * 1000003 + a.index(), &metrics);
   std::string actor_id = absl::StrCat(name, "/", a.job_id());
-  RunSelfPlay(
-      config, game, actor_id, latest, inference, writer,
-      [&] { return control.IsActive(a.job_id()) && !ShutdownRequested(); }, stats);
-  inference.Stop();
-  writer.Stop();
+  auto keep_running = [&] { return control.IsActive(a.job_id()) && !ShutdownRequested(); };
+  // Environments may be blocked in the writer (replay full or gone) or the batcher: stopping
+  // both when the job ends releases them.
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done && keep_running()) WaitForShutdown(std::chrono::milliseconds(100));
+    writer.Stop();
+    inference.Stop();
+  });
+  RunSelfPlay(config, game, actor_id, latest, inference, writer, keep_running, stats);
+  done = true;
+  watcher.join();
   return absl::OkStatus();
 }
 
@@ -92,20 +102,13 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
   int64_t last_version = -1;
   auto last_round = std::chrono::steady_clock::now() - std::chrono::hours(1);
   auto started = std::chrono::steady_clock::now();
-  while (control.IsActive(a.job_id()) && !ShutdownRequested()) {
-    auto policy = latest.Get();
-    auto since = std::chrono::steady_clock::now() - last_round;
-    if (policy == nullptr || policy->version() == last_version ||
-        since < std::chrono::duration<double>(config.evaluation.every_seconds)) {
-      WaitForShutdown(std::chrono::milliseconds(100));
-      continue;
-    }
+  auto play_round = [&](Policy& policy) {
     last_round = std::chrono::steady_clock::now();
-    last_version = policy->version();
+    last_version = policy.version();
     std::vector<v1::EvalResult> round;
     for (const auto& opponent : opponents) {
-      v1::EvalResult r = Evaluate(game, *policy, *opponent, config.evaluation.games,
-                                  config.evaluation.greedy, rng);
+      v1::EvalResult r =
+          Evaluate(game, policy, *opponent, config.evaluation.games, config.evaluation.greedy, rng);
       r.set_wall_seconds(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       LogInfo("evaluation", {{"opponent", r.opponent()},
@@ -123,6 +126,20 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
       report.evals.insert(report.evals.end(), round.begin(), round.end());
     }
     control.HeartbeatNow();
+  };
+  while (control.IsActive(a.job_id()) && !ShutdownRequested()) {
+    auto policy = latest.Get();
+    auto since = std::chrono::steady_clock::now() - last_round;
+    if (policy == nullptr || policy->version() == last_version ||
+        since < std::chrono::duration<double>(config.evaluation.every_seconds)) {
+      WaitForShutdown(std::chrono::milliseconds(100));
+      continue;
+    }
+    play_round(*policy);
+  }
+  // A job that ended before its first round still gets one, of the last weights received.
+  if (last_version < 0) {
+    if (auto policy = latest.Get()) play_round(*policy);
   }
   return absl::OkStatus();
 }

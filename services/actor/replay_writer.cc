@@ -5,18 +5,31 @@
 
 namespace rally {
 
-ReplayWriter::ReplayWriter(std::string address, std::string table, int max_in_flight,
-                           prometheus::Registry& metrics)
+ReplayWriter::ReplayWriter(std::string address, std::vector<std::string> tables,
+                           std::string actor_id, int max_in_flight, prometheus::Registry* metrics)
     : address_(std::move(address)),
-      table_(std::move(table)),
-      max_in_flight_(static_cast<size_t>(max_in_flight)),
-      acked_counter_(AddCounter(metrics, "rally_actor_trajectories_acked_total",
-                                "Trajectories the replay acknowledged.")),
-      rejected_counter_(AddCounter(metrics, "rally_actor_trajectories_rejected_total",
-                                   "Trajectories the replay refused.")),
-      in_flight_(AddGauge(metrics, "rally_actor_trajectories_in_flight",
-                          "Trajectories queued or sent but not yet acknowledged.")) {
+      tables_(std::move(tables)),
+      actor_id_(std::move(actor_id)),
+      max_in_flight_(static_cast<size_t>(max_in_flight)) {
+  if (metrics != nullptr) {
+    acked_counter_ = &AddCounter(*metrics, "rally_actor_trajectories_acked_total",
+                                 "Trajectories the replay acknowledged.");
+    rejected_counter_ = &AddCounter(*metrics, "rally_actor_trajectories_rejected_total",
+                                    "Trajectories the replay refused.");
+    in_flight_ = &AddGauge(*metrics, "rally_actor_trajectories_in_flight",
+                           "Trajectories queued or sent but not yet acknowledged.");
+  }
   thread_ = std::thread([this] { Loop(); });
+}
+
+std::vector<uint64_t> ReplayWriter::acked_sequences() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return acked_sequences_;
+}
+
+bool ReplayWriter::Flush(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return unacked_.empty(); });
 }
 
 ReplayWriter::~ReplayWriter() { Stop(); }
@@ -25,8 +38,10 @@ bool ReplayWriter::Push(v1::Trajectory trajectory) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
   if (stop_) return false;
+  trajectory.set_actor_id(actor_id_);
+  trajectory.set_sequence(next_sequence_++);
   unacked_.push_back(std::move(trajectory));
-  in_flight_.Set(static_cast<double>(unacked_.size()));
+  if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
   cv_.notify_all();
   return true;
 }
@@ -71,15 +86,17 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
       if (unacked_.empty() || sent_ == 0) break;
       if (ack.code() == 0) {
         ++acked_;
-        acked_counter_.Increment();
+        if (ack.duplicate()) ++duplicates_;
+        acked_sequences_.push_back(ack.sequence());
+        if (acked_counter_) acked_counter_->Increment();
       } else {
         ++rejected_;
-        rejected_counter_.Increment();
+        if (rejected_counter_) rejected_counter_->Increment();
         LogWarning("trajectory rejected", {{"sequence", ack.sequence()}, {"error", ack.error()}});
       }
       unacked_.pop_front();
       --sent_;
-      in_flight_.Set(static_cast<double>(unacked_.size()));
+      if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
       cv_.notify_all();
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -93,7 +110,8 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || ctx_ == nullptr || sent_ < unacked_.size(); });
       if (stop_ || ctx_ == nullptr) break;
-      req.set_table(table_);
+      for (const std::string& t : tables_) req.add_tables(t);
+      req.set_priority(1.0);
       *req.mutable_trajectory() = unacked_[sent_];
       ++sent_;
     }

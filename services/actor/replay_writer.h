@@ -1,9 +1,11 @@
 // Streams an actor's trajectories to the replay over one Insert stream and counts the acks.
 //
-// Push() queues a trajectory and blocks while `max_in_flight` trajectories are queued or sent
-// but not yet acknowledged: a slow or full replay pushes back on the environments. A trajectory
-// counts as inserted only when its ack arrives. When the stream breaks, the writer reconnects and
-// sends the unacknowledged trajectories again, in order.
+// Push() numbers a trajectory (its actor_id and the next sequence number, 1, 2, ...), queues it
+// and blocks while `max_in_flight` trajectories are queued or sent but not yet acknowledged: a
+// slow or full replay pushes back on the environments. A trajectory counts as inserted only when
+// its ack arrives. When the stream breaks, the writer reconnects and sends the unacknowledged
+// trajectories again, in order; the replay recognises the ones it had already stored by their
+// (actor_id, sequence) and does not store them twice.
 // Thread safety: Push() from any thread.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/metrics/metrics.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -22,16 +25,21 @@ namespace rally {
 
 class ReplayWriter {
  public:
-  ReplayWriter(std::string address, std::string table, int max_in_flight,
-               prometheus::Registry& metrics);
+  ReplayWriter(std::string address, std::vector<std::string> tables, std::string actor_id,
+               int max_in_flight, prometheus::Registry* metrics);
   ~ReplayWriter();
 
-  // Queues `trajectory`; false if the writer was stopped.
+  // Numbers and queues `trajectory`; false if the writer was stopped.
   bool Push(v1::Trajectory trajectory);
+  // Blocks until every pushed trajectory is acknowledged or `timeout` passes; true if all were.
+  bool Flush(std::chrono::milliseconds timeout);
   // Stops sending; what is not acknowledged by then is dropped.
   void Stop();
 
   int64_t acked() const { return acked_; }
+  int64_t duplicates() const { return duplicates_; }
+  // Sequence numbers acknowledged as stored (including duplicates), for tests.
+  std::vector<uint64_t> acked_sequences() const;
   int64_t rejected() const { return rejected_; }
 
  private:
@@ -40,9 +48,12 @@ class ReplayWriter {
   void RunStream(v1::ReplayService::Stub& stub);
 
   const std::string address_;
-  const std::string table_;
+  const std::vector<std::string> tables_;
+  const std::string actor_id_;
+  uint64_t next_sequence_ = 1;
+  std::vector<uint64_t> acked_sequences_;
   const size_t max_in_flight_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   // Trajectories not yet acknowledged, oldest first; the first `sent_` of them are on the wire.
   std::deque<v1::Trajectory> unacked_;
@@ -51,11 +62,12 @@ class ReplayWriter {
   grpc::ClientContext* ctx_ = nullptr;
   std::atomic<int64_t> acked_{0};
   std::atomic<int64_t> rejected_{0};
+  std::atomic<int64_t> duplicates_{0};
   std::thread thread_;
 
-  prometheus::Counter& acked_counter_;
-  prometheus::Counter& rejected_counter_;
-  prometheus::Gauge& in_flight_;
+  prometheus::Counter* acked_counter_ = nullptr;
+  prometheus::Counter* rejected_counter_ = nullptr;
+  prometheus::Gauge* in_flight_ = nullptr;
 };
 
 }  // namespace rally

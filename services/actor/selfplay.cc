@@ -43,15 +43,12 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
   }
   shares.push_back(std::max(0.0, self_share));
   std::atomic<uint64_t> thread_seed{static_cast<uint64_t>(config.seed) * 0x9e3779b97f4a7c15ULL};
-  std::atomic<uint64_t> sequence{0};
   std::atomic<bool> stop{false};
   auto worker = [&](int num_envs) {
     const int obs_size = game.ObservationSize();
     // Sends a finished episode to the replay; false once the writer has stopped.
     auto FinishEpisode = [&](Env& env) {
       for (double r : env.state->Returns()) env.trajectory.add_returns(static_cast<float>(r));
-      env.trajectory.set_actor_id(actor_id);
-      env.trajectory.set_sequence(++sequence);
       env.state.reset();
       if (!writer.Push(std::move(env.trajectory))) {
         stop = true;

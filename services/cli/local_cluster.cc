@@ -80,7 +80,10 @@ absl::Status LocalCluster::Start() {
     std::vector<std::string> args;
   };
   std::vector<Spec> specs = {
-      {"replay", "rally-replay", {control, "--name=replay-0"}},
+      {"replay",
+       "rally-replay",
+       {control, "--name=replay-0",
+        "--data_dir=" + (fs::path(options_.workdir) / "replay").string()}},
       {"learner",
        "rally-learner",
        {control, "--rank=0", "--name=learner-0",

@@ -200,8 +200,9 @@ v1::HeartbeatResponse Controller::Heartbeat(const v1::HeartbeatRequest& req) {
   w.report.clear_evals();
   auto reported = jobs_.find(req.report().job_id());
   if (reported != jobs_.end() && IsTerminal(reported->second.state())) {
-    // A worker's final report for a job that has just ended: keep its last counts.
+    // A worker's final report for a job that has just ended: keep its last counts and rounds.
     AggregateReportsLocked(reported->second);
+    MergeEvalsLocked(reported->second, round);
     PersistLocked(reported->second);
   } else if (active_ && req.report().job_id() == active_->id) {
     if (!req.report().error().empty()) {
@@ -225,6 +226,7 @@ bool Controller::AggregateReportsLocked(v1::Job& job) {
   bool replay = false;
   bool learner = false;
   bool actor = false;
+  bool evaluator = false;
   for (const auto& [id, w] : workers_) {
     if (w.report.job_id() != job.id()) continue;
     switch (w.registration.role()) {
@@ -246,6 +248,9 @@ bool Controller::AggregateReportsLocked(v1::Job& job) {
         vmin = vmin < 0 ? w.report.policy_version() : std::min(vmin, w.report.policy_version());
         vmax = std::max(vmax, w.report.policy_version());
         break;
+      case v1::WORKER_ROLE_EVALUATOR:
+        evaluator = true;
+        break;
       default:
         break;
     }
@@ -256,7 +261,9 @@ bool Controller::AggregateReportsLocked(v1::Job& job) {
     p->set_actor_policy_version_min(std::max(p->actor_policy_version_min(), vmin));
     p->set_actor_policy_version_max(std::max(p->actor_policy_version_max(), vmax));
   }
-  return replay && learner && actor;
+  auto config = ParseJobConfig(job.spec_yaml(), job.id());
+  bool needs_evaluator = !config.ok() || !config->evaluation.opponents.empty();
+  return replay && learner && actor && (evaluator || !needs_evaluator);
 }
 
 void Controller::UpdateProgressLocked() {
@@ -285,11 +292,9 @@ void Controller::UpdateProgressLocked() {
   }
 }
 
-void Controller::CheckTargetLocked(const std::vector<v1::EvalResult>& round) {
-  v1::Job& job = jobs_[active_->id];
-  v1::JobProgress* p = job.mutable_progress();
+void Controller::MergeEvalsLocked(v1::Job& job, const std::vector<v1::EvalResult>& round) {
+  auto* evals = job.mutable_progress()->mutable_evals();
   for (const v1::EvalResult& r : round) {
-    auto* evals = p->mutable_evals();
     auto same = std::find_if(evals->begin(), evals->end(),
                              [&](const v1::EvalResult& e) { return e.opponent() == r.opponent(); });
     if (same != evals->end()) {
@@ -298,6 +303,12 @@ void Controller::CheckTargetLocked(const std::vector<v1::EvalResult>& round) {
       *evals->Add() = r;
     }
   }
+}
+
+void Controller::CheckTargetLocked(const std::vector<v1::EvalResult>& round) {
+  v1::Job& job = jobs_[active_->id];
+  v1::JobProgress* p = job.mutable_progress();
+  MergeEvalsLocked(job, round);
   const auto& target = active_->config.target;
   if (target.empty()) return;
   for (const auto& [opponent, t] : target) {

@@ -2,10 +2,11 @@
 // job lifecycle. One job is active at a time; later submissions wait PENDING in order.
 //
 // Lifecycle: SubmitJob -> PENDING; when no other job is active -> STARTING (every worker gets
-// the assignment); once the replay, the learner and at least one actor report working it ->
-// RUNNING; when an evaluation round meets the spec's target -> SUCCEEDED; when a stop limit
-// (stop.max_wall_seconds, stop.max_learner_steps) is reached first -> FAILED (or SUCCEEDED if the
-// spec sets no target); StopJob -> CANCELLED. Ended jobs stay in the store.
+// the assignment); once the replay, the learner, at least one actor and (when the spec names
+// evaluation opponents) the evaluator report working it -> RUNNING; when an evaluation round meets
+// the spec's target -> SUCCEEDED; when a stop limit (stop.max_wall_seconds, stop.max_learner_steps)
+// is reached first -> FAILED (or SUCCEEDED if the spec sets no target); StopJob -> CANCELLED. Ended
+// jobs stay in the store.
 //
 // Thread safety: all public methods may be called concurrently (one internal lock).
 #pragma once
@@ -69,9 +70,11 @@ class Controller {
   void EndActiveLocked(v1::JobState state, const std::string& reason);
   void UpdateProgressLocked();
   // Folds the workers' latest reports for `job` into its progress; true when the replay, a
-  // learner and an actor all report working it.
+  // learner, an actor and (if the spec evaluates) the evaluator all report working it.
   bool AggregateReportsLocked(v1::Job& job);
   void CheckTargetLocked(const std::vector<v1::EvalResult>& round);
+  // Keeps the latest round per opponent in the job's progress.
+  void MergeEvalsLocked(v1::Job& job, const std::vector<v1::EvalResult>& round);
   void CheckLimitsLocked();
   void PersistLocked(const v1::Job& job);
   void SetStateLocked(v1::Job& job, v1::JobState state, const std::string& reason);

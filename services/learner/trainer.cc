@@ -126,7 +126,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   {
     // Keep kPrefetchBatches batches requested: the next one is assembled while this one trains.
     v1::SampleRequest req;
-    req.set_table(config.replay.table);
+    req.set_table(lc.table);
     req.set_batch_size(lc.batch_episodes);
     req.set_credits(kPrefetchBatches);
     stream->Write(req);
@@ -147,6 +147,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     {
       v1::SampleRequest more;
       more.set_credits(1);
+      more.set_policy_version(version);
       stream->Write(more);
     }
     m.batch_wait_seconds.Observe(std::chrono::duration<double>(step_start - wait_start).count());
@@ -219,6 +220,10 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     }
     m.step_seconds.Observe(std::chrono::duration<double>(Clock::now() - step_start).count());
     wait_start = Clock::now();
+    if (config.stop.max_learner_steps > 0 && step >= config.stop.max_learner_steps) {
+      LogInfo("reached stop.max_learner_steps", {{"steps", step}});
+      break;
+    }
   }
   done = true;
   watcher.join();

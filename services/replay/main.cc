@@ -9,7 +9,12 @@
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
+#include "services/replay/durable_store.h"
 #include "services/replay/replay_service.h"
+
+ABSL_FLAG(std::string, data_dir, "",
+          "directory for the write-ahead log and snapshots; empty: no durability (env "
+          "RALLY_REPLAY_DATA_DIR)");
 
 using namespace rally;
 
@@ -23,7 +28,27 @@ int main(int argc, char** argv) {
     LogError("cannot start metrics", {{"error", metrics.status().ToString()}});
     return 1;
   }
-  ReplayServiceImpl service((*metrics)->registry());
+  std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  if (data_dir.empty() && std::getenv("RALLY_REPLAY_DATA_DIR")) {
+    data_dir = std::getenv("RALLY_REPLAY_DATA_DIR");
+  }
+  std::unique_ptr<DurableStore> store;
+  if (!data_dir.empty()) {
+    DurabilityOptions options;
+    options.dir = data_dir;
+    auto opened = DurableStore::Open(options);
+    if (!opened.ok()) {
+      LogError("cannot open the data directory", {{"error", opened.status().ToString()}});
+      return 1;
+    }
+    store = std::move(*opened);
+    const RecoveredState& rec = store->recovered();
+    LogInfo("data directory opened", {{"dir", data_dir},
+                                      {"snapshot_job", rec.snapshot.job().job_id()},
+                                      {"records", static_cast<int64_t>(rec.records.size())},
+                                      {"torn_tail", rec.torn_tail}});
+  }
+  ReplayServiceImpl service((*metrics)->registry(), store.get());
   auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), {&service});
   if (!server.ok()) {
     LogError("cannot start server", {{"error", server.status().ToString()}});
@@ -53,7 +78,7 @@ int main(int argc, char** argv) {
       WaitForShutdown(std::chrono::seconds(1));
       continue;
     }
-    if (auto s = service.SetJob(assignment->job_id(), *config); !s.ok()) {
+    if (auto s = service.SetJob(assignment->job_id(), assignment->spec_yaml(), *config); !s.ok()) {
       LogError("cannot install job", {{"error", s.ToString()}});
       continue;
     }
@@ -61,7 +86,8 @@ int main(int argc, char** argv) {
     while (control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(200))) {
     }
     control.FlushReport();
-    service.ClearJob();
+    // Keep the tables (and their log) when shutting down mid-job: a restarted replay recovers them.
+    if (!ShutdownRequested()) service.ClearJob();
     job_id.clear();
   }
   service.Close();

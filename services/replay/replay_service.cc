@@ -1,10 +1,10 @@
 #include "services/replay/replay_service.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
-#include "common/games/registry.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
-#include "common/util/shutdown.h"
 #include "services/replay/validate.h"
 
 namespace rally {
@@ -19,50 +19,83 @@ const prometheus::Histogram::BucketBoundaries kWaitBuckets = {0.0001, 0.0005, 0.
 
 }  // namespace
 
-ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics)
-    : inserted_(AddCounter(metrics, "rally_replay_items_inserted_total",
+ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, DurableStore* store)
+    : store_(store),
+      registry_(metrics),
+      inserted_(AddCounter(metrics, "rally_replay_items_inserted_total",
                            "Items stored and acknowledged.")),
       rejected_(AddCounter(metrics, "rally_replay_items_rejected_total",
                            "Items refused (invalid for the game, unknown table, no job).")),
+      duplicates_(AddCounter(metrics, "rally_replay_items_duplicate_total",
+                             "Resent items acknowledged without storing them again.")),
       sampled_(AddCounter(metrics, "rally_replay_items_sampled_total", "Items sampled.")),
-      size_(AddGauge(metrics, "rally_replay_table_size_items", "Items held in the table.")),
-      insert_wait_(AddHistogram(metrics, "rally_replay_insert_wait_seconds",
-                                "Time an insert waited for room in a full table.", kWaitBuckets)),
-      sample_wait_(AddHistogram(metrics, "rally_replay_sample_wait_seconds",
-                                "Time a sample waited for enough items.", kWaitBuckets)) {}
+      size_(prometheus::BuildGauge()
+                .Name("rally_replay_table_size_items")
+                .Help("Items held in the table.")
+                .Register(metrics)),
+      bytes_(prometheus::BuildGauge()
+                 .Name("rally_replay_table_size_bytes")
+                 .Help("Serialized trajectory bytes held in the table.")
+                 .Register(metrics)),
+      insert_blocked_(prometheus::BuildHistogram()
+                          .Name("rally_replay_insert_blocked_seconds")
+                          .Help("Time an insert waited for the rate limiter.")
+                          .Register(metrics)),
+      sample_blocked_(prometheus::BuildHistogram()
+                          .Name("rally_replay_sample_blocked_seconds")
+                          .Help("Time a sample waited for the rate limiter.")
+                          .Register(metrics)),
+      staleness_(prometheus::BuildHistogram()
+                     .Name("rally_replay_sample_staleness_versions")
+                     .Help("Policy versions between a sampled item and the learner.")
+                     .Register(metrics)),
+      evicted_(prometheus::BuildCounter()
+                   .Name("rally_replay_items_evicted_stale_total")
+                   .Help("Items evicted for exceeding max_staleness.")
+                   .Register(metrics)),
+      wal_bytes_(AddGauge(metrics, "rally_replay_wal_bytes_written",
+                          "Bytes appended to the write-ahead log by this process.")) {}
 
 ReplayServiceImpl::~ReplayServiceImpl() { Close(); }
 
-absl::Status ReplayServiceImpl::SetJob(const std::string& job_id, const JobConfig& config) {
-  auto game = LoadGame(config.game.name);
-  if (!game.ok()) return game.status();
-  auto job = std::make_shared<Job>();
-  job->id = job_id;
-  job->game = *game;
-  job->table = std::make_shared<FifoTable>(config.replay.table, config.replay.capacity);
-  std::shared_ptr<Job> old;
+absl::Status ReplayServiceImpl::SetJob(const std::string& job_id, const std::string& spec_yaml,
+                                       const JobConfig& config) {
+  ClearJob();
+  auto job = ReplayJob::Create(job_id, spec_yaml, config, store_);
+  if (!job.ok()) return job.status();
+  std::shared_ptr<ReplayJob> shared = std::move(*job);
+  for (Table* t : shared->tables()) {
+    auto& ib = insert_blocked_.Add({{"table", t->name()}}, kWaitBuckets);
+    auto& sb = sample_blocked_.Add({{"table", t->name()}}, kWaitBuckets);
+    t->set_blocked_callbacks([&ib](double s) { ib.Observe(s); },
+                             [&sb](double s) { sb.Observe(s); });
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    old = std::move(job_);
-    job_ = job;
+    job_ = shared;
   }
-  if (old) old->table->Close();
+  ExportTableMetrics(*shared);
   LogInfo("job installed", {{"job_id", job_id},
-                            {"table", config.replay.table},
-                            {"capacity", config.replay.capacity},
+                            {"tables", static_cast<int64_t>(config.replay.tables.size())},
+                            {"recovered_items", shared->recovered_items()},
                             {"game", config.game.name}});
   return absl::OkStatus();
 }
 
+std::string ReplayServiceImpl::job_id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return job_ ? job_->id() : "";
+}
+
 void ReplayServiceImpl::ClearJob() {
-  std::shared_ptr<Job> old;
+  std::shared_ptr<ReplayJob> old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     old = std::move(job_);
   }
   if (old) {
-    old->table->Close();
-    LogInfo("job cleared", {{"job_id", old->id}});
+    old->Close();
+    LogInfo("job cleared", {{"job_id", old->id()}});
   }
 }
 
@@ -71,24 +104,65 @@ void ReplayServiceImpl::Close() {
   ClearJob();
 }
 
-absl::StatusOr<std::shared_ptr<ReplayServiceImpl::Job>> ReplayServiceImpl::CurrentJob() const {
+absl::StatusOr<std::shared_ptr<ReplayJob>> ReplayServiceImpl::CurrentJob() const {
   std::lock_guard<std::mutex> lock(mu_);
   if (job_ == nullptr) return absl::FailedPreconditionError("replay has no job assigned yet");
   return job_;
 }
 
-absl::StatusOr<std::shared_ptr<FifoTable>> ReplayServiceImpl::FindTable(
-    const Job& job, const std::string& name) const {
-  if (name != job.table->name()) {
-    return absl::NotFoundError(
-        absl::StrCat("unknown table '", name, "' (this job has '", job.table->name(), "')"));
-  }
-  return job.table;
-}
-
 int64_t ReplayServiceImpl::inserted_total() const {
   auto job = CurrentJob();
-  return job.ok() ? (*job)->table->inserted_total() : 0;
+  if (!job.ok()) return 0;
+  int64_t total = 0;
+  for (Table* t : (*job)->tables()) total = std::max(total, t->inserted_total());
+  return total;
+}
+
+void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
+  for (Table* t : job.tables()) {
+    size_.Add({{"table", t->name()}}).Set(static_cast<double>(t->size()));
+    bytes_.Add({{"table", t->name()}}).Set(static_cast<double>(t->bytes()));
+    auto& ev = evicted_.Add({{"table", t->name()}});
+    ev.Increment(std::max(0.0, static_cast<double>(t->evicted_stale_total()) - ev.Value()));
+  }
+  if (store_) wal_bytes_.Set(static_cast<double>(store_->bytes_written()));
+}
+
+absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job,
+                                          const v1::InsertRequest& req, bool* duplicate) {
+  const v1::Trajectory& traj = req.trajectory();
+  if (req.tables().empty()) return absl::InvalidArgumentError("tables: name at least one table");
+  std::vector<Table*> targets;
+  for (const std::string& name : req.tables()) {
+    Table* t = job.table(name);
+    if (t == nullptr) {
+      std::string known;
+      for (Table* k : job.tables()) absl::StrAppend(&known, known.empty() ? "" : ", ", k->name());
+      return absl::NotFoundError(
+          absl::StrCat("unknown table '", name, "' (this job has ", known, ")"));
+    }
+    targets.push_back(t);
+  }
+  if (!std::isfinite(req.priority()) || req.priority() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("priority: must be finite and >= 0, got ", req.priority()));
+  }
+  if (auto s = ValidateTrajectory(job.game(), traj); !s.ok()) return s;
+  if (job.IsDuplicate(traj.actor_id(), traj.sequence())) {
+    *duplicate = true;
+    return absl::OkStatus();
+  }
+  auto item = std::make_shared<v1::Trajectory>(traj);
+  for (Table* t : targets) {
+    while (true) {
+      auto key = t->Insert(item, req.priority(), Clock::now() + kPollSlice);
+      if (key.ok()) break;
+      if (!absl::IsDeadlineExceeded(key.status())) return key.status();
+      if (ctx->IsCancelled() || closed_) return absl::CancelledError("insert cancelled");
+    }
+  }
+  job.MarkStored(traj.actor_id(), traj.sequence());
+  return job.SyncForAck();
 }
 
 grpc::Status ReplayServiceImpl::Insert(
@@ -98,30 +172,17 @@ grpc::Status ReplayServiceImpl::Insert(
   while (stream->Read(&req)) {
     v1::InsertResponse ack;
     ack.set_sequence(req.trajectory().sequence());
-    absl::Status status;
+    bool duplicate = false;
     auto job = CurrentJob();
-    if (!job.ok()) {
-      status = job.status();
-    } else {
-      auto table = FindTable(**job, req.table());
-      status = table.status();
-      if (status.ok()) status = ValidateTrajectory(*(*job)->game, req.trajectory());
-      if (status.ok()) {
-        auto item = std::make_shared<v1::Trajectory>(std::move(*req.mutable_trajectory()));
-        auto start = Clock::now();
-        while (true) {
-          auto key = (*table)->Insert(item, Clock::now() + kPollSlice);
-          if (key.ok() || !absl::IsDeadlineExceeded(key.status())) {
-            status = key.status();
-            break;
-          }
-          if (ctx->IsCancelled() || closed_) return grpc::Status::CANCELLED;
-        }
-        insert_wait_.Observe(std::chrono::duration<double>(Clock::now() - start).count());
-        size_.Set(static_cast<double>((*table)->size()));
-      }
+    absl::Status status = job.ok() ? InsertOne(ctx, **job, req, &duplicate) : job.status();
+    if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) {
+      return grpc::Status::CANCELLED;
     }
-    if (status.ok()) {
+    if (status.ok() && duplicate) {
+      ack.set_duplicate(true);
+      duplicates_.Increment();
+      if (job.ok()) ++(*job)->duplicates;
+    } else if (status.ok()) {
       inserted_.Increment();
     } else {
       rejected_.Increment();
@@ -132,6 +193,7 @@ grpc::Status ReplayServiceImpl::Insert(
                                      {"sequence", req.trajectory().sequence()},
                                      {"error", std::string(status.message())}});
     }
+    if (job.ok()) ExportTableMetrics(**job);
     if (!stream->Write(ack)) break;
   }
   return grpc::Status::OK;
@@ -144,58 +206,93 @@ grpc::Status ReplayServiceImpl::Sample(
   if (!stream->Read(&first)) return grpc::Status::OK;
   auto job = CurrentJob();
   if (!job.ok()) return ToGrpc(job.status());
-  auto table = FindTable(**job, first.table());
-  if (!table.ok()) return ToGrpc(table.status());
-  if (first.batch_size() < 1 || first.batch_size() > (*table)->capacity()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("batch_size ", first.batch_size(), " must lie in [1, ",
-                                     (*table)->capacity(), "] (the table's capacity)"));
+  Table* table = (*job)->table(first.table());
+  if (table == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("unknown table '", first.table(), "'"));
   }
+  if (first.batch_size() < 1) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("batch_size ", first.batch_size(), " must be at least 1"));
+  }
+  auto& staleness =
+      staleness_.Add({{"table", table->name()}},
+                     prometheus::Histogram::BucketBoundaries{0, 1, 2, 4, 8, 16, 32, 64});
   int64_t credits = std::max(0, first.credits());
+  if (first.policy_version() > 0) {
+    for (Table* t : (*job)->tables()) t->SetPolicyVersion(first.policy_version());
+  }
   while (true) {
     if (credits == 0) {
       v1::SampleRequest more;
       if (!stream->Read(&more)) return grpc::Status::OK;  // the client is done
       credits += std::max(0, more.credits());
+      if (more.policy_version() > 0) {
+        for (Table* t : (*job)->tables()) t->SetPolicyVersion(more.policy_version());
+      }
       continue;
     }
-    auto start = Clock::now();
-    absl::StatusOr<std::vector<TableItem>> batch;
+    absl::StatusOr<std::vector<SampledItem>> batch;
     while (true) {
-      batch = (*table)->SampleBatch(first.batch_size(), Clock::now() + kPollSlice);
+      batch = table->Sample(first.batch_size(), Clock::now() + kPollSlice);
       if (batch.ok() || !absl::IsDeadlineExceeded(batch.status())) break;
       if (ctx->IsCancelled() || closed_) return grpc::Status::CANCELLED;
     }
     if (!batch.ok()) return ToGrpc(batch.status());
-    sample_wait_.Observe(std::chrono::duration<double>(Clock::now() - start).count());
     v1::SampleResponse resp;
-    for (TableItem& item : *batch) {
+    for (const SampledItem& s : *batch) {
       v1::SampledItem* out = resp.add_items();
-      out->set_key(item.key);
-      out->set_times_sampled(item.times_sampled);
-      *out->mutable_trajectory() = *item.trajectory;
+      out->set_key(s.item.key);
+      out->set_times_sampled(s.item.times_sampled);
+      out->set_probability(s.probability);
+      out->set_table_size(s.table_size);
+      out->set_weight(s.weight);
+      out->set_staleness(s.staleness);
+      *out->mutable_trajectory() = *s.item.trajectory;
+      staleness.Observe(static_cast<double>(s.staleness));
     }
     sampled_.Increment(static_cast<double>(batch->size()));
-    size_.Set(static_cast<double>((*table)->size()));
+    ExportTableMetrics(**job);
     if (!stream->Write(resp)) return grpc::Status::CANCELLED;
     --credits;
   }
+}
+
+grpc::Status ReplayServiceImpl::UpdatePriorities(grpc::ServerContext*,
+                                                 const v1::UpdatePrioritiesRequest* req,
+                                                 v1::UpdatePrioritiesResponse*) {
+  auto job = CurrentJob();
+  if (!job.ok()) return ToGrpc(job.status());
+  Table* table = (*job)->table(req->table());
+  if (table == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("unknown table '", req->table(), "'"));
+  }
+  std::vector<std::pair<uint64_t, double>> updates;
+  for (const auto& u : req->updates()) updates.emplace_back(u.key(), u.priority());
+  return ToGrpc(table->UpdatePriorities(updates));
 }
 
 grpc::Status ReplayServiceImpl::Info(grpc::ServerContext*, const v1::InfoRequest*,
                                      v1::InfoResponse* resp) {
   auto job = CurrentJob();
   if (!job.ok()) return grpc::Status::OK;
-  resp->set_job_id((*job)->id);
-  v1::TableInfo* info = resp->add_tables();
-  const FifoTable& t = *(*job)->table;
-  info->set_name(t.name());
-  info->set_sampler("fifo");
-  info->set_size(t.size());
-  info->set_capacity(t.capacity());
-  info->set_inserted_total(t.inserted_total());
-  info->set_sampled_total(t.sampled_total());
-  info->set_rejected_total((*job)->rejected.load());
+  resp->set_job_id((*job)->id());
+  for (Table* t : (*job)->tables()) {
+    v1::TableInfo* info = resp->add_tables();
+    info->set_name(t->name());
+    info->set_sampler(t->options().sampler);
+    info->set_remover(t->options().remover);
+    info->set_size(t->size());
+    info->set_capacity(t->options().max_size);
+    info->set_bytes(t->bytes());
+    info->set_inserted_total(t->inserted_total());
+    info->set_sampled_total(t->sampled_total());
+    info->set_rejected_total((*job)->rejected.load());
+    info->set_duplicates_total((*job)->duplicates.load());
+    info->set_rate_limiter_cursor(t->cursor());
+    info->set_evicted_stale_total(t->evicted_stale_total());
+  }
   return grpc::Status::OK;
 }
 

@@ -1,9 +1,13 @@
-// rally-replay's gRPC service: the job's tables, trajectory validation, and metrics.
+// rally-replay's gRPC service over the current job's tables (ReplayJob).
 //
 // A job is installed by SetJob() when control assigns one; until then every call fails with
-// FAILED_PRECONDITION. Insert streams acknowledge each item in order once it is stored; an item
-// that does not fit the job's game gets an INVALID_ARGUMENT ack and the stream stays open. A full
-// table holds the insert (and so, through gRPC flow control, the actor) back.
+// FAILED_PRECONDITION. Insert streams acknowledge each item in order once it is stored in every
+// table it names (and, with replay.fsync = every_batch, synced to disk); an item that does not
+// fit the job's game, names an unknown table or has a bad priority gets an error ack and the
+// stream stays open. A resend of a stored (actor_id, sequence) is acknowledged as a duplicate.
+// While a rate limiter holds an insert back, the stream reads nothing more, and gRPC flow
+// control pushes back on the actor: memory stays bounded however fast actors send.
+// Sample streams send batches as the client grants credits (see replay.proto).
 #pragma once
 
 #include <memory>
@@ -11,20 +15,24 @@
 #include <string>
 
 #include "common/config/job_config.h"
-#include "common/games/game.h"
 #include "common/metrics/metrics.h"
 #include "rally/v1/replay.grpc.pb.h"
-#include "services/replay/fifo_table.h"
+#include "services/replay/durable_store.h"
+#include "services/replay/replay_job.h"
 
 namespace rally {
 
 class ReplayServiceImpl final : public v1::ReplayService::Service {
  public:
-  explicit ReplayServiceImpl(prometheus::Registry& metrics);
+  // `store` (may be null: no durability) must outlive the service.
+  ReplayServiceImpl(prometheus::Registry& metrics, DurableStore* store);
   ~ReplayServiceImpl() override;
 
-  // Replaces the current job's tables with empty ones for `job_id`.
-  absl::Status SetJob(const std::string& job_id, const JobConfig& config);
+  // Installs `job_id`, recovering its tables from the store when it holds them.
+  absl::Status SetJob(const std::string& job_id, const std::string& spec_yaml,
+                      const JobConfig& config);
+  // The installed job's id, or "".
+  std::string job_id() const;
   // Drops the job's tables (waking blocked calls with CANCELLED).
   void ClearJob();
   // Wakes every blocked call; used at shutdown.
@@ -36,33 +44,37 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   grpc::Status Sample(
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<v1::SampleResponse, v1::SampleRequest>* stream) override;
+  grpc::Status UpdatePriorities(grpc::ServerContext* ctx, const v1::UpdatePrioritiesRequest* req,
+                                v1::UpdatePrioritiesResponse* resp) override;
   grpc::Status Info(grpc::ServerContext* ctx, const v1::InfoRequest* req,
                     v1::InfoResponse* resp) override;
 
   int64_t inserted_total() const;
 
  private:
-  struct Job {
-    std::string id;
-    std::shared_ptr<const Game> game;
-    std::shared_ptr<FifoTable> table;
-    std::atomic<int64_t> rejected{0};
-  };
-  // The current job, or FAILED_PRECONDITION.
-  absl::StatusOr<std::shared_ptr<Job>> CurrentJob() const;
-  absl::StatusOr<std::shared_ptr<FifoTable>> FindTable(const Job& job,
-                                                       const std::string& name) const;
+  absl::StatusOr<std::shared_ptr<ReplayJob>> CurrentJob() const;
+  // Stores one item; OK, a duplicate (OK with *duplicate set), or the reason it was refused.
+  absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, const v1::InsertRequest& req,
+                         bool* duplicate);
+  void ExportTableMetrics(const ReplayJob& job);
 
+  DurableStore* store_;
   mutable std::mutex mu_;
-  std::shared_ptr<Job> job_;
+  std::shared_ptr<ReplayJob> job_;
   std::atomic<bool> closed_{false};
 
+  prometheus::Registry& registry_;
   prometheus::Counter& inserted_;
   prometheus::Counter& rejected_;
+  prometheus::Counter& duplicates_;
   prometheus::Counter& sampled_;
-  prometheus::Gauge& size_;
-  prometheus::Histogram& insert_wait_;
-  prometheus::Histogram& sample_wait_;
+  prometheus::Family<prometheus::Gauge>& size_;
+  prometheus::Family<prometheus::Gauge>& bytes_;
+  prometheus::Family<prometheus::Histogram>& insert_blocked_;
+  prometheus::Family<prometheus::Histogram>& sample_blocked_;
+  prometheus::Family<prometheus::Histogram>& staleness_;
+  prometheus::Family<prometheus::Counter>& evicted_;
+  prometheus::Gauge& wal_bytes_;
 };
 
 }  // namespace rally

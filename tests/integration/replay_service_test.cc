@@ -72,7 +72,9 @@ class ReplayServiceTest : public ::testing::Test {
     grpc::ClientContext ctx;
     ctx.set_deadline(DeadlineIn(10s));
     v1::SubmitJobRequest req;
-    req.set_spec_yaml("game: tictactoe\nreplay: {capacity: 16}\nstop: {max_wall_seconds: 300}\n");
+    req.set_spec_yaml(
+        "game: tictactoe\nreplay: {tables: [{name: selfplay, max_size: 16}]}\n"
+        "stop: {max_wall_seconds: 300}\n");
     v1::Job job;
     EXPECT_TRUE(jobs->SubmitJob(&ctx, req, &job).ok());
     auto replay = v1::ReplayService::NewStub(MakeChannel(replay_address_));
@@ -114,7 +116,7 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
   v1::InsertResponse ack;
 
   // An illegal action: INVALID_ARGUMENT naming the field.
-  req.set_table("selfplay");
+  req.add_tables("selfplay");
   *req.mutable_trajectory() = ValidTrajectory(1);
   req.mutable_trajectory()->mutable_turns(0)->set_action(9);
   ASSERT_TRUE(stream->Write(req));
@@ -133,14 +135,16 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
   EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
 
   // An unknown table.
-  req.set_table("nope");
+  req.clear_tables();
+  req.add_tables("nope");
   *req.mutable_trajectory() = ValidTrajectory(3);
   ASSERT_TRUE(stream->Write(req));
   ASSERT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
 
   // The stream still works: a valid item is stored.
-  req.set_table("selfplay");
+  req.clear_tables();
+  req.add_tables("selfplay");
   *req.mutable_trajectory() = ValidTrajectory(4);
   ASSERT_TRUE(stream->Write(req));
   ASSERT_TRUE(stream->Read(&ack));
@@ -195,7 +199,9 @@ TEST_F(ReplayServiceTest, SampleBeyondTheTableIsInvalidArgument) {
   EXPECT_FALSE(sample->Read(&resp));
   grpc::Status s = sample->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(s.error_message().find("batch_size 17"), std::string::npos);
+  EXPECT_NE(s.error_message().find("a batch of 17 can never be sampled from table 'selfplay'"),
+            std::string::npos)
+      << s.error_message();
 }
 
 TEST_F(ReplayServiceTest, StopsCleanlyOnSigterm) {

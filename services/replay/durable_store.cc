@@ -1,0 +1,371 @@
+#include "services/replay/durable_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/util/log.h"
+
+namespace rally {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string SegmentName(uint64_t index) { return absl::StrCat("wal-", index, ".log"); }
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+uint32_t Crc(const std::string& payload) {
+  return static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size())));
+}
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Segment indices present in `dir`, ascending.
+std::vector<uint64_t> Segments(const std::string& dir) {
+  std::vector<uint64_t> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("wal-", 0) == 0 && n.size() > 8 && n.substr(n.size() - 4) == ".log") {
+      out.push_back(std::stoull(n.substr(4, n.size() - 8)));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string data = ss.str();
+  SegmentRead out;
+  out.file_bytes = static_cast<int64_t>(data.size());
+  size_t off = 0;
+  while (off + 8 <= data.size()) {
+    uint32_t len = GetU32(data.data() + off);
+    uint32_t crc = GetU32(data.data() + off + 4);
+    if (off + 8 + len > data.size()) break;  // torn: the record was cut short
+    std::string payload = data.substr(off + 8, len);
+    if (Crc(payload) != crc) break;  // torn or corrupt
+    v1::WalRecord record;
+    if (!record.ParseFromString(payload)) break;
+    out.records.push_back(std::move(record));
+    off += 8 + len;
+  }
+  out.good_bytes = static_cast<int64_t>(off);
+  return out;
+}
+
+void DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_above,
+                                    v1::WalInsert* out) {
+  std::string raw = t.SerializeAsString();
+  if (raw.size() > compress_above) {
+    std::string z(ZSTD_compressBound(raw.size()), '\0');
+    size_t n = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1);
+    if (!ZSTD_isError(n) && n < raw.size()) {
+      z.resize(n);
+      out->set_trajectory(std::move(z));
+      out->set_compressed(true);
+      return;
+    }
+  }
+  out->set_trajectory(std::move(raw));
+  out->set_compressed(false);
+}
+
+absl::StatusOr<std::shared_ptr<v1::Trajectory>> DurableStore::DecodeTrajectory(
+    const v1::WalInsert& in) {
+  auto t = std::make_shared<v1::Trajectory>();
+  if (!in.compressed()) {
+    if (!t->ParseFromString(in.trajectory())) {
+      return absl::DataLossError(absl::StrCat("stored item ", in.key(), " does not parse"));
+    }
+    return t;
+  }
+  unsigned long long size =
+      ZSTD_getFrameContentSize(in.trajectory().data(), in.trajectory().size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ULL << 31)) {
+    return absl::DataLossError(absl::StrCat("stored item ", in.key(), " has a bad zstd frame"));
+  }
+  std::string raw(size, '\0');
+  size_t n =
+      ZSTD_decompress(raw.data(), raw.size(), in.trajectory().data(), in.trajectory().size());
+  if (ZSTD_isError(n) || !t->ParseFromString(raw)) {
+    return absl::DataLossError(absl::StrCat("stored item ", in.key(), " does not decompress"));
+  }
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<DurableStore>> DurableStore::Open(DurabilityOptions options) {
+  std::error_code ec;
+  fs::create_directories(options.dir, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", options.dir, ": ", ec.message()));
+  }
+  std::unique_ptr<DurableStore> store(new DurableStore(std::move(options)));
+  if (auto s = store->Recover(); !s.ok()) return s;
+  store->sync_thread_ = std::thread([s = store.get()] { s->SyncLoop(); });
+  return store;
+}
+
+DurableStore::~DurableStore() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
+  Sync().IgnoreError();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fd_ >= 0) close(fd_);
+}
+
+absl::Status DurableStore::Recover() {
+  fs::path snap = fs::path(options_.dir) / "snapshot.pb";
+  uint64_t first = 0;
+  if (fs::exists(snap)) {
+    std::ifstream in(snap, std::ios::binary);
+    if (!recovered_.snapshot.ParseFromIstream(&in)) {
+      return absl::DataLossError(absl::StrCat(snap.string(), " does not parse"));
+    }
+    first = recovered_.snapshot.next_segment();
+    for (const auto& t : recovered_.snapshot.tables()) lsn_ = std::max(lsn_, t.last_lsn());
+  }
+  std::vector<uint64_t> segments = Segments(options_.dir);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    if (segments[i] < first) continue;
+    std::string path = (fs::path(options_.dir) / SegmentName(segments[i])).string();
+    auto read = ReadSegment(path);
+    if (!read.ok()) return read.status();
+    for (auto& r : read->records) {
+      lsn_ = std::max(lsn_, r.lsn());
+      recovered_.records.push_back(std::move(r));
+    }
+    if (read->good_bytes < read->file_bytes) {
+      // Only the last segment can end in a torn record; cut it off so appends continue cleanly.
+      recovered_.torn_tail = true;
+      recovered_.torn_bytes += read->file_bytes - read->good_bytes;
+      LogWarning("write-ahead log ends in a torn record; cutting it off",
+                 {{"segment", path}, {"bytes", read->file_bytes - read->good_bytes}});
+      if (truncate(path.c_str(), read->good_bytes) != 0) return Errno("truncate " + path);
+      if (i + 1 < segments.size()) {
+        return absl::DataLossError(absl::StrCat(path, " is corrupt before its end"));
+      }
+    }
+  }
+  segment_ = segments.empty() ? first : std::max(first, segments.back());
+  return absl::OkStatus();
+}
+
+absl::Status DurableStore::OpenSegmentLocked(uint64_t index) {
+  if (fd_ >= 0) {
+    if (fsync(fd_) != 0) return Errno("fsync");
+    close(fd_);
+  }
+  std::string path = (fs::path(options_.dir) / SegmentName(index)).string();
+  fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) return Errno("open " + path);
+  segment_ = index;
+  // Make the new file's directory entry durable.
+  int dir = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dir >= 0) {
+    fsync(dir);
+    close(dir);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DurableStore::StartJob(const v1::WalJob& job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    std::error_code ec;
+    for (uint64_t s : Segments(options_.dir))
+      fs::remove(fs::path(options_.dir) / SegmentName(s), ec);
+    fs::remove(fs::path(options_.dir) / "snapshot.pb", ec);
+    recovered_ = RecoveredState();
+    error_ = absl::OkStatus();
+    lsn_ = 0;
+    if (auto s = OpenSegmentLocked(0); !s.ok()) return s;
+  }
+  v1::WalRecord r;
+  *r.mutable_job() = job;
+  Append(r);
+  return Sync();
+}
+
+absl::Status DurableStore::ContinueJob() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return OpenSegmentLocked(segment_ + 1);
+}
+
+uint64_t DurableStore::Append(v1::WalRecord& record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!error_.ok() || fd_ < 0) return 0;
+  record.set_lsn(lsn_ + 1);
+  std::string payload = record.SerializeAsString();
+  std::string frame;
+  frame.reserve(payload.size() + 8);
+  PutU32(frame, static_cast<uint32_t>(payload.size()));
+  PutU32(frame, Crc(payload));
+  frame += payload;
+  if (!WriteAll(fd_, frame)) {
+    error_ = Errno("write-ahead log append");
+    LogError("write-ahead log append failed", {{"error", error_.ToString()}});
+    return 0;
+  }
+  ++lsn_;
+  dirty_ = true;
+  ++records_since_snapshot_;
+  bytes_written_ += static_cast<int64_t>(frame.size());
+  return lsn_;
+}
+
+uint64_t DurableStore::OnInsert(const std::string& table, const StoredItem& item) {
+  v1::WalRecord r;
+  v1::WalInsert* in = r.mutable_insert();
+  in->set_table(table);
+  in->set_key(item.key);
+  in->set_priority(item.priority);
+  in->set_policy_version(item.policy_version);
+  in->set_bytes(item.bytes);
+  EncodeTrajectory(*item.trajectory, options_.compress_above_bytes, in);
+  return Append(r);
+}
+
+uint64_t DurableStore::OnSample(const std::string& table, const std::vector<uint64_t>& keys) {
+  v1::WalRecord r;
+  r.mutable_sample()->set_table(table);
+  r.mutable_sample()->mutable_keys()->Add(keys.begin(), keys.end());
+  return Append(r);
+}
+
+uint64_t DurableStore::OnDelete(const std::string& table, uint64_t key) {
+  v1::WalRecord r;
+  r.mutable_delete_()->set_table(table);
+  r.mutable_delete_()->set_key(key);
+  return Append(r);
+}
+
+uint64_t DurableStore::OnUpdate(const std::string& table, uint64_t key, double priority) {
+  v1::WalRecord r;
+  r.mutable_update()->set_table(table);
+  r.mutable_update()->set_key(key);
+  r.mutable_update()->set_priority(priority);
+  return Append(r);
+}
+
+uint64_t DurableStore::OnPolicyVersion(const std::string& table, int64_t version) {
+  v1::WalRecord r;
+  r.mutable_policy_version()->set_table(table);
+  r.mutable_policy_version()->set_version(version);
+  return Append(r);
+}
+
+absl::Status DurableStore::Sync() {
+  int fd;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    if (!dirty_ || fd_ < 0) return absl::OkStatus();
+    dirty_ = false;
+    fd = fd_;
+  }
+  if (fsync_ == FsyncPolicy::kNever) return absl::OkStatus();
+  if (fdatasync(fd) != 0) return Errno("fdatasync");
+  return absl::OkStatus();
+}
+
+void DurableStore::SetFsync(FsyncPolicy policy, int interval_ms) {
+  fsync_ = policy;
+  interval_ms_ = std::max(1, interval_ms);
+}
+
+void DurableStore::SyncLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_.load()));
+    if (stop_) break;
+    if (fsync_ != FsyncPolicy::kInterval) continue;
+    lock.unlock();
+    Sync().IgnoreError();
+    lock.lock();
+  }
+}
+
+absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot()>& capture) {
+  uint64_t covered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto s = OpenSegmentLocked(segment_ + 1); !s.ok()) return s;
+    covered = segment_;
+  }
+  v1::ReplaySnapshot snapshot = capture();
+  snapshot.set_next_segment(covered);
+  fs::path dir(options_.dir);
+  fs::path tmp = dir / "snapshot.pb.tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("open " + tmp.string());
+  std::string data = snapshot.SerializeAsString();
+  bool ok = WriteAll(fd, data) && fsync(fd) == 0;
+  close(fd);
+  if (!ok) return Errno("write " + tmp.string());
+  if (rename(tmp.c_str(), (dir / "snapshot.pb").c_str()) != 0) return Errno("rename snapshot");
+  int d = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (d >= 0) {
+    fsync(d);
+    close(d);
+  }
+  std::error_code ec;
+  for (uint64_t s : Segments(options_.dir)) {
+    if (s < covered) fs::remove(dir / SegmentName(s), ec);
+  }
+  records_since_snapshot_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status DurableStore::health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+}  // namespace rally

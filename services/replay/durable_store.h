@@ -1,0 +1,123 @@
+// Durability of rally-replay: a write-ahead log of every table mutation plus periodic snapshots,
+// in one directory per replay process:
+//   snapshot.pb      the latest ReplaySnapshot (written to a temp file, fsynced, renamed)
+//   wal-<N>.log      log segments; the snapshot names the first segment it does not cover
+// A record on disk is [u32 length][u32 crc32 of payload][payload = WalRecord], little-endian.
+// Trajectories above `compress_above_bytes` are stored zstd-compressed.
+//
+// Guarantee: a record is in the kernel (survives kill -9 of the process) once the call that
+// appended it returns; it is on the disk (survives a machine crash) after Sync(). With
+// fsync = every_batch the replay calls Sync() before acknowledging inserts; with
+// fsync = interval a background thread syncs every interval_ms, so a machine crash can lose the
+// acknowledged items of the last interval (a process crash cannot).
+//
+// Recovery reads the snapshot and the segments after it; a torn last record (a crash mid-write)
+// is detected by its length or checksum, reported, and cut off.
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "rally/v1/replay_storage.pb.h"
+#include "services/replay/table.h"
+
+namespace rally {
+
+enum class FsyncPolicy { kEveryBatch, kInterval, kNever };
+
+struct DurabilityOptions {
+  std::string dir;
+  FsyncPolicy fsync = FsyncPolicy::kEveryBatch;
+  int interval_ms = 100;
+  size_t compress_above_bytes = 4096;
+};
+
+struct RecoveredState {
+  v1::ReplaySnapshot snapshot;         // empty job when there was none
+  std::vector<v1::WalRecord> records;  // after the snapshot, in order
+  bool torn_tail = false;              // a torn last record was cut off
+  int64_t torn_bytes = 0;
+};
+
+class DurableStore : public TableObserver {
+ public:
+  // Opens `options.dir` (creating it) and reads what it holds.
+  static absl::StatusOr<std::unique_ptr<DurableStore>> Open(DurabilityOptions options);
+  ~DurableStore() override;
+
+  const RecoveredState& recovered() const { return recovered_; }
+
+  // Starts a fresh log for `job`: drops the old snapshot and segments and writes the job record.
+  absl::Status StartJob(const v1::WalJob& job);
+  // Continues the recovered log (same job): new records go to a new segment.
+  absl::Status ContinueJob();
+
+  // TableObserver: appends one record each and returns its LSN.
+  uint64_t OnInsert(const std::string& table, const StoredItem& item) override;
+  uint64_t OnSample(const std::string& table, const std::vector<uint64_t>& keys) override;
+  uint64_t OnDelete(const std::string& table, uint64_t key) override;
+  uint64_t OnUpdate(const std::string& table, uint64_t key, double priority) override;
+  uint64_t OnPolicyVersion(const std::string& table, int64_t version) override;
+
+  // Makes everything appended so far durable (fsync), if anything is pending.
+  absl::Status Sync();
+  // Changes the fsync policy (a job's replay.fsync); see the guarantee above.
+  void SetFsync(FsyncPolicy policy, int interval_ms);
+  // Starts a new segment, then writes the snapshot `capture` returns (its next_segment filled
+  // in) and deletes the older segments. Records appended while `capture` runs land in the new
+  // segment; tables skip, on replay, the records their captured state already includes
+  // (TableSnapshot.last_lsn), so nothing is lost or applied twice.
+  absl::Status WriteSnapshot(const std::function<v1::ReplaySnapshot()>& capture);
+  // The first error any append met (appends after an error are dropped); OK otherwise.
+  absl::Status health() const;
+  int64_t records_since_snapshot() const { return records_since_snapshot_; }
+  int64_t bytes_written() const { return bytes_written_; }
+
+  // Encodes a trajectory for a WalInsert (compressing large ones) and back.
+  static void EncodeTrajectory(const v1::Trajectory& t, size_t compress_above, v1::WalInsert* out);
+  static absl::StatusOr<std::shared_ptr<v1::Trajectory>> DecodeTrajectory(const v1::WalInsert& in);
+
+ private:
+  explicit DurableStore(DurabilityOptions options)
+      : options_(std::move(options)), fsync_(options_.fsync), interval_ms_(options_.interval_ms) {}
+  absl::Status Recover();
+  absl::Status OpenSegmentLocked(uint64_t index);
+  uint64_t Append(v1::WalRecord& record);
+  void SyncLoop();
+
+  const DurabilityOptions options_;
+  std::atomic<FsyncPolicy> fsync_;
+  std::atomic<int> interval_ms_;
+  RecoveredState recovered_;
+  mutable std::mutex mu_;
+  int fd_ = -1;
+  uint64_t segment_ = 0;
+  uint64_t lsn_ = 0;
+  bool dirty_ = false;
+  absl::Status error_;
+  std::atomic<int64_t> records_since_snapshot_{0};
+  std::atomic<int64_t> bytes_written_{0};
+  std::thread sync_thread_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+};
+
+// Reads every record of one segment file; stops at (and reports) a torn or corrupt record.
+struct SegmentRead {
+  std::vector<v1::WalRecord> records;
+  int64_t good_bytes = 0;
+  int64_t file_bytes = 0;
+};
+absl::StatusOr<SegmentRead> ReadSegment(const std::string& path);
+
+}  // namespace rally
