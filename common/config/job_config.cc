@@ -261,6 +261,39 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
     }
   }
 
+  const YAML::Node cur = r.Section(top, "", "curriculum");
+  const std::string cp = "curriculum";
+  CurriculumConfig& cc = c.curriculum;
+  r.CheckKeys(cur, cp,
+              {"window", "opponent_selection", "pfsp_weighting", "pfsp_exponent", "self_play_share",
+               "prior_win_rate", "task_floor", "prior_success_rate", "tasks"});
+  r.Read(cur, cp, "window", &cc.window);
+  r.Read(cur, cp, "opponent_selection", &cc.opponent_selection);
+  r.Read(cur, cp, "pfsp_weighting", &cc.pfsp_weighting);
+  r.Read(cur, cp, "pfsp_exponent", &cc.pfsp_exponent);
+  r.Read(cur, cp, "self_play_share", &cc.self_play_share);
+  r.Read(cur, cp, "prior_win_rate", &cc.prior_win_rate);
+  r.Read(cur, cp, "task_floor", &cc.task_floor);
+  r.Read(cur, cp, "prior_success_rate", &cc.prior_success_rate);
+  r.Read(cur, cp, "tasks", &cc.tasks);
+  RequireAtLeast(r, cur, cp, "window", cc.window, 1L);
+  if (cc.opponent_selection != "latest" && cc.opponent_selection != "uniform" &&
+      cc.opponent_selection != "pfsp") {
+    r.Error(cur, cp, "opponent_selection", "must be latest, uniform or pfsp");
+  }
+  if (cc.pfsp_weighting != "hard" && cc.pfsp_weighting != "variance") {
+    r.Error(cur, cp, "pfsp_weighting", "must be hard or variance");
+  }
+  for (const char* key :
+       {"self_play_share", "prior_win_rate", "task_floor", "prior_success_rate"}) {
+    double v = std::string(key) == "self_play_share"  ? cc.self_play_share
+               : std::string(key) == "prior_win_rate" ? cc.prior_win_rate
+               : std::string(key) == "task_floor"     ? cc.task_floor
+                                                      : cc.prior_success_rate;
+    if (v < 0 || v > 1) r.Error(cur, cp, key, "must lie in [0, 1]");
+  }
+  RequireAtLeast(r, cur, cp, "pfsp_exponent", cc.pfsp_exponent, 0.0);
+
   YAML::Node stop = r.Section(top, "", "stop");
   r.CheckKeys(stop, "stop", {"max_wall_seconds", "max_learner_steps"});
   r.Read(stop, "stop", "max_wall_seconds", &c.stop.max_wall_seconds);

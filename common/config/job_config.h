@@ -80,6 +80,20 @@ struct EvaluationConfig {
   std::vector<std::string> opponents = {"random", "perfect"};
 };
 
+// What actors play next (docs/replay.md): opponent selection over the snapshot pool and task
+// selection by learnability. Served by rally-replay's CurriculumService.
+struct CurriculumConfig {
+  long window = 200;                          // episodes kept per (task, opponent)
+  std::string opponent_selection = "latest";  // latest | uniform | pfsp
+  std::string pfsp_weighting = "hard";        // hard: (1 - x)^p | variance: x (1 - x)
+  double pfsp_exponent = 2.0;
+  double self_play_share = 0.0;  // chance of the latest policy whatever the mode says
+  double prior_win_rate = 0.5;
+  double task_floor = 0.1;
+  double prior_success_rate = 0.5;
+  std::vector<std::string> tasks;  // game variants; empty: the default game only
+};
+
 struct StopConfig {
   double max_wall_seconds = 900;  // 0: no limit
   long max_learner_steps = 0;     // 0: no limit
@@ -102,6 +116,7 @@ struct JobConfig {
   ReplayConfig replay;
   LearnerConfig learner;
   EvaluationConfig evaluation;
+  CurriculumConfig curriculum;
   StopConfig stop;
   std::map<std::string, OpponentTarget> target;  // by opponent name
 };

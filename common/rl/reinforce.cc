@@ -5,7 +5,7 @@
 namespace rally {
 
 std::string BaselineRole(const v1::Trajectory& episode, int seat) {
-  if (episode.opponent_id().empty() || episode.opponent_id() == "self") return absl::StrCat(seat);
+  if (episode.opponent_id().empty() || episode.opponent_id() == "latest") return absl::StrCat(seat);
   return absl::StrCat(seat, "/", episode.opponent_id());
 }
 

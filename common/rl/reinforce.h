@@ -24,7 +24,8 @@ struct TurnBatch {
   double mean_return = 0;  // over the learning seats' returns
 };
 
-// The baseline role of `seat` in `episode`: the seat number in self-play ("0", "1"), and the
+// The baseline role of `seat` in `episode`: the seat number when the latest policy played every
+// seat ("0", "1"), and the
 // seat with the opponent against a fixed opponent ("1/random"), so that easy games against a
 // weak opponent do not inflate the self-play baseline (SPIRAL keys baselines by (game, role);
 // rally adds the opponent to the role when seats are not all played by the learning policy).

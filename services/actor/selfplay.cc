@@ -79,7 +79,7 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
           env.opponent =
               choice < static_cast<int>(opponents.size()) ? opponents[choice].get() : nullptr;
           if (env.opponent == nullptr) {
-            env.trajectory.set_opponent_id("self");
+            env.trajectory.set_opponent_id("latest");
             for (int p = 0; p < game.NumPlayers(); ++p) env.trajectory.add_learning_seats(p);
           } else {
             env.learning_seat = static_cast<int>(episodes_started % game.NumPlayers());

@@ -151,6 +151,19 @@ v1::RegisterResponse Controller::Register(const v1::RegisterRequest& req) {
   Worker w;
   w.registration = req;
   w.index = next_index_[req.role()]++;
+  // A restarted worker registers under its old name: it replaces its old registration (and
+  // keeps its index, so actors keep their replay shard) instead of waiting for it to time out.
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    const v1::RegisterRequest& old = it->second.registration;
+    if (!req.name().empty() && old.name() == req.name() && old.role() == req.role()) {
+      w.index = it->second.index;
+      w.report = it->second.report;
+      LogInfo("worker re-registered", {{"name", req.name()}, {"old_worker_id", it->first}});
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   if (req.role() == v1::WORKER_ROLE_LEARNER) w.index = req.rank();
   w.last_seen = Clock::now();
   std::string id = absl::StrCat("w", next_worker_++);

@@ -199,6 +199,7 @@ absl::Status DurableStore::OpenSegmentLocked(uint64_t index) {
   if (fd_ >= 0) {
     if (fsync(fd_) != 0) return Errno("fsync");
     close(fd_);
+    synced_lsn_ = std::max(synced_lsn_, lsn_);
   }
   std::string path = (fs::path(options_.dir) / SegmentName(index)).string();
   fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -225,6 +226,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     recovered_ = RecoveredState();
     error_ = absl::OkStatus();
     lsn_ = 0;
+    synced_lsn_ = 0;
     if (auto s = OpenSegmentLocked(0); !s.ok()) return s;
   }
   v1::WalRecord r;
@@ -312,6 +314,35 @@ absl::Status DurableStore::Sync() {
   }
   if (fsync_ == FsyncPolicy::kNever) return absl::OkStatus();
   if (fdatasync(fd) != 0) return Errno("fdatasync");
+  return absl::OkStatus();
+}
+
+uint64_t DurableStore::last_lsn() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lsn_;
+}
+
+absl::Status DurableStore::SyncTo(uint64_t lsn) {
+  if (fsync_ != FsyncPolicy::kEveryBatch) return health();
+  std::unique_lock<std::mutex> lock(mu_);
+  while (synced_lsn_ < lsn) {
+    if (!error_.ok()) return error_;
+    if (syncing_) {
+      sync_cv_.wait(lock);
+      continue;
+    }
+    syncing_ = true;
+    uint64_t target = lsn_;
+    int fd = fd_;
+    dirty_ = false;
+    lock.unlock();
+    int rc = fd >= 0 ? fdatasync(fd) : 0;
+    lock.lock();
+    syncing_ = false;
+    if (rc != 0) error_ = Errno("fdatasync");
+    if (rc == 0) synced_lsn_ = std::max(synced_lsn_, target);
+    sync_cv_.notify_all();
+  }
   return absl::OkStatus();
 }
 

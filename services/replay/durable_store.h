@@ -71,6 +71,12 @@ class DurableStore : public TableObserver {
 
   // Makes everything appended so far durable (fsync), if anything is pending.
   absl::Status Sync();
+  // Group commit: returns once every record up to `lsn` is durable. Concurrent callers share
+  // one fdatasync: while one runs, the others wait for it and only sync again if it did not
+  // cover their records. With fsync = never or interval it returns at once.
+  absl::Status SyncTo(uint64_t lsn);
+  // LSN of the last record appended.
+  uint64_t last_lsn() const;
   // Changes the fsync policy (a job's replay.fsync); see the guarantee above.
   void SetFsync(FsyncPolicy policy, int interval_ms);
   // Starts a new segment, then writes the snapshot `capture` returns (its next_segment filled
@@ -103,6 +109,9 @@ class DurableStore : public TableObserver {
   int fd_ = -1;
   uint64_t segment_ = 0;
   uint64_t lsn_ = 0;
+  uint64_t synced_lsn_ = 0;
+  bool syncing_ = false;
+  std::condition_variable sync_cv_;
   bool dirty_ = false;
   absl::Status error_;
   std::atomic<int64_t> records_since_snapshot_{0};

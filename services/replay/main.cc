@@ -3,12 +3,15 @@
 
 #include "absl/flags/flag.h"
 #include "common/config/job_config.h"
+#include "common/games/registry.h"
 #include "common/metrics/metrics.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
+#include "services/replay/curriculum.h"
+#include "services/replay/curriculum_service.h"
 #include "services/replay/durable_store.h"
 #include "services/replay/replay_service.h"
 
@@ -17,6 +20,34 @@ ABSL_FLAG(std::string, data_dir, "",
           "RALLY_REPLAY_DATA_DIR)");
 
 using namespace rally;
+
+namespace {
+
+// The job's curriculum: its options from the spec, its tasks, seats from the game.
+absl::StatusOr<std::shared_ptr<Curriculum>> MakeCurriculum(const JobConfig& config) {
+  auto game = LoadGame(config.game.name);
+  if (!game.ok()) return game.status();
+  const CurriculumConfig& cc = config.curriculum;
+  CurriculumOptions o;
+  o.window = cc.window;
+  o.opponent_selection = cc.opponent_selection;
+  o.pfsp_weighting = cc.pfsp_weighting;
+  o.pfsp_exponent = cc.pfsp_exponent;
+  o.self_play_share = cc.self_play_share;
+  o.prior_win_rate = cc.prior_win_rate;
+  o.task_floor = cc.task_floor;
+  o.prior_success_rate = cc.prior_success_rate;
+  o.num_seats = (*game)->NumPlayers();
+  o.seed = static_cast<uint64_t>(config.seed);
+  auto curriculum = Curriculum::Create(o);
+  if (!curriculum.ok()) return curriculum.status();
+  for (const std::string& task : cc.tasks) {
+    if (auto s = (*curriculum)->AddTask(task); !s.ok()) return s;
+  }
+  return std::shared_ptr<Curriculum>(std::move(*curriculum));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   ParseWorkerFlags(argc, argv, "rally-replay: the replay service of a rally cluster");
@@ -49,7 +80,9 @@ int main(int argc, char** argv) {
                                       {"torn_tail", rec.torn_tail}});
   }
   ReplayServiceImpl service((*metrics)->registry(), store.get());
-  auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), {&service});
+  CurriculumServiceImpl curriculum;
+  auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
+                                  {&service, &curriculum});
   if (!server.ok()) {
     LogError("cannot start server", {{"error", server.status().ToString()}});
     return 1;
@@ -83,11 +116,17 @@ int main(int argc, char** argv) {
       continue;
     }
     job_id = assignment->job_id();
+    if (auto c = MakeCurriculum(*config); c.ok()) {
+      curriculum.SetCurriculum(config->game.name, std::move(*c));
+    } else {
+      LogError("cannot create the curriculum", {{"error", c.status().ToString()}});
+    }
     while (control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(200))) {
     }
     control.FlushReport();
     // Keep the tables (and their log) when shutting down mid-job: a restarted replay recovers them.
     if (!ShutdownRequested()) service.ClearJob();
+    curriculum.ClearCurriculum();
     job_id.clear();
   }
   service.Close();

@@ -215,6 +215,11 @@ absl::Status ReplayJob::SyncForAck() {
   return store_->Sync();
 }
 
+absl::Status ReplayJob::SyncForAck(uint64_t lsn) {
+  if (store_ == nullptr) return absl::OkStatus();
+  return store_->SyncTo(lsn);
+}
+
 absl::Status ReplayJob::WriteSnapshot() {
   if (store_ == nullptr) return absl::OkStatus();
   return store_->WriteSnapshot([&] {

@@ -48,6 +48,10 @@ class ReplayJob {
 
   // Makes appended records durable according to replay.fsync (before an ack).
   absl::Status SyncForAck();
+  // Makes records up to `lsn` durable according to replay.fsync (group commit).
+  absl::Status SyncForAck(uint64_t lsn);
+  // The LSN of the last logged record (0 without a store).
+  uint64_t last_lsn() const { return store_ ? store_->last_lsn() : 0; }
   absl::Status WriteSnapshot();
   void Close();
 

@@ -1,6 +1,9 @@
 #include "services/replay/replay_service.h"
 
 #include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
@@ -129,7 +132,7 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
 }
 
 absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job,
-                                          const v1::InsertRequest& req, bool* duplicate) {
+                                          v1::InsertRequest& req, bool* duplicate) {
   const v1::Trajectory& traj = req.trajectory();
   if (req.tables().empty()) return absl::InvalidArgumentError("tables: name at least one table");
   std::vector<Table*> targets;
@@ -152,7 +155,7 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
     *duplicate = true;
     return absl::OkStatus();
   }
-  auto item = std::make_shared<v1::Trajectory>(traj);
+  auto item = std::make_shared<v1::Trajectory>(std::move(*req.mutable_trajectory()));
   for (Table* t : targets) {
     while (true) {
       auto key = t->Insert(item, req.priority(), Clock::now() + kPollSlice);
@@ -161,41 +164,91 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
       if (ctx->IsCancelled() || closed_) return absl::CancelledError("insert cancelled");
     }
   }
-  job.MarkStored(traj.actor_id(), traj.sequence());
-  return job.SyncForAck();
+  job.MarkStored(item->actor_id(), item->sequence());
+  return absl::OkStatus();
 }
 
 grpc::Status ReplayServiceImpl::Insert(
     grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<v1::InsertResponse, v1::InsertRequest>* stream) {
+  // This thread reads and stores items; an ack thread waits until each stored item is durable
+  // (group commit: one fdatasync covers every item stored meanwhile, on every stream) and writes
+  // the acks in order. At most kMaxPendingAcks items wait for their ack, which bounds memory.
+  constexpr size_t kMaxPendingAcks = 256;
+  struct Pending {
+    v1::InsertResponse ack;
+    std::shared_ptr<ReplayJob> job;  // null: nothing to sync
+    uint64_t lsn = 0;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Pending> pending;
+  bool reading = true;
+  bool broken = false;
+  std::thread acker([&] {
+    while (true) {
+      Pending p;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return !pending.empty() || !reading; });
+        if (pending.empty()) return;
+        p = std::move(pending.front());
+      }
+      if (p.job) {
+        if (absl::Status s = p.job->SyncForAck(p.lsn); !s.ok()) {
+          p.ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+          p.ack.set_error(absl::StrCat("stored but not durable: ", s.message()));
+        }
+      }
+      bool ok = stream->Write(p.ack);
+      std::lock_guard<std::mutex> lock(mu);
+      pending.pop_front();
+      if (!ok) broken = true;
+      cv.notify_all();
+    }
+  });
   v1::InsertRequest req;
   while (stream->Read(&req)) {
-    v1::InsertResponse ack;
-    ack.set_sequence(req.trajectory().sequence());
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return pending.size() < kMaxPendingAcks || broken; });
+      if (broken) break;
+    }
+    Pending p;
+    p.ack.set_sequence(req.trajectory().sequence());
+    const std::string actor_id = req.trajectory().actor_id();
     bool duplicate = false;
     auto job = CurrentJob();
     absl::Status status = job.ok() ? InsertOne(ctx, **job, req, &duplicate) : job.status();
-    if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) {
-      return grpc::Status::CANCELLED;
-    }
+    if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) break;
     if (status.ok() && duplicate) {
-      ack.set_duplicate(true);
+      p.ack.set_duplicate(true);
       duplicates_.Increment();
-      if (job.ok()) ++(*job)->duplicates;
+      ++(*job)->duplicates;
     } else if (status.ok()) {
       inserted_.Increment();
+      p.job = *job;
+      p.lsn = (*job)->last_lsn();
     } else {
       rejected_.Increment();
       if (job.ok()) ++(*job)->rejected;
-      ack.set_code(static_cast<int>(status.code()));
-      ack.set_error(std::string(status.message()));
-      LogWarning("insert rejected", {{"actor_id", req.trajectory().actor_id()},
-                                     {"sequence", req.trajectory().sequence()},
+      p.ack.set_code(static_cast<int>(status.code()));
+      p.ack.set_error(std::string(status.message()));
+      LogWarning("insert rejected", {{"actor_id", actor_id},
+                                     {"sequence", p.ack.sequence()},
                                      {"error", std::string(status.message())}});
     }
     if (job.ok()) ExportTableMetrics(**job);
-    if (!stream->Write(ack)) break;
+    std::lock_guard<std::mutex> lock(mu);
+    pending.push_back(std::move(p));
+    cv.notify_all();
   }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    reading = false;
+    cv.notify_all();
+  }
+  acker.join();
   return grpc::Status::OK;
 }
 

@@ -54,7 +54,8 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
  private:
   absl::StatusOr<std::shared_ptr<ReplayJob>> CurrentJob() const;
   // Stores one item; OK, a duplicate (OK with *duplicate set), or the reason it was refused.
-  absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, const v1::InsertRequest& req,
+  // Does not wait for durability: the caller acknowledges after ReplayJob::SyncForAck.
+  absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, v1::InsertRequest& req,
                          bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
 

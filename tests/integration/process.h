@@ -47,6 +47,11 @@ std::string ReadFile(const std::string& path);
 std::string WaitForLogField(const std::string& log_path, const std::string& msg,
                             const std::string& key, std::chrono::milliseconds timeout);
 
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort();
+// Waits for `file` to hold a port number (as rally-control --port_file writes it).
+std::string WaitForPortFile(const std::string& file, std::chrono::milliseconds timeout);
+
 // GET http://address/path on loopback; the response body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);
 

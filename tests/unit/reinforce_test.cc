@@ -5,13 +5,13 @@
 namespace rally {
 namespace {
 
-v1::Trajectory Episode(float r0, float r1, const std::string& opponent = "self") {
+v1::Trajectory Episode(float r0, float r1, const std::string& opponent = "latest") {
   v1::Trajectory t;
   t.set_game("g");
   t.set_opponent_id(opponent);
   t.add_returns(r0);
   t.add_returns(r1);
-  if (opponent == "self") {
+  if (opponent == "latest") {
     t.add_learning_seats(0);
     t.add_learning_seats(1);
   } else {
@@ -19,7 +19,7 @@ v1::Trajectory Episode(float r0, float r1, const std::string& opponent = "self")
   }
   for (int i = 0; i < 3; ++i) {
     v1::Turn* turn = t.add_turns();
-    turn->set_seat(opponent == "self" ? i % 2 : 1);
+    turn->set_seat(opponent == "latest" ? i % 2 : 1);
     turn->add_observation(static_cast<float>(i));
     turn->add_observation(1.f);
     turn->add_legal_actions(0);

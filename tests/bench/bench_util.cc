@@ -1,0 +1,97 @@
+#include "tests/bench/bench_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+namespace rally::bench {
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+namespace {
+
+// One transfer of `bytes` from a writer thread to this thread over a fresh connection.
+double TransferSeconds(size_t bytes) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  listen(listener, 1);
+  std::thread writer([&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    std::vector<char> chunk(1 << 20, 'x');
+    size_t sent = 0;
+    while (sent < bytes) {
+      ssize_t n = send(fd, chunk.data(), std::min(chunk.size(), bytes - sent), 0);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    close(fd);
+  });
+  int conn = accept(listener, nullptr, nullptr);
+  std::vector<char> buf(1 << 20);
+  size_t got = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (got < bytes) {
+    ssize_t n = recv(conn, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  writer.join();
+  close(conn);
+  close(listener);
+  return secs;
+}
+
+}  // namespace
+
+double LoopbackTcpMegabytesPerSecond(size_t bytes, int runs) {
+  std::vector<double> rates;
+  for (int i = 0; i < runs; ++i) rates.push_back(bytes / 1e6 / TransferSeconds(bytes));
+  return Median(rates);
+}
+
+double LoopbackTcpSeconds(size_t bytes, int receivers, int runs) {
+  std::vector<double> times;
+  for (int i = 0; i < runs; ++i) {
+    double total = 0;
+    for (int r = 0; r < receivers; ++r) total += TransferSeconds(bytes);
+    times.push_back(total);
+  }
+  return Median(times);
+}
+
+std::string JsonPath(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json" && i + 1 < argc) return argv[i + 1];
+    if (a.rfind("--json=", 0) == 0) return a.substr(7);
+  }
+  return "";
+}
+
+void WriteJson(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+}
+
+}  // namespace rally::bench

@@ -1,0 +1,214 @@
+// replay_bench: ingest and sampling throughput of rally-replay over gRPC on loopback, against a
+// raw loopback TCP pump measured in the same run (the ceiling for moving bytes here).
+//
+//   replay_bench [--seconds S] [--writers W] [--samplers R] [--json FILE]
+//
+// For items of 1 KB, 64 KB and 1 MB, with the write-ahead log off and on (fsync every batch),
+// W writer streams (the actors' ReplayWriter) insert for S seconds into a uniform table; for
+// 1 KB items R sampler streams then sample batches of 256 for S seconds. Items are valid
+// TicTacToe trajectories padded to size with token ids (as language-model turns carry them).
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "common/net/server.h"
+#include "rally/v1/control.grpc.pb.h"
+#include "rally/v1/replay.grpc.pb.h"
+#include "services/actor/replay_writer.h"
+#include "tests/bench/bench_util.h"
+#include "tests/integration/process.h"
+
+using namespace rally;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+v1::Trajectory Item(size_t bytes, std::mt19937& rng) {
+  v1::Trajectory t;
+  t.set_game("tictactoe");
+  t.add_learning_seats(0);
+  t.add_learning_seats(1);
+  t.add_returns(0);
+  t.add_returns(0);
+  v1::Turn* turn = t.add_turns();
+  for (int i = 0; i < 27; ++i) turn->add_observation(i >= 18 ? 1.f : 0.f);
+  for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
+  turn->set_action(4);
+  turn->add_behaviour_log_probs(-2.2f);
+  // Token ids in [16384, 2^21) take 3 bytes each.
+  std::uniform_int_distribution<int> token(16384, (1 << 21) - 1);
+  size_t base = t.ByteSizeLong() + 8;
+  for (size_t n = bytes > base ? (bytes - base) / 3 : 0; n > 0; --n) {
+    turn->add_observation_tokens(token(rng));
+  }
+  return t;
+}
+
+struct Cluster {
+  std::string dir;
+  std::unique_ptr<testing::Process> control;
+  std::unique_ptr<testing::Process> replay;
+  std::string replay_address;
+};
+
+Cluster Start(const std::string& name, bool wal, int64_t max_size) {
+  Cluster c;
+  c.dir = testing::TempDir("bench-" + name);
+  c.control = std::make_unique<testing::Process>(
+      "rally-control",
+      std::vector<std::string>{"--port=0", "--port_file=" + c.dir + "/control.port",
+                               "--db=" + c.dir + "/control.sqlite"},
+      c.dir + "/control.log");
+  std::string control = "127.0.0.1:" + testing::WaitForPortFile(c.dir + "/control.port", 30s);
+  int port = testing::FreePort();
+  c.replay_address = "127.0.0.1:" + std::to_string(port);
+  std::vector<std::string> args = {"--control=" + control, "--port=" + std::to_string(port)};
+  if (wal) args.push_back("--data_dir=" + c.dir + "/replay");
+  c.replay = std::make_unique<testing::Process>("rally-replay", args, c.dir + "/replay.log");
+  if (!WaitForServing(c.replay_address, 30s).ok()) std::abort();
+  auto jobs = v1::JobService::NewStub(MakeChannel(control));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(10s));
+  v1::SubmitJobRequest req;
+  req.set_spec_yaml(
+      "game: tictactoe\nstop: {max_wall_seconds: 3600}\n"
+      "replay:\n  fsync: every_batch\n  snapshot_every_seconds: 0\n"
+      "  tables: [{name: bench, sampler: uniform, remover: fifo, max_times_sampled: 0,\n"
+      "            rate_limiter: min_size, max_bytes: 1073741824, max_size: " +
+      std::to_string(max_size) + "}]\n");
+  v1::Job job;
+  if (!jobs->SubmitJob(&ctx, req, &job).ok()) std::abort();
+  auto replay = v1::ReplayService::NewStub(MakeChannel(c.replay_address));
+  for (int i = 0; i < 600; ++i) {
+    grpc::ClientContext ic;
+    ic.set_deadline(DeadlineIn(2s));
+    v1::InfoResponse info;
+    if (replay->Info(&ic, v1::InfoRequest(), &info).ok() && info.job_id() == job.id()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return c;
+}
+
+// Items per second acknowledged to `writers` streams over `seconds` (after a short warm-up).
+double Ingest(const Cluster& c, size_t item_bytes, int writers, double seconds) {
+  std::vector<std::unique_ptr<ReplayWriter>> ws;
+  for (int w = 0; w < writers; ++w) {
+    ws.push_back(std::make_unique<ReplayWriter>(c.replay_address, std::vector<std::string>{"bench"},
+                                                "bench-" + std::to_string(w),
+                                                item_bytes >= (1 << 20) ? 8 : 64, nullptr));
+  }
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      std::mt19937 rng(w + 1);
+      v1::Trajectory item = Item(item_bytes, rng);
+      while (!stop) {
+        if (!ws[w]->Push(item)) return;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto acked = [&] {
+    int64_t n = 0;
+    for (auto& w : ws) n += w->acked();
+    return n;
+  };
+  int64_t a0 = acked();
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  int64_t a1 = acked();
+  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  stop = true;
+  for (auto& w : ws) w->Stop();
+  for (auto& t : threads) t.join();
+  return (a1 - a0) / dt;
+}
+
+// Items per second sampled by `samplers` streams in batches of 256.
+double SampleRate(const Cluster& c, int samplers, double seconds) {
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> items{0};
+  std::vector<std::thread> threads;
+  for (int s = 0; s < samplers; ++s) {
+    threads.emplace_back([&] {
+      auto stub = v1::ReplayService::NewStub(MakeChannel(c.replay_address));
+      grpc::ClientContext ctx;
+      auto stream = stub->Sample(&ctx);
+      v1::SampleRequest req;
+      req.set_table("bench");
+      req.set_batch_size(256);
+      req.set_credits(8);
+      stream->Write(req);
+      v1::SampleRequest more;
+      more.set_credits(1);
+      v1::SampleResponse resp;
+      while (!stop && stream->Read(&resp)) {
+        items += resp.items_size();
+        stream->Write(more);
+      }
+      ctx.TryCancel();
+      stream->Finish();
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int64_t i0 = items;
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  int64_t i1 = items;
+  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  stop = true;
+  for (auto& t : threads) t.join();
+  return (i1 - i0) / dt;
+}
+
+double FlagValue(int argc, char** argv, const std::string& name, double fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == "--" + name) return std::atof(argv[i + 1]);
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const double seconds = FlagValue(argc, argv, "seconds", 3);
+  const int writers = static_cast<int>(FlagValue(argc, argv, "writers", 2));
+  const int samplers = static_cast<int>(FlagValue(argc, argv, "samplers", 2));
+  const double ceiling = bench::LoopbackTcpMegabytesPerSecond(size_t{1} << 30, 3);
+  std::printf("raw loopback TCP pump (ceiling): %.0f MB/s (median of 3, 1 GiB each)\n\n", ceiling);
+  std::printf("%10s %5s %7s %12s %10s %8s %8s %14s\n", "item", "wal", "writers", "ingest it/s",
+              "MB/s", "ratio", "samplers", "sample it/s");
+  nlohmann::json runs = nlohmann::json::array();
+  for (size_t bytes : {size_t{1024}, size_t{65536}, size_t{1} << 20}) {
+    for (bool wal : {false, true}) {
+      Cluster c =
+          Start(std::to_string(bytes) + (wal ? "-wal" : ""), wal, bytes >= (1 << 20) ? 256 : 8192);
+      double items_s = Ingest(c, bytes, writers, seconds);
+      double mb_s = items_s * static_cast<double>(bytes) / 1e6;
+      double sample_s = bytes == 1024 ? SampleRate(c, samplers, seconds) : 0;
+      c.replay->Stop();
+      c.control->Stop();
+      std::printf("%10zu %5s %7d %12.0f %10.1f %8.3f %8d %14s\n", bytes, wal ? "on" : "off",
+                  writers, items_s, mb_s, mb_s / ceiling, bytes == 1024 ? samplers : 0,
+                  bytes == 1024 ? std::to_string(static_cast<int64_t>(sample_s)).c_str() : "-");
+      std::fflush(stdout);
+      nlohmann::json run = {{"item_bytes", bytes},
+                            {"wal", wal},
+                            {"writers", writers},
+                            {"ingest_items_s", items_s},
+                            {"ingest_mb_s", mb_s},
+                            {"ingest_ratio", mb_s / ceiling},
+                            {"samplers", bytes == 1024 ? samplers : 0},
+                            {"sample_items_s", sample_s}};
+      runs.push_back(run);
+    }
+  }
+  std::printf(
+      "\ngoals: ingest of 64 KB+ items >= 0.5 of the ceiling (WAL off), >= 0.3 (WAL on, "
+      "fsync every batch); sampling of 1 KB items >= 100000 items/s\n");
+  bench::WriteJson(bench::JsonPath(argc, argv), {{"ceiling_mb_s", ceiling}, {"runs", runs}});
+  return 0;
+}
