@@ -79,16 +79,19 @@ absl::Status LocalCluster::Start() {
     std::string name, binary;
     std::vector<std::string> args;
   };
-  std::vector<Spec> specs = {
-      {"replay",
-       "rally-replay",
-       {control, "--name=replay-0",
-        "--data_dir=" + (fs::path(options_.workdir) / "replay").string()}},
-      {"learner",
-       "rally-learner",
-       {control, "--rank=0", "--name=learner-0",
-        "--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string()}},
-      {"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}}};
+  std::vector<Spec> specs;
+  for (int i = 0; i < options_.replay_shards; ++i) {
+    std::string name = options_.replay_shards == 1 ? "replay" : absl::StrCat("replay-", i);
+    specs.push_back({name,
+                     "rally-replay",
+                     {control, absl::StrCat("--name=replay-", i),
+                      "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
+  }
+  specs.push_back({"learner",
+                   "rally-learner",
+                   {control, "--rank=0", "--name=learner-0",
+                    "--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string()}});
+  specs.push_back({"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}});
   for (int i = 0; i < options_.actors; ++i) {
     std::string name = absl::StrCat("actor-", i);
     specs.push_back({name, "rally-actor", {control, "--mode=selfplay", "--name=" + name}});

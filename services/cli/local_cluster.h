@@ -16,6 +16,7 @@ struct ClusterOptions {
   std::string bin_dir;  // where the rally-* binaries are
   std::string workdir;
   int actors = 1;
+  int replay_shards = 1;
 };
 
 class LocalCluster {

@@ -187,14 +187,19 @@ v1::Assignment Controller::AssignmentLocked(const Worker& worker) const {
   a.set_job_state(job.state());
   a.set_spec_yaml(job.spec_yaml());
   a.set_index(worker.index);
+  // Replay shards in a stable order (by worker name: replay-0, replay-1, ...), so that an
+  // actor's index keeps mapping to the same shard.
+  std::vector<std::pair<std::string, std::string>> shards;
   for (const auto& [id, w] : workers_) {
     if (w.registration.role() == v1::WORKER_ROLE_REPLAY) {
-      a.mutable_endpoints()->add_replay(w.registration.address());
+      shards.emplace_back(w.registration.name(), w.registration.address());
     }
     if (w.registration.role() == v1::WORKER_ROLE_LEARNER && w.registration.rank() == 0) {
       a.mutable_endpoints()->set_weights(w.registration.address());
     }
   }
+  std::sort(shards.begin(), shards.end());
+  for (const auto& [name, address] : shards) a.mutable_endpoints()->add_replay(address);
   return a;
 }
 
@@ -234,6 +239,7 @@ v1::HeartbeatResponse Controller::Heartbeat(const v1::HeartbeatRequest& req) {
 bool Controller::AggregateReportsLocked(v1::Job& job) {
   v1::JobProgress* p = job.mutable_progress();
   int64_t episodes = 0;
+  int64_t inserted = 0;
   int64_t vmin = -1;
   int64_t vmax = -1;
   bool replay = false;
@@ -245,8 +251,7 @@ bool Controller::AggregateReportsLocked(v1::Job& job) {
     switch (w.registration.role()) {
       case v1::WORKER_ROLE_REPLAY:
         replay = true;
-        p->set_trajectories_inserted(
-            std::max(p->trajectories_inserted(), w.report.trajectories_inserted()));
+        inserted += w.report.trajectories_inserted();
         break;
       case v1::WORKER_ROLE_LEARNER:
         learner = true;
@@ -270,6 +275,7 @@ bool Controller::AggregateReportsLocked(v1::Job& job) {
   }
   // Counters only grow: a worker that left keeps its share.
   p->set_episodes(std::max(p->episodes(), episodes));
+  p->set_trajectories_inserted(std::max(p->trajectories_inserted(), inserted));
   if (vmin >= 0) {
     p->set_actor_policy_version_min(std::max(p->actor_policy_version_min(), vmin));
     p->set_actor_policy_version_max(std::max(p->actor_policy_version_max(), vmax));

@@ -120,35 +120,47 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   if (assignment.endpoints().replay().empty()) {
     return absl::FailedPreconditionError("no replay endpoint in the assignment");
   }
-  auto stub = v1::ReplayService::NewStub(MakeChannel(assignment.endpoints().replay(0)));
-  grpc::ClientContext ctx;
-  auto stream = stub->Sample(&ctx);
-  {
-    // Keep kPrefetchBatches batches requested: the next one is assembled while this one trains.
+  // One sample stream per replay shard; batches are taken from the shards in turn, each stream
+  // keeping kPrefetchBatches batches requested so they are assembled while the learner trains.
+  struct Shard {
+    std::unique_ptr<v1::ReplayService::Stub> stub;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::SampleRequest, v1::SampleResponse>> stream;
+  };
+  std::vector<std::unique_ptr<Shard>> shards;
+  for (const std::string& address : assignment.endpoints().replay()) {
+    auto shard = std::make_unique<Shard>();
+    shard->stub = v1::ReplayService::NewStub(MakeChannel(address));
+    shard->stream = shard->stub->Sample(&shard->ctx);
     v1::SampleRequest req;
     req.set_table(lc.table);
     req.set_batch_size(lc.batch_episodes);
     req.set_credits(kPrefetchBatches);
-    stream->Write(req);
+    shard->stream->Write(req);
+    shards.push_back(std::move(shard));
   }
-  // Ends the blocking stream read when the job ends or the process shuts down.
+  // Ends the blocking stream reads when the job ends or the process shuts down.
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done && control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(100))) {
     }
-    ctx.TryCancel();
+    for (auto& shard : shards) shard->ctx.TryCancel();
   });
 
   absl::Status result = absl::OkStatus();
   v1::SampleResponse batch;
   auto wait_start = Clock::now();
-  while (stream->Read(&batch)) {
+  size_t next_shard = 0;
+  while (true) {
+    Shard& shard = *shards[next_shard];
+    next_shard = (next_shard + 1) % shards.size();
+    if (!shard.stream->Read(&batch)) break;
     auto step_start = Clock::now();
     {
       v1::SampleRequest more;
       more.set_credits(1);
       more.set_policy_version(version);
-      stream->Write(more);
+      shard.stream->Write(more);
     }
     m.batch_wait_seconds.Observe(std::chrono::duration<double>(step_start - wait_start).count());
     std::vector<const v1::Trajectory*> episodes;
@@ -227,12 +239,14 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   }
   done = true;
   watcher.join();
-  stream->WritesDone();
-  grpc::Status end = stream->Finish();
-  if (result.ok() && !end.ok() && end.error_code() != grpc::StatusCode::CANCELLED &&
-      control.IsActive(job_id) && !ShutdownRequested()) {
-    result =
-        absl::UnavailableError(absl::StrCat("replay sample stream ended: ", end.error_message()));
+  for (auto& shard : shards) {
+    shard->ctx.TryCancel();
+    grpc::Status end = shard->stream->Finish();
+    if (result.ok() && !end.ok() && end.error_code() != grpc::StatusCode::CANCELLED &&
+        control.IsActive(job_id) && !ShutdownRequested()) {
+      result =
+          absl::UnavailableError(absl::StrCat("replay sample stream ended: ", end.error_message()));
+    }
   }
   LogInfo("training ended", {{"job_id", job_id}, {"steps", step}, {"version", version}});
   return result;

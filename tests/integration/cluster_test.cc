@@ -80,3 +80,29 @@ TEST(Cluster, ValidateAcceptsTheShippedConfigs) {
 
 }  // namespace
 }  // namespace rally
+
+namespace rally {
+namespace {
+
+TEST(Cluster, ActorsSpreadOverReplayShardsAndTheLearnerSamplesFromAll) {
+  std::string dir = testing::TempDir("shards");
+  std::string workdir = dir + "/run";
+  int code = testing::RunToCompletion(
+      "rally",
+      {"run", testing::SourcePath("tests/integration/configs/short.yaml"), "--replay-shards=2",
+       "--workdir=" + workdir, "--summary-json=" + dir + "/summary.json"},
+      dir + "/rally.out", std::chrono::seconds(240));
+  ASSERT_EQ(code, 0) << testing::ReadFile(dir + "/rally.out");
+  auto summary = nlohmann::json::parse(testing::ReadFile(dir + "/summary.json"));
+  // The learner takes batches from the shards in turn: reaching 100 steps needs both.
+  EXPECT_EQ(summary["learner_steps"].get<int64_t>(), 100);
+  EXPECT_GE(summary["trajectories_inserted"].get<int64_t>(), 100 * 16);
+  for (const char* shard : {"replay-0", "replay-1"}) {
+    std::string log = testing::ReadFile(workdir + "/logs/" + shard + ".log");
+    EXPECT_NE(log.find("\"msg\":\"job installed\""), std::string::npos) << shard;
+    EXPECT_TRUE(std::filesystem::exists(workdir + "/" + shard)) << shard;  // its data directory
+  }
+}
+
+}  // namespace
+}  // namespace rally
