@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/yaml_reader.h"
+#include "common/eval/opponents.h"
 #include "common/games/registry.h"
 
 namespace rally {
@@ -114,12 +115,28 @@ void ReadReplay(YamlReader& r, const YAML::Node& top, ReplayConfig* replay) {
   }
 }
 
+// Reports `name` unless it is an opponent `game` supports.
+void CheckOpponent(YamlReader& r, const YAML::Node& map, const std::string& path,
+                   const std::string& key, const std::string& name, const std::string& game) {
+  auto g = LoadGame(game);
+  if (!g.ok()) return;  // reported with game.name
+  auto o = MakeOpponent(name, **g);
+  if (!o.ok()) r.Error(map, path, key, std::string(o.status().message()));
+}
+
+// The keys of a mapping, in order.
+std::vector<std::string> Keys(const YAML::Node& map) {
+  std::vector<std::string> keys;
+  if (!map.IsMap()) return keys;
+  for (auto it = map.begin(); it != map.end(); ++it) keys.push_back(it->first.Scalar());
+  return keys;
+}
+
 void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, OpponentTarget>* out,
-                const std::vector<std::string>& opponents) {
+                const std::vector<std::string>& opponents, const std::string& game) {
   const YAML::Node t = r.Section(root, "", "target");
-  r.CheckKeys(t, "target", KnownOpponents());
-  for (const std::string& opp : KnownOpponents()) {
-    if (!t[opp]) continue;
+  for (const std::string& opp : Keys(t)) {
+    CheckOpponent(r, t, "target", opp, opp, game);
     std::string path = absl::StrCat("target.", opp);
     const YAML::Node o = r.Section(t, "target", opp);
     r.CheckKeys(o, path, {"max_losses", "min_win_rate"});
@@ -144,8 +161,6 @@ void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, Opp
 }
 
 }  // namespace
-
-std::vector<std::string> KnownOpponents() { return {"random", "perfect"}; }
 
 absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
@@ -183,10 +198,9 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
               {"count", "envs_per_actor", "threads", "max_batch", "batch_timeout_us", "opponents"});
   {
     const YAML::Node opp = r.Section(actors, ap, "opponents");
-    r.CheckKeys(opp, "actors.opponents", KnownOpponents());
     double total = 0;
-    for (const std::string& name : KnownOpponents()) {
-      if (!opp[name]) continue;
+    for (const std::string& name : Keys(opp)) {
+      CheckOpponent(r, opp, "actors.opponents", name, name, c.game.name);
       double share = 0;
       r.Read(opp, "actors.opponents", name, &share);
       if (share < 0 || share > 1) r.Error(opp, "actors.opponents", name, "must lie in [0, 1]");
@@ -255,10 +269,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   RequireAtLeast(r, eval, ep, "games", c.evaluation.games, 2);
   RequireAtLeast(r, eval, ep, "every_seconds", c.evaluation.every_seconds, 0.0);
   for (const std::string& o : c.evaluation.opponents) {
-    auto known = KnownOpponents();
-    if (std::find(known.begin(), known.end(), o) == known.end()) {
-      r.Error(eval, ep, "opponents", "unknown opponent '" + o + "' (known: random, perfect)");
-    }
+    CheckOpponent(r, eval, ep, "opponents", o, c.game.name);
   }
 
   const YAML::Node cur = r.Section(top, "", "curriculum");
@@ -301,7 +312,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   RequireAtLeast(r, stop, "stop", "max_wall_seconds", c.stop.max_wall_seconds, 0.0);
   RequireAtLeast(r, stop, "stop", "max_learner_steps", c.stop.max_learner_steps, 0L);
 
-  ReadTarget(r, top, &c.target, c.evaluation.opponents);
+  ReadTarget(r, top, &c.target, c.evaluation.opponents, c.game.name);
 
   if (c.stop.max_wall_seconds == 0 && c.stop.max_learner_steps == 0 && c.target.empty()) {
     r.ErrorAt(top,

@@ -125,7 +125,5 @@ struct JobConfig {
 absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::string& source);
 absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path);
 
-// Opponents the evaluator knows.
-std::vector<std::string> KnownOpponents();
 
 }  // namespace rally

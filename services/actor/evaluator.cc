@@ -6,7 +6,7 @@
 
 namespace rally {
 
-v1::EvalResult Evaluate(const Game& game, Policy& policy, const Opponent& opponent, int games,
+v1::EvalResult Evaluate(const Game& game, NetworkPolicy& policy, const Agent& opponent, int games,
                         bool greedy, std::mt19937_64& rng) {
   const int obs_size = game.ObservationSize();
   const int num_actions = game.NumDistinctActions();
@@ -20,8 +20,10 @@ v1::EvalResult Evaluate(const Game& game, Policy& policy, const Opponent& oppone
     waiting.clear();
     for (int i = 0; i < games; ++i) {
       State& s = *states[i];
-      // Let the opponent move until the policy is to move or the game ends.
-      while (!s.IsTerminal() && s.CurrentPlayer() != i % 2) s.ApplyAction(opponent.Act(s, rng));
+      // Chance and the opponent move until the policy is to move or the game ends.
+      while (!s.IsTerminal() && (s.IsChanceNode() || s.CurrentPlayer() != i % 2)) {
+        s.ApplyAction(s.IsChanceNode() ? SampleChanceOutcome(s, rng) : opponent.Act(s, rng));
+      }
       if (!s.IsTerminal()) waiting.push_back(i);
     }
     if (waiting.empty()) break;

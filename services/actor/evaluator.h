@@ -6,15 +6,15 @@
 
 #include <random>
 
+#include "common/eval/opponents.h"
 #include "common/games/game.h"
 #include "rally/v1/control.pb.h"
-#include "services/actor/opponents.h"
 #include "services/actor/policy.h"
 
 namespace rally {
 
 // Wins, draws and losses are from the policy's side.
-v1::EvalResult Evaluate(const Game& game, Policy& policy, const Opponent& opponent, int games,
+v1::EvalResult Evaluate(const Game& game, NetworkPolicy& policy, const Agent& opponent, int games,
                         bool greedy, std::mt19937_64& rng);
 
 }  // namespace rally

@@ -65,7 +65,7 @@ void InferenceWorker::Loop() {
 
 void InferenceWorker::Serve(std::vector<Batcher::Item>& batch) {
   // One forward pass per policy version in the batch (usually one, two around a weight update).
-  std::map<Policy*, std::vector<Batcher::Item*>> groups;
+  std::map<NetworkPolicy*, std::vector<Batcher::Item*>> groups;
   for (Batcher::Item& item : batch) groups[item.request.policy.get()].push_back(&item);
   for (auto& [policy, items] : groups) {
     const int n = static_cast<int>(items.size());

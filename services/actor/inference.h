@@ -19,7 +19,7 @@
 namespace rally {
 
 struct InferenceRequest {
-  std::shared_ptr<Policy> policy;
+  std::shared_ptr<NetworkPolicy> policy;
   std::vector<float> observation;
   std::vector<int> legal_actions;  // ascending, non-empty
   bool greedy = false;

@@ -92,7 +92,7 @@ void ExportRound(prometheus::Registry& registry, const v1::EvalResult& r) {
 absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const Game& game,
                         ControlClient& control, LatestPolicy& latest, Report& report,
                         prometheus::Registry& registry) {
-  std::vector<std::unique_ptr<Opponent>> opponents;
+  std::vector<std::unique_ptr<Agent>> opponents;
   for (const std::string& name : config.evaluation.opponents) {
     auto o = MakeOpponent(name, game);
     if (!o.ok()) return o.status();
@@ -102,7 +102,7 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
   int64_t last_version = -1;
   auto last_round = std::chrono::steady_clock::now() - std::chrono::hours(1);
   auto started = std::chrono::steady_clock::now();
-  auto play_round = [&](Policy& policy) {
+  auto play_round = [&](NetworkPolicy& policy) {
     last_round = std::chrono::steady_clock::now();
     last_version = policy.version();
     std::vector<v1::EvalResult> round;

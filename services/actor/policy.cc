@@ -17,15 +17,14 @@ class PolicyModel {
   PolicyNet net;
 };
 
-Policy::~Policy() = default;
+NetworkPolicy::~NetworkPolicy() = default;
 
-absl::StatusOr<std::shared_ptr<Policy>> Policy::FromWeights(int observation_size,
-                                                            const std::vector<int>& hidden,
-                                                            int num_actions, int64_t version,
-                                                            const std::string& blob) {
+absl::StatusOr<std::shared_ptr<NetworkPolicy>> NetworkPolicy::FromWeights(
+    int observation_size, const std::vector<int>& hidden, int num_actions, int64_t version,
+    const std::string& blob) {
   auto set = DecodeSafetensors(blob);
   if (!set.ok()) return set.status();
-  std::shared_ptr<Policy> p(new Policy());
+  std::shared_ptr<NetworkPolicy> p(new NetworkPolicy());
   p->version_ = version;
   p->observation_size_ = observation_size;
   p->num_actions_ = num_actions;
@@ -34,7 +33,8 @@ absl::StatusOr<std::shared_ptr<Policy>> Policy::FromWeights(int observation_size
   return p;
 }
 
-void Policy::Probabilities(int n, const float* observations, const uint8_t* legal, float* out) {
+void NetworkPolicy::Probabilities(int n, const float* observations, const uint8_t* legal,
+                                  float* out) {
   std::lock_guard<std::mutex> lock(mu_);
   torch::NoGradGuard no_grad;
   auto obs =
@@ -45,7 +45,7 @@ void Policy::Probabilities(int n, const float* observations, const uint8_t* lega
   std::memcpy(out, probs.data_ptr<float>(), sizeof(float) * n * num_actions_);
 }
 
-void LatestPolicy::Set(std::shared_ptr<Policy> policy) {
+void LatestPolicy::Set(std::shared_ptr<NetworkPolicy> policy) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     policy_ = std::move(policy);
@@ -53,12 +53,12 @@ void LatestPolicy::Set(std::shared_ptr<Policy> policy) {
   cv_.notify_all();
 }
 
-std::shared_ptr<Policy> LatestPolicy::Get() const {
+std::shared_ptr<NetworkPolicy> LatestPolicy::Get() const {
   std::lock_guard<std::mutex> lock(mu_);
   return policy_;
 }
 
-std::shared_ptr<Policy> LatestPolicy::WaitForAny(std::chrono::milliseconds timeout) const {
+std::shared_ptr<NetworkPolicy> LatestPolicy::WaitForAny(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, timeout, [&] { return policy_ != nullptr; });
   return policy_;

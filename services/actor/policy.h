@@ -17,14 +17,15 @@ namespace rally {
 
 class PolicyModel;  // LibTorch network; defined in policy.cc
 
-class Policy {
+class NetworkPolicy {
  public:
   // Builds the network for the job and loads `blob` (a safetensors weight set) into it.
-  static absl::StatusOr<std::shared_ptr<Policy>> FromWeights(int observation_size,
-                                                             const std::vector<int>& hidden,
-                                                             int num_actions, int64_t version,
-                                                             const std::string& blob);
-  ~Policy();
+  static absl::StatusOr<std::shared_ptr<NetworkPolicy>> FromWeights(int observation_size,
+                                                                    const std::vector<int>& hidden,
+                                                                    int num_actions,
+                                                                    int64_t version,
+                                                                    const std::string& blob);
+  ~NetworkPolicy();
 
   int64_t version() const { return version_; }
   int observation_size() const { return observation_size_; }
@@ -35,7 +36,7 @@ class Policy {
   void Probabilities(int n, const float* observations, const uint8_t* legal, float* out);
 
  private:
-  Policy() = default;
+  NetworkPolicy() = default;
   int64_t version_ = 0;
   int observation_size_ = 0;
   int num_actions_ = 0;
@@ -46,16 +47,16 @@ class Policy {
 // The latest policy an actor holds; set by the weight subscriber, read by environments.
 class LatestPolicy {
  public:
-  void Set(std::shared_ptr<Policy> policy);
-  std::shared_ptr<Policy> Get() const;
+  void Set(std::shared_ptr<NetworkPolicy> policy);
+  std::shared_ptr<NetworkPolicy> Get() const;
   // Blocks until a policy is held or `timeout` passes (nullptr then).
-  std::shared_ptr<Policy> WaitForAny(std::chrono::milliseconds timeout) const;
+  std::shared_ptr<NetworkPolicy> WaitForAny(std::chrono::milliseconds timeout) const;
   void Clear();
 
  private:
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  std::shared_ptr<Policy> policy_;
+  std::shared_ptr<NetworkPolicy> policy_;
 };
 
 }  // namespace rally

@@ -5,21 +5,36 @@
 #include <thread>
 #include <vector>
 
+#include "common/eval/opponents.h"
 #include "common/util/log.h"
-#include "services/actor/opponents.h"
 
 namespace rally {
 namespace {
 
 struct Env {
   std::unique_ptr<State> state;
-  std::shared_ptr<Policy> policy;
-  const Opponent* opponent = nullptr;  // nullptr: the policy plays every seat
-  int learning_seat = -1;              // the policy's seat when there is an opponent
+  std::shared_ptr<NetworkPolicy> policy;
+  const Agent* opponent = nullptr;  // nullptr: the policy plays every seat
+  int learning_seat = -1;           // the policy's seat when there is an opponent
   v1::Trajectory trajectory;
   std::future<absl::StatusOr<InferenceResponse>> pending;
   InferenceRequest* request = nullptr;
 };
+
+// Plays chance outcomes and the fixed opponent's moves until the learning policy is to move or
+// the episode is over.
+void AdvanceToLearner(Env& env, std::mt19937_64& rng) {
+  State& s = *env.state;
+  while (!s.IsTerminal()) {
+    if (s.IsChanceNode()) {
+      s.ApplyAction(SampleChanceOutcome(s, rng));
+    } else if (env.opponent != nullptr && s.CurrentPlayer() != env.learning_seat) {
+      s.ApplyAction(env.opponent->Act(s, rng));
+    } else {
+      return;
+    }
+  }
+}
 
 }  // namespace
 
@@ -28,7 +43,7 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
                  const std::function<bool()>& keep_running, SelfPlayStats& stats) {
   const int threads = std::min(config.actors.threads, config.actors.envs_per_actor);
   // Fixed opponents some episodes are played against; the rest is self-play.
-  std::vector<std::unique_ptr<Opponent>> opponents;
+  std::vector<std::unique_ptr<Agent>> opponents;
   std::vector<double> shares;
   double self_share = 1.0;
   for (const auto& [name, share] : config.actors.opponents) {
@@ -88,11 +103,8 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
           }
           ++episodes_started;
         }
-        // A fixed opponent moves at once, without inference.
-        while (env.opponent != nullptr && !env.state->IsTerminal() &&
-               env.state->CurrentPlayer() != env.learning_seat) {
-          env.state->ApplyAction(env.opponent->Act(*env.state, rng));
-        }
+        // Chance and a fixed opponent move at once, without inference.
+        AdvanceToLearner(env, rng);
         if (env.state->IsTerminal()) {
           if (!FinishEpisode(env)) break;
           continue;
@@ -122,10 +134,7 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
         turn->add_behaviour_log_probs(resp->log_prob);
         env.state->ApplyAction(resp->action);
         ++stats.turns;
-        while (env.opponent != nullptr && !env.state->IsTerminal() &&
-               env.state->CurrentPlayer() != env.learning_seat) {
-          env.state->ApplyAction(env.opponent->Act(*env.state, rng));
-        }
+        AdvanceToLearner(env, rng);
         if (env.state->IsTerminal() && !FinishEpisode(env)) break;
       }
     }

@@ -61,8 +61,8 @@ void WeightSubscriber::Loop() {
       }
       blob += chunk.data();
       if (blob.size() < chunk.total_bytes()) continue;
-      auto policy =
-          Policy::FromWeights(observation_size_, hidden_, num_actions_, chunk.version(), blob);
+      auto policy = NetworkPolicy::FromWeights(observation_size_, hidden_, num_actions_,
+                                               chunk.version(), blob);
       if (!policy.ok()) {
         LogError("cannot apply weights",
                  {{"version", chunk.version()}, {"error", policy.status().ToString()}});

@@ -4,10 +4,10 @@
 
 #include <cmath>
 
+#include "common/eval/opponents.h"
 #include "common/games/tictactoe.h"
 #include "common/models/policy_net.h"
 #include "services/actor/evaluator.h"
-#include "services/actor/opponents.h"
 
 namespace rally {
 namespace {
@@ -26,14 +26,14 @@ TEST(SampleAction, FollowsTheProbabilitiesOverLegalActions) {
   EXPECT_EQ(SampleAction(probs, legal, true, rng), std::make_pair(3, 0.75f));
 }
 
-std::shared_ptr<Policy> UniformPolicy() {
+std::shared_ptr<NetworkPolicy> UniformPolicy() {
   // All-zero weights give equal logits: the uniform policy over legal actions.
   PolicyNet net(27, std::vector<int>{8}, 9);
   auto tensors = ExportParameters(net);
   for (auto& t : tensors) std::fill(t.data.begin(), t.data.end(), '\0');
   TensorSet set;
   set.tensors = tensors;
-  return Policy::FromWeights(27, {8}, 9, 5, EncodeSafetensors(set)).value();
+  return NetworkPolicy::FromWeights(27, {8}, 9, 5, EncodeSafetensors(set)).value();
 }
 
 TEST(InferenceWorker, AnswersWithALegalActionAndItsLogProbability) {
