@@ -227,7 +227,10 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.CheckKeys(learner, lp,
               {"algorithm", "batch_episodes", "learning_rate", "entropy_coef", "entropy_coef_final",
                "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
-               "publish_every_steps", "checkpoint_every_steps", "device", "table"});
+               "publish_every_steps", "checkpoint_every_steps", "keep_checkpoints", "device",
+               "table"});
+  r.Read(learner, lp, "keep_checkpoints", &c.learner.keep_checkpoints);
+  RequireAtLeast(r, learner, lp, "keep_checkpoints", c.learner.keep_checkpoints, 1);
   r.Read(learner, lp, "table", &c.learner.table);
   r.Read(learner, lp, "algorithm", &c.learner.algorithm);
   r.Read(learner, lp, "batch_episodes", &c.learner.batch_episodes);

@@ -70,6 +70,7 @@ struct LearnerConfig {
   double importance_weight_cap = 1;  // truncation rho_bar of pi/mu; 0 turns the correction off
   int publish_every_steps = 1;
   long checkpoint_every_steps = 500;
+  int keep_checkpoints = 3;          // the newest N stay on disk
   std::string device = "auto";  // auto | cpu | cuda:N
 };
 

@@ -1,11 +1,15 @@
 #include "services/cli/local_cluster.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -14,6 +18,23 @@
 #include "common/net/server.h"
 
 namespace rally {
+
+namespace {
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
 
 absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& name, const std::string& binary,
                                           const std::vector<std::string>& args) {
@@ -79,17 +100,19 @@ absl::Status LocalCluster::Start() {
     std::string name, binary;
     std::vector<std::string> args;
   };
+  // Servers that may be restarted get a fixed port, so that their clients reconnect to them.
   std::vector<Spec> specs;
   for (int i = 0; i < options_.replay_shards; ++i) {
     std::string name = options_.replay_shards == 1 ? "replay" : absl::StrCat("replay-", i);
-    specs.push_back({name,
-                     "rally-replay",
-                     {control, absl::StrCat("--name=replay-", i),
-                      "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
+    specs.push_back(
+        {name,
+         "rally-replay",
+         {control, absl::StrCat("--name=replay-", i), absl::StrCat("--port=", FreePort()),
+          "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
   }
   specs.push_back({"learner",
                    "rally-learner",
-                   {control, "--rank=0", "--name=learner-0",
+                   {control, "--rank=0", "--name=learner-0", absl::StrCat("--port=", FreePort()),
                     "--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string()}});
   specs.push_back({"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}});
   for (int i = 0; i < options_.actors; ++i) {
@@ -99,7 +122,8 @@ absl::Status LocalCluster::Start() {
   for (const Spec& s : specs) {
     auto child = Spawn(s.name, s.binary, s.args);
     if (!child.ok()) return child.status();
-    workers_.push_back(Child{s.name, *child});
+    bool restartable = s.binary == "rally-learner" || s.binary == "rally-replay";
+    workers_.push_back(Child{s.name, *child, false, 0, s.binary, s.args, restartable});
   }
   return absl::OkStatus();
 }
@@ -108,10 +132,20 @@ std::string LocalCluster::FirstExited() {
   for (auto* group : {&control_, &workers_}) {
     for (Child& c : *group) {
       if (c.exited) return c.name;
-      if (waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
-        c.exited = true;
-        return c.name;
+      if (waitpid(c.pid, &c.status, WNOHANG) != c.pid) continue;
+      c.exited = true;
+      if (c.restartable && restarts_ < options_.max_restarts) {
+        auto pid = Spawn(c.name, c.binary, c.args);
+        if (pid.ok()) {
+          ++restarts_;
+          std::fprintf(stderr, "%s exited (status %d); restarted it (restart %d of at most %d)\n",
+                       c.name.c_str(), c.status, restarts_, options_.max_restarts);
+          c.pid = *pid;
+          c.exited = false;
+          continue;
+        }
       }
+      return c.name;
     }
   }
   return "";

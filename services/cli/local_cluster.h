@@ -17,6 +17,7 @@ struct ClusterOptions {
   std::string workdir;
   int actors = 1;
   int replay_shards = 1;
+  int max_restarts = 3;
 };
 
 class LocalCluster {
@@ -28,8 +29,11 @@ class LocalCluster {
   absl::Status Start();
   // host:port of control.
   const std::string& control_address() const { return control_address_; }
-  // The name of a process that exited, or "" while all run.
+  // The name of a process that exited, or "" while all run. A learner or replay that exits is
+  // restarted first (same arguments and port; it resumes from its checkpoint or data directory),
+  // up to `max_restarts` times in all; only then is it reported.
   std::string FirstExited();
+  int restarts() const { return restarts_; }
   // Ends the workers (SIGTERM, SIGKILL after `grace_ms`); control keeps serving.
   void StopWorkers(int grace_ms = 10000);
   // Ends the workers, then control.
@@ -41,6 +45,9 @@ class LocalCluster {
     pid_t pid = -1;
     bool exited = false;
     int status = 0;
+    std::string binary;
+    std::vector<std::string> args;
+    bool restartable = false;
   };
   absl::StatusOr<pid_t> Spawn(const std::string& name, const std::string& binary,
                               const std::vector<std::string>& args);
@@ -50,6 +57,7 @@ class LocalCluster {
   std::string control_address_;
   std::vector<Child> control_;
   std::vector<Child> workers_;
+  int restarts_ = 0;
 };
 
 }  // namespace rally

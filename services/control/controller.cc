@@ -157,9 +157,17 @@ v1::RegisterResponse Controller::Register(const v1::RegisterRequest& req) {
     const v1::RegisterRequest& old = it->second.registration;
     if (!req.name().empty() && old.name() == req.name() && old.role() == req.role()) {
       w.index = it->second.index;
-      w.report = it->second.report;
       LogInfo("worker re-registered", {{"name", req.name()}, {"old_worker_id", it->first}});
       it = workers_.erase(it);
+      if (active_ &&
+          (req.role() == v1::WORKER_ROLE_LEARNER || req.role() == v1::WORKER_ROLE_REPLAY)) {
+        v1::Job& job = jobs_[active_->id];
+        if (job.state() == v1::JOB_STATE_RUNNING || job.state() == v1::JOB_STATE_STARTING) {
+          SetStateLocked(job, v1::JOB_STATE_RECOVERING,
+                         absl::StrCat(req.name(), " restarted; resuming from its saved state"));
+          PersistLocked(job);
+        }
+      }
     } else {
       ++it;
     }
@@ -301,8 +309,10 @@ void Controller::UpdateProgressLocked() {
   }
   learner_steps_gauge_.Set(static_cast<double>(p->learner_steps()));
   episodes_gauge_.Set(static_cast<double>(p->episodes()));
-  if (job.state() == v1::JOB_STATE_STARTING && all_working) {
-    SetStateLocked(job, v1::JOB_STATE_RUNNING, "training");
+  if ((job.state() == v1::JOB_STATE_STARTING || job.state() == v1::JOB_STATE_RECOVERING) &&
+      all_working) {
+    SetStateLocked(job, v1::JOB_STATE_RUNNING,
+                   job.state() == v1::JOB_STATE_RECOVERING ? "training (recovered)" : "training");
     PersistLocked(job);
   }
   if (now - active_->last_persist > std::chrono::seconds(5)) {

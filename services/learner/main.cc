@@ -1,5 +1,6 @@
 // rally-learner: trains the job's policy on batches from the replay; rank 0 serves the weights.
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -40,7 +41,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string address = AdvertisedAddress((*server)->port());
-  LogInfo("serving", {{"address", address}, {"metrics", (*metrics)->address()}, {"rank", rank}});
+  LogInfo("serving", {{"pid", static_cast<long long>(getpid())},
+                      {"address", address},
+                      {"metrics", (*metrics)->address()},
+                      {"rank", rank}});
 
   v1::RegisterRequest reg;
   reg.set_role(v1::WORKER_ROLE_LEARNER);

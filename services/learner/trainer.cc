@@ -15,6 +15,7 @@
 #include "common/util/shutdown.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/replay.grpc.pb.h"
+#include "services/learner/checkpoint.h"
 
 namespace rally {
 namespace {
@@ -35,38 +36,6 @@ std::string EncodeWeights(PolicyNet& net, int64_t version, int64_t step) {
   set.tensors = ExportParameters(net);
   set.metadata = {{"policy_version", absl::StrCat(version)}, {"learner_step", absl::StrCat(step)}};
   return EncodeSafetensors(set);
-}
-
-// Writes <dir>/step-<N>/{weights.safetensors,manifest.json} atomically (a temp dir renamed into
-// place) and points <dir>/latest at it.
-absl::Status WriteCheckpoint(const std::string& dir, const std::string& blob,
-                             const nlohmann::json& manifest, int64_t step) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::string name = absl::StrCat("step-", step);
-  fs::path tmp = fs::path(dir) / (name + ".tmp");
-  fs::path final_path = fs::path(dir) / name;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
-  {
-    std::ofstream w(tmp / "weights.safetensors", std::ios::binary);
-    w.write(blob.data(), static_cast<std::streamsize>(blob.size()));
-    std::ofstream m(tmp / "manifest.json");
-    m << manifest.dump(2) << "\n";
-    if (!w || !m)
-      return absl::InternalError(absl::StrCat("cannot write checkpoint in ", tmp.string()));
-  }
-  fs::remove_all(final_path, ec);
-  fs::rename(tmp, final_path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename checkpoint: ", ec.message()));
-  std::ofstream latest(fs::path(dir) / "latest.tmp");
-  latest << name << "\n";
-  latest.close();
-  fs::rename(fs::path(dir) / "latest.tmp", fs::path(dir) / "latest", ec);
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -107,7 +76,19 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   RoleBaselines baselines(lc.baseline_decay);
   int64_t step = 0;
   int64_t version = 0;
-  progress.steps = 0;
+  // A restarted learner continues its job from the newest checkpoint: same step and version
+  // numbering, optimiser moments, baselines and RNG state.
+  auto resumed = LoadLatestCheckpoint(options.checkpoint_dir, job_id, net, optimiser);
+  if (resumed.ok()) {
+    step = resumed->step;
+    version = resumed->version;
+    baselines.set_values(resumed->baselines);
+    LogInfo("resumed from checkpoint", {{"job_id", job_id}, {"step", step}, {"version", version}});
+  } else if (!absl::IsNotFound(resumed.status())) {
+    return resumed.status();
+  }
+  progress.steps = step;
+  progress.version = version;
   progress.version = 0;
   // Publish on CPU (weights leave the process), train on `device`.
   if (options.rank == 0) weights.Publish(version, step, EncodeWeights(net, version, step));
@@ -214,19 +195,8 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     if (options.rank == 0 && !options.checkpoint_dir.empty() && lc.checkpoint_every_steps > 0 &&
         step % lc.checkpoint_every_steps == 0) {
       net->to(torch::kCPU);
-      nlohmann::json manifest = {{"job_id", job_id},
-                                 {"game", config.game.name},
-                                 {"learner_step", step},
-                                 {"policy_version", version},
-                                 {"hidden", config.policy.hidden},
-                                 {"observation_size", obs_size},
-                                 {"num_actions", num_actions},
-                                 {"weights", "weights.safetensors"}};
-      nlohmann::json b = nlohmann::json::object();
-      for (const auto& [key, value] : baselines.values()) b[key.first + "/" + key.second] = value;
-      manifest["baselines"] = b;
-      auto s = WriteCheckpoint(options.checkpoint_dir, EncodeWeights(net, version, step), manifest,
-                               step);
+      LearnerState state{job_id, config.game.name, step, version, baselines.values()};
+      auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
       net->to(device);
       if (!s.ok()) LogWarning("checkpoint failed", {{"error", s.ToString()}});
     }

@@ -1,6 +1,8 @@
 // rally-replay: stores the trajectories actors stream in and serves batches to learners.
 #include <thread>
 
+#include <unistd.h>
+
 #include "absl/flags/flag.h"
 #include "common/config/job_config.h"
 #include "common/games/registry.h"
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::string address = AdvertisedAddress((*server)->port());
-  LogInfo("serving", {{"address", address}, {"metrics", (*metrics)->address()}});
+  LogInfo("serving", {{"pid", static_cast<long long>(getpid())},
+                      {"address", address}, {"metrics", (*metrics)->address()}});
 
   v1::RegisterRequest reg;
   reg.set_role(v1::WORKER_ROLE_REPLAY);

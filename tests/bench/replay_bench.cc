@@ -37,10 +37,10 @@ v1::Trajectory Item(size_t bytes, std::mt19937& rng) {
   for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
   turn->set_action(4);
   turn->add_behaviour_log_probs(-2.2f);
-  // Token ids in [16384, 2^21) take 3 bytes each.
-  std::uniform_int_distribution<int> token(16384, (1 << 21) - 1);
+  // Token ids (fixed32: 4 bytes each) from a 150k vocabulary.
+  std::uniform_int_distribution<int> token(0, 150000);
   size_t base = t.ByteSizeLong() + 8;
-  for (size_t n = bytes > base ? (bytes - base) / 3 : 0; n > 0; --n) {
+  for (size_t n = bytes > base ? (bytes - base) / 4 : 0; n > 0; --n) {
     turn->add_observation_tokens(token(rng));
   }
   return t;

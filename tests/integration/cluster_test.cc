@@ -49,10 +49,16 @@ TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
               std::string::npos)
         << log;
   }
-  EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-10/weights.safetensors"));
-  auto manifest = nlohmann::json::parse(ReadFile(workdir + "/checkpoints/step-10/manifest.json"));
-  EXPECT_EQ(manifest["learner_step"], 10);
-  EXPECT_TRUE(manifest["baselines"].contains("tictactoe/0"));
+  // Checkpoints every 10 steps; the newest three are kept, `latest` names the last.
+  EXPECT_EQ(ReadFile(workdir + "/checkpoints/latest"), "step-100\n");
+  EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-80/weights.safetensors"));
+  EXPECT_FALSE(std::filesystem::exists(workdir + "/checkpoints/step-70"));
+  auto manifest = nlohmann::json::parse(ReadFile(workdir + "/checkpoints/step-100/manifest.json"));
+  EXPECT_EQ(manifest["learner_step"], 100);
+  EXPECT_EQ(manifest["policy_version"], 50);
+  ASSERT_TRUE(manifest["baselines"].is_array());
+  EXPECT_EQ(manifest["baselines"].size(), 2u);  // one per seat
+  EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-100/optimizer.safetensors"));
 }
 
 TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {

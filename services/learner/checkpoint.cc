@@ -1,0 +1,186 @@
+#include "services/learner/checkpoint.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <type_traits>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "common/models/safetensors.h"
+#include "nlohmann/json.hpp"
+
+namespace rally {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The optimiser keys its per-parameter state by the parameter's TensorImpl: as a string in
+// LibTorch 1.x, as a pointer in 2.x.
+template <typename Optimizer>
+auto StateKey(Optimizer& optimizer, const torch::Tensor& p) {
+  using Key = typename std::remove_reference_t<decltype(optimizer.state())>::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
+NamedTensor ToNamed(const std::string& name, const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  NamedTensor nt;
+  nt.name = name;
+  nt.shape.assign(c.sizes().begin(), c.sizes().end());
+  nt.data.assign(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float));
+  return nt;
+}
+
+torch::Tensor FromNamed(const NamedTensor& nt, const torch::Tensor& like) {
+  torch::Tensor t = torch::empty(nt.shape, torch::kFloat32);
+  std::memcpy(t.data_ptr(), nt.data.data(), nt.data.size());
+  return t.to(like.device());
+}
+
+bool WriteFile(const fs::path& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(data.data(), static_cast<std::streamsize>(data.size()));
+  out.close();
+  return static_cast<bool>(out);
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,
+                            torch::optim::Adam& optimizer, int keep) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::string name = absl::StrCat("step-", state.step);
+  fs::path tmp = fs::path(dir) / (name + ".tmp");
+  fs::path final_path = fs::path(dir) / name;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+
+  TensorSet weights;
+  weights.tensors = ExportParameters(net);
+  weights.metadata = {{"policy_version", absl::StrCat(state.version)},
+                      {"learner_step", absl::StrCat(state.step)}};
+  TensorSet adam;
+  nlohmann::json adam_steps = nlohmann::json::object();
+  for (const auto& item : net->named_parameters()) {
+    auto it = optimizer.state().find(StateKey(optimizer, item.value()));
+    if (it == optimizer.state().end()) continue;
+    auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+    adam.tensors.push_back(ToNamed(item.key() + ".exp_avg", s.exp_avg()));
+    adam.tensors.push_back(ToNamed(item.key() + ".exp_avg_sq", s.exp_avg_sq()));
+    adam_steps[item.key()] = s.step();
+  }
+  nlohmann::json baselines = nlohmann::json::array();
+  for (const auto& [key, value] : state.baselines) {
+    baselines.push_back({{"game", key.first}, {"role", key.second}, {"value", value}});
+  }
+  torch::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+  std::string rng_bytes(static_cast<const char*>(rng.data_ptr()), rng.numel());
+  nlohmann::json manifest = {{"format", "rally-learner-checkpoint/1"},
+                             {"job_id", state.job_id},
+                             {"game", state.game},
+                             {"learner_step", state.step},
+                             {"policy_version", state.version},
+                             {"weights", "weights.safetensors"},
+                             {"optimizer", "optimizer.safetensors"},
+                             {"adam_steps", adam_steps},
+                             {"baselines", baselines},
+                             {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
+  if (!WriteFile(tmp / "weights.safetensors", EncodeSafetensors(weights)) ||
+      !WriteFile(tmp / "optimizer.safetensors", EncodeSafetensors(adam)) ||
+      !WriteFile(tmp / "manifest.json", manifest.dump(2) + "\n")) {
+    return absl::InternalError(absl::StrCat("cannot write checkpoint files in ", tmp.string()));
+  }
+  fs::remove_all(final_path, ec);
+  fs::rename(tmp, final_path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename checkpoint: ", ec.message()));
+  if (!WriteFile(fs::path(dir) / "latest.tmp", name + "\n")) {
+    return absl::InternalError("cannot write the latest pointer");
+  }
+  fs::rename(fs::path(dir) / "latest.tmp", fs::path(dir) / "latest", ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot rename latest: ", ec.message()));
+  // Retention: the newest `keep` checkpoints stay.
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) {
+      all.emplace_back(std::stoll(n.substr(5)), e.path());
+    }
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) {
+    fs::remove_all(all[i].second, ec);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
+                                                  PolicyNet& net, torch::optim::Adam& optimizer) {
+  fs::path latest = fs::path(dir) / "latest";
+  if (dir.empty() || !fs::exists(latest)) return absl::NotFoundError("no checkpoint");
+  std::string name = ReadFile(latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  fs::path cp = fs::path(dir) / name;
+  nlohmann::json manifest = nlohmann::json::parse(ReadFile(cp / "manifest.json"), nullptr, false);
+  if (manifest.is_discarded() || !manifest.is_object()) {
+    return absl::DataLossError(absl::StrCat((cp / "manifest.json").string(), " does not parse"));
+  }
+  if (manifest.value("job_id", "") != job_id) {
+    return absl::NotFoundError(
+        absl::StrCat("the latest checkpoint belongs to job '", manifest.value("job_id", ""), "'"));
+  }
+  auto weights = DecodeSafetensors(ReadFile(cp / "weights.safetensors"));
+  if (!weights.ok()) return weights.status();
+  if (auto s = ImportParameters(net, weights->tensors); !s.ok()) return s;
+  auto adam = DecodeSafetensors(ReadFile(cp / "optimizer.safetensors"));
+  if (!adam.ok()) return adam.status();
+  std::map<std::string, const NamedTensor*> by_name;
+  for (const NamedTensor& t : adam->tensors) by_name[t.name] = &t;
+  for (const auto& item : net->named_parameters()) {
+    auto avg = by_name.find(item.key() + ".exp_avg");
+    auto sq = by_name.find(item.key() + ".exp_avg_sq");
+    if (avg == by_name.end() || sq == by_name.end()) continue;
+    auto s = std::make_unique<torch::optim::AdamParamState>();
+    s->step(manifest["adam_steps"].value(item.key(), int64_t{0}));
+    s->exp_avg(FromNamed(*avg->second, item.value()));
+    s->exp_avg_sq(FromNamed(*sq->second, item.value()));
+    optimizer.state()[StateKey(optimizer, item.value())] = std::move(s);
+  }
+  LearnerState state;
+  state.job_id = job_id;
+  state.game = manifest.value("game", "");
+  state.step = manifest.value("learner_step", int64_t{0});
+  state.version = manifest.value("policy_version", int64_t{0});
+  for (const auto& b : manifest["baselines"]) {
+    state.baselines[{b["game"].get<std::string>(), b["role"].get<std::string>()}] =
+        b["value"].get<double>();
+  }
+  std::string rng_bytes = absl::HexStringToBytes(manifest.value("cpu_rng_state_hex", ""));
+  if (!rng_bytes.empty()) {
+    torch::Tensor rng = torch::empty({static_cast<int64_t>(rng_bytes.size())}, torch::kUInt8);
+    std::memcpy(rng.data_ptr(), rng_bytes.data(), rng_bytes.size());
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng);
+  }
+  return state;
+}
+
+}  // namespace rally

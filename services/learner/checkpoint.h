@@ -1,0 +1,41 @@
+// Learner checkpoints: everything training needs to continue as if it had not stopped.
+//
+// Layout, under the learner's --checkpoint_dir:
+//   step-<N>/weights.safetensors    policy parameters (F32), metadata policy_version, learner_step
+//   step-<N>/optimizer.safetensors  Adam state per parameter: <name>.exp_avg, <name>.exp_avg_sq
+//   step-<N>/manifest.json          job id, game, step, policy version, Adam step counts, RAE
+//                                   baselines, the CPU RNG state (hex), model shape
+//   latest                          the name of the newest complete checkpoint
+// A checkpoint is written into step-<N>.tmp and renamed into place, then `latest` is replaced
+// (also by rename), so a crash at any moment leaves the previous checkpoint intact. The newest
+// `keep` checkpoints are kept; older ones are deleted.
+// Includes LibTorch: only the learner includes it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/models/policy_net.h"
+#include "common/rl/rae.h"
+
+namespace rally {
+
+struct LearnerState {
+  std::string job_id;
+  std::string game;
+  int64_t step = 0;
+  int64_t version = 0;
+  std::map<RoleBaselines::Key, double> baselines;
+};
+
+absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,
+                            torch::optim::Adam& optimizer, int keep);
+
+// Loads the newest checkpoint in `dir` into `net` and `optimizer` and returns its state;
+// NOT_FOUND when there is none, or when it belongs to another job than `job_id`.
+absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
+                                                  PolicyNet& net, torch::optim::Adam& optimizer);
+
+}  // namespace rally

@@ -1,0 +1,72 @@
+// A learner killed with SIGKILL mid-job is restarted by rally run and resumes from its last
+// checkpoint: the job goes RECOVERING and back to RUNNING, step and version numbering continue,
+// and the job finishes.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
+
+namespace rally {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The integer field `key` of the first log line with msg `msg`, or -1.
+int64_t LogInt(const std::string& path, const std::string& msg, const std::string& key) {
+  std::istringstream lines(testing::ReadFile(path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == msg && j.contains(key) && j[key].is_number()) {
+      return j[key].get<int64_t>();
+    }
+  }
+  return -1;
+}
+
+TEST(LearnerResume, AKilledLearnerResumesFromItsCheckpoint) {
+  const std::string dir = testing::TempDir("resume");
+  const std::string workdir = dir + "/run";
+  testing::Process rally("rally",
+                         {"run", testing::SourcePath("tests/integration/configs/resume.yaml"),
+                          "--workdir=" + workdir, "--summary-json=" + dir + "/summary.json"},
+                         dir + "/rally.out");
+  // Wait for a checkpoint at step 50 or later, then kill the learner.
+  const std::string latest = workdir + "/checkpoints/latest";
+  int64_t checkpoint_step = 0;
+  for (int i = 0; i < 6000 && checkpoint_step < 50; ++i) {
+    std::string name = testing::ReadFile(latest);
+    if (name.rfind("step-", 0) == 0) checkpoint_step = std::stoll(name.substr(5));
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GE(checkpoint_step, 50) << testing::ReadFile(dir + "/rally.out");
+  int64_t pid = LogInt(workdir + "/logs/learner.log", "serving", "pid");
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGKILL), 0);
+
+  int status = rally.Wait(240s);
+  ASSERT_NE(status, -1) << "rally run did not finish";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << testing::ReadFile(dir + "/rally.out");
+  auto summary = nlohmann::json::parse(testing::ReadFile(dir + "/summary.json"));
+  EXPECT_EQ(summary["state"], "SUCCEEDED");
+  EXPECT_EQ(summary["learner_steps"].get<int64_t>(), 1500);
+  EXPECT_EQ(summary["policy_version"].get<int64_t>(), 1500);  // numbering continued, no reset
+  // The restarted learner resumed from a checkpoint at or after the one seen before the kill.
+  int64_t resumed = LogInt(workdir + "/logs/learner.log", "resumed from checkpoint", "step");
+  EXPECT_GE(resumed, checkpoint_step);
+  EXPECT_EQ(resumed % 25, 0);
+  EXPECT_EQ(LogInt(workdir + "/logs/learner.log", "resumed from checkpoint", "version"), resumed);
+  std::string control = testing::ReadFile(workdir + "/logs/control.log");
+  EXPECT_NE(control.find("JOB_STATE_RECOVERING"), std::string::npos);
+  EXPECT_NE(control.find("training (recovered)"), std::string::npos);
+  EXPECT_NE(testing::ReadFile(dir + "/rally.out").find("learner exited"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rally
