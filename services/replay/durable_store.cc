@@ -20,6 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// zstd's fast levels (negative) compress at GB/s: the log must keep up with the network.
+constexpr int kZstdLevel = -3;
+
 std::string SegmentName(uint64_t index) { return absl::StrCat("wal-", index, ".log"); }
 
 absl::Status Errno(const std::string& what) {
@@ -99,7 +102,7 @@ void DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_abo
   std::string raw = t.SerializeAsString();
   if (raw.size() > compress_above) {
     std::string z(ZSTD_compressBound(raw.size()), '\0');
-    size_t n = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1);
+    size_t n = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), kZstdLevel);
     if (!ZSTD_isError(n) && n < raw.size()) {
       z.resize(n);
       out->set_trajectory(std::move(z));
