@@ -6,6 +6,8 @@
 //   rally status JOB_ID   --control ADDR   show a job
 //   rally list            --control ADDR   list jobs
 //   rally stop JOB_ID     --control ADDR   cancel a job
+//   rally export-policy --checkpoint DIR --out FILE.json   a small game's policy as a table
+//   rally evaluate-policy FILE.json      exact worst case, NashConv and exploitability
 #include <signal.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "nlohmann/json.hpp"
 #include "rally/v1/control.grpc.pb.h"
 #include "services/cli/local_cluster.h"
+#include "services/cli/policy_commands.h"
 
 ABSL_FLAG(std::string, workdir, "",
           "run: directory for logs, checkpoints and the job store "
@@ -41,6 +44,8 @@ ABSL_FLAG(int, replay_shards, 1,
           "learner samples from all");
 ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (env RALLY_CONTROL)");
 ABSL_FLAG(bool, quiet, false, "run: print only the final summary");
+ABSL_FLAG(std::string, checkpoint, "", "export-policy: a run's work directory or a checkpoint");
+ABSL_FLAG(std::string, out, "", "export-policy: the JSON file to write");
 
 using namespace rally;
 
@@ -53,7 +58,9 @@ const char* kUsage =
     "  submit CONFIG --control ADDR\n"
     "  status JOB_ID --control ADDR\n"
     "  list --control ADDR\n"
-    "  stop JOB_ID --control ADDR";
+    "  stop JOB_ID --control ADDR\n"
+    "  export-policy --checkpoint DIR --out FILE.json\n"
+    "  evaluate-policy FILE.json";
 
 std::string StateName(v1::JobState s) {
   std::string n = v1::JobState_Name(s);
@@ -316,6 +323,37 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::printf("%s: valid (game %s)\n", arg.c_str(), config->game.name.c_str());
+    return 0;
+  }
+  if (command == "export-policy") {
+    if (absl::GetFlag(FLAGS_checkpoint).empty() || absl::GetFlag(FLAGS_out).empty()) {
+      std::fprintf(stderr, "rally export-policy: needs --checkpoint DIR and --out FILE.json\n");
+      return 2;
+    }
+    auto exported = ExportPolicy(absl::GetFlag(FLAGS_checkpoint));
+    if (!exported.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(exported.status().message()).c_str());
+      return 1;
+    }
+    std::ofstream out(absl::GetFlag(FLAGS_out));
+    out << exported->dump(1) << "\n";
+    std::printf("%s: %zu information states of %s\n", absl::GetFlag(FLAGS_out).c_str(),
+                (*exported)["policy"].size(), (*exported)["game"].get<std::string>().c_str());
+    return out ? 0 : 1;
+  }
+  if (command == "evaluate-policy") {
+    bool ok = false;
+    auto doc = nlohmann::json::parse(ReadFile(arg, &ok), nullptr, false);
+    if (!ok || doc.is_discarded()) {
+      std::fprintf(stderr, "%s: cannot read a policy JSON document\n", arg.c_str());
+      return 2;
+    }
+    auto result = EvaluatePolicy(doc);
+    if (!result.ok()) {
+      std::fprintf(stderr, "%s: %s\n", arg.c_str(), std::string(result.status().message()).c_str());
+      return 1;
+    }
+    std::printf("%s\n", result->dump(2).c_str());
     return 0;
   }
   auto stub = ControlStub();

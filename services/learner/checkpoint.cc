@@ -96,6 +96,9 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
   nlohmann::json manifest = {{"format", "rally-learner-checkpoint/1"},
                              {"job_id", state.job_id},
                              {"game", state.game},
+                             {"observation_size", state.observation_size},
+                             {"hidden", state.hidden},
+                             {"num_actions", state.num_actions},
                              {"learner_step", state.step},
                              {"policy_version", state.version},
                              {"weights", "weights.safetensors"},
@@ -168,6 +171,9 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
   state.game = manifest.value("game", "");
   state.step = manifest.value("learner_step", int64_t{0});
   state.version = manifest.value("policy_version", int64_t{0});
+  state.observation_size = manifest.value("observation_size", 0);
+  state.num_actions = manifest.value("num_actions", 0);
+  if (manifest.contains("hidden")) state.hidden = manifest["hidden"].get<std::vector<int>>();
   for (const auto& b : manifest["baselines"]) {
     state.baselines[{b["game"].get<std::string>(), b["role"].get<std::string>()}] =
         b["value"].get<double>();

@@ -3,8 +3,9 @@
 // Layout, under the learner's --checkpoint_dir:
 //   step-<N>/weights.safetensors    policy parameters (F32), metadata policy_version, learner_step
 //   step-<N>/optimizer.safetensors  Adam state per parameter: <name>.exp_avg, <name>.exp_avg_sq
-//   step-<N>/manifest.json          job id, game, step, policy version, Adam step counts, RAE
-//                                   baselines, the CPU RNG state (hex), model shape
+//   step-<N>/manifest.json          job id, game, model shape (observation_size, hidden,
+//                                   num_actions), step, policy version, Adam step counts, RAE
+//                                   baselines, the CPU RNG state (hex)
 //   latest                          the name of the newest complete checkpoint
 // A checkpoint is written into step-<N>.tmp and renamed into place, then `latest` is replaced
 // (also by rename), so a crash at any moment leaves the previous checkpoint intact. The newest
@@ -28,6 +29,9 @@ struct LearnerState {
   int64_t step = 0;
   int64_t version = 0;
   std::map<RoleBaselines::Key, double> baselines;
+  int observation_size = 0;
+  std::vector<int> hidden;
+  int num_actions = 0;
 };
 
 absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,

@@ -195,7 +195,8 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     if (options.rank == 0 && !options.checkpoint_dir.empty() && lc.checkpoint_every_steps > 0 &&
         step % lc.checkpoint_every_steps == 0) {
       net->to(torch::kCPU);
-      LearnerState state{job_id, config.game.name, step, version, baselines.values()};
+      LearnerState state{job_id,   config.game.name,     step,       version, baselines.values(),
+                         obs_size, config.policy.hidden, num_actions};
       auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
       net->to(device);
       if (!s.ok()) LogWarning("checkpoint failed", {{"error", s.ToString()}});
@@ -209,6 +210,15 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   }
   done = true;
   watcher.join();
+  // The policy the job ended with is the one users export and evaluate: checkpoint it too.
+  if (result.ok() && options.rank == 0 && !options.checkpoint_dir.empty() && step > 0 &&
+      (lc.checkpoint_every_steps == 0 || step % lc.checkpoint_every_steps != 0)) {
+    net->to(torch::kCPU);
+    LearnerState state{job_id,   config.game.name,     step,       version, baselines.values(),
+                       obs_size, config.policy.hidden, num_actions};
+    auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
+    if (!s.ok()) LogWarning("final checkpoint failed", {{"error", s.ToString()}});
+  }
   for (auto& shard : shards) {
     shard->ctx.TryCancel();
     grpc::Status end = shard->stream->Finish();

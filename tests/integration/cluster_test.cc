@@ -61,6 +61,47 @@ TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
   EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-100/optimizer.safetensors"));
 }
 
+TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
+  std::string dir = testing::TempDir("export");
+  std::string workdir = dir + "/run";
+  ASSERT_EQ(RunToCompletion("rally",
+                            {"run", SourcePath("tests/integration/configs/short.yaml"),
+                             "--workdir=" + workdir, "--quiet"},
+                            dir + "/rally.out", 240s),
+            0)
+      << ReadFile(dir + "/rally.out");
+  // The job's final policy is checkpointed and exported from the work directory.
+  ASSERT_EQ(
+      RunToCompletion("rally",
+                      {"export-policy", "--checkpoint=" + workdir, "--out=" + dir + "/policy.json"},
+                      dir + "/export.out", 60s),
+      0)
+      << ReadFile(dir + "/export.out");
+  auto doc = nlohmann::json::parse(ReadFile(dir + "/policy.json"));
+  EXPECT_EQ(doc["game"], "tictactoe");
+  ASSERT_EQ(doc["policy"].size(), 4520u);  // every non-terminal position
+  for (const auto& [key, probs] : doc["policy"].items()) {
+    ASSERT_EQ(key.size(), 9u);
+    double total = 0;
+    for (const auto& [action, p] : probs.items()) {
+      EXPECT_EQ(key[std::stoi(action)], '.') << key << " " << action;  // legal moves only
+      total += p.get<double>();
+    }
+    EXPECT_NEAR(total, 1.0, 1e-5) << key;
+  }
+  ASSERT_EQ(RunToCompletion("rally", {"evaluate-policy", dir + "/policy.json"},
+                            dir + "/evaluate.out", 120s),
+            0)
+      << ReadFile(dir + "/evaluate.out");
+  auto eval = nlohmann::json::parse(ReadFile(dir + "/evaluate.out"));
+  ASSERT_EQ(eval["worst_case_returns"].size(), 2u);
+  for (const auto& v : eval["worst_case_returns"]) {
+    EXPECT_GE(v.get<double>(), -1.0);
+    EXPECT_LT(v.get<double>(), 0.0);  // 100 steps of training are far from perfect play
+  }
+  EXPECT_NEAR(eval["exploitability"].get<double>(), eval["nash_conv"].get<double>() / 2, 1e-12);
+}
+
 TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {
   std::string dir = testing::TempDir("badconfig");
   std::string workdir = dir + "/run";

@@ -1,0 +1,25 @@
+// `rally export-policy` and `rally evaluate-policy`: a checkpoint's policy as a table over every
+// information state of a small game, and the exact evaluation of such a table.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace rally {
+
+// The checkpoint directory `path` names: a run's work directory (its newest checkpoint), a
+// checkpoint directory holding `latest`, or one step-N directory.
+absl::StatusOr<std::string> ResolveCheckpoint(const std::string& path);
+
+// {"game": NAME, "policy": {KEY: {ACTION: PROB}}}: the policy's probabilities, as sampled, at
+// every information state of the checkpoint's game, in the game's classic notation
+// (docs/results.md). INVALID_ARGUMENT for a game without one.
+absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path);
+
+// Exact figures of an exported policy over the full game tree: the worst-case expected return of
+// each seat against every opponent, NashConv and exploitability (two-player zero-sum games).
+absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
+
+}  // namespace rally
