@@ -228,6 +228,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
               {"algorithm", "batch_episodes", "learning_rate", "entropy_coef", "entropy_coef_final",
                "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
                "publish_every_steps", "checkpoint_every_steps", "keep_checkpoints", "device",
+               "learning_rate_final", "learning_rate_decay_steps",
                "table"});
   r.Read(learner, lp, "keep_checkpoints", &c.learner.keep_checkpoints);
   RequireAtLeast(r, learner, lp, "keep_checkpoints", c.learner.keep_checkpoints, 1);
@@ -235,6 +236,10 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(learner, lp, "algorithm", &c.learner.algorithm);
   r.Read(learner, lp, "batch_episodes", &c.learner.batch_episodes);
   r.Read(learner, lp, "learning_rate", &c.learner.learning_rate);
+  r.Read(learner, lp, "learning_rate_final", &c.learner.learning_rate_final);
+  r.Read(learner, lp, "learning_rate_decay_steps", &c.learner.learning_rate_decay_steps);
+  RequireAtLeast(r, learner, lp, "learning_rate_decay_steps", c.learner.learning_rate_decay_steps,
+                 0L);
   r.Read(learner, lp, "entropy_coef", &c.learner.entropy_coef);
   r.Read(learner, lp, "entropy_coef_final", &c.learner.entropy_coef_final);
   r.Read(learner, lp, "entropy_decay_steps", &c.learner.entropy_decay_steps);

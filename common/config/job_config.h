@@ -63,6 +63,8 @@ struct LearnerConfig {
   std::string table;  // replay table to sample; default: the first table
   int batch_episodes = 128;
   double learning_rate = 1e-3;
+  double learning_rate_final = -1;   // < 0: constant learning_rate
+  long learning_rate_decay_steps = 0;  // linear decay from learning_rate to learning_rate_final
   double entropy_coef = 0.01;        // entropy bonus at step 0
   double entropy_coef_final = -1;    // < 0: constant entropy_coef
   long entropy_decay_steps = 0;      // linear decay from entropy_coef to entropy_coef_final

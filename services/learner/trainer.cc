@@ -166,6 +166,13 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
       double frac = std::min(1.0, static_cast<double>(step) / lc.entropy_decay_steps);
       coef = lc.entropy_coef + (lc.entropy_coef_final - lc.entropy_coef) * frac;
     }
+    if (lc.learning_rate_final >= 0 && lc.learning_rate_decay_steps > 0) {
+      double frac = std::min(1.0, static_cast<double>(step) / lc.learning_rate_decay_steps);
+      double lr = lc.learning_rate + (lc.learning_rate_final - lc.learning_rate) * frac;
+      for (auto& group : optimiser.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      }
+    }
     LossTerms loss;
     try {
       loss = ReinforceLoss(net, *turns, coef, lc.importance_weight_cap);
