@@ -228,8 +228,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
               {"algorithm", "batch_episodes", "learning_rate", "entropy_coef", "entropy_coef_final",
                "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
                "publish_every_steps", "checkpoint_every_steps", "keep_checkpoints", "device",
-               "learning_rate_final", "learning_rate_decay_steps",
-               "table"});
+               "learning_rate_final", "learning_rate_decay_steps", "table"});
   r.Read(learner, lp, "keep_checkpoints", &c.learner.keep_checkpoints);
   RequireAtLeast(r, learner, lp, "keep_checkpoints", c.learner.keep_checkpoints, 1);
   r.Read(learner, lp, "table", &c.learner.table);

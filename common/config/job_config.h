@@ -63,16 +63,16 @@ struct LearnerConfig {
   std::string table;  // replay table to sample; default: the first table
   int batch_episodes = 128;
   double learning_rate = 1e-3;
-  double learning_rate_final = -1;   // < 0: constant learning_rate
+  double learning_rate_final = -1;     // < 0: constant learning_rate
   long learning_rate_decay_steps = 0;  // linear decay from learning_rate to learning_rate_final
-  double entropy_coef = 0.01;        // entropy bonus at step 0
-  double entropy_coef_final = -1;    // < 0: constant entropy_coef
-  long entropy_decay_steps = 0;      // linear decay from entropy_coef to entropy_coef_final
-  double baseline_decay = 0.95;      // RAE: b <- decay * b + (1 - decay) * R
-  double importance_weight_cap = 1;  // truncation rho_bar of pi/mu; 0 turns the correction off
+  double entropy_coef = 0.01;          // entropy bonus at step 0
+  double entropy_coef_final = -1;      // < 0: constant entropy_coef
+  long entropy_decay_steps = 0;        // linear decay from entropy_coef to entropy_coef_final
+  double baseline_decay = 0.95;        // RAE: b <- decay * b + (1 - decay) * R
+  double importance_weight_cap = 1;    // truncation rho_bar of pi/mu; 0 turns the correction off
   int publish_every_steps = 1;
   long checkpoint_every_steps = 500;
-  int keep_checkpoints = 3;          // the newest N stay on disk
+  int keep_checkpoints = 3;     // the newest N stay on disk
   std::string device = "auto";  // auto | cpu | cuda:N
 };
 
@@ -127,6 +127,5 @@ struct JobConfig {
 // Parses and validates a spec; `source` names it in messages (usually the file path).
 absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::string& source);
 absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path);
-
 
 }  // namespace rally

@@ -1,7 +1,7 @@
 // rally-replay: stores the trajectories actors stream in and serves batches to learners.
-#include <thread>
-
 #include <unistd.h>
+
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "common/config/job_config.h"
@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
   }
   std::string address = AdvertisedAddress((*server)->port());
   LogInfo("serving", {{"pid", static_cast<long long>(getpid())},
-                      {"address", address}, {"metrics", (*metrics)->address()}});
+                      {"address", address},
+                      {"metrics", (*metrics)->address()}});
 
   v1::RegisterRequest reg;
   reg.set_role(v1::WORKER_ROLE_REPLAY);
