@@ -118,6 +118,15 @@ void ReadReplay(YamlReader& r, const YAML::Node& top, ReplayConfig* replay) {
 // Reports `name` unless it is an opponent `game` supports.
 void CheckOpponent(YamlReader& r, const YAML::Node& map, const std::string& path,
                    const std::string& key, const std::string& name, const std::string& game) {
+  if (name == "best_response") {
+    if (game != "tictactoe" && game != "kuhn_poker" && game != "leduc_poker") {
+      r.Error(map, path, key,
+              "best_response (exact exploitability) needs the full game tree: tictactoe, "
+              "kuhn_poker or leduc_poker, not '" +
+                  game + "'");
+    }
+    return;
+  }
   auto g = LoadGame(game);
   if (!g.ok()) return;  // reported with game.name
   auto o = MakeOpponent(name, **g);
@@ -139,8 +148,14 @@ void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, Opp
     CheckOpponent(r, t, "target", opp, opp, game);
     std::string path = absl::StrCat("target.", opp);
     const YAML::Node o = r.Section(t, "target", opp);
-    r.CheckKeys(o, path, {"max_losses", "min_win_rate"});
+    r.CheckKeys(o, path, {"max_losses", "min_win_rate", "max_exploitability"});
     OpponentTarget target;
+    if (o["max_exploitability"]) {
+      double v = 0;
+      r.Read(o, path, "max_exploitability", &v);
+      RequireAtLeast(r, o, path, "max_exploitability", v, 0.0);
+      target.max_exploitability = v;
+    }
     if (o["max_losses"]) {
       long v = 0;
       r.Read(o, path, "max_losses", &v);

@@ -107,6 +107,7 @@ struct StopConfig {
 struct OpponentTarget {
   std::optional<long> max_losses;
   std::optional<double> min_win_rate;
+  std::optional<double> max_exploitability;  // for the exact "best_response" evaluation
 };
 
 struct JobConfig {

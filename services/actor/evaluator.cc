@@ -2,9 +2,42 @@
 
 #include <vector>
 
+#include "common/eval/exploitability.h"
+#include "common/eval/policy.h"
 #include "services/actor/inference.h"
 
 namespace rally {
+
+absl::StatusOr<v1::EvalResult> EvaluateExactly(const Game& game, const GameTree& tree,
+                                               NetworkPolicy& policy) {
+  auto states = CollectInformationStates(game);
+  if (!states.ok()) return states.status();
+  const int obs_size = game.ObservationSize();
+  const int num_actions = game.NumDistinctActions();
+  const int n = static_cast<int>(states->size());
+  std::vector<float> obs(static_cast<size_t>(n) * obs_size, 0.f);
+  std::vector<uint8_t> legal(static_cast<size_t>(n) * num_actions, 0);
+  std::vector<float> probs(static_cast<size_t>(n) * num_actions);
+  for (int i = 0; i < n; ++i) {
+    const InformationStateEntry& e = (*states)[i];
+    e.state->ObservationTensor(e.player, std::span<float>(obs.data() + i * obs_size, obs_size));
+    for (int a : e.actions) legal[i * num_actions + a] = 1;
+  }
+  policy.Probabilities(n, obs.data(), legal.data(), probs.data());
+  TabularPolicy table;
+  for (int i = 0; i < n; ++i) {
+    ActionsAndProbs row;
+    for (int a : (*states)[i].actions) row.emplace_back(a, probs[i * num_actions + a]);
+    table.Set((*states)[i].key, std::move(row));
+  }
+  auto exploitability = Exploitability(tree, table);
+  if (!exploitability.ok()) return exploitability.status();
+  v1::EvalResult result;
+  result.set_opponent(kBestResponse);
+  result.set_policy_version(policy.version());
+  result.set_exploitability(*exploitability);
+  return result;
+}
 
 v1::EvalResult Evaluate(const Game& game, NetworkPolicy& policy, const Agent& opponent, int games,
                         bool greedy, std::mt19937_64& rng) {

@@ -3,6 +3,7 @@
 // fixed opponents and reports the results to control.
 #include <torch/torch.h>
 
+#include <optional>
 #include <random>
 
 #include "absl/flags/flag.h"
@@ -93,7 +94,14 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
                         ControlClient& control, LatestPolicy& latest, Report& report,
                         prometheus::Registry& registry) {
   std::vector<std::unique_ptr<Agent>> opponents;
+  std::optional<GameTree> tree;
   for (const std::string& name : config.evaluation.opponents) {
+    if (name == kBestResponse) {
+      auto built = GameTree::Build(game);
+      if (!built.ok()) return built.status();
+      tree = std::move(*built);
+      continue;
+    }
     auto o = MakeOpponent(name, game);
     if (!o.ok()) return o.status();
     opponents.push_back(std::move(*o));
@@ -120,6 +128,25 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
                              {"greedy", r.greedy()}});
       ExportRound(registry, r);
       round.push_back(r);
+    }
+    if (tree) {
+      auto exact = EvaluateExactly(game, *tree, policy);
+      if (exact.ok()) {
+        exact->set_wall_seconds(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        LogInfo("evaluation", {{"opponent", kBestResponse},
+                               {"policy_version", exact->policy_version()},
+                               {"exploitability", exact->exploitability()}});
+        prometheus::BuildGauge()
+            .Name("rally_evaluator_exploitability")
+            .Help("Exact exploitability (NashConv / 2) of the latest evaluated policy.")
+            .Register(registry)
+            .Add({})
+            .Set(exact->exploitability());
+        round.push_back(*exact);
+      } else {
+        LogError("exact evaluation failed", {{"error", exact.status().ToString()}});
+      }
     }
     {
       std::lock_guard<std::mutex> lock(report.mu);

@@ -68,6 +68,9 @@ std::string StateName(v1::JobState s) {
 }
 
 std::string EvalText(const v1::EvalResult& e) {
+  if (e.opponent() == "best_response") {
+    return absl::StrFormat("exploitability %.4f", e.exploitability());
+  }
   return absl::StrFormat("%s W/D/L %d/%d/%d", e.opponent(), e.wins(), e.draws(), e.losses());
 }
 
@@ -101,6 +104,9 @@ nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
                            {"losses", e.losses()},
                            {"policy_version", e.policy_version()},
                            {"wall_seconds", e.wall_seconds()}};
+    if (e.opponent() == "best_response") {
+      evals[e.opponent()]["exploitability"] = e.exploitability();
+    }
     greedy = e.greedy();
   }
   j["eval"] = evals;

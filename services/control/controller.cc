@@ -343,7 +343,9 @@ void Controller::CheckTargetLocked(const std::vector<v1::EvalResult>& round) {
   for (const auto& [opponent, t] : target) {
     auto r = std::find_if(round.begin(), round.end(),
                           [&](const v1::EvalResult& e) { return e.opponent() == opponent; });
-    if (r == round.end() || r->games() == 0) return;
+    if (r == round.end()) return;
+    if (t.max_exploitability && r->exploitability() > *t.max_exploitability) return;
+    if ((t.max_losses || t.min_win_rate) && r->games() == 0) return;
     if (t.max_losses && r->losses() > *t.max_losses) return;
     if (t.min_win_rate && static_cast<double>(r->wins()) / r->games() < *t.min_win_rate) return;
   }

@@ -119,10 +119,10 @@ TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {
 
 TEST(Cluster, ValidateAcceptsTheShippedConfigs) {
   std::string dir = testing::TempDir("validate");
-  EXPECT_EQ(RunToCompletion("rally", {"validate", SourcePath("configs/tictactoe.yaml")},
-                            dir + "/out", 30s),
-            0)
-      << ReadFile(dir + "/out");
+  for (const char* config : {"configs/tictactoe.yaml", "configs/kuhn_poker.yaml"}) {
+    EXPECT_EQ(RunToCompletion("rally", {"validate", SourcePath(config)}, dir + "/out", 30s), 0)
+        << config << ": " << ReadFile(dir + "/out");
+  }
 }
 
 }  // namespace

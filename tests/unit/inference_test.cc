@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/eval/opponents.h"
+#include "common/games/registry.h"
 #include "common/games/tictactoe.h"
 #include "common/models/policy_net.h"
 #include "services/actor/evaluator.h"
@@ -74,6 +75,34 @@ TEST(Evaluate, UniformPolicyAgainstPerfectPlayNeverWinsAndSeatsAlternate) {
   auto random = MakeOpponent("random", game).value();
   v1::EvalResult rr = Evaluate(game, *policy, *random, 4000, false, rng);
   EXPECT_NEAR(static_cast<double>(rr.wins()) / 4000, 0.437, 0.03);
+}
+
+}  // namespace
+}  // namespace rally
+
+namespace rally {
+namespace {
+
+TEST(EvaluateExactly, TheUniformPolicyOnKuhnHasExploitabilityElevenTwentyFourths) {
+  auto game = LoadGame("kuhn_poker");
+  ASSERT_TRUE(game.ok());
+  // All-zero weights: equal logits, the uniform policy over legal actions.
+  const int obs = (*game)->ObservationSize();
+  PolicyNet net(obs, std::vector<int>{8}, (*game)->NumDistinctActions());
+  auto tensors = ExportParameters(net);
+  for (auto& t : tensors) std::fill(t.data.begin(), t.data.end(), '\0');
+  TensorSet set;
+  set.tensors = tensors;
+  auto policy = NetworkPolicy::FromWeights(obs, {8}, (*game)->NumDistinctActions(), 3,
+                                           EncodeSafetensors(set));
+  ASSERT_TRUE(policy.ok());
+  auto tree = GameTree::Build(**game);
+  ASSERT_TRUE(tree.ok());
+  auto r = EvaluateExactly(**game, *tree, **policy);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->opponent(), "best_response");
+  EXPECT_EQ(r->policy_version(), 3);
+  EXPECT_NEAR(r->exploitability(), 11.0 / 24, 1e-6);  // NashConv 11/12, halved
 }
 
 }  // namespace

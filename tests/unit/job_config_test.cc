@@ -99,6 +99,25 @@ TEST(JobConfig, InvalidYamlSaysWhere) {
   EXPECT_NE(Message(c).find("invalid YAML"), std::string::npos);
 }
 
+TEST(JobConfig, BestResponseNeedsASmallGame) {
+  auto ok = ParseJobConfig(
+      "game: kuhn_poker\n"
+      "evaluation: {opponents: [best_response]}\n"
+      "target: {best_response: {max_exploitability: 0.02}}\n",
+      "k.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_DOUBLE_EQ(*ok->target.at("best_response").max_exploitability, 0.02);
+  auto big = ParseJobConfig(
+      "game: connect_four\nevaluation: {opponents: [best_response]}\nstop: {max_learner_steps: "
+      "1}\n",
+      "c4.yaml");
+  EXPECT_NE(Message(big).find("needs the full game tree"), std::string::npos) << Message(big);
+  auto wrong = ParseJobConfig(
+      "game: kuhn_poker\nevaluation: {opponents: [perfect]}\nstop: {max_learner_steps: 1}\n",
+      "p.yaml");
+  EXPECT_NE(Message(wrong).find("exists for tictactoe only"), std::string::npos) << Message(wrong);
+}
+
 TEST(JobConfig, TargetNeedsItsOpponentEvaluated) {
   auto c = ParseJobConfig(
       "game: tictactoe\n"
