@@ -8,6 +8,7 @@
 //   rally stop JOB_ID     --control ADDR   cancel a job
 //   rally export-policy --checkpoint DIR --out FILE.json   a small game's policy as a table
 //   rally evaluate-policy FILE.json      exact worst case, NashConv and exploitability
+//   rally play --checkpoint DIR          a person plays against a checkpoint in the terminal
 #include <signal.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -46,6 +48,10 @@ ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (e
 ABSL_FLAG(bool, quiet, false, "run: print only the final summary");
 ABSL_FLAG(std::string, checkpoint, "", "export-policy: a run's work directory or a checkpoint");
 ABSL_FLAG(std::string, out, "", "export-policy: the JSON file to write");
+ABSL_FLAG(int, games, 1, "play: games to play (seats alternate)");
+ABSL_FLAG(int, seat, 0, "play: your seat in the first game");
+ABSL_FLAG(bool, greedy, false, "play: the policy plays its most probable move instead of sampling");
+ABSL_FLAG(uint64_t, seed, 0, "play: random seed (0: from the clock)");
 
 using namespace rally;
 
@@ -60,7 +66,8 @@ const char* kUsage =
     "  list --control ADDR\n"
     "  stop JOB_ID --control ADDR\n"
     "  export-policy --checkpoint DIR --out FILE.json\n"
-    "  evaluate-policy FILE.json";
+    "  evaluate-policy FILE.json\n"
+    "  play --checkpoint DIR [--games N] [--seat S] [--greedy]";
 
 std::string StateName(v1::JobState s) {
   std::string n = v1::JobState_Name(s);
@@ -346,6 +353,22 @@ int main(int argc, char** argv) {
     std::printf("%s: %zu information states of %s\n", absl::GetFlag(FLAGS_out).c_str(),
                 (*exported)["policy"].size(), (*exported)["game"].get<std::string>().c_str());
     return out ? 0 : 1;
+  }
+  if (command == "play") {
+    if (absl::GetFlag(FLAGS_checkpoint).empty()) {
+      std::fprintf(stderr, "rally play: needs --checkpoint DIR\n");
+      return 2;
+    }
+    uint64_t seed = absl::GetFlag(FLAGS_seed);
+    if (seed == 0) seed = static_cast<uint64_t>(std::time(nullptr));
+    auto total =
+        Play(absl::GetFlag(FLAGS_checkpoint), std::max(1, absl::GetFlag(FLAGS_games)),
+             absl::GetFlag(FLAGS_seat), absl::GetFlag(FLAGS_greedy), seed, std::cin, std::cout);
+    if (!total.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(total.status().message()).c_str());
+      return 1;
+    }
+    return 0;
   }
   if (command == "evaluate-policy") {
     bool ok = false;

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -46,26 +48,49 @@ absl::StatusOr<std::string> ResolveCheckpoint(const std::string& path) {
                    "with a 'latest' file, or a step-N directory with manifest.json)"));
 }
 
-absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) {
-  auto dir = ResolveCheckpoint(checkpoint_path);
+namespace {
+
+struct LoadedPolicy {
+  std::string game_name;
+  std::shared_ptr<const Game> game;
+  PolicyNet net{nullptr};
+};
+
+// The game and network of the checkpoint `path` names.
+absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
+  auto dir = ResolveCheckpoint(path);
   if (!dir.ok()) return dir.status();
   auto manifest = nlohmann::json::parse(ReadFile(fs::path(*dir) / "manifest.json"), nullptr, false);
   if (!manifest.is_object() || !manifest.contains("game") || !manifest.contains("hidden")) {
     return absl::InvalidArgumentError(
         absl::StrCat(*dir, "/manifest.json: missing game or model shape"));
   }
-  const std::string game_name = manifest["game"].get<std::string>();
-  auto game = LoadGame(game_name);
+  LoadedPolicy p;
+  p.game_name = manifest["game"].get<std::string>();
+  auto game = LoadGame(p.game_name);
   if (!game.ok()) return game.status();
+  p.game = *game;
+  p.net = PolicyNet(p.game->ObservationSize(), manifest["hidden"].get<std::vector<int>>(),
+                    p.game->NumDistinctActions());
+  auto weights = DecodeSafetensors(ReadFile(fs::path(*dir) / "weights.safetensors"));
+  if (!weights.ok()) return weights.status();
+  if (auto s = ImportParameters(p.net, weights->tensors); !s.ok()) return s;
+  p.net->eval();
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) {
+  auto loaded = LoadPolicy(checkpoint_path);
+  if (!loaded.ok()) return loaded.status();
+  const std::string& game_name = loaded->game_name;
+  const std::shared_ptr<const Game>* game = &loaded->game;
+  PolicyNet& net = loaded->net;
   auto notation = GetPolicyNotation(game_name);
   if (!notation.ok()) return notation.status();
   const int obs = (*game)->ObservationSize();
   const int actions = (*game)->NumDistinctActions();
-  PolicyNet net(obs, manifest["hidden"].get<std::vector<int>>(), actions);
-  auto weights = DecodeSafetensors(ReadFile(fs::path(*dir) / "weights.safetensors"));
-  if (!weights.ok()) return weights.status();
-  if (auto s = ImportParameters(net, weights->tensors); !s.ok()) return s;
-  net->eval();
 
   auto states = CollectInformationStates(**game, notation->key);
   if (!states.ok()) return states.status();
@@ -109,6 +134,72 @@ absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported) {
   out["nash_conv"] = *nash_conv;
   out["exploitability"] = *nash_conv / 2;
   return out;
+}
+
+absl::StatusOr<double> Play(const std::string& checkpoint_path, int games, int first_seat,
+                            bool greedy, uint64_t seed, std::istream& in, std::ostream& out) {
+  auto loaded = LoadPolicy(checkpoint_path);
+  if (!loaded.ok()) return loaded.status();
+  const Game& game = *loaded->game;
+  const int obs = game.ObservationSize();
+  const int actions = game.NumDistinctActions();
+  std::mt19937_64 rng(seed);
+  double total = 0;
+  for (int g = 0; g < games; ++g) {
+    const int human = (first_seat + g) % game.NumPlayers();
+    out << "\n=== game " << g + 1 << " of " << games << ": you are player " << human << " ===\n";
+    std::unique_ptr<State> s = game.NewInitialState();
+    while (!s->IsTerminal()) {
+      if (s->IsChanceNode()) {
+        s->ApplyAction(SampleChanceOutcome(*s, rng));
+        continue;
+      }
+      const int player = s->CurrentPlayer();
+      std::vector<int> legal = s->LegalActions();
+      if (player == human) {
+        out << s->ObservationString(human) << "\nyour move:";
+        for (int a : legal) out << " [" << a << "] " << s->ActionToString(player, a);
+        out << "\n> " << std::flush;
+        int chosen = -1;
+        std::string line;
+        while (chosen < 0) {
+          if (!std::getline(in, line)) return absl::CancelledError("input ended");
+          while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+          for (int a : legal) {
+            if (line == std::to_string(a) || line == s->ActionToString(player, a)) chosen = a;
+          }
+          if (chosen < 0) out << "not a legal move here; type a number or a name from the list\n> ";
+        }
+        s->ApplyAction(chosen);
+        continue;
+      }
+      torch::Tensor x = torch::zeros({1, obs});
+      torch::Tensor mask = torch::zeros({1, actions}, torch::kBool);
+      s->ObservationTensor(player, std::span<float>(x.data_ptr<float>(), obs));
+      for (int a : legal) mask[0][a] = true;
+      torch::Tensor probs;
+      {
+        torch::NoGradGuard no_grad;
+        probs = MaskedLogSoftmax(loaded->net->forward(x), mask).exp().contiguous();
+      }
+      const float* p = probs.data_ptr<float>();
+      int action = legal.front();
+      if (greedy) {
+        for (int a : legal) action = p[a] > p[action] ? a : action;
+      } else {
+        std::vector<double> w;
+        for (int a : legal) w.push_back(p[a]);
+        action = legal[std::discrete_distribution<int>(w.begin(), w.end())(rng)];
+      }
+      out << "policy (player " << player << ") plays " << s->ActionToString(player, action) << "\n";
+      s->ApplyAction(action);
+    }
+    double r = s->Returns()[human];
+    total += r;
+    out << s->ToString() << "\nresult for you: " << r << "\n";
+  }
+  out << "\ntotal over " << games << " game(s): " << total << "\n";
+  return total;
 }
 
 }  // namespace rally

@@ -2,6 +2,7 @@
 // information state of a small game, and the exact evaluation of such a table.
 #pragma once
 
+#include <iosfwd>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -21,5 +22,13 @@ absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path);
 // Exact figures of an exported policy over the full game tree: the worst-case expected return of
 // each seat against every opponent, NashConv and exploitability (two-player zero-sum games).
 absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
+
+// `rally play`: a person plays `games` games against the checkpoint's policy on `in`/`out`,
+// seats alternating (the person starts in `first_seat`). The policy samples from its
+// probabilities, or plays its most probable move when `greedy`. Each turn the person sees what
+// their seat observes and the legal moves, and types a move's number or name; a bad entry is
+// answered with the legal moves and asked again. Returns the person's total return.
+absl::StatusOr<double> Play(const std::string& checkpoint_path, int games, int first_seat,
+                            bool greedy, uint64_t seed, std::istream& in, std::ostream& out);
 
 }  // namespace rally

@@ -102,6 +102,32 @@ TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
   EXPECT_NEAR(eval["exploitability"].get<double>(), eval["nash_conv"].get<double>() / 2, 1e-12);
 }
 
+TEST(Cluster, APersonPlaysAgainstACheckpointInTheTerminal) {
+  std::string dir = testing::TempDir("play");
+  std::string workdir = dir + "/run";
+  ASSERT_EQ(RunToCompletion("rally",
+                            {"run", SourcePath("tests/integration/configs/short.yaml"),
+                             "--workdir=" + workdir, "--quiet"},
+                            dir + "/rally.out", 240s),
+            0);
+  // The person types a word that is no move, then the cells 0..8 over and over: what is not a
+  // legal move is refused and asked again.
+  std::string moves = "castle\\n";
+  for (int round = 0; round < 9; ++round) {
+    for (int cell = 0; cell < 9; ++cell) moves += std::to_string(cell) + "\\n";
+  }
+  std::string command = "printf '" + moves + "' | " + testing::BinPath("rally") +
+                        " play --checkpoint=" + workdir + " --games=2 --seed=7 > " + dir +
+                        "/play.out 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << ReadFile(dir + "/play.out");
+  std::string out = ReadFile(dir + "/play.out");
+  EXPECT_NE(out.find("you are player 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("you are player 1"), std::string::npos);  // seats alternate
+  EXPECT_NE(out.find("policy (player 1) plays"), std::string::npos);
+  EXPECT_NE(out.find("not a legal move here"), std::string::npos);
+  EXPECT_NE(out.find("total over 2 game(s):"), std::string::npos);
+}
+
 TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {
   std::string dir = testing::TempDir("badconfig");
   std::string workdir = dir + "/run";
