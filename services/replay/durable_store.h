@@ -88,6 +88,7 @@ class DurableStore : public TableObserver {
   absl::Status health() const;
   int64_t records_since_snapshot() const { return records_since_snapshot_; }
   int64_t bytes_written() const { return bytes_written_; }
+  size_t compress_above_bytes() const { return options_.compress_above_bytes; }
 
   // Encodes a trajectory for a WalInsert (compressing large ones) and back.
   static void EncodeTrajectory(const v1::Trajectory& t, size_t compress_above, v1::WalInsert* out);

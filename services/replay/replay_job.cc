@@ -208,13 +208,6 @@ void ReplayJob::MarkStored(const std::string& actor_id, uint64_t sequence) {
   w = std::max(w, sequence);
 }
 
-absl::Status ReplayJob::SyncForAck() {
-  if (store_ == nullptr || config_.replay.fsync != "every_batch") {
-    return store_ ? store_->health() : absl::OkStatus();
-  }
-  return store_->Sync();
-}
-
 absl::Status ReplayJob::SyncForAck(uint64_t lsn) {
   if (store_ == nullptr) return absl::OkStatus();
   return store_->SyncTo(lsn);
@@ -241,7 +234,7 @@ absl::Status ReplayJob::WriteSnapshot() {
         in->set_priority(item.priority);
         in->set_policy_version(item.policy_version);
         in->set_bytes(item.bytes);
-        DurableStore::EncodeTrajectory(*item.trajectory, 4096, in);
+        DurableStore::EncodeTrajectory(*item.trajectory, store_->compress_above_bytes(), in);
         ts->add_times_sampled(item.times_sampled);
       }
       ts->set_inserts(state.inserts);

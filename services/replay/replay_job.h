@@ -46,8 +46,6 @@ class ReplayJob {
   bool IsDuplicate(const std::string& actor_id, uint64_t sequence) const;
   void MarkStored(const std::string& actor_id, uint64_t sequence);
 
-  // Makes appended records durable according to replay.fsync (before an ack).
-  absl::Status SyncForAck();
   // Makes records up to `lsn` durable according to replay.fsync (group commit).
   absl::Status SyncForAck(uint64_t lsn);
   // The LSN of the last logged record (0 without a store).

@@ -26,17 +26,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 v1::Trajectory Item(size_t bytes, std::mt19937& rng) {
-  v1::Trajectory t;
-  t.set_game("tictactoe");
-  t.add_learning_seats(0);
-  t.add_learning_seats(1);
-  t.add_returns(0);
-  t.add_returns(0);
-  v1::Turn* turn = t.add_turns();
-  for (int i = 0; i < 27; ++i) turn->add_observation(i >= 18 ? 1.f : 0.f);
-  for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
-  turn->set_action(4);
-  turn->add_behaviour_log_probs(-2.2f);
+  v1::Trajectory t = testing::TicTacToeTrajectory();
+  v1::Turn* turn = t.mutable_turns(0);
   // Token ids (fixed32: 4 bytes each) from a 150k vocabulary.
   std::uniform_int_distribution<int> token(0, 150000);
   size_t base = t.ByteSizeLong() + 8;

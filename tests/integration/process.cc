@@ -115,6 +115,22 @@ std::string WaitForLogField(const std::string& log_path, const std::string& msg,
   return "";
 }
 
+v1::Trajectory TicTacToeTrajectory(uint64_t sequence, int action) {
+  v1::Trajectory t;
+  t.set_game("tictactoe");
+  t.set_sequence(sequence);
+  t.add_learning_seats(0);
+  t.add_learning_seats(1);
+  t.add_returns(0);
+  t.add_returns(0);
+  v1::Turn* turn = t.add_turns();
+  for (int i = 0; i < 27; ++i) turn->add_observation(i >= 18 ? 1.f : 0.f);
+  for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
+  turn->set_action(action);
+  turn->add_behaviour_log_probs(-2.2f);
+  return t;
+}
+
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "rally/v1/trajectory.pb.h"
+
 namespace rally::testing {
 
 std::string BinPath(const std::string& name);
@@ -51,6 +53,9 @@ std::string WaitForLogField(const std::string& log_path, const std::string& msg,
 int FreePort();
 // Waits for `file` to hold a port number (as rally-control --port_file writes it).
 std::string WaitForPortFile(const std::string& file, std::chrono::milliseconds timeout);
+
+// A valid one-turn TicTacToe trajectory (x plays `action` on the empty board) with `sequence`.
+v1::Trajectory TicTacToeTrajectory(uint64_t sequence = 0, int action = 4);
 
 // GET http://address/path on loopback; the response body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);

@@ -21,21 +21,6 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Process;
 
-v1::Trajectory Episode(int salt) {
-  v1::Trajectory t;
-  t.set_game("tictactoe");
-  t.add_learning_seats(0);
-  t.add_learning_seats(1);
-  t.add_returns(0);
-  t.add_returns(0);
-  v1::Turn* turn = t.add_turns();
-  for (int i = 0; i < 27; ++i) turn->add_observation(i >= 18 ? 1.f : 0.f);
-  for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
-  turn->set_action(salt % 9);
-  turn->add_behaviour_log_probs(-2.2f);
-  return t;
-}
-
 TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
   const std::string dir = testing::TempDir("crash");
 
@@ -95,7 +80,7 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
   for (int w = 0; w < kWriters; ++w) {
     producers.emplace_back([&, w] {
       for (int i = 0; i < kPerWriter; ++i) {
-        if (!writers[w]->Push(Episode(i))) return;
+        if (!writers[w]->Push(testing::TicTacToeTrajectory(0, i % 9))) return;
       }
     });
   }

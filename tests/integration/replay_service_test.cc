@@ -21,19 +21,10 @@ using testing::Process;
 using testing::WaitForLogField;
 
 v1::Trajectory ValidTrajectory(uint64_t seq) {
-  v1::Trajectory t;
-  t.set_game("tictactoe");
+  v1::Trajectory t = testing::TicTacToeTrajectory(seq);
   t.set_actor_id("test");
-  t.set_sequence(seq);
-  t.add_learning_seats(0);
-  t.add_learning_seats(1);
-  t.add_returns(1);
-  t.add_returns(-1);
-  v1::Turn* turn = t.add_turns();
-  for (int i = 0; i < 27; ++i) turn->add_observation(i >= 18 ? 1.f : 0.f);
-  for (int a = 0; a < 9; ++a) turn->add_legal_actions(a);
-  turn->set_action(4);
-  turn->add_behaviour_log_probs(-2.2f);
+  t.set_returns(0, 1);
+  t.set_returns(1, -1);
   return t;
 }
 

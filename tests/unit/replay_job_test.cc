@@ -81,7 +81,7 @@ TEST(ReplayJob, RecoversTablesPrioritiesCountsAndWatermarksFromDisk) {
     (*job)->table("q")->SetPolicyVersion(9);
     q_before = (*job)->table("q")->Snapshot();
     p_before = (*job)->table("p")->Snapshot();
-    ASSERT_TRUE((*job)->SyncForAck().ok());
+    ASSERT_TRUE(store->get()->Sync().ok());
     // No clean shutdown: the process "dies" here.
   }
   auto store = DurableStore::Open({dir});
