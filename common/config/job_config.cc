@@ -1,5 +1,6 @@
 #include "common/config/job_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -177,6 +178,12 @@ void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, Opp
 
 }  // namespace
 
+double LinearSchedule::At(long step) const {
+  if (final_value < 0 || decay_steps <= 0) return initial;
+  double frac = std::min(1.0, static_cast<double>(step) / decay_steps);
+  return initial + (final_value - initial) * frac;
+}
+
 absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
@@ -239,44 +246,99 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
 
   YAML::Node learner = r.Section(top, "", "learner");
   const std::string lp = "learner";
+  LearnerConfig& lc = c.learner;
   r.CheckKeys(learner, lp,
-              {"algorithm", "batch_episodes", "learning_rate", "entropy_coef", "entropy_coef_final",
-               "entropy_decay_steps", "baseline_decay", "importance_weight_cap",
-               "publish_every_steps", "checkpoint_every_steps", "keep_checkpoints", "device",
-               "learning_rate_final", "learning_rate_decay_steps", "table"});
-  r.Read(learner, lp, "keep_checkpoints", &c.learner.keep_checkpoints);
-  RequireAtLeast(r, learner, lp, "keep_checkpoints", c.learner.keep_checkpoints, 1);
-  r.Read(learner, lp, "table", &c.learner.table);
-  r.Read(learner, lp, "algorithm", &c.learner.algorithm);
-  r.Read(learner, lp, "batch_episodes", &c.learner.batch_episodes);
-  r.Read(learner, lp, "learning_rate", &c.learner.learning_rate);
-  r.Read(learner, lp, "learning_rate_final", &c.learner.learning_rate_final);
-  r.Read(learner, lp, "learning_rate_decay_steps", &c.learner.learning_rate_decay_steps);
-  RequireAtLeast(r, learner, lp, "learning_rate_decay_steps", c.learner.learning_rate_decay_steps,
-                 0L);
-  r.Read(learner, lp, "entropy_coef", &c.learner.entropy_coef);
-  r.Read(learner, lp, "entropy_coef_final", &c.learner.entropy_coef_final);
-  r.Read(learner, lp, "entropy_decay_steps", &c.learner.entropy_decay_steps);
-  r.Read(learner, lp, "baseline_decay", &c.learner.baseline_decay);
-  r.Read(learner, lp, "importance_weight_cap", &c.learner.importance_weight_cap);
-  RequireAtLeast(r, learner, lp, "importance_weight_cap", c.learner.importance_weight_cap, 0.0);
-  r.Read(learner, lp, "publish_every_steps", &c.learner.publish_every_steps);
-  r.Read(learner, lp, "checkpoint_every_steps", &c.learner.checkpoint_every_steps);
-  r.Read(learner, lp, "device", &c.learner.device);
-  if (c.learner.algorithm != "reinforce_rae") {
+              {"algorithm",
+               "batch_episodes",
+               "epochs_per_batch",
+               "learning_rate",
+               "learning_rate_final",
+               "learning_rate_decay_steps",
+               "entropy_coef",
+               "entropy_coef_final",
+               "entropy_decay_steps",
+               "baseline_decay",
+               "importance_weight_cap",
+               "clip_epsilon",
+               "value_coef",
+               "discount",
+               "vtrace_lambda",
+               "vtrace_c_bar",
+               "kl_coef",
+               "kl_reference_update_steps",
+               "magnet_coef",
+               "magnet_coef_final",
+               "magnet_decay_steps",
+               "magnet",
+               "magnet_ema_decay",
+               "publish_every_steps",
+               "checkpoint_every_steps",
+               "keep_checkpoints",
+               "device",
+               "table"});
+  r.Read(learner, lp, "keep_checkpoints", &lc.keep_checkpoints);
+  RequireAtLeast(r, learner, lp, "keep_checkpoints", lc.keep_checkpoints, 1);
+  r.Read(learner, lp, "table", &lc.table);
+  r.Read(learner, lp, "algorithm", &lc.algorithm);
+  r.Read(learner, lp, "batch_episodes", &lc.batch_episodes);
+  r.Read(learner, lp, "epochs_per_batch", &lc.epochs_per_batch);
+  r.Read(learner, lp, "learning_rate", &lc.learning_rate);
+  r.Read(learner, lp, "learning_rate_final", &lc.learning_rate_final);
+  r.Read(learner, lp, "learning_rate_decay_steps", &lc.learning_rate_decay_steps);
+  RequireAtLeast(r, learner, lp, "learning_rate_decay_steps", lc.learning_rate_decay_steps, 0L);
+  r.Read(learner, lp, "entropy_coef", &lc.entropy_coef);
+  r.Read(learner, lp, "entropy_coef_final", &lc.entropy_coef_final);
+  r.Read(learner, lp, "entropy_decay_steps", &lc.entropy_decay_steps);
+  r.Read(learner, lp, "baseline_decay", &lc.baseline_decay);
+  r.Read(learner, lp, "importance_weight_cap", &lc.importance_weight_cap);
+  RequireAtLeast(r, learner, lp, "importance_weight_cap", lc.importance_weight_cap, 0.0);
+  r.Read(learner, lp, "clip_epsilon", &lc.clip_epsilon);
+  r.Read(learner, lp, "value_coef", &lc.value_coef);
+  r.Read(learner, lp, "discount", &lc.discount);
+  r.Read(learner, lp, "vtrace_lambda", &lc.vtrace_lambda);
+  r.Read(learner, lp, "vtrace_c_bar", &lc.vtrace_c_bar);
+  r.Read(learner, lp, "kl_coef", &lc.kl_coef);
+  r.Read(learner, lp, "kl_reference_update_steps", &lc.kl_reference_update_steps);
+  r.Read(learner, lp, "magnet_coef", &lc.magnet_coef);
+  r.Read(learner, lp, "magnet_coef_final", &lc.magnet_coef_final);
+  r.Read(learner, lp, "magnet_decay_steps", &lc.magnet_decay_steps);
+  r.Read(learner, lp, "magnet", &lc.magnet);
+  r.Read(learner, lp, "magnet_ema_decay", &lc.magnet_ema_decay);
+  r.Read(learner, lp, "publish_every_steps", &lc.publish_every_steps);
+  r.Read(learner, lp, "checkpoint_every_steps", &lc.checkpoint_every_steps);
+  r.Read(learner, lp, "device", &lc.device);
+  if (lc.algorithm != "reinforce_rae" && lc.algorithm != "ppo" && lc.algorithm != "vtrace") {
     r.Error(learner, lp, "algorithm",
-            "unknown algorithm '" + c.learner.algorithm + "' (known: reinforce_rae)");
+            "unknown algorithm '" + lc.algorithm + "' (known: reinforce_rae, ppo, vtrace)");
   }
-  RequireAtLeast(r, learner, lp, "batch_episodes", c.learner.batch_episodes, 1);
-  if (c.learner.learning_rate <= 0) r.Error(learner, lp, "learning_rate", "must be positive");
-  RequireAtLeast(r, learner, lp, "entropy_coef", c.learner.entropy_coef, 0.0);
-  RequireAtLeast(r, learner, lp, "entropy_decay_steps", c.learner.entropy_decay_steps, 0L);
-  if (c.learner.baseline_decay < 0 || c.learner.baseline_decay >= 1) {
+  RequireAtLeast(r, learner, lp, "batch_episodes", lc.batch_episodes, 1);
+  RequireAtLeast(r, learner, lp, "epochs_per_batch", lc.epochs_per_batch, 1);
+  if (lc.learning_rate <= 0) r.Error(learner, lp, "learning_rate", "must be positive");
+  RequireAtLeast(r, learner, lp, "entropy_coef", lc.entropy_coef, 0.0);
+  RequireAtLeast(r, learner, lp, "entropy_decay_steps", lc.entropy_decay_steps, 0L);
+  if (lc.baseline_decay < 0 || lc.baseline_decay >= 1) {
     r.Error(learner, lp, "baseline_decay", "must lie in [0, 1)");
   }
-  RequireAtLeast(r, learner, lp, "publish_every_steps", c.learner.publish_every_steps, 1);
-  RequireAtLeast(r, learner, lp, "checkpoint_every_steps", c.learner.checkpoint_every_steps, 0L);
-  const std::string& dev = c.learner.device;
+  if (lc.clip_epsilon <= 0) r.Error(learner, lp, "clip_epsilon", "must be positive");
+  RequireAtLeast(r, learner, lp, "value_coef", lc.value_coef, 0.0);
+  if (lc.discount <= 0 || lc.discount > 1) r.Error(learner, lp, "discount", "must lie in (0, 1]");
+  if (lc.vtrace_lambda < 0 || lc.vtrace_lambda > 1) {
+    r.Error(learner, lp, "vtrace_lambda", "must lie in [0, 1]");
+  }
+  RequireAtLeast(r, learner, lp, "vtrace_c_bar", lc.vtrace_c_bar, 0.0);
+  RequireAtLeast(r, learner, lp, "kl_coef", lc.kl_coef, 0.0);
+  RequireAtLeast(r, learner, lp, "kl_reference_update_steps", lc.kl_reference_update_steps, 0L);
+  RequireAtLeast(r, learner, lp, "magnet_coef", lc.magnet_coef, 0.0);
+  RequireAtLeast(r, learner, lp, "magnet_decay_steps", lc.magnet_decay_steps, 0L);
+  if (lc.magnet != "uniform" && lc.magnet != "ema") {
+    r.Error(learner, lp, "magnet", "unknown magnet '" + lc.magnet + "' (known: uniform, ema)");
+  }
+  if (lc.magnet_ema_decay < 0 || lc.magnet_ema_decay >= 1) {
+    r.Error(learner, lp, "magnet_ema_decay", "must lie in [0, 1)");
+  }
+  RequireAtLeast(r, learner, lp, "publish_every_steps", lc.publish_every_steps, 1);
+  RequireAtLeast(r, learner, lp, "checkpoint_every_steps", lc.checkpoint_every_steps, 0L);
+  const std::string& dev = lc.device;
   if (dev != "auto" && dev != "cpu" && dev.rfind("cuda", 0) != 0) {
     r.Error(learner, lp, "device", "must be auto, cpu or cuda:N");
   }

@@ -58,10 +58,20 @@ struct ReplayConfig {
   double snapshot_every_seconds = 30;
 };
 
+// A value annealed linearly from `initial` to `final_value` over `decay_steps` learner steps, then
+// held; constant `initial` when final_value < 0 or decay_steps is 0.
+struct LinearSchedule {
+  double initial = 0;
+  double final_value = -1;
+  long decay_steps = 0;
+  double At(long step) const;
+};
+
 struct LearnerConfig {
-  std::string algorithm = "reinforce_rae";
-  std::string table;  // replay table to sample; default: the first table
+  std::string algorithm = "reinforce_rae";  // reinforce_rae | ppo | vtrace
+  std::string table;                        // replay table to sample; default: the first table
   int batch_episodes = 128;
+  int epochs_per_batch = 1;  // optimiser steps on each sampled batch
   double learning_rate = 1e-3;
   double learning_rate_final = -1;     // < 0: constant learning_rate
   long learning_rate_decay_steps = 0;  // linear decay from learning_rate to learning_rate_final
@@ -70,10 +80,32 @@ struct LearnerConfig {
   long entropy_decay_steps = 0;        // linear decay from entropy_coef to entropy_coef_final
   double baseline_decay = 0.95;        // RAE: b <- decay * b + (1 - decay) * R
   double importance_weight_cap = 1;    // truncation rho_bar of pi/mu; 0 turns the correction off
+  double clip_epsilon = 0.2;           // ppo: r clipped to [1 - eps, 1 + eps]
+  double value_coef = 0.5;             // vtrace: weight of the value loss
+  double discount = 1.0;               // vtrace: gamma, in (0, 1]
+  double vtrace_lambda = 1.0;          // vtrace: c_t = lambda * min(c_bar, pi/mu), in [0, 1]
+  double vtrace_c_bar = 1.0;           // vtrace: trace truncation c_bar; 0 turns it off
+  double kl_coef = 0;                  // weight of KL(pi || reference policy)
+  long kl_reference_update_steps = 0;  // 0: the step-0 policy stays the reference; N: every N
+  double magnet_coef = 0;              // magnetic mirror descent: weight of KL(pi || magnet)
+  double magnet_coef_final = -1;       // < 0: constant magnet_coef
+  long magnet_decay_steps = 0;         // linear decay from magnet_coef to magnet_coef_final
+  std::string magnet = "uniform";      // uniform (over legal actions) | ema (of the parameters)
+  double magnet_ema_decay = 0.99;      // ema: magnet <- decay * magnet + (1 - decay) * policy
   int publish_every_steps = 1;
   long checkpoint_every_steps = 500;
   int keep_checkpoints = 3;     // the newest N stay on disk
   std::string device = "auto";  // auto | cpu | cuda:N
+
+  LinearSchedule learning_rate_schedule() const {
+    return {learning_rate, learning_rate_final, learning_rate_decay_steps};
+  }
+  LinearSchedule entropy_coef_schedule() const {
+    return {entropy_coef, entropy_coef_final, entropy_decay_steps};
+  }
+  LinearSchedule magnet_coef_schedule() const {
+    return {magnet_coef, magnet_coef_final, magnet_decay_steps};
+  }
 };
 
 struct EvaluationConfig {

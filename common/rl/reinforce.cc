@@ -1,5 +1,7 @@
 #include "common/rl/reinforce.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace rally {
@@ -19,6 +21,8 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
   std::vector<int64_t> actions(turns);
   std::vector<float> adv(turns);
   std::vector<float> behaviour(turns);
+  std::vector<float> rewards(turns);
+  std::vector<uint8_t> dones(turns, 0);
   int64_t row = 0;
   double return_sum = 0;
   int64_t return_count = 0;
@@ -33,20 +37,47 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
       return_sum += e->returns(seat);
       ++return_count;
     }
-    for (const v1::Turn& t : e->turns()) {
+    // Turn indices grouped by seat, each seat's turns in play order.
+    std::vector<int> order(e->turns_size());
+    for (int i = 0; i < e->turns_size(); ++i) {
+      const v1::Turn& t = e->turns(i);
+      if (t.seat() < 0 || t.seat() >= e->returns_size()) {
+        return absl::InvalidArgumentError(absl::StrCat("turn seat ", t.seat(), " out of range"));
+      }
+      order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return e->turns(a).seat() < e->turns(b).seat(); });
+    double seat_reward_sum = 0;
+    for (size_t k = 0; k < order.size(); ++k) {
+      const v1::Turn& t = e->turns(order[k]);
       if (t.observation_size() != observation_size) {
         return absl::InvalidArgumentError(absl::StrCat(
             "turn observation has ", t.observation_size(), " floats, expected ", observation_size));
       }
-      if (t.seat() < 0 || t.seat() >= e->returns_size()) {
-        return absl::InvalidArgumentError(absl::StrCat("turn seat ", t.seat(), " out of range"));
+      if (t.action() < 0 || t.action() >= num_actions) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("turn action ", t.action(), " out of range"));
       }
       std::copy(t.observation().begin(), t.observation().end(),
                 obs.begin() + row * observation_size);
-      for (int a : t.legal_actions()) mask[row * num_actions + a] = 1;
+      for (int a : t.legal_actions()) {
+        if (a < 0 || a >= num_actions) {
+          return absl::InvalidArgumentError(absl::StrCat("legal action ", a, " out of range"));
+        }
+        mask[row * num_actions + a] = 1;
+      }
       actions[row] = t.action();
       behaviour[row] = t.behaviour_log_probs_size() > 0 ? t.behaviour_log_probs(0) : 0.f;
       adv[row] = static_cast<float>(seat_adv[t.seat()]);
+      double reward = t.reward();
+      seat_reward_sum += t.reward();
+      if (k + 1 == order.size() || e->turns(order[k + 1]).seat() != t.seat()) {
+        reward += e->returns(t.seat()) - seat_reward_sum;
+        seat_reward_sum = 0;
+        dones[row] = 1;
+      }
+      rewards[row] = static_cast<float>(reward);
       ++row;
     }
   }
@@ -57,6 +88,8 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
   b.actions = torch::from_blob(actions.data(), {turns}, torch::kInt64).clone();
   b.advantages = torch::from_blob(adv.data(), {turns}, torch::kFloat32).clone();
   b.behaviour_log_probs = torch::from_blob(behaviour.data(), {turns}, torch::kFloat32).clone();
+  b.rewards = torch::from_blob(rewards.data(), {turns}, torch::kFloat32).clone();
+  b.dones = torch::from_blob(dones.data(), {turns}, torch::kUInt8).to(torch::kBool);
   b.episodes = static_cast<int64_t>(episodes.size());
   b.mean_return = return_count > 0 ? return_sum / return_count : 0.0;
   return b;
@@ -64,17 +97,20 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
 
 LossTerms ReinforceLoss(PolicyNet& net, const TurnBatch& batch, double entropy_coef,
                         double rho_bar) {
-  torch::Tensor logp = MaskedLogSoftmax(net->forward(batch.observations), batch.legal_mask);
-  torch::Tensor chosen = logp.gather(1, batch.actions.unsqueeze(1)).squeeze(1);
+  return ReinforceLossFromLogProbs(
+      MaskedLogSoftmax(net->forward(batch.observations), batch.legal_mask), batch, entropy_coef,
+      rho_bar);
+}
+
+LossTerms ReinforceLossFromLogProbs(const torch::Tensor& log_probs, const TurnBatch& batch,
+                                    double entropy_coef, double rho_bar) {
+  torch::Tensor chosen = log_probs.gather(1, batch.actions.unsqueeze(1)).squeeze(1);
   torch::Tensor weight = torch::ones_like(chosen);
   if (rho_bar > 0) {
     weight = (chosen.detach() - batch.behaviour_log_probs).exp().clamp_max(rho_bar);
   }
   torch::Tensor policy_loss = -(weight * batch.advantages * chosen).mean();
-  // Entropy over legal actions only: illegal actions have probability 0 and contribute 0.
-  torch::Tensor probs = logp.exp();
-  torch::Tensor entropy =
-      -(probs * logp.masked_fill(batch.legal_mask.logical_not(), 0.0)).sum(1).mean();
+  torch::Tensor entropy = MeanEntropy(log_probs, batch.legal_mask);
   LossTerms out;
   out.loss = policy_loss - entropy_coef * entropy;
   out.policy_loss = policy_loss.item<double>();

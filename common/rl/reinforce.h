@@ -13,13 +13,22 @@
 
 namespace rally {
 
-// The learning seats' turns of a batch of episodes, one row per turn.
+// The learning seats' turns of a batch of episodes, one row per turn. Rows are grouped into
+// sequences, one per (episode, seat): episodes in batch order, seats ascending within an
+// episode, each seat's turns contiguous and in play order, the last row of each marked `dones`.
 struct TurnBatch {
   torch::Tensor observations;         // [T, observation_size] float
   torch::Tensor legal_mask;           // [T, num_actions] bool
   torch::Tensor actions;              // [T] int64
   torch::Tensor advantages;           // [T] float
   torch::Tensor behaviour_log_probs;  // [T] float: log mu(a_t|s_t) recorded by the actor
+  // [T] float: the seat's Turn.reward, plus at its last turn the rest of its return,
+  // returns[seat] - (sum of its Turn.reward), so that a seat's rewards sum to its return.
+  // Actors leave Turn.reward 0, so today the whole return lands on the seat's last turn.
+  torch::Tensor rewards;
+  // [T] bool: the seat's last turn in the episode; the value after it is 0. A truncated episode
+  // is treated as terminal too (its returns are final: a game cut at its turn limit is scored).
+  torch::Tensor dones;
   int64_t episodes = 0;
   double mean_return = 0;  // over the learning seats' returns
 };
@@ -31,17 +40,23 @@ struct TurnBatch {
 // rally adds the opponent to the role when seats are not all played by the learning policy).
 std::string BaselineRole(const v1::Trajectory& episode, int seat);
 
-// Flattens `episodes` into turns and assigns every turn of role p the episode's RAE advantage for
-// p (baselines are read, then updated, episode by episode in batch order).
+// Flattens `episodes` into turns, ordered as TurnBatch says, and assigns every turn of role p the
+// episode's RAE advantage for p (baselines are read, then updated, episode by episode in batch
+// order).
 absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*>& episodes,
                                          int observation_size, int num_actions,
                                          RoleBaselines& baselines);
 
+// The loss of one step and its terms, for metrics. Terms a loss does not use stay 0.
 struct LossTerms {
   torch::Tensor loss;  // scalar, differentiable
   double policy_loss = 0;
   double entropy = 0;  // mean entropy of the policy over the batch's turns
   double mean_importance_weight = 0;
+  double value_loss = 0;     // 0.5 * mean squared error of the value head (before value_coef)
+  double kl = 0;             // mean KL(pi || pi_ref), when there is a reference policy
+  double magnet_kl = 0;      // mean KL(pi || magnet)
+  double clip_fraction = 0;  // PPO: share of turns with |r - 1| > clip_epsilon
 };
 
 // loss = -mean_t(w_t * A_t * log pi(a_t|s_t)) - entropy_coef * mean_t(H(pi(.|s_t))), with
@@ -51,5 +66,8 @@ struct LossTerms {
 // collapses to a deterministic policy. rho_bar <= 0 turns the correction off (w_t = 1).
 LossTerms ReinforceLoss(PolicyNet& net, const TurnBatch& batch, double entropy_coef,
                         double rho_bar = 1.0);
+// The same from the policy's masked log-probabilities [T, num_actions] (MaskedLogSoftmax).
+LossTerms ReinforceLossFromLogProbs(const torch::Tensor& log_probs, const TurnBatch& batch,
+                                    double entropy_coef, double rho_bar = 1.0);
 
 }  // namespace rally

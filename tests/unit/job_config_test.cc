@@ -129,5 +129,116 @@ TEST(JobConfig, TargetNeedsItsOpponentEvaluated) {
       << Message(c);
 }
 
+TEST(JobConfig, LossFamilyKeysHaveDefaults) {
+  auto c = ParseJobConfig("game: tictactoe\nstop: {max_learner_steps: 10}\n", "min.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const LearnerConfig& l = c->learner;
+  EXPECT_DOUBLE_EQ(l.clip_epsilon, 0.2);
+  EXPECT_EQ(l.epochs_per_batch, 1);
+  EXPECT_DOUBLE_EQ(l.value_coef, 0.5);
+  EXPECT_DOUBLE_EQ(l.discount, 1.0);
+  EXPECT_DOUBLE_EQ(l.vtrace_lambda, 1.0);
+  EXPECT_DOUBLE_EQ(l.vtrace_c_bar, 1.0);
+  EXPECT_DOUBLE_EQ(l.kl_coef, 0.0);
+  EXPECT_EQ(l.kl_reference_update_steps, 0);
+  EXPECT_DOUBLE_EQ(l.magnet_coef, 0.0);
+  EXPECT_EQ(l.magnet, "uniform");
+  EXPECT_DOUBLE_EQ(l.magnet_ema_decay, 0.99);
+  EXPECT_DOUBLE_EQ(l.magnet_coef_schedule().At(1000), 0.0);
+}
+
+TEST(JobConfig, ReadsTheLossFamilyKeys) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "stop: {max_learner_steps: 10}\n"
+      "learner:\n"
+      "  algorithm: vtrace\n"
+      "  clip_epsilon: 0.1\n"
+      "  epochs_per_batch: 2\n"
+      "  value_coef: 0.25\n"
+      "  discount: 0.99\n"
+      "  vtrace_lambda: 0.95\n"
+      "  vtrace_c_bar: 0.9\n"
+      "  kl_coef: 0.05\n"
+      "  kl_reference_update_steps: 100\n"
+      "  magnet_coef: 0.2\n"
+      "  magnet_coef_final: 0.02\n"
+      "  magnet_decay_steps: 1000\n"
+      "  magnet: ema\n"
+      "  magnet_ema_decay: 0.995\n",
+      "l.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const LearnerConfig& l = c->learner;
+  EXPECT_EQ(l.algorithm, "vtrace");
+  EXPECT_DOUBLE_EQ(l.clip_epsilon, 0.1);
+  EXPECT_EQ(l.epochs_per_batch, 2);
+  EXPECT_DOUBLE_EQ(l.value_coef, 0.25);
+  EXPECT_DOUBLE_EQ(l.discount, 0.99);
+  EXPECT_DOUBLE_EQ(l.vtrace_lambda, 0.95);
+  EXPECT_DOUBLE_EQ(l.vtrace_c_bar, 0.9);
+  EXPECT_DOUBLE_EQ(l.kl_coef, 0.05);
+  EXPECT_EQ(l.kl_reference_update_steps, 100);
+  EXPECT_EQ(l.magnet, "ema");
+  EXPECT_DOUBLE_EQ(l.magnet_ema_decay, 0.995);
+  // 0.2 -> 0.02 over 1000 steps: halfway 0.11, held at 0.02 after.
+  EXPECT_DOUBLE_EQ(l.magnet_coef_schedule().At(0), 0.2);
+  EXPECT_NEAR(l.magnet_coef_schedule().At(500), 0.11, 1e-12);
+  EXPECT_NEAR(l.magnet_coef_schedule().At(5000), 0.02, 1e-12);
+}
+
+TEST(JobConfig, SchedulesShareOneShape) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "stop: {max_learner_steps: 10}\n"
+      "learner: {learning_rate: 0.01, learning_rate_final: 0.001, learning_rate_decay_steps: 100,"
+      " entropy_coef: 0.1, entropy_coef_final: 0.0, entropy_decay_steps: 10}\n",
+      "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_NEAR(c->learner.learning_rate_schedule().At(50), 0.0055, 1e-12);
+  EXPECT_NEAR(c->learner.entropy_coef_schedule().At(5), 0.05, 1e-12);
+  EXPECT_DOUBLE_EQ(c->learner.entropy_coef_schedule().At(20), 0.0);
+  // final < 0 or no decay steps: constant.
+  EXPECT_DOUBLE_EQ((LinearSchedule{0.3, -1, 100}).At(50), 0.3);
+  EXPECT_DOUBLE_EQ((LinearSchedule{0.3, 0.1, 0}).At(50), 0.3);
+}
+
+TEST(JobConfig, UnknownAlgorithmNamesTheFieldAndTheKnownOnes) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "stop: {max_learner_steps: 10}\n"
+      "learner:\n"
+      "  algorithm: a3c\n",
+      "m.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(Message(c).find("m.yaml:4:14: learner.algorithm: unknown algorithm 'a3c' (known: "
+                            "reinforce_rae, ppo, vtrace)"),
+            std::string::npos)
+      << Message(c);
+}
+
+TEST(JobConfig, LossFamilyValuesOutOfRange) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "stop: {max_learner_steps: 10}\n"
+      "learner:\n"
+      "  epochs_per_batch: 0\n"
+      "  discount: 0\n"
+      "  clip_epsilon: 0\n"
+      "  vtrace_lambda: 1.5\n"
+      "  magnet: best\n"
+      "  magnet_ema_decay: 1\n"
+      "  kl_coef: -1\n",
+      "n.yaml");
+  ASSERT_FALSE(c.ok());
+  for (const char* expected :
+       {"n.yaml:4:21: learner.epochs_per_batch: must be at least 1",
+        "learner.discount: must lie in (0, 1]", "learner.clip_epsilon: must be positive",
+        "learner.vtrace_lambda: must lie in [0, 1]",
+        "learner.magnet: unknown magnet 'best' (known: uniform, ema)",
+        "learner.magnet_ema_decay: must lie in [0, 1)", "learner.kl_coef: must be at least 0"}) {
+    EXPECT_NE(Message(c).find(expected), std::string::npos) << expected << "\n" << Message(c);
+  }
+}
+
 }  // namespace
 }  // namespace rally

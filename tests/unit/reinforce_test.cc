@@ -38,18 +38,37 @@ TEST(BuildTurnBatch, EveryTurnOfARoleGetsItsEpisodeAdvantage) {
   ASSERT_TRUE(batch.ok()) << batch.status();
   ASSERT_EQ(batch->advantages.size(0), 6);
   auto adv = batch->advantages;
-  // Episode a: seat 0 A = 1 - 0, seat 1 A = -1 - 0. Turns are seats 0, 1, 0.
+  // Turns are played by seats 0, 1, 0; rows hold seat 0's turns 0 and 2, then seat 1's turn 1.
+  // Episode a: seat 0 A = 1 - 0, seat 1 A = -1 - 0.
   EXPECT_FLOAT_EQ(adv[0].item<float>(), 1.0f);
-  EXPECT_FLOAT_EQ(adv[1].item<float>(), -1.0f);
-  EXPECT_FLOAT_EQ(adv[2].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(adv[1].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(adv[2].item<float>(), -1.0f);
   // Episode b, baselines now 0.05 and -0.05: seat 0 A = -1 - 0.05, seat 1 A = 1 + 0.05.
   EXPECT_FLOAT_EQ(adv[3].item<float>(), -1.05f);
-  EXPECT_FLOAT_EQ(adv[4].item<float>(), 1.05f);
-  EXPECT_FLOAT_EQ(adv[5].item<float>(), -1.05f);
-  EXPECT_EQ(batch->actions[1].item<int64_t>(), 2);
+  EXPECT_FLOAT_EQ(adv[4].item<float>(), -1.05f);
+  EXPECT_FLOAT_EQ(adv[5].item<float>(), 1.05f);
+  EXPECT_EQ(batch->actions[2].item<int64_t>(), 2);  // turn 1
   EXPECT_TRUE(batch->legal_mask[0][2].item<bool>());
   EXPECT_FALSE(batch->legal_mask[0][1].item<bool>());
-  EXPECT_FLOAT_EQ(batch->observations[2][0].item<float>(), 2.f);
+  EXPECT_FLOAT_EQ(batch->observations[1][0].item<float>(), 2.f);  // turn 2
+  EXPECT_FLOAT_EQ(batch->observations[2][0].item<float>(), 1.f);  // turn 1
+}
+
+TEST(BuildTurnBatch, EachSeatsRewardsSumToItsReturnAndEndWithADone) {
+  RoleBaselines baselines(0.95);
+  v1::Trajectory a = Episode(1, -1);
+  v1::Trajectory b = Episode(-1, 1);
+  b.mutable_turns(0)->set_reward(0.25f);  // seat 0 got 0.25 of its -1 after its first turn
+  auto batch = BuildTurnBatch({&a, &b}, 2, 3, baselines);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  // Rows: a seat 0 (turns 0, 2), a seat 1 (turn 1), b seat 0 (turns 0, 2), b seat 1 (turn 1).
+  // The return lands on the seat's last turn, less what its Turn.reward already paid.
+  const std::vector<float> rewards = {0, 1, -1, 0.25f, -1.25f, 1};
+  const std::vector<bool> dones = {false, true, true, false, true, true};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_FLOAT_EQ(batch->rewards[i].item<float>(), rewards[i]) << "row " << i;
+    EXPECT_EQ(batch->dones[i].item<bool>(), dones[i]) << "row " << i;
+  }
 }
 
 TEST(BuildTurnBatch, FixedOpponentGamesUseTheirOwnBaseline) {
@@ -68,6 +87,18 @@ TEST(BuildTurnBatch, RejectsObservationsOfTheWrongSize) {
   v1::Trajectory a = Episode(1, -1);
   a.mutable_turns(1)->add_observation(3.f);
   EXPECT_EQ(BuildTurnBatch({&a}, 2, 3, baselines).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BuildTurnBatch, RejectsActionsOutsideTheActionSpace) {
+  RoleBaselines baselines;
+  v1::Trajectory a = Episode(1, -1);
+  a.mutable_turns(1)->set_action(3);
+  EXPECT_EQ(BuildTurnBatch({&a}, 2, 3, baselines).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::Trajectory b = Episode(1, -1);
+  b.mutable_turns(0)->add_legal_actions(7);
+  EXPECT_EQ(BuildTurnBatch({&b}, 2, 3, baselines).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
