@@ -8,6 +8,7 @@ packages=(
   libabsl-dev libtorch-dev libgloo-dev
   prometheus-cpp-dev libyaml-cpp-dev libsqlite3-dev nlohmann-json3-dev libzstd-dev
   libgtest-dev libgmock-dev
+  iproute2
 )
 missing=()
 for p in "${packages[@]}"; do

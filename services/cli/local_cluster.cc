@@ -110,10 +110,22 @@ absl::Status LocalCluster::Start() {
          {control, absl::StrCat("--name=replay-", i), absl::StrCat("--port=", FreePort()),
           "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
   }
-  specs.push_back({"learner",
-                   "rally-learner",
-                   {control, "--rank=0", "--name=learner-0", absl::StrCat("--port=", FreePort()),
-                    "--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string()}});
+  // Learner ranks rendezvous at rank 0 on loopback; rank 0 writes the checkpoints and the
+  // others take its state when a job starts.
+  const std::string master_port = absl::StrCat("--master_port=", FreePort());
+  for (int r = 0; r < options_.learners; ++r) {
+    std::vector<std::string> args = {control, absl::StrCat("--rank=", r),
+                                     absl::StrCat("--name=learner-", r),
+                                     absl::StrCat("--port=", FreePort())};
+    if (r == 0) {
+      args.push_back("--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string());
+    }
+    if (options_.learners > 1) {
+      args.insert(args.end(), {absl::StrCat("--world_size=", options_.learners),
+                               "--master_addr=127.0.0.1", master_port});
+    }
+    specs.push_back({r == 0 ? "learner" : absl::StrCat("learner-", r), "rally-learner", args});
+  }
   specs.push_back({"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}});
   for (int i = 0; i < options_.actors; ++i) {
     std::string name = absl::StrCat("actor-", i);
@@ -122,7 +134,10 @@ absl::Status LocalCluster::Start() {
   for (const Spec& s : specs) {
     auto child = Spawn(s.name, s.binary, s.args);
     if (!child.ok()) return child.status();
-    bool restartable = s.binary == "rally-learner" || s.binary == "rally-replay";
+    // A data-parallel group does not survive the loss of a rank: with several learners a
+    // learner that exits ends the run instead of being restarted.
+    bool restartable =
+        (s.binary == "rally-learner" && options_.learners == 1) || s.binary == "rally-replay";
     workers_.push_back(Child{s.name, *child, false, 0, s.binary, s.args, restartable});
   }
   return absl::OkStatus();

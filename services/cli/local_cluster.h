@@ -17,6 +17,7 @@ struct ClusterOptions {
   std::string workdir;
   int actors = 1;
   int replay_shards = 1;
+  int learners = 1;  // data-parallel learner ranks
   int max_restarts = 3;
 };
 

@@ -41,6 +41,7 @@ ABSL_FLAG(std::string, workdir, "",
           "(default: a new folder under ./runs/)");
 ABSL_FLAG(std::string, summary_json, "", "run: write the final figures here as JSON");
 ABSL_FLAG(int, actors, -1, "run: actor processes (default: the config's actors.count)");
+ABSL_FLAG(int, learners, 1, "run: data-parallel rally-learner ranks (c10d, Gloo on CPU)");
 ABSL_FLAG(int, replay_shards, 1,
           "run: rally-replay processes; actors spread over them, the "
           "learner samples from all");
@@ -60,6 +61,7 @@ namespace {
 const char* kUsage =
     "rally COMMAND ...\n"
     "  run CONFIG [--workdir DIR] [--summary-json FILE] [--actors N] [--replay-shards S]\n"
+    "      [--learners W]\n"
     "  validate CONFIG\n"
     "  submit CONFIG --control ADDR\n"
     "  status JOB_ID --control ADDR\n"
@@ -175,6 +177,7 @@ int Run(const std::string& config_path) {
   options.actors =
       absl::GetFlag(FLAGS_actors) > 0 ? absl::GetFlag(FLAGS_actors) : config->actors.count;
   options.replay_shards = std::max(1, absl::GetFlag(FLAGS_replay_shards));
+  options.learners = std::max(1, absl::GetFlag(FLAGS_learners));
   if (!quiet) {
     std::printf("rally run %s: game %s, %d actor(s), workdir %s\n", config_path.c_str(),
                 config->game.name.c_str(), options.actors, workdir.c_str());

@@ -61,6 +61,18 @@ std::string ReadFile(const fs::path& path) {
 
 }  // namespace
 
+torch::optim::AdamParamState& AdamState(torch::optim::Adam& optimizer, const torch::Tensor& p) {
+  auto& slot = optimizer.state()[StateKey(optimizer, p)];
+  if (!slot) {
+    auto s = std::make_unique<torch::optim::AdamParamState>();
+    s->step(0);
+    s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+    slot = std::move(s);
+  }
+  return static_cast<torch::optim::AdamParamState&>(*slot);
+}
+
 absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,
                             torch::optim::Adam& optimizer, int keep) {
   std::error_code ec;

@@ -34,6 +34,9 @@ struct LearnerState {
   int num_actions = 0;
 };
 
+// The Adam state of parameter `p`, created (zero moments, step 0) when the optimiser has none.
+torch::optim::AdamParamState& AdamState(torch::optim::Adam& optimizer, const torch::Tensor& p);
+
 absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,
                             torch::optim::Adam& optimizer, int keep);
 

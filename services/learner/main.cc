@@ -11,12 +11,17 @@
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
+#include "services/learner/distributed.h"
 #include "services/learner/trainer.h"
 #include "services/learner/weight_service.h"
 
 ABSL_FLAG(int, rank, -1, "learner rank; default: $RANK or 0");
 ABSL_FLAG(std::string, checkpoint_dir, "", "directory for checkpoints; empty: none");
 ABSL_FLAG(int, torch_threads, 1, "intra-op threads LibTorch may use");
+ABSL_FLAG(int, world_size, -1, "learner ranks in data parallel; default: $WORLD_SIZE or 1");
+ABSL_FLAG(std::string, master_addr, "", "rank 0's rendezvous host; default: $MASTER_ADDR");
+ABSL_FLAG(int, master_port, -1, "rendezvous port; default: $MASTER_PORT or 29500");
+ABSL_FLAG(int, rendezvous_timeout_s, 300, "how long ranks wait for each other");
 
 using namespace rally;
 
@@ -24,8 +29,26 @@ int main(int argc, char** argv) {
   ParseWorkerFlags(argc, argv, "rally-learner: a learner rank of a rally cluster");
   SetLogComponent("learner");
   InstallShutdownHandlers();
-  int rank = absl::GetFlag(FLAGS_rank);
-  if (rank < 0) rank = std::getenv("RANK") ? std::atoi(std::getenv("RANK")) : 0;
+  // PyTorch's conventions (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); flags given win.
+  DistributedOptions dist_defaults;
+  dist_defaults.local_host = absl::GetFlag(FLAGS_host);
+  dist_defaults.timeout = std::chrono::seconds(absl::GetFlag(FLAGS_rendezvous_timeout_s));
+  auto dist = DistributedOptionsFromEnv(dist_defaults);
+  if (!dist.ok()) {
+    LogError("bad data-parallel settings", {{"error", dist.status().ToString()}});
+    return 1;
+  }
+  if (absl::GetFlag(FLAGS_rank) >= 0) dist->rank = absl::GetFlag(FLAGS_rank);
+  if (absl::GetFlag(FLAGS_world_size) > 0) dist->world_size = absl::GetFlag(FLAGS_world_size);
+  if (!absl::GetFlag(FLAGS_master_addr).empty())
+    dist->master_addr = absl::GetFlag(FLAGS_master_addr);
+  if (absl::GetFlag(FLAGS_master_port) > 0) dist->master_port = absl::GetFlag(FLAGS_master_port);
+  if (dist->rank >= dist->world_size) {
+    LogError("bad data-parallel settings",
+             {{"error", absl::StrCat("rank ", dist->rank, " >= world size ", dist->world_size)}});
+    return 1;
+  }
+  const int rank = dist->rank;
   torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
 
   auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
@@ -69,6 +92,7 @@ int main(int argc, char** argv) {
   TrainerOptions options;
   options.rank = rank;
   options.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
+  std::unique_ptr<Rendezvous> rendezvous;
   while (!ShutdownRequested()) {
     auto assignment = control.WaitForActiveAssignment(std::chrono::seconds(1));
     if (!assignment) continue;
@@ -79,6 +103,16 @@ int main(int argc, char** argv) {
       error = config.ok() ? "" : config.status().ToString();
     }
     absl::Status s = config.status();
+    if (s.ok() && dist->world_size > 1 && !rendezvous) {
+      // The ranks meet once per process; every job then gets its own process group.
+      auto connected = Rendezvous::Connect(*dist);
+      if (connected.ok()) {
+        rendezvous = std::move(*connected);
+        options.rendezvous = rendezvous.get();
+      } else {
+        s = connected.status();
+      }
+    }
     if (s.ok()) {
       s = RunTrainer(*assignment, *config, options, control, weights, trainer_metrics, progress);
     }

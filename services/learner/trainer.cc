@@ -10,19 +10,21 @@
 #include "common/games/registry.h"
 #include "common/models/policy_net.h"
 #include "common/net/server.h"
-#include "common/rl/reinforce.h"
+#include "common/rl/losses.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
 #include "nlohmann/json.hpp"
-#include "rally/v1/replay.grpc.pb.h"
+#include "services/learner/batch_source.h"
 #include "services/learner/checkpoint.h"
+#include "services/learner/distributed.h"
 
 namespace rally {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 // Batches requested ahead of training.
-constexpr int kPrefetchBatches = 2;
+// Ranks compare weight digests every this many steps (and at the end of a job).
+constexpr int64_t kDigestCheckEverySteps = 100;
 
 torch::Device ChooseDevice(const std::string& wanted) {
   if (wanted == "cpu") return torch::kCPU;
@@ -38,6 +40,13 @@ std::string EncodeWeights(PolicyNet& net, int64_t version, int64_t step) {
   return EncodeSafetensors(set);
 }
 
+void MoveToDevice(TurnBatch& b, const torch::Device& device) {
+  for (torch::Tensor* t : {&b.observations, &b.legal_mask, &b.actions, &b.advantages,
+                           &b.behaviour_log_probs, &b.rewards, &b.dones}) {
+    if (t->defined()) *t = t->to(device);
+  }
+}
+
 }  // namespace
 
 TrainerMetrics::TrainerMetrics(prometheus::Registry& r)
@@ -48,6 +57,12 @@ TrainerMetrics::TrainerMetrics(prometheus::Registry& r)
                        "Mean policy entropy over the latest batch's turns.")),
       importance_weight(AddGauge(r, "rally_learner_importance_weight",
                                  "Mean truncated importance weight pi/mu of the latest batch.")),
+      value_loss(AddGauge(r, "rally_learner_value_loss",
+                          "V-trace value loss 0.5 mean (v_s - V(x_s))^2 of the latest step.")),
+      kl(AddGauge(r, "rally_learner_kl_to_reference",
+                  "Mean KL(pi || reference policy) of the latest step.")),
+      magnet_kl(
+          AddGauge(r, "rally_learner_kl_to_magnet", "Mean KL(pi || magnet) of the latest step.")),
       mean_return(AddGauge(r, "rally_learner_mean_return",
                            "Mean return of the learning seats in the latest batch.")),
       policy_lag(AddHistogram(r, "rally_learner_policy_lag_versions",
@@ -59,6 +74,49 @@ TrainerMetrics::TrainerMetrics(prometheus::Registry& r)
                                       "Time spent waiting for the next batch.",
                                       {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5})) {}
 
+namespace {
+
+// Makes every rank start from rank 0's training state: parameters, Adam moments and step
+// counts, and the learner step and policy version (rank 0 may have resumed from a checkpoint).
+absl::Status BroadcastTrainingState(DataParallel& dp, PolicyNet& net, torch::optim::Adam& optimiser,
+                                    int64_t& step, int64_t& version) {
+  std::vector<torch::Tensor> tensors;
+  std::vector<torch::optim::AdamParamState*> states;
+  for (const torch::Tensor& p : net->parameters()) {
+    tensors.push_back(p.detach());
+    auto& s = AdamState(optimiser, p);
+    tensors.push_back(s.exp_avg());
+    tensors.push_back(s.exp_avg_sq());
+    states.push_back(&s);
+  }
+  std::vector<int64_t> counters{step, version};
+  for (auto* s : states) counters.push_back(s->step());
+  torch::Tensor counter_tensor = torch::tensor(counters, torch::kInt64).to(tensors[0].device());
+  tensors.push_back(counter_tensor);
+  if (auto s = dp.Broadcast(tensors); !s.ok()) return s;
+  torch::Tensor got = counter_tensor.cpu();
+  step = got[0].item<int64_t>();
+  version = got[1].item<int64_t>();
+  for (size_t i = 0; i < states.size(); ++i) states[i]->step(got[2 + i].item<int64_t>());
+  return absl::OkStatus();
+}
+
+// Every rank compares its weights with the others'; a difference is a bug, not noise.
+absl::StatusOr<uint64_t> CheckIdenticalWeights(DataParallel& dp, PolicyNet& net, int64_t step) {
+  auto digests = dp.GatherDigests(net->parameters());
+  if (!digests.ok()) return digests.status();
+  for (size_t r = 1; r < digests->size(); ++r) {
+    if ((*digests)[r] != (*digests)[0]) {
+      return absl::InternalError(absl::StrCat("weights differ across ranks at step ", step,
+                                              ": rank 0 digest ", (*digests)[0], ", rank ", r,
+                                              " digest ", (*digests)[r]));
+    }
+  }
+  return (*digests)[0];
+}
+
+}  // namespace
+
 absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& config,
                         const TrainerOptions& options, ControlClient& control,
                         WeightServiceImpl& weights, TrainerMetrics& m, TrainerProgress& progress) {
@@ -68,12 +126,13 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   const int obs_size = (*game)->ObservationSize();
   const int num_actions = (*game)->NumDistinctActions();
   const LearnerConfig& lc = config.learner;
+  const bool rank0 = options.rank == 0;
 
   torch::manual_seed(static_cast<uint64_t>(config.seed));
   torch::Device device = ChooseDevice(lc.device);
   PolicyNet net(obs_size, config.policy.hidden, num_actions);
   torch::optim::Adam optimiser(net->parameters(), torch::optim::AdamOptions(lc.learning_rate));
-  RoleBaselines baselines(lc.baseline_decay);
+  std::map<RoleBaselines::Key, double> initial_baselines;
   int64_t step = 0;
   int64_t version = 0;
   // A restarted learner continues its job from the newest checkpoint: same step and version
@@ -82,131 +141,192 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   if (resumed.ok()) {
     step = resumed->step;
     version = resumed->version;
-    baselines.set_values(resumed->baselines);
+    initial_baselines = resumed->baselines;
     LogInfo("resumed from checkpoint", {{"job_id", job_id}, {"step", step}, {"version", version}});
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
+  net->to(device);
+
+  // Data parallelism: rank 0's state goes to every rank, then gradients are averaged each step.
+  std::unique_ptr<DataParallel> dp;
+  int world_size = 1;
+  if (options.rendezvous != nullptr && options.rendezvous->options().world_size > 1) {
+    auto created = DataParallel::Create(*options.rendezvous, job_id, device.is_cuda());
+    if (!created.ok()) return created.status();
+    dp = std::move(*created);
+    world_size = dp->world_size();
+    if (auto s = BroadcastTrainingState(*dp, net, optimiser, step, version); !s.ok()) return s;
+    auto digest = CheckIdenticalWeights(*dp, net, step);
+    if (!digest.ok()) return digest.status();
+    LogInfo("data parallel", {{"job_id", job_id},
+                              {"rank", dp->rank()},
+                              {"world_size", world_size},
+                              {"backend", dp->backend()},
+                              {"step", step}});
+  }
   progress.steps = step;
   progress.version = version;
-  progress.version = 0;
   // Publish on CPU (weights leave the process), train on `device`.
-  if (options.rank == 0) weights.Publish(version, step, EncodeWeights(net, version, step));
-  net->to(device);
+  if (rank0) {
+    net->to(torch::kCPU);
+    weights.Publish(version, step, EncodeWeights(net, version, step));
+    net->to(device);
+  }
+  // learner.batch_episodes is the batch of the whole job: each rank samples its share.
+  const int rank_batch = (lc.batch_episodes + world_size - 1) / world_size;
   LogInfo("training", {{"job_id", job_id},
                        {"device", device.str()},
-                       {"batch_episodes", lc.batch_episodes},
+                       {"batch_episodes", rank_batch},
+                       {"world_size", world_size},
                        {"learning_rate", lc.learning_rate}});
 
   if (assignment.endpoints().replay().empty()) {
     return absl::FailedPreconditionError("no replay endpoint in the assignment");
   }
-  // One sample stream per replay shard; batches are taken from the shards in turn, each stream
-  // keeping kPrefetchBatches batches requested so they are assembled while the learner trains.
-  struct Shard {
-    std::unique_ptr<v1::ReplayService::Stub> stub;
-    grpc::ClientContext ctx;
-    std::unique_ptr<grpc::ClientReaderWriter<v1::SampleRequest, v1::SampleResponse>> stream;
-  };
-  std::vector<std::unique_ptr<Shard>> shards;
-  for (const std::string& address : assignment.endpoints().replay()) {
-    auto shard = std::make_unique<Shard>();
-    shard->stub = v1::ReplayService::NewStub(MakeChannel(address));
-    shard->stream = shard->stub->Sample(&shard->ctx);
-    v1::SampleRequest req;
-    req.set_table(lc.table);
-    req.set_batch_size(lc.batch_episodes);
-    req.set_credits(kPrefetchBatches);
-    shard->stream->Write(req);
-    shards.push_back(std::move(shard));
-  }
-  // Ends the blocking stream reads when the job ends or the process shuts down.
+  std::atomic<int64_t> acting_version{version};
+  BatchSourceOptions source_options;
+  source_options.replay_addresses.assign(assignment.endpoints().replay().begin(),
+                                         assignment.endpoints().replay().end());
+  source_options.table = lc.table;
+  source_options.batch_episodes = rank_batch;
+  source_options.observation_size = obs_size;
+  source_options.num_actions = num_actions;
+  RoleBaselines baselines(lc.baseline_decay);
+  baselines.set_values(initial_baselines);
+  BatchSource source(std::move(source_options), std::move(baselines), acting_version,
+                     &m.policy_lag);
+  // Ends the stream reads when the job ends or the process shuts down.
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done && control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(100))) {
     }
-    for (auto& shard : shards) shard->ctx.TryCancel();
+    source.Cancel();
   });
+  auto save_checkpoint = [&] {
+    net->to(torch::kCPU);
+    LearnerState state{job_id,   config.game.name,     step,       version, source.baselines(),
+                       obs_size, config.policy.hidden, num_actions};
+    auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
+    net->to(device);
+    if (!s.ok()) LogWarning("checkpoint failed", {{"error", s.ToString()}});
+  };
+
+  auto algorithm = ParseAlgorithm(lc.algorithm);
+  if (!algorithm.ok()) return algorithm.status();
+  LossOptions loss_options;
+  loss_options.algorithm = *algorithm;
+  loss_options.rho_bar = lc.importance_weight_cap;
+  loss_options.c_bar = lc.vtrace_c_bar;
+  loss_options.vtrace_lambda = lc.vtrace_lambda;
+  loss_options.discount = lc.discount;
+  loss_options.value_coef = lc.value_coef;
+  loss_options.clip_epsilon = lc.clip_epsilon;
+  loss_options.kl_coef = lc.kl_coef;
+  // The KL penalty's reference policy (the policy at the job's start, or refreshed every
+  // kl_reference_update_steps) and the EMA magnet: copies of the net that take no gradient.
+  // Neither is checkpointed: a resumed job starts both from the resumed policy.
+  PolicyNet reference{nullptr}, magnet{nullptr};
+  auto frozen_copy = [&] {
+    PolicyNet copy(obs_size, config.policy.hidden, num_actions);
+    copy->to(device);
+    UpdateEma(copy, net, 0.0);
+    for (auto& p : copy->parameters()) p.set_requires_grad(false);
+    return copy;
+  };
+  if (lc.kl_coef > 0) reference = frozen_copy();
+  if (lc.magnet == "ema" && (lc.magnet_coef > 0 || lc.magnet_coef_final > 0)) {
+    magnet = frozen_copy();
+  }
 
   absl::Status result = absl::OkStatus();
-  v1::SampleResponse batch;
+  const std::vector<torch::Tensor> parameters = net->parameters();
   auto wait_start = Clock::now();
-  size_t next_shard = 0;
   while (true) {
-    Shard& shard = *shards[next_shard];
-    next_shard = (next_shard + 1) % shards.size();
-    if (!shard.stream->Read(&batch)) break;
+    auto next = source.Next();
     auto step_start = Clock::now();
-    {
-      v1::SampleRequest more;
-      more.set_credits(1);
-      more.set_policy_version(version);
-      shard.stream->Write(more);
-    }
     m.batch_wait_seconds.Observe(std::chrono::duration<double>(step_start - wait_start).count());
-    std::vector<const v1::Trajectory*> episodes;
-    for (const v1::SampledItem& item : batch.items()) {
-      episodes.push_back(&item.trajectory());
-      for (const v1::Turn& t : item.trajectory().turns()) {
-        m.policy_lag.Observe(static_cast<double>(version - t.policy_version()));
-      }
-    }
-    auto turns = BuildTurnBatch(episodes, obs_size, num_actions, baselines);
-    if (!turns.ok()) {
-      result = turns.status();
-      break;
-    }
-    turns->observations = turns->observations.to(device);
-    turns->legal_mask = turns->legal_mask.to(device);
-    turns->actions = turns->actions.to(device);
-    turns->advantages = turns->advantages.to(device);
-    turns->behaviour_log_probs = turns->behaviour_log_probs.to(device);
-    double coef = lc.entropy_coef;
-    if (lc.entropy_coef_final >= 0 && lc.entropy_decay_steps > 0) {
-      double frac = std::min(1.0, static_cast<double>(step) / lc.entropy_decay_steps);
-      coef = lc.entropy_coef + (lc.entropy_coef_final - lc.entropy_coef) * frac;
-    }
-    if (lc.learning_rate_final >= 0 && lc.learning_rate_decay_steps > 0) {
-      double frac = std::min(1.0, static_cast<double>(step) / lc.learning_rate_decay_steps);
-      double lr = lc.learning_rate + (lc.learning_rate_final - lc.learning_rate) * frac;
-      for (auto& group : optimiser.param_groups()) {
-        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-      }
+    // A rank that has no batch (the job ended, or a batch was bad) still joins the step's
+    // gradient all-reduce with its stop flag set, so that every rank stops after this step.
+    bool stop = !next.ok() || !next->has_value();
+    if (!next.ok()) result = next.status();
+    loss_options.entropy_coef = lc.entropy_coef_schedule().At(step);
+    loss_options.magnet_coef = lc.magnet_coef_schedule().At(step);
+    const double lr = lc.learning_rate_schedule().At(step);
+    for (auto& group : optimiser.param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     }
     LossTerms loss;
+    int64_t episodes = 0;
+    double mean_return = 0;
     try {
-      loss = ReinforceLoss(net, *turns, coef, lc.importance_weight_cap);
-      optimiser.zero_grad();
-      loss.loss.backward();
-      optimiser.step();
+      if (!stop) {
+        MoveToDevice(**next, device);
+        episodes = (*next)->episodes;
+        mean_return = (*next)->mean_return;
+      }
+      // One learner step trains one batch with learner.epochs_per_batch optimiser updates.
+      for (int epoch = 0; epoch < lc.epochs_per_batch; ++epoch) {
+        optimiser.zero_grad();
+        if (!stop) {
+          const TurnBatch& turns = **next;
+          torch::Tensor reference_log_probs, magnet_log_probs;
+          if (reference) reference_log_probs = PolicyLogProbs(reference, turns);
+          if (magnet) magnet_log_probs = PolicyLogProbs(magnet, turns);
+          loss = ComputeLoss(net, turns, loss_options, reference_log_probs, magnet_log_probs);
+          loss.loss.backward();
+        }
+        if (dp) {
+          auto any_stop = dp->AverageGradients(parameters, stop);
+          if (!any_stop.ok()) {
+            result = any_stop.status();
+            break;
+          }
+          stop = *any_stop;
+        }
+        if (stop) break;
+        optimiser.step();
+        if (magnet) UpdateEma(magnet, net, lc.magnet_ema_decay);
+      }
     } catch (const c10::Error& e) {
       result =
           absl::InternalError(absl::StrCat("training step failed: ", e.what_without_backtrace()));
       break;
     }
+    if (stop || !result.ok()) break;
     ++step;
+    if (reference && lc.kl_reference_update_steps > 0 && step % lc.kl_reference_update_steps == 0) {
+      UpdateEma(reference, net, 0.0);
+    }
     progress.steps = step;
     m.steps_total.Increment();
-    m.episodes_total.Increment(static_cast<double>(turns->episodes));
+    m.episodes_total.Increment(static_cast<double>(episodes));
     m.loss.Set(loss.loss.item<double>());
+    m.value_loss.Set(loss.value_loss);
+    m.kl.Set(loss.kl);
+    m.magnet_kl.Set(loss.magnet_kl);
     m.entropy.Set(loss.entropy);
     m.importance_weight.Set(loss.mean_importance_weight);
-    m.mean_return.Set(turns->mean_return);
-    if (options.rank == 0 && step % lc.publish_every_steps == 0) {
+    m.mean_return.Set(mean_return);
+    if (step % lc.publish_every_steps == 0) {
       ++version;
-      net->to(torch::kCPU);
-      weights.Publish(version, step, EncodeWeights(net, version, step));
-      net->to(device);
+      acting_version = version;
       progress.version = version;
+      if (rank0) {
+        net->to(torch::kCPU);
+        weights.Publish(version, step, EncodeWeights(net, version, step));
+        net->to(device);
+      }
     }
-    if (options.rank == 0 && !options.checkpoint_dir.empty() && lc.checkpoint_every_steps > 0 &&
+    if (dp && step % kDigestCheckEverySteps == 0) {
+      if (auto digest = CheckIdenticalWeights(*dp, net, step); !digest.ok()) {
+        result = digest.status();
+        break;
+      }
+    }
+    if (rank0 && !options.checkpoint_dir.empty() && lc.checkpoint_every_steps > 0 &&
         step % lc.checkpoint_every_steps == 0) {
-      net->to(torch::kCPU);
-      LearnerState state{job_id,   config.game.name,     step,       version, baselines.values(),
-                         obs_size, config.policy.hidden, num_actions};
-      auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
-      net->to(device);
-      if (!s.ok()) LogWarning("checkpoint failed", {{"error", s.ToString()}});
+      save_checkpoint();
     }
     m.step_seconds.Observe(std::chrono::duration<double>(Clock::now() - step_start).count());
     wait_start = Clock::now();
@@ -217,25 +337,27 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   }
   done = true;
   watcher.join();
+  source.Cancel();
+  grpc::Status end = source.Finish();
+  if (result.ok() && !end.ok() && control.IsActive(job_id) && !ShutdownRequested()) {
+    result =
+        absl::UnavailableError(absl::StrCat("replay sample stream ended: ", end.error_message()));
+  }
+  std::string digest_hex = absl::StrCat(absl::Hex(TensorsDigest(parameters), absl::kZeroPad16));
+  if (dp && result.ok()) {
+    auto digest = CheckIdenticalWeights(*dp, net, step);
+    if (!digest.ok()) result = digest.status();
+  }
   // The policy the job ended with is the one users export and evaluate: checkpoint it too.
-  if (result.ok() && options.rank == 0 && !options.checkpoint_dir.empty() && step > 0 &&
+  if (result.ok() && rank0 && !options.checkpoint_dir.empty() && step > 0 &&
       (lc.checkpoint_every_steps == 0 || step % lc.checkpoint_every_steps != 0)) {
-    net->to(torch::kCPU);
-    LearnerState state{job_id,   config.game.name,     step,       version, baselines.values(),
-                       obs_size, config.policy.hidden, num_actions};
-    auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
-    if (!s.ok()) LogWarning("final checkpoint failed", {{"error", s.ToString()}});
+    save_checkpoint();
   }
-  for (auto& shard : shards) {
-    shard->ctx.TryCancel();
-    grpc::Status end = shard->stream->Finish();
-    if (result.ok() && !end.ok() && end.error_code() != grpc::StatusCode::CANCELLED &&
-        control.IsActive(job_id) && !ShutdownRequested()) {
-      result =
-          absl::UnavailableError(absl::StrCat("replay sample stream ended: ", end.error_message()));
-    }
-  }
-  LogInfo("training ended", {{"job_id", job_id}, {"steps", step}, {"version", version}});
+  LogInfo("training ended", {{"job_id", job_id},
+                             {"steps", step},
+                             {"version", version},
+                             {"rank", options.rank},
+                             {"weights_digest", digest_hex}});
   return result;
 }
 

@@ -28,15 +28,22 @@ struct TrainerMetrics {
   prometheus::Gauge& loss;
   prometheus::Gauge& entropy;
   prometheus::Gauge& importance_weight;
+  prometheus::Gauge& value_loss;
+  prometheus::Gauge& kl;
+  prometheus::Gauge& magnet_kl;
   prometheus::Gauge& mean_return;
   prometheus::Histogram& policy_lag;
   prometheus::Histogram& step_seconds;
   prometheus::Histogram& batch_wait_seconds;
 };
 
+class Rendezvous;
+
 struct TrainerOptions {
-  std::string checkpoint_dir;  // empty: no checkpoints
+  std::string checkpoint_dir;  // empty: no checkpoints (rank 0 writes them)
   int rank = 0;
+  // The learner ranks' rendezvous; null or a world of one: no data parallelism.
+  Rendezvous* rendezvous = nullptr;
 };
 
 absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& config,

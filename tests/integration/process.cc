@@ -33,9 +33,13 @@ std::string TempDir(const std::string& name) {
 }
 
 Process::Process(const std::string& binary, const std::vector<std::string>& args,
-                 const std::string& log_path) {
+                 const std::string& log_path, const std::string& netns) {
   std::string path = BinPath(binary);
   std::vector<std::string> argv_s = {path};
+  if (!netns.empty()) {
+    argv_s = {"ip", "netns", "exec", netns, BinPath(binary)};
+    path = "/bin/ip";
+  }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -80,8 +84,9 @@ int Process::Stop(std::chrono::milliseconds grace) {
 }
 
 int RunToCompletion(const std::string& binary, const std::vector<std::string>& args,
-                    const std::string& log_path, std::chrono::milliseconds timeout) {
-  Process p(binary, args, log_path);
+                    const std::string& log_path, std::chrono::milliseconds timeout,
+                    const std::string& netns) {
+  Process p(binary, args, log_path, netns);
   int status = p.Wait(timeout);
   if (status == -1) {
     p.Stop(std::chrono::seconds(15));

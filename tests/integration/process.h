@@ -19,8 +19,10 @@ std::string TempDir(const std::string& name);
 class Process {
  public:
   // Starts `binary` (a rally binary name) with `args`; stdout and stderr go to `log_path`.
+  // With `netns`, the binary runs in that network namespace (`ip netns exec`, which execs it:
+  // the pid is the binary's).
   Process(const std::string& binary, const std::vector<std::string>& args,
-          const std::string& log_path);
+          const std::string& log_path, const std::string& netns = "");
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
@@ -41,7 +43,8 @@ class Process {
 // Runs a rally binary to completion (bounded by `timeout`); returns its exit code, or -1 on
 // timeout (the process is then killed). Output goes to `log_path`.
 int RunToCompletion(const std::string& binary, const std::vector<std::string>& args,
-                    const std::string& log_path, std::chrono::milliseconds timeout);
+                    const std::string& log_path, std::chrono::milliseconds timeout,
+                    const std::string& netns = "");
 
 std::string ReadFile(const std::string& path);
 // The first "key":"value" string of a JSON log line with msg `msg` in `log_path`, waiting up to

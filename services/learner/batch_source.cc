@@ -1,0 +1,112 @@
+#include "services/learner/batch_source.h"
+
+#include <prometheus/histogram.h>
+
+#include "common/net/server.h"
+
+namespace rally {
+
+BatchSource::BatchSource(BatchSourceOptions options, RoleBaselines baselines,
+                         const std::atomic<int64_t>& version, prometheus::Histogram* policy_lag)
+    : options_(std::move(options)),
+      version_(version),
+      policy_lag_(policy_lag),
+      baselines_(std::move(baselines)) {
+  for (const std::string& address : options_.replay_addresses) {
+    auto shard = std::make_unique<Shard>();
+    shard->stub = v1::ReplayService::NewStub(MakeChannel(address));
+    shard->stream = shard->stub->Sample(&shard->ctx);
+    v1::SampleRequest req;
+    req.set_table(options_.table);
+    req.set_batch_size(options_.batch_episodes);
+    req.set_credits(options_.credits_per_shard);
+    req.set_policy_version(version_);
+    shard->stream->Write(req);
+    shards_.push_back(std::move(shard));
+  }
+  reader_ = std::thread([this] { ReadLoop(); });
+}
+
+BatchSource::~BatchSource() {
+  Cancel();
+  Finish();
+}
+
+void BatchSource::ReadLoop() {
+  v1::SampleResponse response;
+  size_t next = 0;
+  while (!shards_.empty()) {
+    Shard& shard = *shards_[next];
+    next = (next + 1) % shards_.size();
+    if (!shard.stream->Read(&response)) break;
+    {
+      v1::SampleRequest more;
+      more.set_credits(1);
+      more.set_policy_version(version_);
+      shard.stream->Write(more);
+    }
+    std::vector<const v1::Trajectory*> episodes;
+    const int64_t version = version_;
+    for (const v1::SampledItem& item : response.items()) {
+      episodes.push_back(&item.trajectory());
+      if (policy_lag_ == nullptr) continue;
+      for (const v1::Turn& t : item.trajectory().turns()) {
+        policy_lag_->Observe(static_cast<double>(version - t.policy_version()));
+      }
+    }
+    // Advantages read and update the baselines in batch order: decode under the lock (the
+    // trainer only takes the lock to pop a batch or copy the baselines).
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] {
+      return ended_ || static_cast<int>(ready_.size()) < std::max(1, options_.decoded_ahead);
+    });
+    if (ended_) break;
+    ready_.push_back(
+        BuildTurnBatch(episodes, options_.observation_size, options_.num_actions, baselines_));
+    cv_.notify_all();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ended_ = true;
+  cv_.notify_all();
+}
+
+absl::StatusOr<std::optional<TurnBatch>> BatchSource::Next() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return ended_ || !ready_.empty(); });
+  if (ready_.empty()) return std::optional<TurnBatch>();
+  absl::StatusOr<TurnBatch> batch = std::move(ready_.front());
+  ready_.pop_front();
+  cv_.notify_all();
+  if (!batch.ok()) return batch.status();
+  return std::optional<TurnBatch>(std::move(*batch));
+}
+
+void BatchSource::Cancel() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+  for (auto& shard : shards_) shard->ctx.TryCancel();
+}
+
+grpc::Status BatchSource::Finish() {
+  if (finished_) return finish_status_;
+  for (auto& shard : shards_) shard->ctx.TryCancel();
+  if (reader_.joinable()) reader_.join();
+  for (auto& shard : shards_) {
+    grpc::Status s = shard->stream->Finish();
+    if (finish_status_.ok() && !s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+      finish_status_ = s;
+    }
+  }
+  finished_ = true;
+  return finish_status_;
+}
+
+std::map<RoleBaselines::Key, double> BatchSource::baselines() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return baselines_.values();
+}
+
+}  // namespace rally

@@ -1,0 +1,253 @@
+#include "services/learner/distributed.h"
+
+#include <torch/torch.h>
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace rally {
+namespace {
+
+absl::Status FromTorch(const char* what, const std::exception& e) {
+  if (auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
+    return absl::UnavailableError(absl::StrCat(what, ": ", c10->what_without_backtrace()));
+  }
+  return absl::UnavailableError(absl::StrCat(what, ": ", e.what()));
+}
+
+absl::Status EnvInt(const char* name, int min, int max, int& out) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return absl::OkStatus();
+  int parsed = 0;
+  if (!absl::SimpleAtoi(v, &parsed) || parsed < min || parsed > max) {
+    return absl::InvalidArgumentError(absl::StrCat("environment variable ", name, "=\"", v,
+                                                   "\": expected an integer in [", min, ", ", max,
+                                                   "]"));
+  }
+  out = parsed;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DistributedOptions> DistributedOptionsFromEnv(DistributedOptions o) {
+  if (auto s = EnvInt("WORLD_SIZE", 1, 1 << 16, o.world_size); !s.ok()) return s;
+  if (auto s = EnvInt("RANK", 0, 1 << 16, o.rank); !s.ok()) return s;
+  if (auto s = EnvInt("MASTER_PORT", 1, 65535, o.master_port); !s.ok()) return s;
+  if (const char* v = std::getenv("MASTER_ADDR"); v != nullptr && *v != '\0') o.master_addr = v;
+  if (o.rank >= o.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rank ", o.rank, " is outside WORLD_SIZE ", o.world_size));
+  }
+  return o;
+}
+
+uint64_t TensorsDigest(const std::vector<at::Tensor>& tensors) {
+  uint64_t h = 1469598103934665603ull;
+  for (const at::Tensor& t : tensors) {
+    at::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+    for (size_t i = 0, n = c.numel() * sizeof(float); i < n; ++i) {
+      h ^= p[i];
+      h *= 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Rendezvous::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+
+Rendezvous::Rendezvous(DistributedOptions options, std::unique_ptr<Impl> impl)
+    : options_(std::move(options)), impl_(std::move(impl)) {}
+Rendezvous::~Rendezvous() = default;
+
+c10::intrusive_ptr<c10d::Store> Rendezvous::store() const { return impl_->store; }
+
+absl::StatusOr<std::unique_ptr<Rendezvous>> Rendezvous::Connect(const DistributedOptions& o) {
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<uint16_t>(o.master_port);
+  opts.isServer = o.rank == 0;
+  opts.numWorkers = o.world_size;
+  opts.waitWorkers = true;
+  opts.timeout = o.timeout;
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, opts);
+  } catch (const std::exception& e) {
+    return FromTorch(absl::StrCat("rendezvous at ", o.master_addr, ":", o.master_port, " (rank ",
+                                  o.rank, " of ", o.world_size, ")")
+                         .c_str(),
+                     e);
+  }
+  return std::unique_ptr<Rendezvous>(new Rendezvous(o, std::move(impl)));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct DataParallel::Impl {
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  std::string backend;
+  int rank = 0;
+  int world_size = 1;
+  size_t bucket_bytes = 0;
+  // Where collectives' own small tensors live: NCCL reduces CUDA tensors only.
+  torch::Device device = torch::kCPU;
+};
+
+DataParallel::DataParallel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DataParallel::~DataParallel() = default;
+int DataParallel::rank() const { return impl_->rank; }
+int DataParallel::world_size() const { return impl_->world_size; }
+const std::string& DataParallel::backend() const { return impl_->backend; }
+
+absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(Rendezvous& rendezvous,
+                                                                   const std::string& group,
+                                                                   bool cuda) {
+  const DistributedOptions& o = rendezvous.options();
+  auto impl = std::make_unique<Impl>();
+  impl->rank = o.rank;
+  impl->world_size = o.world_size;
+  impl->bucket_bytes = o.bucket_bytes;
+  auto store = c10::make_intrusive<c10d::PrefixStore>(group + "/", rendezvous.store());
+  try {
+#ifdef USE_C10D_NCCL
+    if (cuda) {
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = o.timeout;
+      impl->group =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(store, o.rank, o.world_size, options);
+      impl->backend = "nccl";
+      impl->device = torch::Device(torch::kCUDA);
+    }
+#else
+    (void)cuda;
+#endif
+    if (!impl->group) {
+      auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.local_host));
+      options->threads = 2;
+      impl->group =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(store, o.rank, o.world_size, options);
+      impl->backend = "gloo";
+    }
+  } catch (const std::exception& e) {
+    return FromTorch(absl::StrCat("process group for ", group, " (rank ", o.rank, " of ",
+                                  o.world_size, ", local address ", o.local_host, ")")
+                         .c_str(),
+                     e);
+  }
+  return std::unique_ptr<DataParallel>(new DataParallel(std::move(impl)));
+}
+
+absl::Status DataParallel::Broadcast(const std::vector<at::Tensor>& tensors) {
+  try {
+    torch::NoGradGuard no_grad;
+    for (const at::Tensor& t : tensors) {
+      std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
+      impl_->group->broadcast(one, c10d::BroadcastOptions{})->wait();
+      if (!t.is_contiguous()) t.copy_(one[0]);
+    }
+  } catch (const std::exception& e) {
+    return FromTorch("broadcast", e);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> DataParallel::AverageGradients(const std::vector<at::Tensor>& parameters,
+                                                    bool stop) {
+  torch::NoGradGuard no_grad;
+  try {
+    // Buckets of consecutive parameters; the first bucket also carries the stop flag.
+    size_t begin = 0;
+    bool any_stop = false;
+    bool first = true;
+    while (begin < parameters.size() || first) {
+      size_t end = begin;
+      size_t bytes = 0;
+      while (end < parameters.size() &&
+             (end == begin || bytes + parameters[end].numel() * 4 <= impl_->bucket_bytes)) {
+        bytes += parameters[end].numel() * 4;
+        ++end;
+      }
+      std::vector<at::Tensor> flat_parts;
+      for (size_t i = begin; i < end; ++i) {
+        const at::Tensor& p = parameters[i];
+        flat_parts.push_back(p.grad().defined() ? p.grad().reshape({-1}).to(torch::kFloat32)
+                                                : torch::zeros({p.numel()}, p.options()));
+      }
+      if (first) {
+        auto device = parameters.empty() ? torch::Device(torch::kCPU) : parameters[0].device();
+        flat_parts.push_back(
+            torch::full({1}, stop ? 1.0f : 0.0f, torch::TensorOptions().device(device)));
+      }
+      std::vector<at::Tensor> flat{torch::cat(flat_parts)};
+      impl_->group->allreduce(flat)->wait();
+      flat[0].div_(static_cast<double>(impl_->world_size));
+      int64_t offset = 0;
+      for (size_t i = begin; i < end; ++i) {
+        const at::Tensor& p = parameters[i];
+        at::Tensor mean = flat[0].narrow(0, offset, p.numel()).view(p.sizes());
+        if (p.grad().defined()) {
+          p.mutable_grad().copy_(mean);
+        } else {
+          p.mutable_grad() = mean.clone();
+        }
+        offset += p.numel();
+      }
+      if (first) any_stop = flat[0][offset].item<float>() > 0;
+      first = false;
+      begin = end;
+    }
+    return any_stop;
+  } catch (const std::exception& e) {
+    return FromTorch("gradient all-reduce", e);
+  }
+}
+
+absl::StatusOr<std::vector<double>> DataParallel::SumAcrossRanks(
+    const std::vector<double>& values) {
+  try {
+    std::vector<at::Tensor> t{torch::tensor(values, torch::kFloat64).to(impl_->device)};
+    impl_->group->allreduce(t)->wait();
+    at::Tensor sum = t[0].cpu();
+    std::vector<double> out(values.size());
+    std::memcpy(out.data(), sum.data_ptr<double>(), out.size() * sizeof(double));
+    return out;
+  } catch (const std::exception& e) {
+    return FromTorch("all-reduce of statistics", e);
+  }
+}
+
+absl::StatusOr<std::vector<uint64_t>> DataParallel::GatherDigests(
+    const std::vector<at::Tensor>& tensors) {
+  try {
+    int64_t digest = static_cast<int64_t>(TensorsDigest(tensors));
+    auto int64 = torch::TensorOptions().dtype(torch::kInt64).device(impl_->device);
+    std::vector<at::Tensor> in{torch::full({1}, digest, int64)};
+    std::vector<std::vector<at::Tensor>> out(1);
+    for (int r = 0; r < impl_->world_size; ++r) out[0].push_back(torch::zeros({1}, int64));
+    impl_->group->allgather(out, in)->wait();
+    std::vector<uint64_t> digests;
+    for (const at::Tensor& t : out[0])
+      digests.push_back(static_cast<uint64_t>(t.cpu().item<int64_t>()));
+    return digests;
+  } catch (const std::exception& e) {
+    return FromTorch("all-gather of weight digests", e);
+  }
+}
+
+}  // namespace rally

@@ -1,0 +1,94 @@
+// Data parallelism across learner ranks with LibTorch's c10d, following PyTorch's conventions:
+// rank 0 hosts a TCPStore at MASTER_ADDR:MASTER_PORT, the WORLD_SIZE ranks rendezvous through
+// it, and each job gets its own process group (Gloo on CPU; NCCL when the build has CUDA and
+// the training device is a GPU). Every rank samples and trains on its own batches; gradients are
+// averaged across ranks in flat buckets, so the ranks take identical optimiser steps from
+// identical weights (checked with an all-gathered digest).
+//
+// Every collective is matched across ranks: the trainer calls them in the same order on every
+// rank. A rank that has to stop (no more batches, job ended) still takes part in the step's
+// all-reduce with its stop flag set, and every rank then stops after the same step.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace c10d {
+class Store;
+}
+
+namespace rally {
+
+struct DistributedOptions {
+  int rank = 0;
+  int world_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // Address of this rank's network interface for Gloo's connections (its --host).
+  std::string local_host = "127.0.0.1";
+  std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  // Gradients are all-reduced in flat buckets of at most this many bytes.
+  size_t bucket_bytes = 16 << 20;
+};
+
+// Fills rank, world size and the master from RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
+// where set; `defaults` gives the rest. Errors name the variable and its value.
+absl::StatusOr<DistributedOptions> DistributedOptionsFromEnv(DistributedOptions defaults);
+
+// The rendezvous store of a learner process, created once (rank 0 serves it) and shared by
+// the process groups of successive jobs.
+class Rendezvous {
+ public:
+  static absl::StatusOr<std::unique_ptr<Rendezvous>> Connect(const DistributedOptions& options);
+  ~Rendezvous();
+  const DistributedOptions& options() const { return options_; }
+  c10::intrusive_ptr<c10d::Store> store() const;
+
+ private:
+  struct Impl;
+  Rendezvous(DistributedOptions options, std::unique_ptr<Impl> impl);
+  DistributedOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One job's process group.
+class DataParallel {
+ public:
+  // `group` names the process group in the store (the job id): ranks must agree on it.
+  // `device` is the training device: NCCL for CUDA tensors when built with it, else Gloo.
+  static absl::StatusOr<std::unique_ptr<DataParallel>> Create(Rendezvous& rendezvous,
+                                                              const std::string& group, bool cuda);
+  ~DataParallel();
+
+  int rank() const;
+  int world_size() const;
+  const std::string& backend() const;
+
+  // Copies rank 0's tensors into every rank's (parameters at the start of a job).
+  absl::Status Broadcast(const std::vector<at::Tensor>& tensors);
+  // Replaces every parameter's gradient with its mean over the ranks (missing gradients count
+  // as zeros) and returns whether any rank asked to stop. `stop` is this rank's wish.
+  absl::StatusOr<bool> AverageGradients(const std::vector<at::Tensor>& parameters, bool stop);
+  // Sum over ranks of small CPU values (counters, statistics).
+  absl::StatusOr<std::vector<double>> SumAcrossRanks(const std::vector<double>& values);
+  // The digest of every rank's tensors, in rank order.
+  absl::StatusOr<std::vector<uint64_t>> GatherDigests(const std::vector<at::Tensor>& tensors);
+
+ private:
+  struct Impl;
+  explicit DataParallel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// FNV-1a over the tensors' bytes (as contiguous CPU float data), in order.
+uint64_t TensorsDigest(const std::vector<at::Tensor>& tensors);
+
+}  // namespace rally
