@@ -1,5 +1,7 @@
 #include "services/actor/weight_subscriber.h"
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
@@ -8,20 +10,62 @@
 
 namespace rally {
 
-WeightSubscriber::WeightSubscriber(std::string address, std::string subscriber,
-                                   int observation_size, std::vector<int> hidden, int num_actions,
-                                   LatestPolicy& latest, prometheus::Registry& metrics)
-    : address_(std::move(address)),
+absl::StatusOr<bool> WeightAssembler::Add(v1::WeightChunk& chunk) {
+  if (chunk.offset() == 0) {
+    blob_.clear();
+    version_ = chunk.version();
+    total_bytes_ = chunk.total_bytes();
+    published_unix_micros_ = chunk.published_unix_micros();
+    if (chunk.data().size() == total_bytes_) {
+      blob_.swap(*chunk.mutable_data());  // a version in one chunk: no copy
+      return true;
+    }
+    blob_.reserve(total_bytes_);
+  } else if (chunk.version() != version_ || chunk.offset() != blob_.size() ||
+             chunk.total_bytes() != total_bytes_) {
+    return absl::DataLossError(
+        absl::StrCat("weight chunk of version ", chunk.version(), " at offset ", chunk.offset(),
+                     " does not continue version ", version_, " at offset ", blob_.size()));
+  }
+  if (blob_.size() + chunk.data().size() > total_bytes_) {
+    return absl::DataLossError(absl::StrCat("weight chunks of version ", version_,
+                                            " overrun its total of ", total_bytes_, " bytes"));
+  }
+  blob_.append(chunk.data());
+  return blob_.size() == total_bytes_;
+}
+
+std::string WeightAssembler::TakeBlob() {
+  std::string blob = std::move(blob_);
+  blob_.clear();
+  return blob;
+}
+
+WeightSubscriber::WeightSubscriber(std::shared_ptr<grpc::Channel> channel, std::string subscriber,
+                                   ApplyFn apply, prometheus::Registry& metrics)
+    : channel_(std::move(channel)),
       subscriber_(std::move(subscriber)),
-      observation_size_(observation_size),
-      hidden_(std::move(hidden)),
-      num_actions_(num_actions),
-      latest_(latest),
+      apply_(std::move(apply)),
       version_gauge_(AddGauge(metrics, "rally_actor_policy_version",
                               "Weight version the actor currently plays.")),
       latency_(AddHistogram(metrics, "rally_actor_weights_publish_to_applied_seconds",
                             "Time from the learner's publish to the version being applied.",
                             {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5})) {}
+
+WeightSubscriber::WeightSubscriber(const std::string& address, std::string subscriber,
+                                   int observation_size, std::vector<int> hidden, int num_actions,
+                                   LatestPolicy& latest, prometheus::Registry& metrics)
+    : WeightSubscriber(
+          MakeChannel(address), std::move(subscriber),
+          [observation_size, hidden = std::move(hidden), num_actions, &latest](
+              int64_t version, std::string blob) -> absl::Status {
+            auto policy =
+                NetworkPolicy::FromWeights(observation_size, hidden, num_actions, version, blob);
+            if (!policy.ok()) return policy.status();
+            latest.Set(*std::move(policy));
+            return absl::OkStatus();
+          },
+          metrics) {}
 
 WeightSubscriber::~WeightSubscriber() { Stop(); }
 
@@ -39,7 +83,7 @@ void WeightSubscriber::Stop() {
 }
 
 void WeightSubscriber::Loop() {
-  auto stub = v1::WeightService::NewStub(MakeChannel(address_));
+  auto stub = v1::WeightService::NewStub(channel_);
   while (!stop_ && !ShutdownRequested()) {
     grpc::ClientContext ctx;
     {
@@ -52,29 +96,27 @@ void WeightSubscriber::Loop() {
     req.set_have_version(version_);
     auto stream = stub->Subscribe(&ctx, req);
     v1::WeightChunk chunk;
-    std::string blob;
+    WeightAssembler assembler;
     while (stream->Read(&chunk)) {
-      if (chunk.offset() == 0) blob.clear();
-      if (chunk.offset() != blob.size()) {
-        LogWarning("weight chunk out of order", {{"version", chunk.version()}});
+      absl::StatusOr<bool> complete = assembler.Add(chunk);
+      if (!complete.ok()) {
+        LogWarning("bad weight stream", {{"error", complete.status().ToString()}});
+        ctx.TryCancel();
         break;
       }
-      blob += chunk.data();
-      if (blob.size() < chunk.total_bytes()) continue;
-      auto policy = NetworkPolicy::FromWeights(observation_size_, hidden_, num_actions_,
-                                               chunk.version(), blob);
-      if (!policy.ok()) {
-        LogError("cannot apply weights",
-                 {{"version", chunk.version()}, {"error", policy.status().ToString()}});
+      if (!*complete) continue;
+      const int64_t version = assembler.version();
+      absl::Status applied = apply_(version, assembler.TakeBlob());
+      if (!applied.ok()) {
+        LogError("cannot apply weights", {{"version", version}, {"error", applied.ToString()}});
         continue;
       }
-      latest_.Set(*policy);
-      version_ = chunk.version();
-      version_gauge_.Set(static_cast<double>(chunk.version()));
+      version_ = version;
+      version_gauge_.Set(static_cast<double>(version));
       int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-      latency_.Observe((now - chunk.published_unix_micros()) / 1e6);
+      latency_.Observe((now - assembler.published_unix_micros()) / 1e6);
     }
     grpc::Status s = stream->Finish();
     {

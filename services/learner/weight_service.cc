@@ -1,8 +1,14 @@
 #include "services/learner/weight_service.h"
 
+#include <grpcpp/support/proto_buffer_reader.h>
+
+#include <algorithm>
 #include <chrono>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace rally {
 namespace {
@@ -13,113 +19,346 @@ int64_t NowMicros() {
       .count();
 }
 
+template <typename Message>
+bool ParseRequest(const grpc::ByteBuffer& request, Message* message) {
+  grpc::ByteBuffer copy(request);  // shares the slices
+  grpc::ProtoBufferReader reader(&copy);
+  return message->ParseFromZeroCopyStream(&reader);
+}
+
+// The key of WeightChunk.data (field 5, length-delimited) and the varint length that follow the
+// other fields of a serialised chunk.
+std::string DataFieldPrefix(size_t length) {
+  std::string prefix(1, static_cast<char>((5 << 3) | 2));
+  do {
+    uint8_t byte = length & 0x7f;
+    length >>= 7;
+    prefix.push_back(static_cast<char>(length ? byte | 0x80 : byte));
+  } while (length);
+  return prefix;
+}
+
 }  // namespace
 
-WeightServiceImpl::WeightServiceImpl(prometheus::Registry& metrics)
-    : version_gauge_(AddGauge(metrics, "rally_learner_published_policy_version",
+// Streams one version and finishes, or finishes at once with an error.
+class WeightServiceImpl::GetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  GetReactor(WeightServiceImpl* service, std::shared_ptr<const Published> published)
+      : service_(service), published_(std::move(published)) {
+    WriteNext();
+  }
+  explicit GetReactor(const grpc::Status& error) : service_(nullptr) { Finish(error); }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away mid-stream"));
+      return;
+    }
+    service_->bytes_sent_.Increment(static_cast<double>(published_->chunks[next_ - 1].Length()));
+    WriteNext();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    if (next_ < published_->chunks.size()) {
+      StartWrite(&published_->chunks[next_++]);
+    } else {
+      Finish(grpc::Status::OK);
+    }
+  }
+
+  WeightServiceImpl* const service_;
+  const std::shared_ptr<const Published> published_;
+  size_t next_ = 0;
+};
+
+// One subscription. Its state is guarded by the service's mutex; what to do next (write a chunk,
+// finish, or wait for a publish) is decided under that mutex and done outside it, by whichever
+// thread decided it: gRPC's after a write, the publisher's after a publish.
+class WeightServiceImpl::SubscribeReactor final
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  struct Step {
+    const grpc::ByteBuffer* write = nullptr;
+    std::optional<grpc::Status> finish;
+    bool empty() const { return write == nullptr && !finish; }
+  };
+
+  SubscribeReactor(WeightServiceImpl* service, int64_t have_version, uint64_t generation)
+      : service_(service), have_version_(have_version), generation_(generation) {}
+
+  Step Decide() ABSL_EXCLUSIVE_LOCKS_REQUIRED(service_->mu_) {
+    Step step;
+    if (writing_ || finished_) return step;
+    if (broken_) {
+      step.finish = grpc::Status(grpc::StatusCode::CANCELLED, "the subscriber went away");
+    } else if (service_->closed_) {
+      step.finish = grpc::Status::OK;
+    } else if (service_->generation_ != generation_) {
+      step.finish = grpc::Status(grpc::StatusCode::ABORTED, "the learner started a new job");
+    }
+    if (step.finish) {
+      finished_ = true;
+      return step;
+    }
+    const auto& latest = service_->latest_;
+    if (!sending_ && latest && latest->version > have_version_) {
+      sending_ = latest;
+      next_chunk_ = 0;
+    }
+    if (!sending_) return step;
+    step.write = &sending_->chunks[next_chunk_++];
+    writing_ = true;
+    return step;
+  }
+
+  // Carries out a step that Decide() returned; `this` may be gone when it returns.
+  void Act(const Step& step) {
+    if (step.write != nullptr) {
+      StartWrite(step.write);
+    } else if (step.finish) {
+      Finish(*step.finish);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    Step step;
+    {
+      absl::MutexLock lock(&service_->mu_);
+      writing_ = false;
+      if (ok) {
+        service_->bytes_sent_.Increment(
+            static_cast<double>(sending_->chunks[next_chunk_ - 1].Length()));
+        if (next_chunk_ == sending_->chunks.size()) {
+          have_version_ = sending_->version;
+          sending_.reset();
+        }
+      } else {
+        broken_ = true;
+      }
+      step = Decide();
+    }
+    Act(step);
+  }
+
+  void OnCancel() override {
+    Step step;
+    {
+      absl::MutexLock lock(&service_->mu_);
+      broken_ = true;
+      step = Decide();
+    }
+    Act(step);
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&service_->mu_);
+      service_->subscribers_.erase(this);
+    }
+    service_->subscribers_gauge_.Decrement();
+    delete this;
+  }
+
+ private:
+  WeightServiceImpl* const service_;
+  int64_t have_version_ ABSL_GUARDED_BY(service_->mu_);
+  const uint64_t generation_;
+  // The version being sent and its next chunk.
+  std::shared_ptr<const Published> sending_ ABSL_GUARDED_BY(service_->mu_);
+  size_t next_chunk_ ABSL_GUARDED_BY(service_->mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(service_->mu_) = false;   // a StartWrite is outstanding
+  bool broken_ ABSL_GUARDED_BY(service_->mu_) = false;    // cancelled or a write failed
+  bool finished_ ABSL_GUARDED_BY(service_->mu_) = false;  // Finish was decided
+};
+
+WeightServiceImpl::WeightServiceImpl(prometheus::Registry& metrics, WeightServiceOptions options)
+    : chunk_bytes_(std::clamp<size_t>(options.chunk_bytes, 1, kMaxChunkBytes)),
+      pool_(options.pool),
+      version_gauge_(AddGauge(metrics, "rally_learner_published_policy_version",
                               "Latest weight version published to actors.")),
+      pool_gauge_(AddGauge(metrics, "rally_learner_weight_snapshot_pool_size",
+                           "Weight versions held in the snapshot pool for opponents.")),
       subscribers_gauge_(AddGauge(metrics, "rally_learner_weight_subscribers",
                                   "Open weight subscription streams.")),
       bytes_sent_(AddCounter(metrics, "rally_learner_weight_bytes_sent_total",
-                             "Weight bytes streamed to subscribers.")) {}
+                             "Weight bytes streamed to subscribers and snapshot fetches.")) {}
 
-void WeightServiceImpl::Publish(int64_t version, int64_t learner_step, std::string blob) {
+WeightServiceImpl::~WeightServiceImpl() { Close(); }
+
+std::shared_ptr<const WeightServiceImpl::Published> WeightServiceImpl::Serialise(
+    int64_t version, int64_t learner_step, std::string blob) const {
   auto p = std::make_shared<Published>();
   p->version = version;
   p->learner_step = learner_step;
   p->published_unix_micros = NowMicros();
-  p->blob = std::move(blob);
+  p->total_bytes = blob.size();
+  // The blob lives as long as a slice of it: in p->chunks or in a stream still sending it.
+  auto* owned = new std::string(std::move(blob));
+  grpc::Slice whole(
+      owned->data(), owned->size(), [](void* s) { delete static_cast<std::string*>(s); }, owned);
+  size_t offset = 0;
+  do {
+    const size_t n = std::min(chunk_bytes_, owned->size() - offset);
+    v1::WeightChunk header;
+    header.set_version(version);
+    header.set_learner_step(learner_step);
+    header.set_offset(offset);
+    header.set_total_bytes(p->total_bytes);
+    header.set_published_unix_micros(p->published_unix_micros);
+    grpc::Slice slices[2] = {grpc::Slice(header.SerializeAsString() + DataFieldPrefix(n)),
+                             whole.sub(offset, offset + n)};
+    p->chunks.emplace_back(slices, 2);
+    offset += n;
+  } while (offset < p->total_bytes);
+  return p;
+}
+
+void WeightServiceImpl::Publish(int64_t version, int64_t learner_step, std::string blob) {
+  std::shared_ptr<const Published> p = Serialise(version, learner_step, std::move(blob));
+  size_t pool_size;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    p->generation = generation_;
-    latest_ = std::move(p);
+    absl::MutexLock lock(&mu_);
+    latest_ = p;
+    const int64_t m = pool_.snapshot_every_versions;
+    if (m > 0 && pool_.snapshot_pool_size > 0 && version > 0 && version % m == 0) {
+      std::erase_if(snapshots_, [&](const auto& s) { return s->version == version; });
+      snapshots_.push_back(std::move(p));
+      TrimPool();
+    }
+    pool_size = snapshots_.size();
   }
   version_gauge_.Set(static_cast<double>(version));
-  cv_.notify_all();
+  pool_gauge_.Set(static_cast<double>(pool_size));
+  WakeSubscribers();
+}
+
+void WeightServiceImpl::SetSnapshotPool(SnapshotPoolOptions pool) {
+  size_t pool_size;
+  {
+    absl::MutexLock lock(&mu_);
+    pool_ = pool;
+    TrimPool();
+    pool_size = snapshots_.size();
+  }
+  pool_gauge_.Set(static_cast<double>(pool_size));
+}
+
+void WeightServiceImpl::TrimPool() {
+  size_t keep = pool_.snapshot_every_versions > 0
+                    ? static_cast<size_t>(std::max(pool_.snapshot_pool_size, 0))
+                    : 0;
+  while (snapshots_.size() > keep) snapshots_.pop_front();
 }
 
 void WeightServiceImpl::Reset() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     latest_.reset();
+    snapshots_.clear();
     ++generation_;
   }
-  cv_.notify_all();
+  pool_gauge_.Set(0);
+  WakeSubscribers();
 }
 
 void WeightServiceImpl::Close() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     closed_ = true;
   }
-  cv_.notify_all();
+  WakeSubscribers();
 }
 
-bool WeightServiceImpl::WriteChunks(const Published& p,
-                                    grpc::ServerWriter<v1::WeightChunk>* writer) {
-  size_t offset = 0;
-  do {
-    size_t n = std::min(kChunkBytes, p.blob.size() - offset);
-    v1::WeightChunk chunk;
-    chunk.set_version(p.version);
-    chunk.set_learner_step(p.learner_step);
-    chunk.set_offset(offset);
-    chunk.set_total_bytes(p.blob.size());
-    chunk.set_published_unix_micros(p.published_unix_micros);
-    chunk.set_data(p.blob.data() + offset, n);
-    if (!writer->Write(chunk)) return false;
-    offset += n;
-  } while (offset < p.blob.size());
-  return true;
-}
-
-grpc::Status WeightServiceImpl::Subscribe(grpc::ServerContext* ctx, const v1::SubscribeRequest* req,
-                                          grpc::ServerWriter<v1::WeightChunk>* writer) {
-  int64_t have = req->have_version();
-  uint64_t generation;
+void WeightServiceImpl::WakeSubscribers() {
+  std::vector<std::pair<SubscribeReactor*, SubscribeReactor::Step>> steps;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    generation = generation_;
+    absl::MutexLock lock(&mu_);
+    for (SubscribeReactor* r : subscribers_) {
+      SubscribeReactor::Step step = r->Decide();
+      if (!step.empty()) steps.emplace_back(r, std::move(step));
+    }
+  }
+  // A reactor with a step to take cannot finish before it takes it, so it is still alive here.
+  for (auto& [r, step] : steps) r->Act(step);
+}
+
+std::string WeightServiceImpl::PoolDescription() const {
+  if (pool_.snapshot_every_versions <= 0 || pool_.snapshot_pool_size <= 0) {
+    return "the snapshot pool is off (learner.snapshot_every_versions and "
+           "learner.snapshot_pool_size must both be positive)";
+  }
+  std::string versions = absl::StrJoin(
+      snapshots_, ", ", [](std::string* out, const auto& s) { absl::StrAppend(out, s->version); });
+  return absl::StrCat("the snapshot pool holds [", versions, "] (versions divisible by ",
+                      pool_.snapshot_every_versions, ", the newest ", pool_.snapshot_pool_size,
+                      ")");
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WeightServiceImpl::Subscribe(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
+  v1::SubscribeRequest req;
+  if (!ParseRequest(*request, &req)) {
+    return new GetReactor(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot parse the SubscribeRequest"));
+  }
+  SubscribeReactor* r;
+  SubscribeReactor::Step step;
+  {
+    absl::MutexLock lock(&mu_);
+    r = new SubscribeReactor(this, req.have_version(), generation_);
+    subscribers_.insert(r);
+    step = r->Decide();
   }
   subscribers_gauge_.Increment();
-  grpc::Status result = grpc::Status::OK;
-  while (!ctx->IsCancelled()) {
-    std::shared_ptr<const Published> next;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] {
-        return closed_ || generation_ != generation || (latest_ && latest_->version > have);
-      });
-      if (closed_) break;
-      if (generation_ != generation) {
-        result = grpc::Status(grpc::StatusCode::ABORTED, "the learner started a new job");
-        break;
-      }
-      if (latest_ && latest_->version > have) next = latest_;
-    }
-    if (!next) continue;
-    if (!WriteChunks(*next, writer)) break;
-    bytes_sent_.Increment(static_cast<double>(next->blob.size()));
-    have = next->version;
-  }
-  subscribers_gauge_.Decrement();
-  return result;
+  r->Act(step);
+  return r;
 }
 
-grpc::Status WeightServiceImpl::Get(grpc::ServerContext*, const v1::GetWeightsRequest* req,
-                                    grpc::ServerWriter<v1::WeightChunk>* writer) {
-  std::shared_ptr<const Published> p;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    p = latest_;
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WeightServiceImpl::Get(
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
+  v1::GetWeightsRequest req;
+  if (!ParseRequest(*request, &req)) {
+    return new GetReactor(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot parse the GetWeightsRequest"));
   }
-  if (!p) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no weights published yet");
-  if (req->version() != 0 && req->version() != p->version) {
-    return grpc::Status(
-        grpc::StatusCode::NOT_FOUND,
-        absl::StrCat("version ", req->version(), " is not kept (latest is ", p->version, ")"));
+  const int64_t version = req.version();
+  if (version < 0) {
+    return new GetReactor(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     absl::StrCat("weight version ", version, " is negative (0 = latest)")));
   }
-  WriteChunks(*p, writer);
+  absl::MutexLock lock(&mu_);
+  if (latest_ && (version == 0 || version == latest_->version)) {
+    return new GetReactor(this, latest_);
+  }
+  for (const auto& s : snapshots_) {
+    if (s->version == version) return new GetReactor(this, s);
+  }
+  if (!latest_ && version == 0) {
+    return new GetReactor(grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        "no weights published yet for this job; retry after the learner's first publish"));
+  }
+  return new GetReactor(grpc::Status(
+      grpc::StatusCode::NOT_FOUND,
+      absl::StrCat("weight version ", version, " is not held: the latest is ",
+                   latest_ ? absl::StrCat(latest_->version) : std::string("none"), " and ",
+                   PoolDescription(), "; ListSnapshots lists the versions to fetch")));
+}
+
+grpc::Status WeightServiceImpl::ListSnapshots(grpc::ServerContext*, const v1::ListSnapshotsRequest*,
+                                              v1::ListSnapshotsResponse* resp) {
+  auto fill = [](const Published& p, v1::SnapshotInfo* info) {
+    info->set_version(p.version);
+    info->set_learner_step(p.learner_step);
+    info->set_published_unix_micros(p.published_unix_micros);
+    info->set_total_bytes(p.total_bytes);
+  };
+  absl::MutexLock lock(&mu_);
+  for (const auto& s : snapshots_) fill(*s, resp->add_snapshots());
+  if (latest_) fill(*latest_, resp->mutable_latest());
   return grpc::Status::OK;
 }
 

@@ -1,55 +1,118 @@
-// The weight service of learner rank 0: holds the latest published weight version and streams
-// it to subscribers in chunks of at most kChunkBytes. A subscriber gets the latest version at
-// once, then every newer one as it is published (intermediate versions are skipped when a
-// subscriber is slower than the publisher: actors only ever want the newest).
+// The weight service of learner rank 0. It holds the latest published weight version and a pool
+// of snapshots, and streams weights in chunks of at most kMaxChunkBytes.
 //
-// Thread safety: Publish() from the training thread, the RPCs from gRPC threads.
+// - Subscribe: a subscriber gets the latest version at once (so one that reconnects catches up
+//   immediately), then every newer one as it is published. Intermediate versions are skipped
+//   when a subscriber is slower than the publisher: actors only ever want the newest. A version
+//   being sent is always sent to its end.
+// - Snapshot pool: Publish keeps version v (v > 0) when v % snapshot_every_versions == 0, and
+//   evicts the oldest beyond snapshot_pool_size. Actors fetch pooled versions as opponents with
+//   Get(version); ListSnapshots tells the curriculum which versions it can offer.
+//
+// Fan-out without copies: Publish serialises a version once into its WeightChunk messages, whose
+// data are slices of the one blob; every stream sends those same slices (callback API, no thread
+// per subscriber). A version stays in memory while a stream still sends it, so memory is at most
+// (1 + pool size + versions still streaming) blobs.
+//
+// Thread safety: every method may be called from any thread; Publish() and SetSnapshotPool() come
+// from the training thread, the RPCs from gRPC threads.
 #pragma once
 
-#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "common/metrics/metrics.h"
 #include "rally/v1/weights.grpc.pb.h"
 
 namespace rally {
 
-class WeightServiceImpl final : public v1::WeightService::Service {
+// Which published versions the service keeps for opponents (the job's
+// learner.snapshot_every_versions and learner.snapshot_pool_size).
+struct SnapshotPoolOptions {
+  int64_t snapshot_every_versions = 0;  // keep every m-th version; 0 = no pool
+  int snapshot_pool_size = 0;           // keep the newest P of them; 0 = no pool
+};
+
+struct WeightServiceOptions {
+  SnapshotPoolOptions pool;
+  // Bytes of weights per WeightChunk message, 1..kMaxChunkBytes. In weights_bench, 128 KiB to
+  // 4 MiB were within 10% of each other; 512 KiB was fastest.
+  size_t chunk_bytes = 512 << 10;
+};
+
+class WeightServiceImpl final
+    : public v1::WeightService::WithRawCallbackMethod_Subscribe<
+          v1::WeightService::WithRawCallbackMethod_Get<v1::WeightService::Service>> {
  public:
-  static constexpr size_t kChunkBytes = 1 << 20;
+  static constexpr size_t kMaxChunkBytes = 4 << 20;
 
-  explicit WeightServiceImpl(prometheus::Registry& metrics);
+  explicit WeightServiceImpl(prometheus::Registry& metrics, WeightServiceOptions options = {});
+  // Ends open streams (Close()); the gRPC server must be shut down before destruction.
+  ~WeightServiceImpl() override;
 
-  // Makes `blob` (a safetensors weight set) the latest version.
+  // Makes `blob` (a safetensors weight set) the latest version and, per the pool options, a
+  // snapshot. Versions are expected to increase within a job; publishing a version the pool
+  // already holds replaces it.
   void Publish(int64_t version, int64_t learner_step, std::string blob);
-  // Forgets the published weights (between jobs) and wakes subscribers, which end their streams.
+  // Sets the pool options for the job being trained (call before its first Publish); a smaller
+  // pool size evicts the oldest snapshots at once.
+  void SetSnapshotPool(SnapshotPoolOptions pool);
+  // Forgets the latest version and the pool (between jobs) and ends open subscriptions with
+  // ABORTED. The pool options stay.
   void Reset();
+  // Ends open subscriptions with OK (the process is stopping).
   void Close();
 
-  grpc::Status Subscribe(grpc::ServerContext* ctx, const v1::SubscribeRequest* req,
-                         grpc::ServerWriter<v1::WeightChunk>* writer) override;
-  grpc::Status Get(grpc::ServerContext* ctx, const v1::GetWeightsRequest* req,
-                   grpc::ServerWriter<v1::WeightChunk>* writer) override;
+  // The RPCs. Subscribe and Get take and send serialised messages (SubscribeRequest /
+  // GetWeightsRequest in, WeightChunk out).
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
+                                                        const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Get(grpc::CallbackServerContext* ctx,
+                                                  const grpc::ByteBuffer* request) override;
+  grpc::Status ListSnapshots(grpc::ServerContext* ctx, const v1::ListSnapshotsRequest* req,
+                             v1::ListSnapshotsResponse* resp) override;
 
  private:
+  class SubscribeReactor;
+  class GetReactor;
+
+  // One published version, serialised.
   struct Published {
     int64_t version = 0;
     int64_t learner_step = 0;
     int64_t published_unix_micros = 0;
-    std::string blob;
-    uint64_t generation = 0;  // Reset() count when published
+    uint64_t total_bytes = 0;
+    // The WeightChunk messages, in order; their data slices share the blob.
+    std::vector<grpc::ByteBuffer> chunks;
   };
-  static bool WriteChunks(const Published& p, grpc::ServerWriter<v1::WeightChunk>* writer);
+  std::shared_ptr<const Published> Serialise(int64_t version, int64_t learner_step,
+                                             std::string blob) const;
+  // Lets every subscription act on a change of the latest version, Reset() or Close().
+  void WakeSubscribers() ABSL_LOCKS_EXCLUDED(mu_);
+  void TrimPool() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string PoolDescription() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::shared_ptr<const Published> latest_;
-  uint64_t generation_ = 0;
-  bool closed_ = false;
+  const size_t chunk_bytes_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Published> latest_ ABSL_GUARDED_BY(mu_);
+  // Snapshots, oldest version first; at most pool_.snapshot_pool_size entries.
+  std::deque<std::shared_ptr<const Published>> snapshots_ ABSL_GUARDED_BY(mu_);
+  SnapshotPoolOptions pool_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // Reset() count
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Open subscriptions; each removes itself when gRPC is done with it.
+  absl::flat_hash_set<SubscribeReactor*> subscribers_ ABSL_GUARDED_BY(mu_);
 
   prometheus::Gauge& version_gauge_;
+  prometheus::Gauge& pool_gauge_;
   prometheus::Gauge& subscribers_gauge_;
   prometheus::Counter& bytes_sent_;
 };

@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <thread>
+#include <utility>
 
 namespace rally::bench {
 
@@ -61,7 +63,68 @@ double TransferSeconds(size_t bytes) {
   return secs;
 }
 
+// A connected pair of loopback TCP sockets: {sending end, receiving end}.
+std::pair<int, int> ConnectedPair() {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  listen(listener, 1);
+  int out = socket(AF_INET, SOCK_STREAM, 0);
+  connect(out, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int in = accept(listener, nullptr, nullptr);
+  close(listener);
+  return {out, in};
+}
+
+// One fan-out of `source` to `receivers` connections at once.
+double FanOutSeconds(const std::vector<char>& source, int receivers) {
+  const size_t bytes = source.size();
+  std::vector<std::pair<int, int>> pairs;
+  for (int r = 0; r < receivers; ++r) pairs.push_back(ConnectedPair());
+  std::vector<std::thread> threads;
+  auto start = std::chrono::steady_clock::now();
+  for (const auto& pair : pairs) {
+    const int out = pair.first;
+    const int in = pair.second;
+    threads.emplace_back([&source, bytes, out] {
+      size_t sent = 0;
+      while (sent < bytes) {
+        ssize_t n = send(out, source.data() + sent, std::min<size_t>(1 << 20, bytes - sent), 0);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+      }
+    });
+    threads.emplace_back([bytes, in] {
+      std::unique_ptr<char[]> blob(new char[bytes]);  // fresh, as an assembled blob is
+      size_t got = 0;
+      while (got < bytes) {
+        ssize_t n = recv(in, blob.get() + got, bytes - got, 0);
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (auto [out, in] : pairs) {
+    close(out);
+    close(in);
+  }
+  return secs;
+}
+
 }  // namespace
+
+double LoopbackTcpFanOutSeconds(size_t bytes, int receivers, int runs) {
+  std::vector<char> source(bytes, 'x');
+  std::vector<double> times;
+  for (int i = 0; i < runs; ++i) times.push_back(FanOutSeconds(source, receivers));
+  return Median(times);
+}
 
 double LoopbackTcpMegabytesPerSecond(size_t bytes, int runs) {
   std::vector<double> rates;

@@ -16,6 +16,10 @@ double LoopbackTcpMegabytesPerSecond(size_t bytes, int runs);
 // Seconds to move `bytes` once over loopback TCP to each of `receivers` connections in turn
 // (the raw cost of delivering a blob to that many subscribers); median of `runs`.
 double LoopbackTcpSeconds(size_t bytes, int receivers, int runs);
+// Seconds until the last of `receivers` connections, each fed by its own sender thread from one
+// shared source buffer, holds all `bytes` in a buffer of its own (the raw cost of pushing a blob
+// to that many subscribers at once); median of `runs`.
+double LoopbackTcpFanOutSeconds(size_t bytes, int receivers, int runs);
 
 // The value of `--json FILE` in argv, or "".
 std::string JsonPath(int argc, char** argv);
