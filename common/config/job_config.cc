@@ -201,7 +201,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   c.source = source;
   r.CheckKeys(top, "",
               {"name", "seed", "game", "policy", "actors", "replay", "learner", "evaluation",
-               "stop", "target"});
+               "stop", "target", "curriculum"});
   r.Read(top, "", "name", &c.name);
   r.Read(top, "", "seed", &c.seed);
   ReadGame(r, top, &c.game);
@@ -274,10 +274,16 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
                "publish_every_steps",
                "checkpoint_every_steps",
                "keep_checkpoints",
+               "snapshot_every_versions",
+               "snapshot_pool_size",
                "device",
                "table"});
   r.Read(learner, lp, "keep_checkpoints", &lc.keep_checkpoints);
   RequireAtLeast(r, learner, lp, "keep_checkpoints", lc.keep_checkpoints, 1);
+  r.Read(learner, lp, "snapshot_every_versions", &lc.snapshot_every_versions);
+  RequireAtLeast(r, learner, lp, "snapshot_every_versions", lc.snapshot_every_versions, 0L);
+  r.Read(learner, lp, "snapshot_pool_size", &lc.snapshot_pool_size);
+  RequireAtLeast(r, learner, lp, "snapshot_pool_size", lc.snapshot_pool_size, 1);
   r.Read(learner, lp, "table", &lc.table);
   r.Read(learner, lp, "algorithm", &lc.algorithm);
   r.Read(learner, lp, "batch_episodes", &lc.batch_episodes);
@@ -388,6 +394,12 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
     if (v < 0 || v > 1) r.Error(cur, cp, key, "must lie in [0, 1]");
   }
   RequireAtLeast(r, cur, cp, "pfsp_exponent", cc.pfsp_exponent, 0.0);
+  if (cc.opponent_selection != "latest" && c.learner.snapshot_every_versions == 0) {
+    r.Error(cur, cp, "opponent_selection",
+            cc.opponent_selection +
+                " picks opponents from the learner's snapshot pool: set "
+                "learner.snapshot_every_versions > 0");
+  }
 
   YAML::Node stop = r.Section(top, "", "stop");
   r.CheckKeys(stop, "stop", {"max_wall_seconds", "max_learner_steps"});

@@ -94,7 +94,11 @@ struct LearnerConfig {
   double magnet_ema_decay = 0.99;      // ema: magnet <- decay * magnet + (1 - decay) * policy
   int publish_every_steps = 1;
   long checkpoint_every_steps = 500;
-  int keep_checkpoints = 3;     // the newest N stay on disk
+  int keep_checkpoints = 3;  // the newest N stay on disk
+  // Snapshot pool of the weight service (opponents for curriculum.opponent_selection uniform or
+  // pfsp): every m-th published version is kept, the newest snapshot_pool_size of them.
+  long snapshot_every_versions = 0;  // 0: no pool
+  int snapshot_pool_size = 20;
   std::string device = "auto";  // auto | cpu | cuda:N
 
   LinearSchedule learning_rate_schedule() const {

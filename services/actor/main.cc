@@ -18,6 +18,7 @@
 #include "common/util/shutdown.h"
 #include "services/actor/evaluator.h"
 #include "services/actor/inference.h"
+#include "services/actor/opponent_source.h"
 #include "services/actor/selfplay.h"
 #include "services/actor/weight_subscriber.h"
 
@@ -58,9 +59,39 @@ absl::Status RunSelfPlayJob(const v1::Assignment& a, const JobConfig& config, co
     writer.Stop();
     inference.Stop();
   });
-  RunSelfPlay(config, game, actor_id, latest, inference, writer, keep_running, stats);
+  // With uniform or pfsp selection the curriculum (served by the first replay) picks opponents.
+  std::unique_ptr<OpponentSource> opponents;
+  if (config.curriculum.opponent_selection != "latest") {
+    OpponentSourceOptions o;
+    o.curriculum_address = a.endpoints().replay(0);
+    o.weights_address = a.endpoints().weights();
+    o.actor_id = actor_id;
+    o.game = config.game.name;
+    o.observation_size = game.ObservationSize();
+    o.hidden = config.policy.hidden;
+    o.num_actions = game.NumDistinctActions();
+    o.batch = std::max(1, config.actors.envs_per_actor);
+    o.cached_versions = config.learner.snapshot_pool_size;
+    opponents = std::make_unique<OpponentSource>(std::move(o), &metrics);
+    opponents->Start();
+  }
+  RunSelfPlay(config, game, actor_id, latest, inference, writer, keep_running, stats,
+              opponents.get());
   done = true;
   watcher.join();
+  if (opponents != nullptr) {
+    opponents->Stop();
+    OpponentSource::Counts c = opponents->counts();
+    LogInfo("curriculum opponents", {{"picks", c.picks},
+                                     {"picks_missed", c.empty},
+                                     {"distinct_snapshots", c.distinct_snapshots},
+                                     {"episodes_latest", stats.episodes_latest.load()},
+                                     {"episodes_snapshot", stats.episodes_snapshot.load()},
+                                     {"episodes_fixed", stats.episodes_fixed.load()},
+                                     {"fetch_failures", c.fetch_failures},
+                                     {"outcomes_reported", c.reported},
+                                     {"outcomes_refused", c.refused}});
+  }
   return absl::OkStatus();
 }
 
@@ -192,6 +223,16 @@ int main(int argc, char** argv) {
   }
   auto& registry = (*metrics)->registry();
   auto& episodes_total = AddCounter(registry, "rally_actor_episodes_total", "Episodes finished.");
+  auto& by_opponent = prometheus::BuildCounter()
+                          .Name("rally_actor_episodes_by_opponent_total")
+                          .Help(
+                              "Episodes finished, by opponent kind: latest (every seat "
+                              "learning), snapshot (a past policy), fixed (actors.opponents).")
+                          .Register(registry);
+  std::pair<prometheus::Counter*, int64_t> kind_counters[] = {
+      {&by_opponent.Add({{"opponent_kind", "latest"}}), 0},
+      {&by_opponent.Add({{"opponent_kind", "snapshot"}}), 0},
+      {&by_opponent.Add({{"opponent_kind", "fixed"}}), 0}};
   std::string name = absl::GetFlag(FLAGS_name);
   if (name.empty()) name = eval ? "evaluator-0" : "actor-0";
   LogInfo("started", {{"name", name}, {"mode", mode}, {"metrics", (*metrics)->address()}});
@@ -216,6 +257,13 @@ int main(int argc, char** argv) {
     report.evals.clear();
     episodes_total.Increment(static_cast<double>(stats.episodes - episodes_reported));
     episodes_reported = stats.episodes;
+    const int64_t by_kind[] = {stats.episodes_latest, stats.episodes_snapshot,
+                               stats.episodes_fixed};
+    for (int k = 0; k < 3; ++k) {
+      kind_counters[k].first->Increment(
+          static_cast<double>(std::max<int64_t>(0, by_kind[k] - kind_counters[k].second)));
+      kind_counters[k].second = by_kind[k];
+    }
   });
 
   while (!ShutdownRequested()) {
@@ -237,8 +285,15 @@ int main(int argc, char** argv) {
       std::lock_guard<std::mutex> lock(report.mu);
       report.job_id = a->job_id();
     }
-    stats.episodes = 0;
-    episodes_reported = 0;
+    {
+      std::lock_guard<std::mutex> lock(report.mu);  // the report callback reads these
+      stats.episodes = 0;
+      stats.episodes_latest = 0;
+      stats.episodes_snapshot = 0;
+      stats.episodes_fixed = 0;
+      episodes_reported = 0;
+      for (auto& k : kind_counters) k.second = 0;
+    }
     if (s.ok()) {
       latest.Clear();
       WeightSubscriber weights(a->endpoints().weights(), name, game->ObservationSize(),

@@ -1,5 +1,6 @@
 #include "services/actor/selfplay.h"
 
+#include <algorithm>
 #include <future>
 #include <random>
 #include <thread>
@@ -14,8 +15,10 @@ namespace {
 struct Env {
   std::unique_ptr<State> state;
   std::shared_ptr<NetworkPolicy> policy;
-  const Agent* opponent = nullptr;  // nullptr: the policy plays every seat
+  const Agent* opponent = nullptr;  // a fixed opponent; nullptr: none
   int learning_seat = -1;           // the policy's seat when there is an opponent
+  OpponentPick pick;                // the curriculum's pick; pick.policy: a snapshot opponent
+  bool opponent_turn = false;       // the pending decision is the snapshot opponent's
   v1::Trajectory trajectory;
   std::future<absl::StatusOr<InferenceResponse>> pending;
   InferenceRequest* request = nullptr;
@@ -40,7 +43,8 @@ void AdvanceToLearner(Env& env, std::mt19937_64& rng) {
 
 void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& actor_id,
                  LatestPolicy& latest, InferenceWorker& inference, ReplayWriter& writer,
-                 const std::function<bool()>& keep_running, SelfPlayStats& stats) {
+                 const std::function<bool()>& keep_running, SelfPlayStats& stats,
+                 OpponentSource* curriculum) {
   const int threads = std::min(config.actors.threads, config.actors.envs_per_actor);
   // Fixed opponents some episodes are played against; the rest is self-play.
   std::vector<std::unique_ptr<Agent>> opponents;
@@ -63,8 +67,15 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
     const int obs_size = game.ObservationSize();
     // Sends a finished episode to the replay; false once the writer has stopped.
     auto FinishEpisode = [&](Env& env) {
-      for (double r : env.state->Returns()) env.trajectory.add_returns(static_cast<float>(r));
+      std::vector<double> returns = env.state->Returns();
+      for (double r : returns) env.trajectory.add_returns(static_cast<float>(r));
       env.state.reset();
+      if (curriculum != nullptr && env.pick.from_curriculum) {
+        curriculum->Report(env.pick, returns[env.pick.learner_seat]);
+      }
+      ++(env.opponent != nullptr      ? stats.episodes_fixed
+         : env.pick.policy != nullptr ? stats.episodes_snapshot
+                                      : stats.episodes_latest);
       if (!writer.Push(std::move(env.trajectory))) {
         stop = true;
         return false;
@@ -93,7 +104,16 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
           int choice = pick(rng);
           env.opponent =
               choice < static_cast<int>(opponents.size()) ? opponents[choice].get() : nullptr;
-          if (env.opponent == nullptr) {
+          env.pick = OpponentPick{};
+          if (env.opponent == nullptr && curriculum != nullptr) {
+            env.pick = curriculum->Next();
+            env.pick.learner_seat = std::clamp(env.pick.learner_seat, 0, game.NumPlayers() - 1);
+          }
+          if (env.pick.policy != nullptr) {
+            env.learning_seat = env.pick.learner_seat;
+            env.trajectory.set_opponent_id(env.pick.opponent_id);
+            env.trajectory.add_learning_seats(env.learning_seat);
+          } else if (env.opponent == nullptr) {
             env.trajectory.set_opponent_id("latest");
             for (int p = 0; p < game.NumPlayers(); ++p) env.trajectory.add_learning_seats(p);
           } else {
@@ -109,17 +129,22 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
           if (!FinishEpisode(env)) break;
           continue;
         }
+        // A snapshot opponent's decision goes to the same worker with its policy, unrecorded.
+        env.opponent_turn =
+            env.pick.policy != nullptr && env.state->CurrentPlayer() != env.learning_seat;
         InferenceRequest req;
-        req.policy = env.policy;
+        req.policy = env.opponent_turn ? env.pick.policy : env.policy;
         req.observation.resize(obs_size);
         req.observation.shrink_to_fit();
         env.state->ObservationTensor(env.state->CurrentPlayer(), req.observation);
         req.legal_actions = env.state->LegalActions();
-        v1::Turn* turn = env.trajectory.add_turns();
-        turn->set_seat(env.state->CurrentPlayer());
-        turn->mutable_observation()->Add(req.observation.begin(), req.observation.end());
-        turn->mutable_legal_actions()->Add(req.legal_actions.begin(), req.legal_actions.end());
-        turn->set_policy_version(env.policy->version());
+        if (!env.opponent_turn) {
+          v1::Turn* turn = env.trajectory.add_turns();
+          turn->set_seat(env.state->CurrentPlayer());
+          turn->mutable_observation()->Add(req.observation.begin(), req.observation.end());
+          turn->mutable_legal_actions()->Add(req.legal_actions.begin(), req.legal_actions.end());
+          turn->set_policy_version(env.policy->version());
+        }
         env.pending = inference.Submit(std::move(req));
       }
       for (Env& env : envs) {
@@ -129,11 +154,13 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
           stop = true;
           break;
         }
-        v1::Turn* turn = env.trajectory.mutable_turns(env.trajectory.turns_size() - 1);
-        turn->set_action(resp->action);
-        turn->add_behaviour_log_probs(resp->log_prob);
+        if (!env.opponent_turn) {
+          v1::Turn* turn = env.trajectory.mutable_turns(env.trajectory.turns_size() - 1);
+          turn->set_action(resp->action);
+          turn->add_behaviour_log_probs(resp->log_prob);
+          ++stats.turns;
+        }
         env.state->ApplyAction(resp->action);
-        ++stats.turns;
         AdvanceToLearner(env, rng);
         if (env.state->IsTerminal() && !FinishEpisode(env)) break;
       }

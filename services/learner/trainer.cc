@@ -127,6 +127,8 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   const int num_actions = (*game)->NumDistinctActions();
   const LearnerConfig& lc = config.learner;
   const bool rank0 = options.rank == 0;
+  // This job's snapshot pool (opponents for the curriculum), set before its first Publish.
+  weights.SetSnapshotPool({lc.snapshot_every_versions, lc.snapshot_pool_size});
 
   torch::manual_seed(static_cast<uint64_t>(config.seed));
   torch::Device device = ChooseDevice(lc.device);

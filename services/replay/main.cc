@@ -16,6 +16,7 @@
 #include "services/replay/curriculum_service.h"
 #include "services/replay/durable_store.h"
 #include "services/replay/replay_service.h"
+#include "services/replay/snapshot_pool.h"
 
 ABSL_FLAG(std::string, data_dir, "",
           "directory for the write-ahead log and snapshots; empty: no durability (env "
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
                                       {"torn_tail", rec.torn_tail}});
   }
   ReplayServiceImpl service((*metrics)->registry(), store.get());
-  CurriculumServiceImpl curriculum;
+  CurriculumServiceImpl curriculum(&(*metrics)->registry());
   auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
                                   {&service, &curriculum});
   if (!server.ok()) {
@@ -120,12 +121,34 @@ int main(int argc, char** argv) {
       continue;
     }
     job_id = assignment->job_id();
+    // With uniform or pfsp selection the opponent pool is the learner's snapshot pool.
+    std::unique_ptr<SnapshotPoolPoller> pool;
     if (auto c = MakeCurriculum(*config); c.ok()) {
+      if (config->curriculum.opponent_selection != "latest") {
+        pool = std::make_unique<SnapshotPoolPoller>(
+            [&control] { return control.assignment().endpoints().weights(); }, *c);
+        pool->Start();
+      }
       curriculum.SetCurriculum(config->game.name, std::move(*c));
     } else {
       LogError("cannot create the curriculum", {{"error", c.status().ToString()}});
     }
-    while (control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(200))) {
+    for (int tick = 0; control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(200));
+         ++tick) {
+      if (tick % 5 == 0) curriculum.UpdateMetrics();
+    }
+    if (pool) pool->Stop();
+    if (auto c = curriculum.curriculum(); c != nullptr && pool != nullptr) {
+      CurriculumStats stats = c->Stats();
+      for (const TaskStats& t : stats.tasks) {
+        for (const OpponentStats& o : t.opponents) {
+          LogInfo("curriculum opponent", {{"task", t.task_id},
+                                          {"opponent", o.opponent_id},
+                                          {"games", o.total.games},
+                                          {"win_rate", o.win_rate},
+                                          {"probability", o.probability}});
+        }
+      }
     }
     control.FlushReport();
     // Keep the tables (and their log) when shutting down mid-job: a restarted replay recovers them.

@@ -6,9 +6,13 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <set>
 #include <thread>
 
+#include "common/net/server.h"
+#include "services/learner/weight_service.h"
 #include "services/replay/curriculum_service.h"
+#include "services/replay/snapshot_pool.h"
 
 namespace rally {
 namespace {
@@ -489,6 +493,136 @@ TEST(CurriculumService, MapsRequestsAndErrors) {
   service.ClearCurriculum();
   EXPECT_EQ(service.Stats(&ctx, &stats_req, &stats).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST(CurriculumService, NextTaskWithCountReturnsThatManyIndependentPicks) {
+  CurriculumServiceImpl service;
+  CurriculumOptions o;
+  o.opponent_selection = "uniform";
+  std::shared_ptr<Curriculum> curriculum = Make(o);
+  ASSERT_TRUE(curriculum->SetPool({"snapshot-10", "snapshot-20"}).ok());
+  service.SetCurriculum("tictactoe", curriculum);
+  grpc::ServerContext ctx;
+  v1::NextTaskRequest next;
+  next.set_count(64);
+  v1::NextTaskResponse picks;
+  ASSERT_TRUE(service.NextTask(&ctx, &next, &picks).ok());
+  ASSERT_EQ(picks.more_size(), 63);
+  std::map<std::string, int> by_opponent;
+  std::set<int> seats;
+  ++by_opponent[picks.opponent_id()];
+  for (const v1::NextTaskResponse& p : picks.more()) {
+    EXPECT_EQ(p.more_size(), 0);
+    ++by_opponent[p.opponent_id()];
+    seats.insert(p.learner_seat());
+  }
+  EXPECT_EQ(by_opponent.size(), 2u);
+  EXPECT_EQ(by_opponent["snapshot-10"] + by_opponent["snapshot-20"], 64);
+  EXPECT_EQ(seats, (std::set<int>{0, 1}));
+
+  // 0 and 1 both mean one pick; out of range is refused.
+  for (int count : {0, 1}) {
+    next.set_count(count);
+    v1::NextTaskResponse one;
+    ASSERT_TRUE(service.NextTask(&ctx, &next, &one).ok());
+    EXPECT_EQ(one.more_size(), 0);
+    EXPECT_NE(one.opponent_id(), "");
+  }
+  for (int count : {-1, CurriculumServiceImpl::kMaxPicks + 1}) {
+    next.set_count(count);
+    v1::NextTaskResponse none;
+    EXPECT_EQ(service.NextTask(&ctx, &next, &none).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
+TEST(CurriculumService, ReportOutcomesCountsEachOutcomeOnItsOwn) {
+  prometheus::Registry registry;
+  CurriculumServiceImpl service(&registry);
+  CurriculumOptions o;
+  o.opponent_selection = "uniform";
+  std::shared_ptr<Curriculum> curriculum = Make(o);
+  ASSERT_TRUE(curriculum->SetPool({"snapshot-10"}).ok());
+  service.SetCurriculum("tictactoe", curriculum);
+  grpc::ServerContext ctx;
+  v1::ReportOutcomesRequest req;
+  auto add = [&](const std::string& opponent, int seat, double ret, v1::Outcome outcome) {
+    v1::ReportOutcomeRequest* r = req.add_outcomes();
+    r->set_opponent_id(opponent);
+    r->set_learner_seat(seat);
+    r->set_learner_return(ret);
+    r->set_outcome(outcome);
+  };
+  add("snapshot-10", 0, 1, v1::OUTCOME_WIN);
+  add("snapshot-5", 0, 1, v1::OUTCOME_WIN);  // left the pool: refused
+  add("snapshot-10", 1, -1, v1::OUTCOME_LOSS);
+  add("latest", 1, 0, v1::OUTCOME_DRAW);
+  add("snapshot-10", 0, 0, v1::OUTCOME_UNSPECIFIED);  // refused
+  v1::ReportOutcomesResponse resp;
+  ASSERT_TRUE(service.ReportOutcomes(&ctx, &req, &resp).ok());
+  EXPECT_EQ(resp.accepted(), 3);
+  EXPECT_EQ(resp.refused(), 2);
+  EXPECT_NE(resp.first_error().find("snapshot-5"), std::string::npos) << resp.first_error();
+
+  CurriculumStats stats = curriculum->Stats();
+  ASSERT_EQ(stats.tasks.at(0).opponents.size(), 2u);
+  EXPECT_EQ(stats.tasks[0].opponents[0].total.games, 1);  // latest
+  EXPECT_EQ(stats.tasks[0].opponents[1].total.games, 2);  // snapshot-10
+  EXPECT_EQ(stats.tasks[0].opponents[1].total.wins, 1);
+
+  // Metrics: the outcome counters and, after UpdateMetrics, per-opponent gauges.
+  service.UpdateMetrics();
+  std::map<std::string, double> values;
+  for (const auto& family : registry.Collect()) {
+    for (const auto& m : family.metric) {
+      std::string key = family.name;
+      for (const auto& l : m.label) key += "," + l.name + "=" + l.value;
+      values[key] =
+          family.type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value;
+    }
+  }
+  EXPECT_EQ(values["rally_curriculum_outcomes_total,result=accepted"], 3);
+  EXPECT_EQ(values["rally_curriculum_outcomes_total,result=refused"], 2);
+  EXPECT_EQ(values["rally_curriculum_pool_size"], 1);
+  EXPECT_DOUBLE_EQ(values["rally_curriculum_opponent_probability,opponent=snapshot-10,task="], 1.0);
+  EXPECT_DOUBLE_EQ(values["rally_curriculum_opponent_win_rate,opponent=snapshot-10,task="], 0.5);
+
+  service.ClearCurriculum();
+  EXPECT_EQ(service.ReportOutcomes(&ctx, &req, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST(SnapshotPoolPoller, MirrorsTheLearnersSnapshotPool) {
+  prometheus::Registry registry;
+  WeightServiceOptions wo;
+  wo.pool = {2, 3};  // every 2nd version, the newest 3
+  WeightServiceImpl weights(registry, wo);
+  auto server = GrpcServer::Start("127.0.0.1", 0, {&weights});
+  ASSERT_TRUE(server.ok()) << server.status();
+  CurriculumOptions o;
+  o.opponent_selection = "uniform";
+  std::shared_ptr<Curriculum> curriculum = Make(o);
+  std::string address;
+  SnapshotPoolPoller poller([&] { return address; }, curriculum, std::chrono::milliseconds(500));
+
+  // Unknown or unreachable learner: an error, and the pool stays as it is.
+  EXPECT_EQ(poller.PollOnce().code(), absl::StatusCode::kUnavailable);
+  address = "127.0.0.1:1";
+  EXPECT_EQ(poller.PollOnce().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(curriculum->Stats().opponent_pool.empty());
+
+  address = (*server)->address();
+  for (int64_t v = 1; v <= 8; ++v) weights.Publish(v, v, std::string(16, 'w'));
+  ASSERT_TRUE(poller.PollOnce().ok());
+  EXPECT_EQ(curriculum->Stats().opponent_pool,
+            (std::vector<std::string>{"snapshot-4", "snapshot-6", "snapshot-8"}));
+  weights.Publish(10, 10, std::string(16, 'w'));
+  ASSERT_TRUE(poller.PollOnce().ok());
+  EXPECT_EQ(curriculum->Stats().opponent_pool,
+            (std::vector<std::string>{"snapshot-6", "snapshot-8", "snapshot-10"}));
+
+  weights.Close();
+  (*server)->Shutdown();
 }
 
 }  // namespace

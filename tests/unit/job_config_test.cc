@@ -240,5 +240,47 @@ TEST(JobConfig, LossFamilyValuesOutOfRange) {
   }
 }
 
+TEST(JobConfig, SnapshotPoolKeysHaveDefaultsAndBounds) {
+  auto d = ParseJobConfig("game: tictactoe\nstop: {max_learner_steps: 10}\n", "d.yaml");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->learner.snapshot_every_versions, 0);
+  EXPECT_EQ(d->learner.snapshot_pool_size, 20);
+
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "learner: {snapshot_every_versions: 10, snapshot_pool_size: 5}\n"
+      "curriculum: {opponent_selection: pfsp}\n"
+      "stop: {max_learner_steps: 10}\n",
+      "c.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->learner.snapshot_every_versions, 10);
+  EXPECT_EQ(c->learner.snapshot_pool_size, 5);
+
+  auto bad = ParseJobConfig(
+      "game: tictactoe\n"
+      "learner: {snapshot_every_versions: -1, snapshot_pool_size: 0}\n"
+      "stop: {max_learner_steps: 10}\n",
+      "b.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(Message(bad).find("learner.snapshot_every_versions: must be at least 0"),
+            std::string::npos)
+      << Message(bad);
+  EXPECT_NE(Message(bad).find("learner.snapshot_pool_size: must be at least 1"), std::string::npos)
+      << Message(bad);
+}
+
+TEST(JobConfig, PoolSelectionNeedsSnapshots) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "curriculum: {opponent_selection: uniform}\n"
+      "stop: {max_learner_steps: 10}\n",
+      "u.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(Message(c).find("curriculum.opponent_selection: uniform picks opponents from the "
+                            "learner's snapshot pool: set learner.snapshot_every_versions > 0"),
+            std::string::npos)
+      << Message(c);
+}
+
 }  // namespace
 }  // namespace rally
