@@ -175,6 +175,11 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     weights.Publish(version, step, EncodeWeights(net, version, step));
     net->to(device);
   }
+  // Steps count only once the job is RUNNING: every part (replay, actors, the evaluator when the
+  // job evaluates) is at work, so none misses a job that ends within a second.
+  while (control.IsActive(job_id) && control.assignment().job_state() == v1::JOB_STATE_STARTING &&
+         !WaitForShutdown(std::chrono::milliseconds(20))) {
+  }
   // learner.batch_episodes is the batch of the whole job: each rank samples its share.
   const int rank_batch = (lc.batch_episodes + world_size - 1) / world_size;
   LogInfo("training", {{"job_id", job_id},
