@@ -2,6 +2,7 @@
 
 #include "common/net/server.h"
 #include "common/util/log.h"
+#include "common/util/zstd.h"
 
 namespace rally {
 
@@ -114,6 +115,14 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
       req.set_priority(1.0);
       *req.mutable_trajectory() = unacked_[sent_];
       ++sent_;
+    }
+    // Large items travel compressed; the replay decompresses them before validating.
+    if (req.trajectory().ByteSizeLong() > kWireCompressAboveBytes) {
+      std::string z = ZstdCompress(req.trajectory().SerializeAsString());
+      if (!z.empty()) {
+        req.clear_trajectory();
+        req.set_trajectory_zstd(std::move(z));
+      }
     }
     if (!stream->Write(req)) break;
   }

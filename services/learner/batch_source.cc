@@ -2,7 +2,9 @@
 
 #include <prometheus/histogram.h>
 
+#include "absl/strings/str_cat.h"
 #include "common/net/server.h"
+#include "common/util/zstd.h"
 
 namespace rally {
 
@@ -21,6 +23,7 @@ BatchSource::BatchSource(BatchSourceOptions options, RoleBaselines baselines,
     req.set_batch_size(options_.batch_episodes);
     req.set_credits(options_.credits_per_shard);
     req.set_policy_version(version_);
+    req.set_accept_zstd(true);
     shard->stream->Write(req);
     shards_.push_back(std::move(shard));
   }
@@ -47,10 +50,26 @@ void BatchSource::ReadLoop() {
     }
     std::vector<const v1::Trajectory*> episodes;
     const int64_t version = version_;
-    for (const v1::SampledItem& item : response.items()) {
-      episodes.push_back(&item.trajectory());
+    // Items that came compressed are decoded here, off the training thread.
+    std::deque<v1::Trajectory> decompressed;
+    absl::Status bad_item;
+    for (v1::SampledItem& item : *response.mutable_items()) {
+      if (!item.trajectory_zstd().empty()) {
+        auto raw = ZstdDecompress(item.trajectory_zstd(), kMaxMessageBytes);
+        if (!raw.ok() || !decompressed.emplace_back().ParseFromString(*raw)) {
+          bad_item = absl::DataLossError(
+              absl::StrCat("sampled item ", item.key(), ": trajectory_zstd does not decode: ",
+                           raw.ok() ? "not a Trajectory" : raw.status().message()));
+          break;
+        }
+        episodes.push_back(&decompressed.back());
+      } else {
+        episodes.push_back(&item.trajectory());
+      }
+    }
+    for (const v1::Trajectory* episode : episodes) {
       if (policy_lag_ == nullptr) continue;
-      for (const v1::Turn& t : item.trajectory().turns()) {
+      for (const v1::Turn& t : episode->turns()) {
         policy_lag_->Observe(static_cast<double>(version - t.policy_version()));
       }
     }
@@ -61,8 +80,12 @@ void BatchSource::ReadLoop() {
       return ended_ || static_cast<int>(ready_.size()) < std::max(1, options_.decoded_ahead);
     });
     if (ended_) break;
-    ready_.push_back(
-        BuildTurnBatch(episodes, options_.observation_size, options_.num_actions, baselines_));
+    if (!bad_item.ok()) {
+      ready_.push_back(bad_item);
+    } else {
+      ready_.push_back(
+          BuildTurnBatch(episodes, options_.observation_size, options_.num_actions, baselines_));
+    }
     cv_.notify_all();
   }
   std::lock_guard<std::mutex> lock(mu_);

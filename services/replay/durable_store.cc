@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
-#include <zstd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,14 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/util/log.h"
+#include "common/util/zstd.h"
 
 namespace rally {
 namespace {
 
 namespace fs = std::filesystem;
-
-// zstd's fast levels (negative) compress at GB/s: the log must keep up with the network.
-constexpr int kZstdLevel = -3;
 
 std::string SegmentName(uint64_t index) { return absl::StrCat("wal-", index, ".log"); }
 
@@ -101,10 +98,8 @@ void DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_abo
                                     v1::WalInsert* out) {
   std::string raw = t.SerializeAsString();
   if (raw.size() > compress_above) {
-    std::string z(ZSTD_compressBound(raw.size()), '\0');
-    size_t n = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), kZstdLevel);
-    if (!ZSTD_isError(n) && n < raw.size()) {
-      z.resize(n);
+    std::string z = ZstdCompress(raw);
+    if (!z.empty()) {
       out->set_trajectory(std::move(z));
       out->set_compressed(true);
       return;
@@ -123,16 +118,10 @@ absl::StatusOr<std::shared_ptr<v1::Trajectory>> DurableStore::DecodeTrajectory(
     }
     return t;
   }
-  unsigned long long size =
-      ZSTD_getFrameContentSize(in.trajectory().data(), in.trajectory().size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ULL << 31)) {
-    return absl::DataLossError(absl::StrCat("stored item ", in.key(), " has a bad zstd frame"));
-  }
-  std::string raw(size, '\0');
-  size_t n =
-      ZSTD_decompress(raw.data(), raw.size(), in.trajectory().data(), in.trajectory().size());
-  if (ZSTD_isError(n) || !t->ParseFromString(raw)) {
-    return absl::DataLossError(absl::StrCat("stored item ", in.key(), " does not decompress"));
+  auto raw = ZstdDecompress(in.trajectory(), size_t{1} << 31);
+  if (!raw.ok() || !t->ParseFromString(*raw)) {
+    return absl::DataLossError(absl::StrCat("stored item ", in.key(), " does not decompress: ",
+                                            raw.ok() ? "bad content" : raw.status().message()));
   }
   return t;
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
+#include "common/util/zstd.h"
 #include "services/replay/validate.h"
 
 namespace rally {
@@ -131,6 +132,28 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
   if (store_) wal_bytes_.Set(static_cast<double>(store_->bytes_written()));
 }
 
+namespace {
+
+// A compressed item becomes a plain one; errors name the field.
+absl::Status DecompressInsert(v1::InsertRequest& req) {
+  if (req.trajectory_zstd().empty()) return absl::OkStatus();
+  if (req.has_trajectory()) {
+    return absl::InvalidArgumentError("set trajectory or trajectory_zstd, not both");
+  }
+  auto raw = ZstdDecompress(req.trajectory_zstd(), kMaxMessageBytes);
+  if (!raw.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("trajectory_zstd: ", raw.status().message()));
+  }
+  if (!req.mutable_trajectory()->ParseFromString(*raw)) {
+    req.clear_trajectory();
+    return absl::InvalidArgumentError("trajectory_zstd: the content is not a Trajectory");
+  }
+  req.clear_trajectory_zstd();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job,
                                           v1::InsertRequest& req, bool* duplicate) {
   const v1::Trajectory& traj = req.trajectory();
@@ -215,11 +238,14 @@ grpc::Status ReplayServiceImpl::Insert(
       if (broken) break;
     }
     Pending p;
+    absl::Status decoded = DecompressInsert(req);
     p.ack.set_sequence(req.trajectory().sequence());
     const std::string actor_id = req.trajectory().actor_id();
     bool duplicate = false;
     auto job = CurrentJob();
-    absl::Status status = job.ok() ? InsertOne(ctx, **job, req, &duplicate) : job.status();
+    absl::Status status = !decoded.ok() ? decoded
+                          : job.ok()    ? InsertOne(ctx, **job, req, &duplicate)
+                                        : job.status();
     if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) break;
     if (status.ok() && duplicate) {
       p.ack.set_duplicate(true);
@@ -301,7 +327,17 @@ grpc::Status ReplayServiceImpl::Sample(
       out->set_table_size(s.table_size);
       out->set_weight(s.weight);
       out->set_staleness(s.staleness);
-      *out->mutable_trajectory() = *s.item.trajectory;
+      // Large items go compressed to clients that decode them.
+      if (first.accept_zstd() && s.item.bytes > static_cast<int64_t>(kWireCompressAboveBytes)) {
+        std::string z = ZstdCompress(s.item.trajectory->SerializeAsString());
+        if (!z.empty()) {
+          out->set_trajectory_zstd(std::move(z));
+        } else {
+          *out->mutable_trajectory() = *s.item.trajectory;
+        }
+      } else {
+        *out->mutable_trajectory() = *s.item.trajectory;
+      }
       staleness.Observe(static_cast<double>(s.staleness));
     }
     sampled_.Increment(static_cast<double>(batch->size()));

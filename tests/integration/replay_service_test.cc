@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/net/server.h"
+#include "common/util/zstd.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -172,6 +173,90 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
   std::string metrics = HttpGet(metrics_address_, "/metrics");
   EXPECT_NE(metrics.find("rally_replay_items_inserted_total 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("rally_replay_items_rejected_total 3"), std::string::npos);
+}
+
+TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
+  ASSERT_FALSE(SubmitJob().empty());
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  // A 200 KB item (token ids, as language-model turns carry them).
+  v1::Trajectory big = ValidTrajectory(0);
+  for (int i = 0; i < 50000; ++i) big.mutable_turns(0)->add_observation_tokens(i % 5000);
+  // The job's table is a queue: each pass inserts the large item (compressed) and a small one,
+  // then samples both. A learner that accepts zstd gets the large one compressed; one that does
+  // not gets it plain; small items always go plain.
+  uint64_t sequence = 1;
+  for (bool accept : {true, false}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(30s));
+    auto stream = stub->Insert(&ctx);
+    v1::InsertRequest req;
+    v1::InsertResponse ack;
+    req.add_tables("selfplay");
+    big.set_sequence(sequence++);
+    std::string z = ZstdCompress(big.SerializeAsString());
+    ASSERT_FALSE(z.empty());
+    ASSERT_LT(z.size(), big.ByteSizeLong() / 2);
+    req.set_trajectory_zstd(z);
+    ASSERT_TRUE(stream->Write(req));
+    ASSERT_TRUE(stream->Read(&ack));
+    EXPECT_EQ(ack.code(), 0) << ack.error();
+    EXPECT_EQ(ack.sequence(), big.sequence());
+    if (accept) {
+      // A malformed frame, then both forms at once: each a precise INVALID_ARGUMENT.
+      req.set_trajectory_zstd("not zstd");
+      ASSERT_TRUE(stream->Write(req));
+      ASSERT_TRUE(stream->Read(&ack));
+      EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+      EXPECT_NE(ack.error().find("trajectory_zstd: not a zstd frame"), std::string::npos)
+          << ack.error();
+      req.set_trajectory_zstd(z);
+      *req.mutable_trajectory() = ValidTrajectory(100);
+      ASSERT_TRUE(stream->Write(req));
+      ASSERT_TRUE(stream->Read(&ack));
+      EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+      EXPECT_NE(ack.error().find("not both"), std::string::npos) << ack.error();
+    }
+    // The stream keeps serving: a small plain item.
+    req.clear_trajectory_zstd();
+    *req.mutable_trajectory() = ValidTrajectory(sequence++);
+    ASSERT_TRUE(stream->Write(req));
+    ASSERT_TRUE(stream->Read(&ack));
+    EXPECT_EQ(ack.code(), 0) << ack.error();
+    stream->WritesDone();
+    EXPECT_TRUE(stream->Finish().ok());
+
+    grpc::ClientContext sample_ctx;
+    sample_ctx.set_deadline(DeadlineIn(10s));
+    auto sample = stub->Sample(&sample_ctx);
+    v1::SampleRequest sreq;
+    sreq.set_table("selfplay");
+    sreq.set_batch_size(2);
+    sreq.set_credits(1);
+    sreq.set_accept_zstd(accept);
+    ASSERT_TRUE(sample->Write(sreq));
+    v1::SampleResponse batch;
+    ASSERT_TRUE(sample->Read(&batch));
+    ASSERT_EQ(batch.items_size(), 2);
+    int compressed = 0;
+    bool saw_big = false;
+    for (const v1::SampledItem& item : batch.items()) {
+      v1::Trajectory t = item.trajectory();
+      if (!item.trajectory_zstd().empty()) {
+        ++compressed;
+        auto raw = ZstdDecompress(item.trajectory_zstd(), 1 << 20);
+        ASSERT_TRUE(raw.ok()) << raw.status();
+        ASSERT_TRUE(t.ParseFromString(*raw));
+      }
+      if (t.sequence() == big.sequence()) {
+        saw_big = true;
+        EXPECT_EQ(t.SerializeAsString(), big.SerializeAsString());
+      }
+    }
+    EXPECT_TRUE(saw_big);
+    EXPECT_EQ(compressed, accept ? 1 : 0);
+    sample->WritesDone();
+    sample->Finish();
+  }
 }
 
 TEST_F(ReplayServiceTest, SampleBeyondTheTableIsInvalidArgument) {
