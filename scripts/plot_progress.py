@@ -29,6 +29,8 @@ def rounds(path):
                 continue
             p = json.loads(line)
             for opponent, e in p.get("eval", {}).items():
+                if opponent == "league":  # Elo points: another scale, in the evaluator's log
+                    continue
                 key = (opponent, e.get("policy_version"))
                 if key in seen:
                     continue

@@ -351,12 +351,14 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
 
   YAML::Node eval = r.Section(top, "", "evaluation");
   const std::string ep = "evaluation";
-  r.CheckKeys(eval, ep, {"games", "every_seconds", "greedy", "opponents"});
+  r.CheckKeys(eval, ep, {"games", "every_seconds", "greedy", "opponents", "league_games"});
   r.Read(eval, ep, "games", &c.evaluation.games);
   r.Read(eval, ep, "every_seconds", &c.evaluation.every_seconds);
   r.Read(eval, ep, "greedy", &c.evaluation.greedy);
   r.Read(eval, ep, "opponents", &c.evaluation.opponents);
+  r.Read(eval, ep, "league_games", &c.evaluation.league_games);
   RequireAtLeast(r, eval, ep, "games", c.evaluation.games, 2);
+  RequireAtLeast(r, eval, ep, "league_games", c.evaluation.league_games, 0);
   RequireAtLeast(r, eval, ep, "every_seconds", c.evaluation.every_seconds, 0.0);
   for (const std::string& o : c.evaluation.opponents) {
     CheckOpponent(r, eval, ep, "opponents", o, c.game.name);

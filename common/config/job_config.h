@@ -117,6 +117,10 @@ struct EvaluationConfig {
   double every_seconds = 10;
   bool greedy = false;  // argmax instead of sampling from the policy
   std::vector<std::string> opponents = {"random", "perfect"};
+  // > 0: each round the policy also plays this many games against every snapshot in the
+  // learner's pool, and Elo ratings are fitted over the job's league (its evaluated versions,
+  // the snapshots and the fixed opponents; "random" rated 0 when it plays).
+  int league_games = 0;
 };
 
 // What actors play next (docs/replay.md): opponent selection over the snapshot pool and task

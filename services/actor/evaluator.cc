@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/eval/exploitability.h"
 #include "common/eval/policy.h"
 #include "services/actor/inference.h"
@@ -93,6 +94,34 @@ v1::EvalResult Evaluate(const Game& game, NetworkPolicy& policy, const Agent& op
     }
   }
   return result;
+}
+
+int NetworkAgent::Act(const State& state, std::mt19937_64& rng) const {
+  const int player = state.CurrentPlayer();
+  std::vector<float> obs(policy_->observation_size());
+  state.ObservationTensor(player, obs);
+  std::vector<int> legal = state.LegalActions();
+  std::vector<uint8_t> mask(policy_->num_actions(), 0);
+  for (int a : legal) mask[a] = 1;
+  std::vector<float> probs(policy_->num_actions());
+  policy_->Probabilities(1, obs.data(), mask.data(), probs.data());
+  return SampleAction(probs.data(), legal, /*greedy=*/false, rng).first;
+}
+
+std::string League::Player(int64_t version) { return absl::StrCat("v", version); }
+
+void League::Add(const std::string& player, const v1::EvalResult& r) {
+  if (r.games() <= 0 || r.opponent() == player) return;
+  results_.push_back({player, r.opponent(), static_cast<double>(r.wins()),
+                      static_cast<double>(r.draws()), static_cast<double>(r.losses())});
+}
+
+absl::StatusOr<std::map<std::string, double>> League::Ratings() const {
+  EloOptions options;
+  for (const MatchResult& m : results_) {
+    if (m.player_a == "random" || m.player_b == "random") options.anchor = "random";
+  }
+  return FitElo(results_, options);
 }
 
 }  // namespace rally

@@ -3,6 +3,8 @@
 // fixed opponents and reports the results to control.
 #include <torch/torch.h>
 
+#include <cmath>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -16,10 +18,13 @@
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
+#include "nlohmann/json.hpp"
+#include "rally/v1/weights.grpc.pb.h"
 #include "services/actor/evaluator.h"
 #include "services/actor/inference.h"
 #include "services/actor/opponent_source.h"
 #include "services/actor/selfplay.h"
+#include "services/actor/snapshot_cache.h"
 #include "services/actor/weight_subscriber.h"
 
 ABSL_FLAG(std::string, mode, "selfplay", "selfplay | eval");
@@ -141,6 +146,69 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
   int64_t last_version = -1;
   auto last_round = std::chrono::steady_clock::now() - std::chrono::hours(1);
   auto started = std::chrono::steady_clock::now();
+  // The league (evaluation.league_games > 0): the latest version against every snapshot in the
+  // learner's pool, plus the fixed opponents' rounds; Elo over everything played so far.
+  League league;
+  SnapshotCache snapshots(a.endpoints().weights(), 64);
+  auto weights_stub = v1::WeightService::NewStub(MakeChannel(a.endpoints().weights()));
+  std::map<int64_t, std::shared_ptr<NetworkPolicy>> snapshot_policies;
+  auto& elo_gauge = prometheus::BuildGauge()
+                        .Name("rally_evaluator_elo")
+                        .Help("Elo rating in the job's league (random = 0 when it plays).")
+                        .Register(registry);
+  auto PlayLeagueRound =
+      [&](NetworkPolicy& policy,
+          const std::vector<v1::EvalResult>& fixed) -> absl::StatusOr<v1::EvalResult> {
+    const std::string me = League::Player(policy.version());
+    for (const v1::EvalResult& r : fixed) league.Add(me, r);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(std::chrono::seconds(10)));
+    v1::ListSnapshotsResponse pool;
+    grpc::Status listed = weights_stub->ListSnapshots(&ctx, v1::ListSnapshotsRequest(), &pool);
+    if (!listed.ok()) return absl::UnavailableError("ListSnapshots: " + listed.error_message());
+    v1::EvalResult out;
+    out.set_opponent("league");
+    out.set_policy_version(policy.version());
+    out.set_greedy(config.evaluation.greedy);
+    std::map<int64_t, std::shared_ptr<NetworkPolicy>> kept;
+    for (const v1::SnapshotInfo& info : pool.snapshots()) {
+      if (info.version() == policy.version()) continue;
+      auto& built = snapshot_policies[info.version()];
+      if (!built) {
+        auto blob = snapshots.Get(info.version());
+        if (!blob.ok()) continue;  // evicted since it was listed
+        auto np = NetworkPolicy::FromWeights(game.ObservationSize(), config.policy.hidden,
+                                             game.NumDistinctActions(), info.version(), **blob);
+        if (!np.ok()) return np.status();
+        built = *np;
+      }
+      kept[info.version()] = built;
+      NetworkAgent agent(League::Player(info.version()), built);
+      v1::EvalResult r = Evaluate(game, policy, agent, config.evaluation.league_games,
+                                  config.evaluation.greedy, rng);
+      league.Add(me, r);
+      out.set_games(out.games() + r.games());
+      out.set_wins(out.wins() + r.wins());
+      out.set_draws(out.draws() + r.draws());
+      out.set_losses(out.losses() + r.losses());
+    }
+    snapshot_policies = std::move(kept);
+    if (league.matches() == 0) return absl::FailedPreconditionError("no league games yet");
+    auto ratings = league.Ratings();
+    if (!ratings.ok()) return ratings.status();
+    out.set_elo((*ratings)[me]);
+    nlohmann::json table = nlohmann::json::object();
+    for (const auto& [player, rating] : *ratings) table[player] = std::round(rating);
+    LogInfo("league", {{"policy_version", policy.version()},
+                       {"elo", out.elo()},
+                       {"snapshots", static_cast<int64_t>(snapshot_policies.size())},
+                       {"ratings", table.dump()}});
+    elo_gauge.Add({{"player", "latest"}}).Set(out.elo());
+    for (const auto& [player, rating] : *ratings) {
+      if (player.rfind("v", 0) != 0) elo_gauge.Add({{"player", player}}).Set(rating);
+    }
+    return out;
+  };
   auto play_round = [&](NetworkPolicy& policy) {
     last_round = std::chrono::steady_clock::now();
     last_version = policy.version();
@@ -159,6 +227,15 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
                              {"greedy", r.greedy()}});
       ExportRound(registry, r);
       round.push_back(r);
+    }
+    if (config.evaluation.league_games > 0) {
+      if (auto r = PlayLeagueRound(policy, round); r.ok()) {
+        r->set_wall_seconds(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        round.push_back(*r);
+      } else {
+        LogWarning("league round failed", {{"error", r.status().ToString()}});
+      }
     }
     if (tree) {
       auto exact = EvaluateExactly(game, *tree, policy);

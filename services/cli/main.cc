@@ -80,6 +80,7 @@ std::string EvalText(const v1::EvalResult& e) {
   if (e.opponent() == "best_response") {
     return absl::StrFormat("exploitability %.4f", e.exploitability());
   }
+  if (e.opponent() == "league") return absl::StrFormat("Elo %.0f", e.elo());
   return absl::StrFormat("%s W/D/L %d/%d/%d", e.opponent(), e.wins(), e.draws(), e.losses());
 }
 
@@ -116,6 +117,7 @@ nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
     if (e.opponent() == "best_response") {
       evals[e.opponent()]["exploitability"] = e.exploitability();
     }
+    if (e.opponent() == "league") evals[e.opponent()]["elo"] = e.elo();
     greedy = e.greedy();
   }
   j["eval"] = evals;

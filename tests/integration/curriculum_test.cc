@@ -66,6 +66,20 @@ TEST(Curriculum, ActorsPlaySnapshotsTheCurriculumPicksAndReportBack) {
   EXPECT_GE(pool.size(), 2u) << testing::ReadFile(workdir + "/logs/replay.log");
   EXPECT_LE(pool.size(), 4u);  // snapshot_pool_size
   EXPECT_GE(snapshot_games, 1);
+
+  // The evaluator's league: the latest version against the pool's snapshots, Elo with random at
+  // 0, in the job status and the evaluator's log.
+  ASSERT_TRUE(summary["eval"].contains("league")) << summary.dump(2);
+  EXPECT_GT(summary["eval"]["league"]["games"].get<int64_t>(), 0);
+  EXPECT_GT(summary["eval"]["league"]["elo"].get<double>(), 0);  // 300 steps beat random
+  auto league = LogLines(workdir + "/logs/evaluator.log", "league");
+  ASSERT_FALSE(league.empty()) << testing::ReadFile(workdir + "/logs/evaluator.log");
+  auto ratings = nlohmann::json::parse(league.back()["ratings"].get<std::string>());
+  EXPECT_EQ(ratings["random"].get<double>(), 0);
+  int rated_versions = 0;
+  for (const auto& [player, rating] : ratings.items()) rated_versions += player[0] == 'v';
+  EXPECT_GE(rated_versions, 3) << ratings.dump();  // evaluated versions and snapshots
+  EXPECT_GE(league.back()["snapshots"].get<int64_t>(), 2) << league.back().dump();
 }
 
 }  // namespace
