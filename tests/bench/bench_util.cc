@@ -14,6 +14,10 @@
 #include <thread>
 #include <utility>
 
+#include "common/net/server.h"
+#include "rally/v1/control.grpc.pb.h"
+#include "rally/v1/replay.grpc.pb.h"
+
 namespace rally::bench {
 
 double Median(std::vector<double> v) {
@@ -140,6 +144,40 @@ double LoopbackTcpSeconds(size_t bytes, int receivers, int runs) {
     times.push_back(total);
   }
   return Median(times);
+}
+
+ReplayCluster StartReplayCluster(const std::string& name, const std::string& spec_yaml, bool wal) {
+  using namespace std::chrono_literals;
+  ReplayCluster c;
+  c.dir = testing::TempDir("bench-" + name);
+  c.control = std::make_unique<testing::Process>(
+      "rally-control",
+      std::vector<std::string>{"--port=0", "--port_file=" + c.dir + "/control.port",
+                               "--db=" + c.dir + "/control.sqlite"},
+      c.dir + "/control.log");
+  std::string control = "127.0.0.1:" + testing::WaitForPortFile(c.dir + "/control.port", 30s);
+  int port = testing::FreePort();
+  c.replay_address = "127.0.0.1:" + std::to_string(port);
+  std::vector<std::string> args = {"--control=" + control, "--port=" + std::to_string(port)};
+  if (wal) args.push_back("--data_dir=" + c.dir + "/replay");
+  c.replay = std::make_unique<testing::Process>("rally-replay", args, c.dir + "/replay.log");
+  if (!WaitForServing(c.replay_address, 30s).ok()) std::abort();
+  auto jobs = v1::JobService::NewStub(MakeChannel(control));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(10s));
+  v1::SubmitJobRequest req;
+  req.set_spec_yaml(spec_yaml);
+  v1::Job job;
+  if (!jobs->SubmitJob(&ctx, req, &job).ok()) std::abort();
+  auto replay = v1::ReplayService::NewStub(MakeChannel(c.replay_address));
+  for (int i = 0; i < 600; ++i) {
+    grpc::ClientContext ic;
+    ic.set_deadline(DeadlineIn(2s));
+    v1::InfoResponse info;
+    if (replay->Info(&ic, v1::InfoRequest(), &info).ok() && info.job_id() == job.id()) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return c;
 }
 
 std::string JsonPath(int argc, char** argv) {

@@ -2,10 +2,12 @@
 // for moving bytes on this machine, measured in the same run), and --json output.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/integration/process.h"
 
 namespace rally::bench {
 
@@ -20,6 +22,17 @@ double LoopbackTcpSeconds(size_t bytes, int receivers, int runs);
 // shared source buffer, holds all `bytes` in a buffer of its own (the raw cost of pushing a blob
 // to that many subscribers at once); median of `runs`.
 double LoopbackTcpFanOutSeconds(size_t bytes, int receivers, int runs);
+
+// rally-control and one rally-replay as processes on loopback, with the job `spec_yaml`
+// submitted and installed in the replay (with `wal`, the replay keeps a write-ahead log). Aborts
+// if they do not come up within 30 s. The processes end with the object.
+struct ReplayCluster {
+  std::string dir;
+  std::unique_ptr<testing::Process> control;
+  std::unique_ptr<testing::Process> replay;
+  std::string replay_address;
+};
+ReplayCluster StartReplayCluster(const std::string& name, const std::string& spec_yaml, bool wal);
 
 // The value of `--json FILE` in argv, or "".
 std::string JsonPath(int argc, char** argv);

@@ -19,7 +19,6 @@
 #include "common/games/registry.h"
 #include "common/net/server.h"
 #include "common/rl/losses.h"
-#include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
 #include "services/learner/batch_source.h"
@@ -63,48 +62,16 @@ v1::Trajectory RandomEpisode(const Game& game, uint64_t sequence, std::mt19937_6
   return t;
 }
 
-struct Cluster {
-  std::string dir;
-  std::unique_ptr<testing::Process> control;
-  std::unique_ptr<testing::Process> replay;
-  std::string replay_address;
-};
+using Cluster = bench::ReplayCluster;
 
 Cluster StartFilledReplay(const Game& game) {
-  Cluster c;
-  c.dir = testing::TempDir("bench-learner");
-  c.control = std::make_unique<testing::Process>(
-      "rally-control",
-      std::vector<std::string>{"--port=0", "--port_file=" + c.dir + "/control.port",
-                               "--db=" + c.dir + "/control.sqlite"},
-      c.dir + "/control.log");
-  std::string control = "127.0.0.1:" + testing::WaitForPortFile(c.dir + "/control.port", 30s);
-  int port = testing::FreePort();
-  c.replay_address = "127.0.0.1:" + std::to_string(port);
-  c.replay = std::make_unique<testing::Process>(
-      "rally-replay",
-      std::vector<std::string>{"--control=" + control, "--port=" + std::to_string(port)},
-      c.dir + "/replay.log");
-  if (!WaitForServing(c.replay_address, 30s).ok()) std::abort();
-  auto jobs = v1::JobService::NewStub(MakeChannel(control));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(10s));
-  v1::SubmitJobRequest req;
-  req.set_spec_yaml(
+  Cluster c = bench::StartReplayCluster(
+      "learner",
       "game: tictactoe\nstop: {max_wall_seconds: 3600}\n"
       "replay:\n  fsync: never\n  snapshot_every_seconds: 0\n"
       "  tables: [{name: bench, sampler: uniform, remover: fifo, max_times_sampled: 0,\n"
-      "            rate_limiter: min_size, max_size: 100000}]\n");
-  v1::Job job;
-  if (!jobs->SubmitJob(&ctx, req, &job).ok()) std::abort();
-  auto replay = v1::ReplayService::NewStub(MakeChannel(c.replay_address));
-  for (int i = 0; i < 600; ++i) {
-    grpc::ClientContext ic;
-    ic.set_deadline(DeadlineIn(2s));
-    v1::InfoResponse info;
-    if (replay->Info(&ic, v1::InfoRequest(), &info).ok() && info.job_id() == job.id()) break;
-    std::this_thread::sleep_for(50ms);
-  }
+      "            rate_limiter: min_size, max_size: 100000}]\n",
+      /*wal=*/false);
   ReplayWriter writer(c.replay_address, {"bench"}, "bench", 256, nullptr);
   std::mt19937_64 rng(7);
   for (int i = 0; i < kEpisodes; ++i) {

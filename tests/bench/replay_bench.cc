@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "common/net/server.h"
-#include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
 #include "tests/bench/bench_util.h"
@@ -37,49 +36,17 @@ v1::Trajectory Item(size_t bytes, std::mt19937& rng) {
   return t;
 }
 
-struct Cluster {
-  std::string dir;
-  std::unique_ptr<testing::Process> control;
-  std::unique_ptr<testing::Process> replay;
-  std::string replay_address;
-};
+using Cluster = bench::ReplayCluster;
 
 Cluster Start(const std::string& name, bool wal, int64_t max_size) {
-  Cluster c;
-  c.dir = testing::TempDir("bench-" + name);
-  c.control = std::make_unique<testing::Process>(
-      "rally-control",
-      std::vector<std::string>{"--port=0", "--port_file=" + c.dir + "/control.port",
-                               "--db=" + c.dir + "/control.sqlite"},
-      c.dir + "/control.log");
-  std::string control = "127.0.0.1:" + testing::WaitForPortFile(c.dir + "/control.port", 30s);
-  int port = testing::FreePort();
-  c.replay_address = "127.0.0.1:" + std::to_string(port);
-  std::vector<std::string> args = {"--control=" + control, "--port=" + std::to_string(port)};
-  if (wal) args.push_back("--data_dir=" + c.dir + "/replay");
-  c.replay = std::make_unique<testing::Process>("rally-replay", args, c.dir + "/replay.log");
-  if (!WaitForServing(c.replay_address, 30s).ok()) std::abort();
-  auto jobs = v1::JobService::NewStub(MakeChannel(control));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(10s));
-  v1::SubmitJobRequest req;
-  req.set_spec_yaml(
+  return bench::StartReplayCluster(
+      name,
       "game: tictactoe\nstop: {max_wall_seconds: 3600}\n"
       "replay:\n  fsync: every_batch\n  snapshot_every_seconds: 0\n"
       "  tables: [{name: bench, sampler: uniform, remover: fifo, max_times_sampled: 0,\n"
       "            rate_limiter: min_size, max_bytes: 1073741824, max_size: " +
-      std::to_string(max_size) + "}]\n");
-  v1::Job job;
-  if (!jobs->SubmitJob(&ctx, req, &job).ok()) std::abort();
-  auto replay = v1::ReplayService::NewStub(MakeChannel(c.replay_address));
-  for (int i = 0; i < 600; ++i) {
-    grpc::ClientContext ic;
-    ic.set_deadline(DeadlineIn(2s));
-    v1::InfoResponse info;
-    if (replay->Info(&ic, v1::InfoRequest(), &info).ok() && info.job_id() == job.id()) break;
-    std::this_thread::sleep_for(50ms);
-  }
-  return c;
+          std::to_string(max_size) + "}]\n",
+      wal);
 }
 
 // Items per second acknowledged to `writers` streams over `seconds` (after a short warm-up).
