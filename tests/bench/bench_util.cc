@@ -29,44 +29,6 @@ double Median(std::vector<double> v) {
 
 namespace {
 
-// One transfer of `bytes` from a writer thread to this thread over a fresh connection.
-double TransferSeconds(size_t bytes) {
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  listen(listener, 1);
-  std::thread writer([&] {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    std::vector<char> chunk(1 << 20, 'x');
-    size_t sent = 0;
-    while (sent < bytes) {
-      ssize_t n = send(fd, chunk.data(), std::min(chunk.size(), bytes - sent), 0);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
-    close(fd);
-  });
-  int conn = accept(listener, nullptr, nullptr);
-  std::vector<char> buf(1 << 20);
-  size_t got = 0;
-  auto start = std::chrono::steady_clock::now();
-  while (got < bytes) {
-    ssize_t n = recv(conn, buf.data(), buf.size(), 0);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  writer.join();
-  close(conn);
-  close(listener);
-  return secs;
-}
-
 // A connected pair of loopback TCP sockets: {sending end, receiving end}.
 std::pair<int, int> ConnectedPair() {
   int listener = socket(AF_INET, SOCK_STREAM, 0);
@@ -82,6 +44,33 @@ std::pair<int, int> ConnectedPair() {
   int in = accept(listener, nullptr, nullptr);
   close(listener);
   return {out, in};
+}
+
+// One transfer of `bytes` from a writer thread to this thread over a fresh connection.
+double TransferSeconds(size_t bytes) {
+  auto [out, in] = ConnectedPair();
+  std::thread writer([&, fd = out] {
+    std::vector<char> chunk(1 << 20, 'x');
+    size_t sent = 0;
+    while (sent < bytes) {
+      ssize_t n = send(fd, chunk.data(), std::min(chunk.size(), bytes - sent), 0);
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    close(fd);
+  });
+  std::vector<char> buf(1 << 20);
+  size_t got = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (got < bytes) {
+    ssize_t n = recv(in, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  writer.join();
+  close(in);
+  return secs;
 }
 
 // One fan-out of `source` to `receivers` connections at once.
