@@ -14,6 +14,15 @@ std::string ZstdCompress(std::string_view raw, int level) {
   return out;
 }
 
+std::string ZstdCompressIfWorthIt(std::string_view raw, int level) {
+  constexpr size_t kProbeBytes = 4096;
+  if (raw.size() > 4 * kProbeBytes) {
+    std::string probe = ZstdCompress(raw.substr(0, kProbeBytes), level);
+    if (probe.empty() || probe.size() > kProbeBytes * 9 / 10) return "";
+  }
+  return ZstdCompress(raw, level);
+}
+
 absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_bytes) {
   unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (size == ZSTD_CONTENTSIZE_ERROR) return absl::InvalidArgumentError("not a zstd frame");

@@ -17,6 +17,10 @@ inline constexpr int kFastZstdLevel = -3;
 
 // The zstd frame of `raw`; empty when compression does not make it smaller.
 std::string ZstdCompress(std::string_view raw, int level = kFastZstdLevel);
+// The same for payloads on the wire, after a cheap probe: when the first 4 KiB do not shrink by
+// a tenth, the payload (random ids, already compressed data) is left alone at once instead of
+// spending a whole compression pass on both ends to save nothing.
+std::string ZstdCompressIfWorthIt(std::string_view raw, int level = kFastZstdLevel);
 // The content of one zstd frame. INVALID_ARGUMENT for a malformed frame, one that does not
 // state its size, or one that would expand beyond `max_bytes` (so a small request cannot make
 // the receiver allocate without bound).

@@ -118,7 +118,7 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
     }
     // Large items travel compressed; the replay decompresses them before validating.
     if (req.trajectory().ByteSizeLong() > kWireCompressAboveBytes) {
-      std::string z = ZstdCompress(req.trajectory().SerializeAsString());
+      std::string z = ZstdCompressIfWorthIt(req.trajectory().SerializeAsString());
       if (!z.empty()) {
         req.clear_trajectory();
         req.set_trajectory_zstd(std::move(z));

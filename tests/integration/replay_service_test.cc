@@ -178,9 +178,9 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
 TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
   ASSERT_FALSE(SubmitJob().empty());
   auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
-  // A 200 KB item (token ids, as language-model turns carry them).
+  // A 200 KB item of token ids (as language-model turns carry them) that repeat a 97-token prompt.
   v1::Trajectory big = ValidTrajectory(0);
-  for (int i = 0; i < 50000; ++i) big.mutable_turns(0)->add_observation_tokens(i % 5000);
+  for (int i = 0; i < 50000; ++i) big.mutable_turns(0)->add_observation_tokens(1000 + i % 97);
   // The job's table is a queue: each pass inserts the large item (compressed) and a small one,
   // then samples both. A learner that accepts zstd gets the large one compressed; one that does
   // not gets it plain; small items always go plain.

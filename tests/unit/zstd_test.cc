@@ -25,6 +25,18 @@ TEST(Zstd, IncompressibleDataIsLeftAlone) {
   EXPECT_TRUE(ZstdCompress(raw).empty());
 }
 
+TEST(Zstd, TheProbeSkipsPayloadsThatDoNotCompress) {
+  std::mt19937 rng(2);
+  std::string noise(64 << 10, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  EXPECT_TRUE(ZstdCompressIfWorthIt(noise).empty());
+  std::string text;
+  while (text.size() < (64 << 10)) text += "observation_tokens: 17 18 19; ";
+  std::string z = ZstdCompressIfWorthIt(text);
+  ASSERT_FALSE(z.empty());
+  EXPECT_EQ(*ZstdDecompress(z, text.size()), text);
+}
+
 TEST(Zstd, RejectsMalformedFramesAndFramesOverTheLimit) {
   auto bad = ZstdDecompress("definitely not zstd", 1 << 20);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
