@@ -114,12 +114,13 @@ std::vector<double> LeducPokerState::Returns() const {
 }
 
 void LeducPokerState::ObservationTensor(int player, std::span<float> out) const {
-  std::fill(out.begin(), out.begin() + 16, 0.f);
-  out[player] = 1.f;
-  if (cards_[player] >= 0) out[2 + cards_[player]] = 1.f;
-  if (public_card_ >= 0) out[8 + public_card_] = 1.f;
-  out[14] = static_cast<float>(contribution_[0]);
-  out[15] = static_cast<float>(contribution_[1]);
+  // What is on the table: the information state (cards and every bet of the hand, which the
+  // player has seen) and both players' chips in the pot. The chips alone would merge histories
+  // with equal pots ("rc" and "crc" both reach round two at 3 / 3), and a network fed them could
+  // not play those information states differently.
+  InformationStateTensor(player, out.first(30));
+  out[30] = static_cast<float>(contribution_[0]);
+  out[31] = static_cast<float>(contribution_[1]);
 }
 
 void LeducPokerState::InformationStateTensor(int player, std::span<float> out) const {

@@ -80,7 +80,7 @@ class LeducPokerGame : public Game {
   int NumPlayers() const override { return 2; }
   int NumDistinctActions() const override { return 3; }
   int MaxChanceOutcomes() const override { return LeducPokerState::kNumCards; }
-  std::vector<int> ObservationShape() const override { return {16}; }
+  std::vector<int> ObservationShape() const override { return {32}; }
   std::vector<int> InformationStateShape() const override { return {30}; }
   int MaxGameLength() const override { return 8; }
   std::unique_ptr<State> NewInitialState() const override {

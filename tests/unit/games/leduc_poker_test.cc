@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "common/eval/game_tree.h"
 
 namespace rally {
@@ -115,7 +117,7 @@ TEST(LeducPoker, KeysFollowTheClassicNotation) {
 
 TEST(LeducPoker, TensorsHoldCardsAndBetting) {
   LeducPokerState s = Play(Ks, Qh, {C, R, C, Js, R});
-  std::vector<float> info(30), obs(16);
+  std::vector<float> info(30), obs(32);
   s.InformationStateTensor(1, info);
   std::vector<float> expected(30, 0.f);
   expected[1] = 1;           // player 1
@@ -126,12 +128,47 @@ TEST(LeducPoker, TensorsHoldCardsAndBetting) {
   expected[14 + 4] = 1;      // round 1 slot 2: call
   expected[14 + 8 + 1] = 1;  // round 2 slot 0: raise
   EXPECT_EQ(info, expected);
+  // The observation is the information state plus both players' chips in the pot.
+  s.ObservationTensor(1, obs);
+  EXPECT_EQ(std::vector<float>(obs.begin(), obs.begin() + 30), expected);
+  EXPECT_EQ(obs[30], 7.f);
+  EXPECT_EQ(obs[31], 3.f);
   s.ObservationTensor(0, obs);
   EXPECT_EQ(obs[0], 1.f);
   EXPECT_EQ(obs[2 + Ks], 1.f);
   EXPECT_EQ(obs[8 + Js], 1.f);
-  EXPECT_EQ(obs[14], 7.f);
-  EXPECT_EQ(obs[15], 3.f);
+}
+
+// A network reads the observation: it must tell every information state apart, or the policy
+// is forced to play two of them alike.
+void CollectObservations(const State& s, std::map<std::vector<float>, std::string>& seen,
+                         int& collisions) {
+  if (s.IsTerminal()) return;
+  if (!s.IsChanceNode()) {
+    const int p = s.CurrentPlayer();
+    std::vector<float> obs(32);
+    s.ObservationTensor(p, obs);
+    auto [it, inserted] = seen.emplace(obs, s.InformationStateString(p));
+    if (!inserted && it->second != s.InformationStateString(p)) ++collisions;
+  }
+  std::vector<int> actions = s.IsChanceNode() ? std::vector<int>() : s.LegalActions();
+  if (s.IsChanceNode()) {
+    for (const auto& [a, p] : s.ChanceOutcomes()) actions.push_back(a);
+  }
+  for (int a : actions) {
+    auto child = s.Clone();
+    child->ApplyAction(a);
+    CollectObservations(*child, seen, collisions);
+  }
+}
+
+TEST(LeducPoker, ObservationsTellEveryInformationStateApart) {
+  LeducPokerGame game;
+  std::map<std::vector<float>, std::string> seen;
+  int collisions = 0;
+  CollectObservations(*game.NewInitialState(), seen, collisions);
+  EXPECT_EQ(seen.size(), 936u);
+  EXPECT_EQ(collisions, 0);
 }
 
 TEST(LeducPoker, Has936InformationStatesBySuitAnd288ByRank) {

@@ -20,7 +20,7 @@ TEST(Registry, DeclaresEachGamesShapes) {
   for (const Expected& e : std::vector<Expected>{{"tictactoe", 9, 0, 27, 27, 9},
                                                  {"connect_four", 7, 0, 126, 126, 42},
                                                  {"kuhn_poker", 2, 3, 7, 11, 3},
-                                                 {"leduc_poker", 3, 6, 16, 30, 8},
+                                                 {"leduc_poker", 3, 6, 32, 30, 8},
                                                  {"negotiation", 502, 41, 31, 162, 10}}) {
     auto g = LoadGame(e.name);
     ASSERT_TRUE(g.ok()) << g.status();
