@@ -29,7 +29,8 @@ class ConnectFourAlphaBeta final : public Agent {
 
   // `depth` >= 1.
   explicit ConnectFourAlphaBeta(int depth) : depth_(depth) {}
-  std::string name() const override { return "alphabeta_d" + std::to_string(depth_); }
+  // The name the job spec uses for this opponent (evaluation.opponents, targets).
+  std::string name() const override { return "alpha_beta_" + std::to_string(depth_); }
   // `state` must be a ConnectFourState.
   int Act(const State& state, std::mt19937_64& rng) const override;
 

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "common/eval/opponents.h"
 #include "common/games/connect_four.h"
+#include "common/games/registry.h"
 
 namespace rally {
 namespace {
@@ -86,6 +88,28 @@ TEST(ConnectFourAlphaBeta, DepthFourBeatsDepthOneMostOfTheTime) {
     score += PlayGame(game, seats, rng)[seat];
   }
   EXPECT_GT(score, kGames / 2);  // an average result above +0.5 a game
+}
+
+}  // namespace
+}  // namespace rally
+
+namespace rally {
+namespace {
+
+// Evaluation results and targets are keyed by the opponent's name: it must be the spec's.
+TEST(Opponents, CarryTheNamesTheJobSpecUses) {
+  auto c4 = LoadGame("connect_four");
+  ASSERT_TRUE(c4.ok());
+  for (const char* name : {"random", "alpha_beta_1", "alpha_beta_2", "alpha_beta_4"}) {
+    auto o = MakeOpponent(name, **c4);
+    ASSERT_TRUE(o.ok()) << name << ": " << o.status();
+    EXPECT_EQ((*o)->name(), name);
+  }
+  auto negotiation = LoadGame("negotiation");
+  ASSERT_TRUE(negotiation.ok());
+  auto trader = MakeOpponent("trader", **negotiation);
+  ASSERT_TRUE(trader.ok()) << trader.status();
+  EXPECT_EQ((*trader)->name(), "trader");
 }
 
 }  // namespace
