@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <set>
-#include <sstream>
 
 #include "nlohmann/json.hpp"
 #include "tests/integration/process.h"
@@ -14,17 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The log lines with msg `msg`, parsed.
-std::vector<nlohmann::json> LogLines(const std::string& path, const std::string& msg) {
-  std::vector<nlohmann::json> out;
-  std::istringstream lines(testing::ReadFile(path));
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("msg", "") == msg) out.push_back(j);
-  }
-  return out;
-}
+using testing::LogLines;
 
 TEST(Curriculum, ActorsPlaySnapshotsTheCurriculumPicksAndReportBack) {
   const std::string dir = testing::TempDir("fsp");

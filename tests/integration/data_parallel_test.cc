@@ -10,7 +10,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -63,14 +62,8 @@ class NamespacePair {
 
 // The last JSON log line of `path` with msg `msg`, or an empty object.
 nlohmann::json LastLogLine(const std::string& path, const std::string& msg) {
-  std::istringstream lines(testing::ReadFile(path));
-  std::string line;
-  nlohmann::json found = nlohmann::json::object();
-  while (std::getline(lines, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("msg", "") == msg) found = j;
-  }
-  return found;
+  auto lines = testing::LogLines(path, msg);
+  return lines.empty() ? nlohmann::json::object() : lines.back();
 }
 
 // Exports the newest checkpoint under `checkpoints` and returns the policy's exact expected

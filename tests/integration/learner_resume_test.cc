@@ -5,7 +5,6 @@
 #include <signal.h>
 
 #include <filesystem>
-#include <sstream>
 #include <thread>
 
 #include "nlohmann/json.hpp"
@@ -18,13 +17,8 @@ using namespace std::chrono_literals;
 
 // The integer field `key` of the first log line with msg `msg`, or -1.
 int64_t LogInt(const std::string& path, const std::string& msg, const std::string& key) {
-  std::istringstream lines(testing::ReadFile(path));
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("msg", "") == msg && j.contains(key) && j[key].is_number()) {
-      return j[key].get<int64_t>();
-    }
+  for (const nlohmann::json& j : testing::LogLines(path, msg)) {
+    if (j.contains(key) && j[key].is_number()) return j[key].get<int64_t>();
   }
   return -1;
 }

@@ -102,18 +102,23 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+std::vector<nlohmann::json> LogLines(const std::string& log_path, const std::string& msg) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(ReadFile(log_path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == msg) out.push_back(std::move(j));
+  }
+  return out;
+}
+
 std::string WaitForLogField(const std::string& log_path, const std::string& msg,
                             const std::string& key, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
-    std::istringstream lines(ReadFile(log_path));
-    std::string line;
-    while (std::getline(lines, line)) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) continue;
-      if (j.value("msg", "") == msg && j.contains(key) && j[key].is_string()) {
-        return j[key].get<std::string>();
-      }
+    for (const nlohmann::json& j : LogLines(log_path, msg)) {
+      if (j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "rally/v1/trajectory.pb.h"
 
 namespace rally::testing {
@@ -47,6 +48,8 @@ int RunToCompletion(const std::string& binary, const std::vector<std::string>& a
                     const std::string& netns = "");
 
 std::string ReadFile(const std::string& path);
+// Every JSON log line of `log_path` whose msg is `msg`, parsed, in order.
+std::vector<nlohmann::json> LogLines(const std::string& log_path, const std::string& msg);
 // The first "key":"value" string of a JSON log line with msg `msg` in `log_path`, waiting up to
 // `timeout` for it to appear.
 std::string WaitForLogField(const std::string& log_path, const std::string& msg,
