@@ -3,11 +3,15 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/snapshot_id.h"
 
 namespace rally {
 
 std::string BaselineRole(const v1::Trajectory& episode, int seat) {
   if (episode.opponent_id().empty() || episode.opponent_id() == "latest") return absl::StrCat(seat);
+  // Snapshots of the pool share one role: the pool moves through the job, and a baseline per
+  // snapshot would add keys (to the map and to every checkpoint) without bound.
+  if (SnapshotVersion(episode.opponent_id())) return absl::StrCat(seat, "/snapshot");
   return absl::StrCat(seat, "/", episode.opponent_id());
 }
 

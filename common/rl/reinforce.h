@@ -38,6 +38,7 @@ struct TurnBatch {
 // seat with the opponent against a fixed opponent ("1/random"), so that easy games against a
 // weak opponent do not inflate the self-play baseline (SPIRAL keys baselines by (game, role);
 // rally adds the opponent to the role when seats are not all played by the learning policy).
+// All snapshots of the pool share the role "<seat>/snapshot".
 std::string BaselineRole(const v1::Trajectory& episode, int seat);
 
 // Flattens `episodes` into turns, ordered as TurnBatch says, and assigns every turn of role p the

@@ -82,6 +82,21 @@ TEST(BuildTurnBatch, FixedOpponentGamesUseTheirOwnBaseline) {
   EXPECT_EQ(BaselineRole(vs_random, 1), "1/random");
 }
 
+TEST(BuildTurnBatch, EverySnapshotOfThePoolSharesOneBaseline) {
+  RoleBaselines baselines(0.95);
+  v1::Trajectory a = Episode(-1, 1, "snapshot-10");
+  v1::Trajectory b = Episode(-1, 1, "snapshot-20");
+  ASSERT_TRUE(BuildTurnBatch({&a, &b}, 2, 3, baselines).ok());
+  EXPECT_EQ(BaselineRole(a, 1), "1/snapshot");
+  EXPECT_EQ(BaselineRole(b, 0), "0/snapshot");
+  // Two updates of one key: 0.05, then 0.95 * 0.05 + 0.05.
+  EXPECT_NEAR(baselines.baseline("g", "1/snapshot"), 0.0975, 1e-12);
+  EXPECT_EQ(baselines.values().size(), 1u);  // (g, 1/snapshot): seat 1 learns in both
+  // An id that only looks like a snapshot keeps its own role.
+  v1::Trajectory c = Episode(-1, 1, "snapshot-x");
+  EXPECT_EQ(BaselineRole(c, 1), "1/snapshot-x");
+}
+
 TEST(BuildTurnBatch, RejectsObservationsOfTheWrongSize) {
   RoleBaselines baselines;
   v1::Trajectory a = Episode(1, -1);
