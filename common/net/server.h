@@ -38,7 +38,10 @@ class GrpcServer {
 };
 
 // A channel to `address` with the settings rally uses everywhere (large messages, keepalive).
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+// Channels to one address share a TCP connection unless `own_connection`: bulk streams (an
+// actor's inserts) take their own, so that they neither queue behind nor slow the small calls
+// on the shared one, and the server reads them on a poller of their own.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, bool own_connection = false);
 
 // Deadline `timeout` from now, for ClientContext::set_deadline.
 std::chrono::system_clock::time_point DeadlineIn(std::chrono::milliseconds timeout);

@@ -2,13 +2,37 @@
 
 #include <zstd.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 
 namespace rally {
+namespace {
+
+// One compression and one decompression context per thread, reused: creating a context per
+// call allocates and clears its tables, which costs more than compressing a small probe.
+ZSTD_CCtx* ThreadCompressionContext() {
+  struct Free {
+    void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+  };
+  thread_local std::unique_ptr<ZSTD_CCtx, Free> context(ZSTD_createCCtx());
+  return context.get();
+}
+
+ZSTD_DCtx* ThreadDecompressionContext() {
+  struct Free {
+    void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+  };
+  thread_local std::unique_ptr<ZSTD_DCtx, Free> context(ZSTD_createDCtx());
+  return context.get();
+}
+
+}  // namespace
 
 std::string ZstdCompress(std::string_view raw, int level) {
   std::string out(ZSTD_compressBound(raw.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), level);
+  size_t n = ZSTD_compressCCtx(ThreadCompressionContext(), out.data(), out.size(), raw.data(),
+                               raw.size(), level);
   if (ZSTD_isError(n) || n >= raw.size()) return "";
   out.resize(n);
   return out;
@@ -34,7 +58,8 @@ absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_by
         absl::StrCat("zstd frame expands to ", size, " bytes, more than the limit of ", max_bytes));
   }
   std::string raw(size, '\0');
-  size_t n = ZSTD_decompress(raw.data(), raw.size(), frame.data(), frame.size());
+  size_t n = ZSTD_decompressDCtx(ThreadDecompressionContext(), raw.data(), raw.size(), frame.data(),
+                                 frame.size());
   if (ZSTD_isError(n) || n != size) {
     return absl::InvalidArgumentError(
         absl::StrCat("zstd frame does not decompress: ",

@@ -36,13 +36,25 @@ bool ReplayWriter::Flush(std::chrono::milliseconds timeout) {
 ReplayWriter::~ReplayWriter() { Stop(); }
 
 bool ReplayWriter::Push(v1::Trajectory trajectory) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
-  if (stop_) return false;
-  trajectory.set_actor_id(actor_id_);
-  trajectory.set_sequence(next_sequence_++);
-  unacked_.push_back(std::move(trajectory));
-  if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
+  auto out = std::make_shared<Outgoing>();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
+    if (stop_) return false;
+    trajectory.set_actor_id(actor_id_);
+    trajectory.set_sequence(next_sequence_++);
+    unacked_.push_back(out);
+    if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
+  }
+  // Large items travel compressed; the replay decompresses them before validating.
+  if (trajectory.ByteSizeLong() > kWireCompressAboveBytes) {
+    out->zstd = ZstdCompressIfWorthIt(trajectory.SerializeAsString());
+  }
+  if (out->zstd.empty()) out->trajectory = std::move(trajectory);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    out->ready = true;
+  }
   cv_.notify_all();
   return true;
 }
@@ -58,7 +70,7 @@ void ReplayWriter::Stop() {
 }
 
 void ReplayWriter::Loop() {
-  auto stub = v1::ReplayService::NewStub(MakeChannel(address_));
+  auto stub = v1::ReplayService::NewStub(MakeChannel(address_, /*own_connection=*/true));
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -105,26 +117,36 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
     ctx.TryCancel();
     cv_.notify_all();
   });
+  v1::InsertRequest req;
+  for (const std::string& t : tables_) req.add_tables(t);
+  req.set_priority(1.0);
   while (true) {
-    v1::InsertRequest req;
+    std::shared_ptr<Outgoing> out;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || ctx_ == nullptr || sent_ < unacked_.size(); });
+      cv_.wait(lock, [&] {
+        return stop_ || ctx_ == nullptr || (sent_ < unacked_.size() && unacked_[sent_]->ready);
+      });
       if (stop_ || ctx_ == nullptr) break;
-      for (const std::string& t : tables_) req.add_tables(t);
-      req.set_priority(1.0);
-      *req.mutable_trajectory() = unacked_[sent_];
-      ++sent_;
+      out = unacked_[sent_++];
     }
-    // Large items travel compressed; the replay decompresses them before validating.
-    if (req.trajectory().ByteSizeLong() > kWireCompressAboveBytes) {
-      std::string z = ZstdCompressIfWorthIt(req.trajectory().SerializeAsString());
-      if (!z.empty()) {
-        req.clear_trajectory();
-        req.set_trajectory_zstd(std::move(z));
-      }
+    // Only this thread touches a ready item's payload: lend it to the request (no copy) and
+    // take it back once Write has serialised it, for a resend.
+    const bool compressed = !out->zstd.empty();
+    if (compressed) {
+      req.set_trajectory_zstd(std::move(out->zstd));
+    } else {
+      req.mutable_trajectory()->Swap(&out->trajectory);
     }
-    if (!stream->Write(req)) break;
+    bool ok = stream->Write(req);
+    if (compressed) {
+      out->zstd = std::move(*req.mutable_trajectory_zstd());
+      req.clear_trajectory_zstd();
+    } else {
+      req.mutable_trajectory()->Swap(&out->trajectory);
+      req.clear_trajectory();
+    }
+    if (!ok) break;
   }
   stream->WritesDone();
   ctx.TryCancel();

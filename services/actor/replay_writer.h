@@ -6,6 +6,11 @@
 // its ack arrives. When the stream breaks, the writer reconnects and sends the unacknowledged
 // trajectories again, in order; the replay recognises the ones it had already stored by their
 // (actor_id, sequence) and does not store them twice.
+//
+// Push() also encodes: a trajectory above 16 KiB is compressed there, on the pushing thread, so
+// that several actor threads compress in parallel while the one sending thread only writes. The
+// encoded form is kept until the ack, so a resend costs no second compression. The writer's
+// stream has a TCP connection of its own (not shared with the actor's other channels).
 // Thread safety: Push() from any thread.
 #pragma once
 
@@ -43,6 +48,14 @@ class ReplayWriter {
   int64_t rejected() const { return rejected_; }
 
  private:
+  // A pushed trajectory in the form it travels in. Pushes reserve their place (and sequence
+  // number) in order, then encode outside the lock; the sender waits for `ready`.
+  struct Outgoing {
+    v1::Trajectory trajectory;  // empty once compressed into `zstd`
+    std::string zstd;
+    bool ready = false;
+  };
+
   void Loop();
   // Runs one stream until it breaks or the writer stops.
   void RunStream(v1::ReplayService::Stub& stub);
@@ -56,7 +69,7 @@ class ReplayWriter {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   // Trajectories not yet acknowledged, oldest first; the first `sent_` of them are on the wire.
-  std::deque<v1::Trajectory> unacked_;
+  std::deque<std::shared_ptr<Outgoing>> unacked_;
   size_t sent_ = 0;
   bool stop_ = false;
   grpc::ClientContext* ctx_ = nullptr;

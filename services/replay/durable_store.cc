@@ -94,19 +94,24 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
   return out;
 }
 
-void DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_above,
-                                    v1::WalInsert* out) {
+EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_above) {
   std::string raw = t.SerializeAsString();
   if (raw.size() > compress_above) {
     std::string z = ZstdCompress(raw);
-    if (!z.empty()) {
-      out->set_trajectory(std::move(z));
-      out->set_compressed(true);
-      return;
-    }
+    if (!z.empty()) return {std::move(z), true};
   }
-  out->set_trajectory(std::move(raw));
-  out->set_compressed(false);
+  return {std::move(raw), false};
+}
+
+void DurableStore::FillWalInsert(const std::string& table, const StoredItem& item,
+                                 const EncodedTrajectory& encoded, v1::WalInsert* out) {
+  out->set_table(table);
+  out->set_key(item.key);
+  out->set_priority(item.priority);
+  out->set_policy_version(item.policy_version);
+  out->set_bytes(item.bytes);
+  out->set_trajectory(encoded.bytes);
+  out->set_compressed(encoded.compressed);
 }
 
 absl::StatusOr<std::shared_ptr<v1::Trajectory>> DurableStore::DecodeTrajectory(
@@ -254,15 +259,15 @@ uint64_t DurableStore::Append(v1::WalRecord& record) {
   return lsn_;
 }
 
-uint64_t DurableStore::OnInsert(const std::string& table, const StoredItem& item) {
+uint64_t DurableStore::OnInsert(const std::string& table, const StoredItem& item,
+                                const EncodedTrajectory* encoded) {
   v1::WalRecord r;
-  v1::WalInsert* in = r.mutable_insert();
-  in->set_table(table);
-  in->set_key(item.key);
-  in->set_priority(item.priority);
-  in->set_policy_version(item.policy_version);
-  in->set_bytes(item.bytes);
-  EncodeTrajectory(*item.trajectory, options_.compress_above_bytes, in);
+  if (encoded != nullptr) {
+    FillWalInsert(table, item, *encoded, r.mutable_insert());
+  } else {
+    FillWalInsert(table, item, EncodeTrajectory(*item.trajectory, options_.compress_above_bytes),
+                  r.mutable_insert());
+  }
   return Append(r);
 }
 

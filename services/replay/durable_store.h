@@ -63,7 +63,8 @@ class DurableStore : public TableObserver {
   absl::Status ContinueJob();
 
   // TableObserver: appends one record each and returns its LSN.
-  uint64_t OnInsert(const std::string& table, const StoredItem& item) override;
+  uint64_t OnInsert(const std::string& table, const StoredItem& item,
+                    const EncodedTrajectory* encoded) override;
   uint64_t OnSample(const std::string& table, const std::vector<uint64_t>& keys) override;
   uint64_t OnDelete(const std::string& table, uint64_t key) override;
   uint64_t OnUpdate(const std::string& table, uint64_t key, double priority) override;
@@ -90,8 +91,12 @@ class DurableStore : public TableObserver {
   int64_t bytes_written() const { return bytes_written_; }
   size_t compress_above_bytes() const { return options_.compress_above_bytes; }
 
-  // Encodes a trajectory for a WalInsert (compressing large ones) and back.
-  static void EncodeTrajectory(const v1::Trajectory& t, size_t compress_above, v1::WalInsert* out);
+  // Encodes a trajectory as the log stores it (compressing those above `compress_above` bytes
+  // when that makes them smaller) and back.
+  static EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t, size_t compress_above);
+  // The log's record of `item` in `table`, its trajectory `encoded`.
+  static void FillWalInsert(const std::string& table, const StoredItem& item,
+                            const EncodedTrajectory& encoded, v1::WalInsert* out);
   static absl::StatusOr<std::shared_ptr<v1::Trajectory>> DecodeTrajectory(const v1::WalInsert& in);
 
  private:

@@ -228,13 +228,10 @@ absl::Status ReplayJob::WriteSnapshot() {
       v1::TableSnapshot* ts = snap.add_tables();
       ts->set_name(name);
       for (const StoredItem& item : state.items) {
-        v1::WalInsert* in = ts->add_items();
-        in->set_table(name);
-        in->set_key(item.key);
-        in->set_priority(item.priority);
-        in->set_policy_version(item.policy_version);
-        in->set_bytes(item.bytes);
-        DurableStore::EncodeTrajectory(*item.trajectory, store_->compress_above_bytes(), in);
+        DurableStore::FillWalInsert(
+            name, item,
+            DurableStore::EncodeTrajectory(*item.trajectory, store_->compress_above_bytes()),
+            ts->add_items());
         ts->add_times_sampled(item.times_sampled);
       }
       ts->set_inserts(state.inserts);

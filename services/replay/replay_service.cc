@@ -3,6 +3,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -134,8 +135,9 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
 
 namespace {
 
-// A compressed item becomes a plain one; errors name the field.
-absl::Status DecompressInsert(v1::InsertRequest& req) {
+// A compressed item becomes a plain one; errors name the field. The frame moves to `frame`
+// (the write-ahead log stores it as it came).
+absl::Status DecompressInsert(v1::InsertRequest& req, std::string* frame) {
   if (req.trajectory_zstd().empty()) return absl::OkStatus();
   if (req.has_trajectory()) {
     return absl::InvalidArgumentError("set trajectory or trajectory_zstd, not both");
@@ -148,6 +150,7 @@ absl::Status DecompressInsert(v1::InsertRequest& req) {
     req.clear_trajectory();
     return absl::InvalidArgumentError("trajectory_zstd: the content is not a Trajectory");
   }
+  *frame = std::move(*req.mutable_trajectory_zstd());
   req.clear_trajectory_zstd();
   return absl::OkStatus();
 }
@@ -155,7 +158,8 @@ absl::Status DecompressInsert(v1::InsertRequest& req) {
 }  // namespace
 
 absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job,
-                                          v1::InsertRequest& req, bool* duplicate) {
+                                          v1::InsertRequest& req, std::string zstd_frame,
+                                          bool* duplicate) {
   const v1::Trajectory& traj = req.trajectory();
   if (req.tables().empty()) return absl::InvalidArgumentError("tables: name at least one table");
   std::vector<Table*> targets;
@@ -179,9 +183,18 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
     return absl::OkStatus();
   }
   auto item = std::make_shared<v1::Trajectory>(std::move(*req.mutable_trajectory()));
+  // The log's form of the item, made here rather than under each table's lock: the frame the
+  // actor compressed, or the store's own encoding.
+  std::optional<EncodedTrajectory> encoded;
+  if (job.store() != nullptr) {
+    encoded = zstd_frame.empty()
+                  ? DurableStore::EncodeTrajectory(*item, job.store()->compress_above_bytes())
+                  : EncodedTrajectory{std::move(zstd_frame), true};
+  }
   for (Table* t : targets) {
     while (true) {
-      auto key = t->Insert(item, req.priority(), Clock::now() + kPollSlice);
+      auto key =
+          t->Insert(item, req.priority(), Clock::now() + kPollSlice, encoded ? &*encoded : nullptr);
       if (key.ok()) break;
       if (!absl::IsDeadlineExceeded(key.status())) return key.status();
       if (ctx->IsCancelled() || closed_) return absl::CancelledError("insert cancelled");
@@ -238,13 +251,14 @@ grpc::Status ReplayServiceImpl::Insert(
       if (broken) break;
     }
     Pending p;
-    absl::Status decoded = DecompressInsert(req);
+    std::string frame;
+    absl::Status decoded = DecompressInsert(req, &frame);
     p.ack.set_sequence(req.trajectory().sequence());
     const std::string actor_id = req.trajectory().actor_id();
     bool duplicate = false;
     auto job = CurrentJob();
     absl::Status status = !decoded.ok() ? decoded
-                          : job.ok()    ? InsertOne(ctx, **job, req, &duplicate)
+                          : job.ok()    ? InsertOne(ctx, **job, req, std::move(frame), &duplicate)
                                         : job.status();
     if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) break;
     if (status.ok() && duplicate) {

@@ -55,8 +55,9 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   absl::StatusOr<std::shared_ptr<ReplayJob>> CurrentJob() const;
   // Stores one item; OK, a duplicate (OK with *duplicate set), or the reason it was refused.
   // Does not wait for durability: the caller acknowledges after ReplayJob::SyncForAck.
+  // `zstd_frame` is the trajectory as it arrived compressed, or empty.
   absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, v1::InsertRequest& req,
-                         bool* duplicate);
+                         std::string zstd_frame, bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
 
   DurableStore* store_;

@@ -124,7 +124,8 @@ void Table::EvictStaleLocked() {
 }
 
 absl::StatusOr<uint64_t> Table::Insert(std::shared_ptr<const v1::Trajectory> trajectory,
-                                       double priority, Clock::time_point deadline) {
+                                       double priority, Clock::time_point deadline,
+                                       const EncodedTrajectory* encoded) {
   if (!(priority >= 0) || !std::isfinite(priority)) {
     return absl::InvalidArgumentError(
         absl::StrCat("priority must be finite and >= 0, got ", priority));
@@ -158,7 +159,7 @@ absl::StatusOr<uint64_t> Table::Insert(std::shared_ptr<const v1::Trajectory> tra
   }
   item.key = next_key_;
   if (auto s = InsertLocked(item); !s.ok()) return s;
-  if (observer_) Observed(observer_->OnInsert(options_.name, item));
+  if (observer_) Observed(observer_->OnInsert(options_.name, item, encoded));
   EnforceCapacityLocked();
   lock.unlock();
   cv_.notify_all();

@@ -67,12 +67,21 @@ struct SampledItem {
   int64_t staleness = 0;     // learner version - item version when sampled
 };
 
+// A trajectory as the log stores it: serialised, and zstd-compressed when `compressed`. Made
+// once per insert outside any table lock (or taken as it arrived compressed from the actor).
+struct EncodedTrajectory {
+  std::string bytes;
+  bool compressed = false;
+};
+
 // Receives every mutation, in order, under the table lock, and returns the log sequence number
 // it gave the record (0 if none). Implementations must not call back into the table.
 class TableObserver {
  public:
   virtual ~TableObserver() = default;
-  virtual uint64_t OnInsert(const std::string& table, const StoredItem& item) = 0;
+  // `encoded` is the item's trajectory already encoded, or null.
+  virtual uint64_t OnInsert(const std::string& table, const StoredItem& item,
+                            const EncodedTrajectory* encoded) = 0;
   // The items a sample picked (their times_sampled already incremented).
   virtual uint64_t OnSample(const std::string& table, const std::vector<uint64_t>& keys) = 0;
   virtual uint64_t OnDelete(const std::string& table, uint64_t key) = 0;
@@ -94,9 +103,11 @@ class Table {
   void set_blocked_callbacks(std::function<void(double)> insert,
                              std::function<void(double)> sample);
 
-  // Stores `trajectory` with `priority`; returns its key.
+  // Stores `trajectory` with `priority`; returns its key. `encoded` (optional) is handed to the
+  // observer, which then need not encode the trajectory under the table lock.
   absl::StatusOr<uint64_t> Insert(std::shared_ptr<const v1::Trajectory> trajectory, double priority,
-                                  Clock::time_point deadline);
+                                  Clock::time_point deadline,
+                                  const EncodedTrajectory* encoded = nullptr);
   // Samples `n` items (the same item may appear more than once unless the sampler removes it).
   absl::StatusOr<std::vector<SampledItem>> Sample(int n, Clock::time_point deadline);
   // Sets priorities of present keys; NOT_FOUND names the first missing key (none is changed).

@@ -1,7 +1,7 @@
 // replay_bench: ingest and sampling throughput of rally-replay over gRPC on loopback, against a
 // raw loopback TCP pump measured in the same run (the ceiling for moving bytes here).
 //
-//   replay_bench [--seconds S] [--writers W] [--samplers R] [--json FILE]
+//   replay_bench [--seconds S] [--writers W] [--samplers R] [--item_bytes N] [--json FILE]
 //
 // For items of 1 KB, 64 KB and 1 MB, with the write-ahead log off and on (fsync every batch),
 // W writer streams (the actors' ReplayWriter) insert for S seconds into a uniform table; for
@@ -135,12 +135,15 @@ int main(int argc, char** argv) {
   const double seconds = FlagValue(argc, argv, "seconds", 3);
   const int writers = static_cast<int>(FlagValue(argc, argv, "writers", 2));
   const int samplers = static_cast<int>(FlagValue(argc, argv, "samplers", 2));
+  // 0: all three sizes.
+  const auto only_bytes = static_cast<size_t>(FlagValue(argc, argv, "item_bytes", 0));
   const double ceiling = bench::LoopbackTcpMegabytesPerSecond(size_t{1} << 30, 3);
   std::printf("raw loopback TCP pump (ceiling): %.0f MB/s (median of 3, 1 GiB each)\n\n", ceiling);
   std::printf("%10s %5s %7s %12s %10s %8s %8s %14s\n", "item", "wal", "writers", "ingest it/s",
               "MB/s", "ratio", "samplers", "sample it/s");
   nlohmann::json runs = nlohmann::json::array();
   for (size_t bytes : {size_t{1024}, size_t{65536}, size_t{1} << 20}) {
+    if (only_bytes != 0 && bytes != only_bytes) continue;
     for (bool wal : {false, true}) {
       Cluster c =
           Start(std::to_string(bytes) + (wal ? "-wal" : ""), wal, bytes >= (1 << 20) ? 256 : 8192);

@@ -76,11 +76,28 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
     writers.push_back(std::make_unique<ReplayWriter>(replay_address, std::vector<std::string>{"q"},
                                                      "writer-" + std::to_string(w), 32, nullptr));
   }
+  // Every tenth item of the last writer carries 80 KB of token ids: it travels zstd-compressed
+  // and the log stores the actor's frame as it came. Its tokens encode its sequence number.
+  constexpr int kTokens = 20000;
+  const std::string large_writer = "writer-" + std::to_string(kWriters - 1);
+  auto is_large = [&](const std::string& writer, uint64_t sequence) {
+    return writer == large_writer && sequence % 10 == 1;
+  };
+  auto token = [](uint64_t sequence, int k) {
+    return static_cast<uint32_t>(sequence * 7 + static_cast<uint64_t>(k % 97));
+  };
   std::vector<std::thread> producers;
   for (int w = 0; w < kWriters; ++w) {
     producers.emplace_back([&, w] {
       for (int i = 0; i < kPerWriter; ++i) {
-        if (!writers[w]->Push(testing::TicTacToeTrajectory(0, i % 9))) return;
+        v1::Trajectory t = testing::TicTacToeTrajectory(0, i % 9);
+        const uint64_t sequence = static_cast<uint64_t>(i) + 1;  // the writer numbers from 1
+        if (is_large("writer-" + std::to_string(w), sequence)) {
+          for (int k = 0; k < kTokens; ++k) {
+            t.mutable_turns(0)->add_observation_tokens(token(sequence, k));
+          }
+        }
+        if (!writers[w]->Push(std::move(t))) return;
       }
     });
   }
@@ -126,9 +143,19 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
   ASSERT_TRUE(sample->Write(req));
   v1::SampleResponse batch;
   ASSERT_TRUE(sample->Read(&batch));
+  int large = 0;
   for (const auto& item : batch.items()) {
-    ++seen[item.trajectory().actor_id()][item.trajectory().sequence()];
+    const v1::Trajectory& t = item.trajectory();
+    ++seen[t.actor_id()][t.sequence()];
+    if (!is_large(t.actor_id(), t.sequence())) continue;
+    ++large;
+    ASSERT_EQ(t.turns(0).observation_tokens_size(), kTokens) << "sequence " << t.sequence();
+    for (int k = 0; k < kTokens; ++k) {
+      ASSERT_EQ(t.turns(0).observation_tokens(k), token(t.sequence(), k))
+          << "sequence " << t.sequence() << " token " << k;
+    }
   }
+  EXPECT_EQ(large, kPerWriter / 10);
   sample->WritesDone();
   sample->Finish();
   for (const auto& [writer, seqs] : acked) {

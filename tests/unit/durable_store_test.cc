@@ -67,6 +67,40 @@ TEST(DurableStore, LogReplaysEveryMutationInOrder) {
   }
 }
 
+TEST(DurableStore, AnItemsEncodedFormIsLoggedAsGiven) {
+  // The replay hands over the zstd frame an actor sent; the log stores it without encoding the
+  // trajectory again, and recovery decodes it to the same trajectory.
+  std::string dir = FreshDir("encoded");
+  auto big = Item(1, 30000);
+  EncodedTrajectory frame = DurableStore::EncodeTrajectory(*big, 1024);
+  ASSERT_TRUE(frame.compressed);
+  {
+    auto store = DurableStore::Open({dir});
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
+    auto table = QueueTable();
+    table->set_observer(store->get());
+    ASSERT_TRUE(table->Insert(big, 1, Clock::now(), &frame).ok());
+    // A plain form of a large item stays plain: the log takes what it is given.
+    EncodedTrajectory plain{Item(2, 30000)->SerializeAsString(), false};
+    ASSERT_TRUE(table->Insert(Item(2, 30000), 1, Clock::now(), &plain).ok());
+    ASSERT_TRUE((*store)->Sync().ok());
+  }
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok());
+  const auto& records = (*reopened)->recovered().records;
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[1].insert().trajectory(), frame.bytes);
+  EXPECT_TRUE(records[1].insert().compressed());
+  EXPECT_FALSE(records[2].insert().compressed());
+  for (int i : {1, 2}) {
+    auto t = DurableStore::DecodeTrajectory(records[i].insert());
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ((*t)->sequence(), static_cast<uint64_t>(i));
+    EXPECT_EQ((*t)->task_id(), std::string(30000, 'p'));
+  }
+}
+
 TEST(DurableStore, ATornLastRecordIsCutOffAndAppendsContinue) {
   std::string dir = FreshDir("torn");
   {
