@@ -13,8 +13,8 @@ TEST(JobConfig, TheDefaultConfigParses) {
   auto c = LoadJobConfig(std::string(RALLY_SOURCE_DIR) + "/configs/tictactoe.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->game.name, "tictactoe");
-  EXPECT_EQ(c->target.at("perfect").max_losses, 0);
-  EXPECT_DOUBLE_EQ(*c->target.at("random").min_win_rate, 0.9);
+  EXPECT_DOUBLE_EQ(*c->target.at("best_response").max_exploitability, 0.0005);
+  EXPECT_DOUBLE_EQ(c->actors.opponents.at("perfect"), 0.5);
   EXPECT_EQ(c->evaluation.games, 1000);
 }
 
