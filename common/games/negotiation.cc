@@ -164,17 +164,13 @@ void NegotiationState::ObservationTensor(int player, std::span<float> out) const
     out[29] = static_cast<float>(o.get_units) / options_.max_units;
   }
   out[30] = static_cast<float>(turn()) / options_.max_turns;
+  if (options_.observe_history) WriteHistorySlots(out.subspan(31));
 }
 
-void NegotiationState::InformationStateTensor(int player, std::span<float> out) const {
-  std::fill(out.begin(), out.begin() + 12 + kSlotSize * options_.max_turns, 0.f);
-  out[player] = 1.f;
-  for (int r = 0; r < kNumResources; ++r) {
-    out[2 + r] = values_[player][r] / kValueScale;
-    out[7 + r] = starting_holdings_[player][r] / kHoldingScale;
-  }
+void NegotiationState::WriteHistorySlots(std::span<float> out) const {
+  std::fill(out.begin(), out.begin() + kSlotSize * options_.max_turns, 0.f);
   for (size_t t = 0; t < history_.size(); ++t) {
-    std::span<float> slot = out.subspan(12 + kSlotSize * t, kSlotSize);
+    std::span<float> slot = out.subspan(kSlotSize * t, kSlotSize);
     int action = history_[t];
     if (action == kAccept) {
       slot[1] = 1.f;
@@ -189,6 +185,16 @@ void NegotiationState::InformationStateTensor(int player, std::span<float> out) 
       slot[14] = static_cast<float>(o.get_units) / options_.max_units;
     }
   }
+}
+
+void NegotiationState::InformationStateTensor(int player, std::span<float> out) const {
+  std::fill(out.begin(), out.begin() + 12, 0.f);
+  out[player] = 1.f;
+  for (int r = 0; r < kNumResources; ++r) {
+    out[2 + r] = values_[player][r] / kValueScale;
+    out[7 + r] = starting_holdings_[player][r] / kHoldingScale;
+  }
+  WriteHistorySlots(out.subspan(12));
 }
 
 std::string NegotiationState::HistoryString() const {
@@ -242,7 +248,8 @@ std::unique_ptr<State> NegotiationState::Clone() const {
 
 GameParameters NegotiationGame::Parameters() const {
   return {{"max_turns", std::to_string(options_.max_turns)},
-          {"max_units", std::to_string(options_.max_units)}};
+          {"max_units", std::to_string(options_.max_units)},
+          {"observe_history", options_.observe_history ? "1" : "0"}};
 }
 
 int NegotiationGame::NumDistinctActions() const {

@@ -26,11 +26,13 @@
 // private. Observation of player p (31 floats): p one-hot (2), p's values / 40 (5), p's holdings
 // / 50 (5), p's starting holdings / 50 (5), the pending offer as p would take it — pending flag
 // (1), resource p would receive one-hot (5), resource p would give one-hot (5), units received and
-// units given / max_units (2) — and turns taken / max_turns (1). Information-state tensor
-// (12 + 15 * max_turns floats): p one-hot (2), p's values / 40 (5), p's starting holdings / 50
-// (5), then per turn taken: kind one-hot (offer, accept, deny) (3), the offer's given resource
-// one-hot (5), received resource one-hot (5), given units and received units / max_units (2),
-// the offer seen from the player who made it.
+// units given / max_units (2) — and turns taken / max_turns (1); with the parameter
+// `observe_history` 1, followed by the history slots of the information-state tensor (15 per
+// turn, below), so that a memoryless policy sees which of its offers were refused.
+// Information-state tensor (12 + 15 * max_turns floats): p one-hot (2), p's values / 40 (5), p's
+// starting holdings / 50 (5), then per turn taken: kind one-hot (offer, accept, deny) (3), the
+// offer's given resource one-hot (5), received resource one-hot (5), given units and received units
+// / max_units (2), the offer seen from the player who made it.
 #pragma once
 
 #include <array>
@@ -58,6 +60,7 @@ struct NegotiationOffer {
 struct NegotiationOptions {
   int max_turns = 10;
   int max_units = 5;
+  bool observe_history = false;  // observation = the 31 floats + the history slots
 };
 
 class NegotiationState : public State {
@@ -100,6 +103,8 @@ class NegotiationState : public State {
 
  private:
   void Transfer(int from, int resource, int units);
+  // The 15-float slot of every turn taken, into `out` (15 * max_turns floats, cleared first).
+  void WriteHistorySlots(std::span<float> out) const;
   std::string HistoryString() const;
 
   NegotiationOptions options_;
@@ -119,7 +124,9 @@ class NegotiationGame : public Game {
   int NumPlayers() const override { return 2; }
   int NumDistinctActions() const override;
   int MaxChanceOutcomes() const override { return 41; }
-  std::vector<int> ObservationShape() const override { return {31}; }
+  std::vector<int> ObservationShape() const override {
+    return {31 + (options_.observe_history ? 15 * options_.max_turns : 0)};
+  }
   std::vector<int> InformationStateShape() const override { return {12 + 15 * options_.max_turns}; }
   int MaxGameLength() const override { return options_.max_turns; }
   std::unique_ptr<State> NewInitialState() const override {

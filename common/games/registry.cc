@@ -49,15 +49,18 @@ const std::vector<Entry>& Registry() {
       Simple<KuhnPokerGame>("kuhn_poker"),
       Simple<LeducPokerGame>("leduc_poker"),
       {"negotiation",
-       {{"max_turns", "10"}, {"max_units", "5"}},
+       {{"max_turns", "10"}, {"max_units", "5"}, {"observe_history", "0"}},
        [](const GameParameters& params) -> absl::StatusOr<std::shared_ptr<const Game>> {
          NegotiationOptions options;
          absl::StatusOr<int> turns = IntParameter("negotiation", params, "max_turns", 1, 100);
          if (!turns.ok()) return turns.status();
          absl::StatusOr<int> units = IntParameter("negotiation", params, "max_units", 1, 10);
          if (!units.ok()) return units.status();
+         absl::StatusOr<int> history = IntParameter("negotiation", params, "observe_history", 0, 1);
+         if (!history.ok()) return history.status();
          options.max_turns = *turns;
          options.max_units = *units;
+         options.observe_history = *history == 1;
          return std::make_shared<NegotiationGame>(options);
        }},
   };

@@ -197,5 +197,34 @@ TEST(Negotiation, PlayersSeeOwnValuesAndEveryActionButNotTheOthersValues) {
       << s.ObservationString(1);
 }
 
+TEST(Negotiation, WithObserveHistoryTheObservationCarriesEveryTurn) {
+  NegotiationOptions options;
+  options.observe_history = true;
+  EXPECT_EQ(NegotiationGame(options).ObservationShape(), std::vector<int>{31 + 15 * 10});
+  EXPECT_EQ(NegotiationGame().ObservationShape(), std::vector<int>{31});
+  NegotiationState s = Dealt(kBase, kTens, kBase, kTens, options);
+  s.ApplyAction(Offer(kWheat, 4, kOre, 1));  // player 0 offers; player 1 counters
+  s.ApplyAction(Offer(kOre, 1, kWood, 2));
+  s.ApplyAction(NegotiationState::kDeny);  // player 0 refuses the counter
+  std::vector<float> obs(31 + 150, -1.f);
+  s.ObservationTensor(1, obs);
+  std::vector<float> plain(31);
+  NegotiationState without = Dealt(kBase, kTens, kBase, kTens);
+  for (int a : s.history()) without.ApplyAction(a);
+  without.ObservationTensor(1, plain);
+  // The first 31 floats are the plain observation; then one slot per turn, as the information
+  // state has them, and zeros for the turns not taken.
+  EXPECT_EQ(std::vector<float>(obs.begin(), obs.begin() + 31), plain);
+  std::vector<float> info(12 + 150);
+  s.InformationStateTensor(1, info);
+  EXPECT_EQ(std::vector<float>(obs.begin() + 31, obs.end()),
+            std::vector<float>(info.begin() + 12, info.end()));
+  EXPECT_EQ(obs[31 + 0], 1.f);               // turn 0: an offer ...
+  EXPECT_EQ(obs[31 + 3 + kWheat], 1.f);      // ... giving Wheat
+  EXPECT_EQ(obs[31 + 15 + 8 + kWood], 1.f);  // turn 1: asking for Wood
+  EXPECT_EQ(obs[31 + 30 + 2], 1.f);          // turn 2: deny
+  for (size_t i = 31 + 45; i < obs.size(); ++i) EXPECT_EQ(obs[i], 0.f) << i;
+}
+
 }  // namespace
 }  // namespace rally

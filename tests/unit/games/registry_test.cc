@@ -39,10 +39,16 @@ TEST(Registry, AppliesParametersOverDefaults) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ((*g)->MaxGameLength(), 4);
   EXPECT_EQ((*g)->NumDistinctActions(), 2 + 20 * 9);
-  EXPECT_EQ((*g)->Parameters(), (GameParameters{{"max_turns", "4"}, {"max_units", "3"}}));
+  EXPECT_EQ((*g)->Parameters(),
+            (GameParameters{{"max_turns", "4"}, {"max_units", "3"}, {"observe_history", "0"}}));
   auto defaults = DefaultParameters("negotiation");
   ASSERT_TRUE(defaults.ok());
-  EXPECT_EQ(*defaults, (GameParameters{{"max_turns", "10"}, {"max_units", "5"}}));
+  EXPECT_EQ(*defaults,
+            (GameParameters{{"max_turns", "10"}, {"max_units", "5"}, {"observe_history", "0"}}));
+  auto history = LoadGame("negotiation", {{"observe_history", "1"}});
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_EQ((*history)->ObservationSize(), 31 + 15 * 10);
+  EXPECT_FALSE(LoadGame("negotiation", {{"observe_history", "2"}}).ok());
   EXPECT_EQ((*LoadGame("negotiation"))->Parameters(), *defaults);
 }
 
