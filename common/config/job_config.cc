@@ -32,11 +32,23 @@ void ReadGame(YamlReader& r, const YAML::Node& root, GameConfig* game) {
     return;
   }
   YAML::Node g = r.Section(root, "", "game");
-  r.CheckKeys(g, "game", {"name"});
+  r.CheckKeys(g, "game", {"name", "params"});
   r.Read(g, "game", "name", &game->name, /*required=*/true);
+  const YAML::Node params = r.Section(g, "game", "params");
+  for (const auto& kv : params) {
+    const std::string key = kv.first.Scalar();
+    if (!kv.second.IsScalar()) {
+      r.Error(params, "game.params", key, "must be a single value");
+      continue;
+    }
+    game->params[key] = kv.second.Scalar();
+  }
   if (!game->name.empty()) {
-    auto loaded = LoadGame(game->name);
-    if (!loaded.ok()) r.Error(g, "game", "name", std::string(loaded.status().message()));
+    auto loaded = LoadGame(game->name, game->params);
+    if (!loaded.ok()) {
+      r.Error(g, "game", game->params.empty() ? "name" : "params",
+              std::string(loaded.status().message()));
+    }
   }
 }
 

@@ -9,11 +9,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/games/game.h"
 
 namespace rally {
 
 struct GameConfig {
-  std::string name;  // required; a registered game
+  std::string name;       // required; a registered game
+  GameParameters params;  // over the game's defaults (`game: {name: N, params: {key: value}}`)
 };
 
 struct PolicyConfig {

@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
     absl::Status s = config.status();
     std::shared_ptr<const Game> game;
     if (s.ok()) {
-      auto g = LoadGame(config->game.name);
+      auto g = LoadGame(config->game.name, config->game.params);
       s = g.status();
       if (g.ok()) game = *g;
     }

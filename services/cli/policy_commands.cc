@@ -67,7 +67,7 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   }
   LoadedPolicy p;
   p.game_name = manifest["game"].get<std::string>();
-  auto game = LoadGame(p.game_name);
+  auto game = LoadGame(p.game_name, manifest.value("game_params", GameParameters{}));
   if (!game.ok()) return game.status();
   p.game = *game;
   p.net = PolicyNet(p.game->ObservationSize(), manifest["hidden"].get<std::vector<int>>(),

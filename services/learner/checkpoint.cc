@@ -108,6 +108,7 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
   nlohmann::json manifest = {{"format", "rally-learner-checkpoint/1"},
                              {"job_id", state.job_id},
                              {"game", state.game},
+                             {"game_params", state.game_params},
                              {"observation_size", state.observation_size},
                              {"hidden", state.hidden},
                              {"num_actions", state.num_actions},
@@ -181,6 +182,7 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
   LearnerState state;
   state.job_id = job_id;
   state.game = manifest.value("game", "");
+  state.game_params = manifest.value("game_params", GameParameters{});
   state.step = manifest.value("learner_step", int64_t{0});
   state.version = manifest.value("policy_version", int64_t{0});
   state.observation_size = manifest.value("observation_size", 0);

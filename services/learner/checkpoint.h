@@ -3,7 +3,8 @@
 // Layout, under the learner's --checkpoint_dir:
 //   step-<N>/weights.safetensors    policy parameters (F32), metadata policy_version, learner_step
 //   step-<N>/optimizer.safetensors  Adam state per parameter: <name>.exp_avg, <name>.exp_avg_sq
-//   step-<N>/manifest.json          job id, game, model shape (observation_size, hidden,
+//   step-<N>/manifest.json          job id, game and its parameters, model shape (observation_size,
+//   hidden,
 //                                   num_actions), step, policy version, Adam step counts, RAE
 //                                   baselines, the CPU RNG state (hex)
 //   latest                          the name of the newest complete checkpoint
@@ -18,6 +19,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/games/game.h"
 #include "common/models/policy_net.h"
 #include "common/rl/rae.h"
 
@@ -26,6 +28,7 @@ namespace rally {
 struct LearnerState {
   std::string job_id;
   std::string game;
+  GameParameters game_params;  // the job's, over the game's defaults
   int64_t step = 0;
   int64_t version = 0;
   std::map<RoleBaselines::Key, double> baselines;

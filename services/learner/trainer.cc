@@ -121,7 +121,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
                         const TrainerOptions& options, ControlClient& control,
                         WeightServiceImpl& weights, TrainerMetrics& m, TrainerProgress& progress) {
   const std::string& job_id = assignment.job_id();
-  auto game = LoadGame(config.game.name);
+  auto game = LoadGame(config.game.name, config.game.params);
   if (!game.ok()) return game.status();
   const int obs_size = (*game)->ObservationSize();
   const int num_actions = (*game)->NumDistinctActions();
@@ -212,8 +212,9 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   });
   auto save_checkpoint = [&] {
     net->to(torch::kCPU);
-    LearnerState state{job_id,   config.game.name,     step,       version, source.baselines(),
-                       obs_size, config.policy.hidden, num_actions};
+    LearnerState state{job_id,     config.game.name,   config.game.params, step,
+                       version,    source.baselines(), obs_size,           config.policy.hidden,
+                       num_actions};
     auto s = SaveCheckpoint(options.checkpoint_dir, state, net, optimiser, lc.keep_checkpoints);
     net->to(device);
     if (!s.ok()) LogWarning("checkpoint failed", {{"error", s.ToString()}});

@@ -28,7 +28,7 @@ namespace {
 
 // The job's curriculum: its options from the spec, its tasks, seats from the game.
 absl::StatusOr<std::shared_ptr<Curriculum>> MakeCurriculum(const JobConfig& config) {
-  auto game = LoadGame(config.game.name);
+  auto game = LoadGame(config.game.name, config.game.params);
   if (!game.ok()) return game.status();
   const CurriculumConfig& cc = config.curriculum;
   CurriculumOptions o;

@@ -36,7 +36,7 @@ absl::StatusOr<std::unique_ptr<ReplayJob>> ReplayJob::Create(const std::string& 
   job->id_ = job_id;
   job->spec_yaml_ = spec_yaml;
   job->config_ = config;
-  auto game = LoadGame(config.game.name);
+  auto game = LoadGame(config.game.name, config.game.params);
   if (!game.ok()) return game.status();
   job->game_ = *game;
   uint64_t seed = static_cast<uint64_t>(config.seed);

@@ -27,7 +27,8 @@ TEST(Checkpoint, ResumingContinuesExactlyWhereTrainingStopped) {
   PolicyNet a(6, std::vector<int>{16}, 4);
   torch::optim::Adam opt_a(a->parameters(), torch::optim::AdamOptions(1e-2));
   for (int i = 0; i < 3; ++i) Step(a, opt_a, i);
-  LearnerState state{"job-1", "g", 3, 2, {{{"g", "0"}, 0.25}, {{"g", "1"}, -0.5}}};
+  LearnerState state{"job-1", "g", {{"max_turns", "4"}},
+                     3,       2,   {{{"g", "0"}, 0.25}, {{"g", "1"}, -0.5}}};
   ASSERT_TRUE(SaveCheckpoint(dir, state, a, opt_a, 2).ok());
 
   torch::manual_seed(99);  // a different initialisation, as after a restart
@@ -37,6 +38,7 @@ TEST(Checkpoint, ResumingContinuesExactlyWhereTrainingStopped) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->step, 3);
   EXPECT_EQ(loaded->version, 2);
+  EXPECT_EQ(loaded->game_params, (GameParameters{{"max_turns", "4"}}));
   EXPECT_DOUBLE_EQ((loaded->baselines.at({"g", "1"})), -0.5);
   auto pa = a->parameters();
   auto pb = b->parameters();

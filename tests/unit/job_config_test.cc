@@ -18,6 +18,25 @@ TEST(JobConfig, TheDefaultConfigParses) {
   EXPECT_EQ(c->evaluation.games, 1000);
 }
 
+TEST(JobConfig, GameParametersComeFromTheSpecAndAreChecked) {
+  auto c = ParseJobConfig(
+      "game:\n  name: negotiation\n  params: {max_turns: 6, observe_history: 1}\n"
+      "evaluation: {opponents: [trader]}\n",
+      "g.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->game.params, (GameParameters{{"max_turns", "6"}, {"observe_history", "1"}}));
+  auto bad = ParseJobConfig("game:\n  name: negotiation\n  params: {max_turns: 0}\n", "b.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("b.yaml:3:"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("game.params:"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("'max_turns' must be an integer in [1, 100]"),
+            std::string::npos)
+      << bad.status();
+  auto unknown = ParseJobConfig("game: {name: tictactoe, params: {size: 4}}\n", "u.yaml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("'size'"), std::string::npos) << unknown.status();
+}
+
 TEST(JobConfig, MinimalSpecGetsDefaults) {
   auto c = ParseJobConfig("game: tictactoe\nstop: {max_learner_steps: 10}\n", "min.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
