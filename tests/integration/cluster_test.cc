@@ -145,7 +145,9 @@ TEST(Cluster, ABadConfigFailsBeforeAnythingStarts) {
 
 TEST(Cluster, ValidateAcceptsTheShippedConfigs) {
   std::string dir = testing::TempDir("validate");
-  for (const char* config : {"configs/tictactoe.yaml", "configs/kuhn_poker.yaml"}) {
+  for (const char* config :
+       {"configs/tictactoe.yaml", "configs/kuhn_poker.yaml", "configs/leduc_poker.yaml",
+        "configs/connect_four.yaml", "configs/negotiation.yaml"}) {
     EXPECT_EQ(RunToCompletion("rally", {"validate", SourcePath(config)}, dir + "/out", 30s), 0)
         << config << ": " << ReadFile(dir + "/out");
   }
