@@ -104,13 +104,13 @@ EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t
 }
 
 void DurableStore::FillWalInsert(const std::string& table, const StoredItem& item,
-                                 const EncodedTrajectory& encoded, v1::WalInsert* out) {
+                                 EncodedTrajectory encoded, v1::WalInsert* out) {
   out->set_table(table);
   out->set_key(item.key);
   out->set_priority(item.priority);
   out->set_policy_version(item.policy_version);
   out->set_bytes(item.bytes);
-  out->set_trajectory(encoded.bytes);
+  out->set_trajectory(std::move(encoded.bytes));
   out->set_compressed(encoded.compressed);
 }
 

@@ -94,9 +94,10 @@ class DurableStore : public TableObserver {
   // Encodes a trajectory as the log stores it (compressing those above `compress_above` bytes
   // when that makes them smaller) and back.
   static EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t, size_t compress_above);
-  // The log's record of `item` in `table`, its trajectory `encoded`.
+  // The log's record of `item` in `table`, its trajectory `encoded` (moved in: pass a copy of
+  // an encoding that is shared, e.g. by the several tables of one insert).
   static void FillWalInsert(const std::string& table, const StoredItem& item,
-                            const EncodedTrajectory& encoded, v1::WalInsert* out);
+                            EncodedTrajectory encoded, v1::WalInsert* out);
   static absl::StatusOr<std::shared_ptr<v1::Trajectory>> DecodeTrajectory(const v1::WalInsert& in);
 
  private:

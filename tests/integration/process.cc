@@ -188,4 +188,23 @@ std::string HttpGet(const std::string& address, const std::string& path) {
   return body == std::string::npos ? "" : resp.substr(body + 4);
 }
 
+std::optional<v1::SampleResponse> SampleOnce(v1::ReplayService::Stub& stub,
+                                             const std::string& table, int batch_size,
+                                             bool accept_zstd, std::chrono::milliseconds timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  auto stream = stub.Sample(&ctx);
+  v1::SampleRequest req;
+  req.set_table(table);
+  req.set_batch_size(batch_size);
+  req.set_credits(1);
+  req.set_accept_zstd(accept_zstd);
+  v1::SampleResponse batch;
+  bool got = stream->Write(req) && stream->Read(&batch);
+  stream->WritesDone();
+  stream->Finish();
+  if (!got) return std::nullopt;
+  return batch;
+}
+
 }  // namespace rally::testing

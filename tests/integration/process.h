@@ -4,10 +4,12 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "rally/v1/replay.grpc.pb.h"
 #include "rally/v1/trajectory.pb.h"
 
 namespace rally::testing {
@@ -62,6 +64,12 @@ std::string WaitForPortFile(const std::string& file, std::chrono::milliseconds t
 
 // A valid one-turn TicTacToe trajectory (x plays `action` on the empty board) with `sequence`.
 v1::Trajectory TicTacToeTrajectory(uint64_t sequence = 0, int action = 4);
+
+// One batch of `batch_size` items from `table`, over a Sample stream of its own (large items
+// compressed when `accept_zstd`); nullopt if none arrives within `timeout`.
+std::optional<v1::SampleResponse> SampleOnce(v1::ReplayService::Stub& stub,
+                                             const std::string& table, int batch_size,
+                                             bool accept_zstd, std::chrono::milliseconds timeout);
 
 // GET http://address/path on loopback; the response body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);

@@ -133,18 +133,11 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
   const int64_t size = info.tables(0).size();
   EXPECT_EQ(size, kWriters * kPerWriter);
   std::map<std::string, std::map<uint64_t, int>> seen;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(60s));
-  auto sample = replay_stub->Sample(&ctx);
-  v1::SampleRequest req;
-  req.set_table("q");
-  req.set_batch_size(static_cast<int>(size));
-  req.set_credits(1);
-  ASSERT_TRUE(sample->Write(req));
-  v1::SampleResponse batch;
-  ASSERT_TRUE(sample->Read(&batch));
+  auto batch =
+      testing::SampleOnce(*replay_stub, "q", static_cast<int>(size), /*accept_zstd=*/false, 60s);
+  ASSERT_TRUE(batch.has_value());
   int large = 0;
-  for (const auto& item : batch.items()) {
+  for (const auto& item : batch->items()) {
     const v1::Trajectory& t = item.trajectory();
     ++seen[t.actor_id()][t.sequence()];
     if (!is_large(t.actor_id(), t.sequence())) continue;
@@ -156,8 +149,6 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
     }
   }
   EXPECT_EQ(large, kPerWriter / 10);
-  sample->WritesDone();
-  sample->Finish();
   for (const auto& [writer, seqs] : acked) {
     EXPECT_EQ(seqs.size(), static_cast<size_t>(kPerWriter)) << writer;
     for (uint64_t s : seqs) EXPECT_EQ(seen[writer][s], 1) << writer << " sequence " << s;

@@ -155,20 +155,10 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
   EXPECT_EQ(info.tables(0).size(), 1);
 
   // The stored item comes back from a sample stream.
-  grpc::ClientContext sample_ctx;
-  sample_ctx.set_deadline(DeadlineIn(10s));
-  auto sample = stub->Sample(&sample_ctx);
-  v1::SampleRequest sreq;
-  sreq.set_table("selfplay");
-  sreq.set_batch_size(1);
-  sreq.set_credits(1);
-  ASSERT_TRUE(sample->Write(sreq));
-  v1::SampleResponse batch;
-  ASSERT_TRUE(sample->Read(&batch));
-  ASSERT_EQ(batch.items_size(), 1);
-  EXPECT_EQ(batch.items(0).trajectory().sequence(), 4u);
-  sample->WritesDone();
-  sample->Finish();
+  auto batch = testing::SampleOnce(*stub, "selfplay", 1, /*accept_zstd=*/false, 10s);
+  ASSERT_TRUE(batch.has_value());
+  ASSERT_EQ(batch->items_size(), 1);
+  EXPECT_EQ(batch->items(0).trajectory().sequence(), 4u);
 
   std::string metrics = HttpGet(metrics_address_, "/metrics");
   EXPECT_NE(metrics.find("rally_replay_items_inserted_total 1"), std::string::npos) << metrics;
@@ -225,21 +215,12 @@ TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
     stream->WritesDone();
     EXPECT_TRUE(stream->Finish().ok());
 
-    grpc::ClientContext sample_ctx;
-    sample_ctx.set_deadline(DeadlineIn(10s));
-    auto sample = stub->Sample(&sample_ctx);
-    v1::SampleRequest sreq;
-    sreq.set_table("selfplay");
-    sreq.set_batch_size(2);
-    sreq.set_credits(1);
-    sreq.set_accept_zstd(accept);
-    ASSERT_TRUE(sample->Write(sreq));
-    v1::SampleResponse batch;
-    ASSERT_TRUE(sample->Read(&batch));
-    ASSERT_EQ(batch.items_size(), 2);
+    auto batch = testing::SampleOnce(*stub, "selfplay", 2, accept, 10s);
+    ASSERT_TRUE(batch.has_value());
+    ASSERT_EQ(batch->items_size(), 2);
     int compressed = 0;
     bool saw_big = false;
-    for (const v1::SampledItem& item : batch.items()) {
+    for (const v1::SampledItem& item : batch->items()) {
       v1::Trajectory t = item.trajectory();
       if (!item.trajectory_zstd().empty()) {
         ++compressed;
@@ -254,8 +235,6 @@ TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
     }
     EXPECT_TRUE(saw_big);
     EXPECT_EQ(compressed, accept ? 1 : 0);
-    sample->WritesDone();
-    sample->Finish();
   }
 }
 
