@@ -111,7 +111,10 @@ TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
   ASSERT_FALSE(port.empty()) << testing::ReadFile(dir + "/control.log");
   const std::string control_flag = absl::StrCat("--control=", kAddressA, ":", port);
   const std::string master = absl::StrCat("--master_addr=", kAddressA);
-  const std::string master_port = absl::StrCat("--master_port=", testing::FreePort());
+  // The namespaces are this test's own, so a fixed port is free in them. It lies below the
+  // ephemeral range (32768+): a port FreePort() found free could be handed again by the kernel to
+  // a server that binds port 0 (the learner's metrics did) before rank 0's store binds it.
+  const std::string master_port = "--master_port=29500";
   testing::Process replay("rally-replay",
                           {control_flag, absl::StrCat("--host=", kAddressA), "--name=replay-0",
                            "--data_dir=" + dir + "/replay"},
