@@ -6,6 +6,11 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libtorch-dev libgloo-dev
+  # Debian's LibTorch calls the system's libblas.so.3. Alone it is the reference BLAS, with which
+  # a training step of the default model runs ~8x slower (tests/bench/learner_bench). BLIS, not
+  # OpenBLAS: OpenBLAS's 60 KB of thread-local storage leaves civetweb's 100 KB thread stacks too
+  # small, and the Prometheus endpoint of every process that loads LibTorch fails to start.
+  libblis4-pthread
   prometheus-cpp-dev libyaml-cpp-dev libsqlite3-dev nlohmann-json3-dev libzstd-dev
   libgtest-dev libgmock-dev
   iproute2

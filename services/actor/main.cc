@@ -1,7 +1,6 @@
 // rally-actor: plays the job's game with the latest policy. --mode=selfplay (default) streams
 // self-play trajectories to the replay; --mode=eval plays the latest policy against the job's
 // fixed opponents and reports the results to control.
-#include <torch/torch.h>
 
 #include <cmath>
 #include <map>
@@ -13,6 +12,7 @@
 #include "common/config/job_config.h"
 #include "common/games/registry.h"
 #include "common/metrics/metrics.h"
+#include "common/models/threads.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
 #include "common/net/worker_flags.h"
@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
   const bool eval = mode == "eval";
   SetLogComponent(eval ? "evaluator" : "actor");
   InstallShutdownHandlers();
-  torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
+  SetComputeThreads(absl::GetFlag(FLAGS_torch_threads));
 
   auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
   if (!metrics.ok()) {
@@ -312,7 +312,10 @@ int main(int argc, char** argv) {
       {&by_opponent.Add({{"opponent_kind", "fixed"}}), 0}};
   std::string name = absl::GetFlag(FLAGS_name);
   if (name.empty()) name = eval ? "evaluator-0" : "actor-0";
-  LogInfo("started", {{"name", name}, {"mode", mode}, {"metrics", (*metrics)->address()}});
+  LogInfo("started", {{"name", name},
+                      {"mode", mode},
+                      {"metrics", (*metrics)->address()},
+                      {"blas", BlasLibrary()}});
 
   v1::RegisterRequest reg;
   reg.set_role(eval ? v1::WORKER_ROLE_EVALUATOR : v1::WORKER_ROLE_ACTOR);

@@ -1,11 +1,11 @@
 // rally-learner: trains the job's policy on batches from the replay; rank 0 serves the weights.
-#include <torch/torch.h>
 #include <unistd.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/job_config.h"
 #include "common/metrics/metrics.h"
+#include "common/models/threads.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
 #include "common/net/worker_flags.h"
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int rank = dist->rank;
-  torch::set_num_threads(absl::GetFlag(FLAGS_torch_threads));
+  SetComputeThreads(absl::GetFlag(FLAGS_torch_threads));
 
   auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
   if (!metrics.ok()) {
@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
   LogInfo("serving", {{"pid", static_cast<long long>(getpid())},
                       {"address", address},
                       {"metrics", (*metrics)->address()},
-                      {"rank", rank}});
+                      {"rank", rank},
+                      {"blas", BlasLibrary()}});
 
   v1::RegisterRequest reg;
   reg.set_role(v1::WORKER_ROLE_LEARNER);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/games/registry.h"
+#include "common/models/threads.h"
 #include "common/net/server.h"
 #include "common/rl/losses.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -150,7 +151,7 @@ int FlagInt(int argc, char** argv, const std::string& name, int fallback) {
 int main(int argc, char** argv) {
   const int steps = FlagInt(argc, argv, "steps", 200);
   const int rounds = FlagInt(argc, argv, "rounds", 5);
-  torch::set_num_threads(1);
+  SetComputeThreads(1);
   torch::manual_seed(1);
   auto game = LoadGame("tictactoe");
   if (!game.ok()) return 1;
@@ -169,8 +170,9 @@ int main(int argc, char** argv) {
 
   std::printf(
       "learner_bench: batches of %d TicTacToe episodes (~%lld turns), %d steps x %d "
-      "rounds, 1 LibTorch thread\n",
-      kBatchEpisodes, static_cast<long long>(batch->actions.size(0)), steps, rounds);
+      "rounds, 1 LibTorch thread, BLAS %s\n",
+      kBatchEpisodes, static_cast<long long>(batch->actions.size(0)), steps, rounds,
+      BlasLibrary().c_str());
   std::printf("%-10s %18s %18s %8s %6s\n", "model", "bare episodes/s", "live episodes/s", "ratio",
               "goal");
   nlohmann::json runs = nlohmann::json::array();
@@ -196,6 +198,7 @@ int main(int argc, char** argv) {
                         {"ratio", runs[0]["ratio"]},
                         {"samples", "episodes"},
                         {"goal_ratio", 0.9},
+                        {"blas", BlasLibrary()},
                         {"runs", runs}};
   if (std::string path = bench::JsonPath(argc, argv); !path.empty()) bench::WriteJson(path, out);
   return 0;
