@@ -1,10 +1,7 @@
 #include "services/cli/local_cluster.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,23 +12,20 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/net/free_port.h"
 #include "common/net/server.h"
 
 namespace rally {
-
 namespace {
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+// A port for a server started later, below the ephemeral range (see common/net/free_port.h).
+absl::StatusOr<std::string> PortFlag(const std::string& flag) {
+  int port = FreePort();
+  if (port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "found no free TCP port on 127.0.0.1 between 10000 and ", EphemeralPortsStart()));
+  }
+  return absl::StrCat("--", flag, "=", port);
 }
 
 }  // namespace
@@ -104,25 +98,28 @@ absl::Status LocalCluster::Start() {
   std::vector<Spec> specs;
   for (int i = 0; i < options_.replay_shards; ++i) {
     std::string name = options_.replay_shards == 1 ? "replay" : absl::StrCat("replay-", i);
-    specs.push_back(
-        {name,
-         "rally-replay",
-         {control, absl::StrCat("--name=replay-", i), absl::StrCat("--port=", FreePort()),
-          "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
+    auto port_flag = PortFlag("port");
+    if (!port_flag.ok()) return port_flag.status();
+    specs.push_back({name,
+                     "rally-replay",
+                     {control, absl::StrCat("--name=replay-", i), *port_flag,
+                      "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
   }
   // Learner ranks rendezvous at rank 0 on loopback; rank 0 writes the checkpoints and the
   // others take its state when a job starts.
-  const std::string master_port = absl::StrCat("--master_port=", FreePort());
+  auto master_port = PortFlag("master_port");
+  if (!master_port.ok()) return master_port.status();
   for (int r = 0; r < options_.learners; ++r) {
+    auto port_flag = PortFlag("port");
+    if (!port_flag.ok()) return port_flag.status();
     std::vector<std::string> args = {control, absl::StrCat("--rank=", r),
-                                     absl::StrCat("--name=learner-", r),
-                                     absl::StrCat("--port=", FreePort())};
+                                     absl::StrCat("--name=learner-", r), *port_flag};
     if (r == 0) {
       args.push_back("--checkpoint_dir=" + (fs::path(options_.workdir) / "checkpoints").string());
     }
     if (options_.learners > 1) {
       args.insert(args.end(), {absl::StrCat("--world_size=", options_.learners),
-                               "--master_addr=127.0.0.1", master_port});
+                               "--master_addr=127.0.0.1", *master_port});
     }
     specs.push_back({r == 0 ? "learner" : absl::StrCat("learner-", r), "rally-learner", args});
   }

@@ -14,6 +14,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/net/free_port.h"
 #include "common/net/server.h"
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -145,7 +146,7 @@ ReplayCluster StartReplayCluster(const std::string& name, const std::string& spe
                                "--db=" + c.dir + "/control.sqlite"},
       c.dir + "/control.log");
   std::string control = "127.0.0.1:" + testing::WaitForPortFile(c.dir + "/control.port", 30s);
-  int port = testing::FreePort();
+  int port = FreePort();
   c.replay_address = "127.0.0.1:" + std::to_string(port);
   std::vector<std::string> args = {"--control=" + control, "--port=" + std::to_string(port)};
   if (wal) args.push_back("--data_dir=" + c.dir + "/replay");

@@ -112,8 +112,8 @@ TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
   const std::string control_flag = absl::StrCat("--control=", kAddressA, ":", port);
   const std::string master = absl::StrCat("--master_addr=", kAddressA);
   // The namespaces are this test's own, so a fixed port is free in them. It lies below the
-  // ephemeral range (32768+): a port FreePort() found free could be handed again by the kernel to
-  // a server that binds port 0 (the learner's metrics did) before rank 0's store binds it.
+  // ephemeral range (32768+), which the kernel hands out to servers that bind port 0 (the
+  // learners' metrics do) and could hand out before rank 0's store binds it.
   const std::string master_port = "--master_port=29500";
   testing::Process replay("rally-replay",
                           {control_flag, absl::StrCat("--host=", kAddressA), "--name=replay-0",

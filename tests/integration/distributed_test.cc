@@ -9,6 +9,7 @@
 #include <functional>
 #include <thread>
 
+#include "common/net/free_port.h"
 #include "tests/integration/process.h"
 
 namespace rally {
@@ -16,7 +17,7 @@ namespace {
 
 // Runs `body(rank, dp)` on two ranks concurrently; failures are reported per rank.
 void OnTwoRanks(const std::function<void(int, DataParallel&)>& body) {
-  const int port = testing::FreePort();
+  const int port = FreePort();
   std::vector<std::thread> threads;
   for (int rank = 0; rank < 2; ++rank) {
     threads.emplace_back([&, rank] {

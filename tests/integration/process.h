@@ -57,8 +57,6 @@ std::vector<nlohmann::json> LogLines(const std::string& log_path, const std::str
 std::string WaitForLogField(const std::string& log_path, const std::string& msg,
                             const std::string& key, std::chrono::milliseconds timeout);
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
-int FreePort();
 // Waits for `file` to hold a port number (as rally-control --port_file writes it).
 std::string WaitForPortFile(const std::string& file, std::chrono::milliseconds timeout);
 

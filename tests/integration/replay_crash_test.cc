@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "common/net/free_port.h"
 #include "common/net/server.h"
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -31,7 +32,7 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
       dir + "/control.log");
   const std::string control_address =
       "127.0.0.1:" + testing::WaitForPortFile(dir + "/control.port", 30s);
-  const int port = testing::FreePort();
+  const int port = FreePort();
   const std::string replay_address = "127.0.0.1:" + std::to_string(port);
   const std::vector<std::string> replay_args = {"--control=" + control_address,
                                                 "--port=" + std::to_string(port),
