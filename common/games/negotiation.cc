@@ -26,6 +26,27 @@ std::string ResourceList(const std::array<int, kNumResources>& amounts) {
   return absl::StrJoin(parts, ", ");
 }
 
+// One action of the history: its kind one-hot (offer, accept, deny) in kind[0..3) and, for an
+// offer, what one side gives and receives were it accepted in offer[0..12): given resource
+// one-hot (5), received resource one-hot (5), given units and received units / max_units. The
+// side is the proposer's, or the other player's when `other_side`.
+void WriteAction(int action, int max_units, bool other_side, std::span<float> kind,
+                 std::span<float> offer) {
+  if (action == NegotiationState::kAccept) {
+    kind[1] = 1.f;
+  } else if (action == NegotiationState::kDeny) {
+    kind[2] = 1.f;
+  } else {
+    NegotiationOffer o = DecodeOffer(action - NegotiationState::kFirstOffer, max_units);
+    if (other_side) o = {o.get, o.get_units, o.give, o.give_units};
+    kind[0] = 1.f;
+    offer[o.give] = 1.f;
+    offer[kNumResources + o.get] = 1.f;
+    offer[2 * kNumResources] = static_cast<float>(o.give_units) / max_units;
+    offer[2 * kNumResources + 1] = static_cast<float>(o.get_units) / max_units;
+  }
+}
+
 }  // namespace
 
 std::pair<int, int> NegotiationValueRange(int resource) {
@@ -164,26 +185,27 @@ void NegotiationState::ObservationTensor(int player, std::span<float> out) const
     out[29] = static_cast<float>(o.get_units) / options_.max_units;
   }
   out[30] = static_cast<float>(turn()) / options_.max_turns;
-  if (options_.observe_history) WriteHistorySlots(out.subspan(31));
+  if (options_.observe_history == 1) WriteHistorySlots(out.subspan(31));
+  if (options_.observe_history == 2) WriteRecentHistorySlots(player, out.subspan(31));
+}
+
+void NegotiationState::WriteRecentHistorySlots(int player, std::span<float> out) const {
+  constexpr int kRecentSlotSize = kSlotSize + 1;
+  std::fill(out.begin(), out.begin() + kRecentSlotSize * options_.max_turns, 0.f);
+  const int taken = turn();
+  for (int t = 0; t < taken; ++t) {
+    std::span<float> slot = out.subspan(kRecentSlotSize * (taken - 1 - t), kRecentSlotSize);
+    bool mine = t % 2 == player;
+    slot[3] = mine ? 1.f : 0.f;
+    WriteAction(history_[t], options_.max_units, !mine, slot.subspan(0, 3), slot.subspan(4));
+  }
 }
 
 void NegotiationState::WriteHistorySlots(std::span<float> out) const {
   std::fill(out.begin(), out.begin() + kSlotSize * options_.max_turns, 0.f);
   for (size_t t = 0; t < history_.size(); ++t) {
     std::span<float> slot = out.subspan(kSlotSize * t, kSlotSize);
-    int action = history_[t];
-    if (action == kAccept) {
-      slot[1] = 1.f;
-    } else if (action == kDeny) {
-      slot[2] = 1.f;
-    } else {
-      NegotiationOffer o = DecodeOffer(action - kFirstOffer, options_.max_units);
-      slot[0] = 1.f;
-      slot[3 + o.give] = 1.f;
-      slot[8 + o.get] = 1.f;
-      slot[13] = static_cast<float>(o.give_units) / options_.max_units;
-      slot[14] = static_cast<float>(o.get_units) / options_.max_units;
-    }
+    WriteAction(history_[t], options_.max_units, false, slot.subspan(0, 3), slot.subspan(3));
   }
 }
 
@@ -249,7 +271,7 @@ std::unique_ptr<State> NegotiationState::Clone() const {
 GameParameters NegotiationGame::Parameters() const {
   return {{"max_turns", std::to_string(options_.max_turns)},
           {"max_units", std::to_string(options_.max_units)},
-          {"observe_history", options_.observe_history ? "1" : "0"}};
+          {"observe_history", std::to_string(options_.observe_history)}};
 }
 
 int NegotiationGame::NumDistinctActions() const {

@@ -28,7 +28,12 @@
 // (1), resource p would receive one-hot (5), resource p would give one-hot (5), units received and
 // units given / max_units (2) — and turns taken / max_turns (1); with the parameter
 // `observe_history` 1, followed by the history slots of the information-state tensor (15 per
-// turn, below), so that a memoryless policy sees which of its offers were refused.
+// turn, below), so that a memoryless policy sees which of its offers were refused. With
+// `observe_history` 2, followed instead by one 16-float slot per turn taken, newest first, each
+// from p's side: kind one-hot (offer, accept, deny) (3), taken by p (1), and for an offer what p
+// would give and receive were it accepted: given resource one-hot (5), received resource one-hot
+// (5), given units and received units / max_units (2). The slot of the opponent's latest action
+// comes first, so a policy finds the turns that matter in the same place at every turn and seat.
 // Information-state tensor (12 + 15 * max_turns floats): p one-hot (2), p's values / 40 (5), p's
 // starting holdings / 50 (5), then per turn taken: kind one-hot (offer, accept, deny) (3), the
 // offer's given resource one-hot (5), received resource one-hot (5), given units and received units
@@ -60,7 +65,8 @@ struct NegotiationOffer {
 struct NegotiationOptions {
   int max_turns = 10;
   int max_units = 5;
-  bool observe_history = false;  // observation = the 31 floats + the history slots
+  // 0: the 31 floats; 1: + the information state's history slots; 2: + the recent-history slots.
+  int observe_history = 0;
 };
 
 class NegotiationState : public State {
@@ -105,6 +111,9 @@ class NegotiationState : public State {
   void Transfer(int from, int resource, int units);
   // The 15-float slot of every turn taken, into `out` (15 * max_turns floats, cleared first).
   void WriteHistorySlots(std::span<float> out) const;
+  // The 16-float slot of every turn taken, newest first, as `player` sees it (16 * max_turns
+  // floats, cleared first).
+  void WriteRecentHistorySlots(int player, std::span<float> out) const;
   std::string HistoryString() const;
 
   NegotiationOptions options_;
@@ -125,7 +134,9 @@ class NegotiationGame : public Game {
   int NumDistinctActions() const override;
   int MaxChanceOutcomes() const override { return 41; }
   std::vector<int> ObservationShape() const override {
-    return {31 + (options_.observe_history ? 15 * options_.max_turns : 0)};
+    return {31 + options_.max_turns * (options_.observe_history == 0   ? 0
+                                       : options_.observe_history == 1 ? 15
+                                                                       : 16)};
   }
   std::vector<int> InformationStateShape() const override { return {12 + 15 * options_.max_turns}; }
   int MaxGameLength() const override { return options_.max_turns; }

@@ -56,11 +56,11 @@ const std::vector<Entry>& Registry() {
          if (!turns.ok()) return turns.status();
          absl::StatusOr<int> units = IntParameter("negotiation", params, "max_units", 1, 10);
          if (!units.ok()) return units.status();
-         absl::StatusOr<int> history = IntParameter("negotiation", params, "observe_history", 0, 1);
+         absl::StatusOr<int> history = IntParameter("negotiation", params, "observe_history", 0, 2);
          if (!history.ok()) return history.status();
          options.max_turns = *turns;
          options.max_units = *units;
-         options.observe_history = *history == 1;
+         options.observe_history = *history;
          return std::make_shared<NegotiationGame>(options);
        }},
   };

@@ -197,21 +197,29 @@ TEST(Negotiation, PlayersSeeOwnValuesAndEveryActionButNotTheOthersValues) {
       << s.ObservationString(1);
 }
 
-TEST(Negotiation, WithObserveHistoryTheObservationCarriesEveryTurn) {
+// Three turns with `observe_history` set: player 0 offers 4 Wheat for 1 Ore, player 1 counters
+// with 1 Ore for 2 Wood, player 0 denies. `plain` gets player 1's 31-float observation of them.
+NegotiationState ThreeTurns(int observe_history, std::vector<float>* plain) {
   NegotiationOptions options;
-  options.observe_history = true;
-  EXPECT_EQ(NegotiationGame(options).ObservationShape(), std::vector<int>{31 + 15 * 10});
-  EXPECT_EQ(NegotiationGame().ObservationShape(), std::vector<int>{31});
+  options.observe_history = observe_history;
   NegotiationState s = Dealt(kBase, kTens, kBase, kTens, options);
-  s.ApplyAction(Offer(kWheat, 4, kOre, 1));  // player 0 offers; player 1 counters
+  s.ApplyAction(Offer(kWheat, 4, kOre, 1));
   s.ApplyAction(Offer(kOre, 1, kWood, 2));
-  s.ApplyAction(NegotiationState::kDeny);  // player 0 refuses the counter
-  std::vector<float> obs(31 + 150, -1.f);
-  s.ObservationTensor(1, obs);
-  std::vector<float> plain(31);
+  s.ApplyAction(NegotiationState::kDeny);
   NegotiationState without = Dealt(kBase, kTens, kBase, kTens);
   for (int a : s.history()) without.ApplyAction(a);
-  without.ObservationTensor(1, plain);
+  plain->assign(31, 0.f);
+  without.ObservationTensor(1, *plain);
+  return s;
+}
+
+TEST(Negotiation, WithObserveHistoryTheObservationCarriesEveryTurn) {
+  std::vector<float> plain;
+  NegotiationState s = ThreeTurns(1, &plain);
+  EXPECT_EQ(NegotiationGame(s.options()).ObservationShape(), std::vector<int>{31 + 15 * 10});
+  EXPECT_EQ(NegotiationGame().ObservationShape(), std::vector<int>{31});
+  std::vector<float> obs(31 + 150, -1.f);
+  s.ObservationTensor(1, obs);
   // The first 31 floats are the plain observation; then one slot per turn, as the information
   // state has them, and zeros for the turns not taken.
   EXPECT_EQ(std::vector<float>(obs.begin(), obs.begin() + 31), plain);
@@ -224,6 +232,41 @@ TEST(Negotiation, WithObserveHistoryTheObservationCarriesEveryTurn) {
   EXPECT_EQ(obs[31 + 15 + 8 + kWood], 1.f);  // turn 1: asking for Wood
   EXPECT_EQ(obs[31 + 30 + 2], 1.f);          // turn 2: deny
   for (size_t i = 31 + 45; i < obs.size(); ++i) EXPECT_EQ(obs[i], 0.f) << i;
+}
+
+TEST(Negotiation, RecentHistoryComesNewestFirstFromTheObserversSide) {
+  std::vector<float> plain;
+  NegotiationState s = ThreeTurns(2, &plain);
+  EXPECT_EQ(NegotiationGame(s.options()).ObservationShape(), std::vector<int>{31 + 16 * 10});
+  std::vector<float> obs(31 + 160, -1.f);
+  s.ObservationTensor(1, obs);
+  EXPECT_EQ(std::vector<float>(obs.begin(), obs.begin() + 31), plain);
+  // Slot 0, the newest: player 0's deny.
+  std::span<const float> deny(obs.data() + 31, 16);
+  EXPECT_EQ(deny[2], 1.f);
+  EXPECT_EQ(deny[3], 0.f);  // not player 1's own
+  // Slot 1: player 1's own counter, giving 1 Ore for 2 Wood.
+  std::span<const float> counter(obs.data() + 31 + 16, 16);
+  EXPECT_EQ(counter[0], 1.f);
+  EXPECT_EQ(counter[3], 1.f);
+  EXPECT_EQ(counter[4 + kOre], 1.f);
+  EXPECT_EQ(counter[9 + kWood], 1.f);
+  EXPECT_FLOAT_EQ(counter[14], 1 / 5.f);
+  EXPECT_FLOAT_EQ(counter[15], 2 / 5.f);
+  // Slot 2: player 0's offer of 4 Wheat for 1 Ore, which player 1 would take: give Ore, get Wheat.
+  std::span<const float> first(obs.data() + 31 + 32, 16);
+  EXPECT_EQ(first[0], 1.f);
+  EXPECT_EQ(first[3], 0.f);
+  EXPECT_EQ(first[4 + kOre], 1.f);
+  EXPECT_EQ(first[9 + kWheat], 1.f);
+  EXPECT_FLOAT_EQ(first[14], 1 / 5.f);
+  EXPECT_FLOAT_EQ(first[15], 4 / 5.f);
+  for (size_t i = 31 + 48; i < obs.size(); ++i) EXPECT_EQ(obs[i], 0.f) << i;
+  // Player 0 sees the same turns with the sides swapped.
+  s.ObservationTensor(0, obs);
+  EXPECT_EQ(obs[31 + 3], 1.f);                // the deny was player 0's
+  EXPECT_EQ(obs[31 + 16 + 9 + kOre], 1.f);    // the counter would give player 0 Ore
+  EXPECT_EQ(obs[31 + 32 + 4 + kWheat], 1.f);  // its own offer gives Wheat
 }
 
 }  // namespace

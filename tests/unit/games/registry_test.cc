@@ -48,7 +48,10 @@ TEST(Registry, AppliesParametersOverDefaults) {
   auto history = LoadGame("negotiation", {{"observe_history", "1"}});
   ASSERT_TRUE(history.ok()) << history.status();
   EXPECT_EQ((*history)->ObservationSize(), 31 + 15 * 10);
-  EXPECT_FALSE(LoadGame("negotiation", {{"observe_history", "2"}}).ok());
+  auto recent = LoadGame("negotiation", {{"observe_history", "2"}});
+  ASSERT_TRUE(recent.ok()) << recent.status();
+  EXPECT_EQ((*recent)->ObservationSize(), 31 + 16 * 10);
+  EXPECT_FALSE(LoadGame("negotiation", {{"observe_history", "3"}}).ok());
   EXPECT_EQ((*LoadGame("negotiation"))->Parameters(), *defaults);
 }
 
