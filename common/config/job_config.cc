@@ -263,6 +263,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
               {"algorithm",
                "batch_episodes",
                "epochs_per_batch",
+               "objective",
                "learning_rate",
                "learning_rate_final",
                "learning_rate_decay_steps",
@@ -300,6 +301,11 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(learner, lp, "algorithm", &lc.algorithm);
   r.Read(learner, lp, "batch_episodes", &lc.batch_episodes);
   r.Read(learner, lp, "epochs_per_batch", &lc.epochs_per_batch);
+  r.Read(learner, lp, "objective", &lc.objective);
+  if (lc.objective != "return" && lc.objective != "win") {
+    r.Error(learner, lp, "objective",
+            "unknown objective '" + lc.objective + "' (known: return, win)");
+  }
   r.Read(learner, lp, "learning_rate", &lc.learning_rate);
   r.Read(learner, lp, "learning_rate_final", &lc.learning_rate_final);
   r.Read(learner, lp, "learning_rate_decay_steps", &lc.learning_rate_decay_steps);

@@ -74,6 +74,9 @@ struct LearnerConfig {
   std::string table;                        // replay table to sample; default: the first table
   int batch_episodes = 128;
   int epochs_per_batch = 1;  // optimiser steps on each sampled batch
+  // What a seat's episode is worth to the learner: "return", the game's return; "win", 1 for a
+  // positive return and 0 otherwise (the win rate: a draw is worth no more than a loss).
+  std::string objective = "return";
   double learning_rate = 1e-3;
   double learning_rate_final = -1;     // < 0: constant learning_rate
   long learning_rate_decay_steps = 0;  // linear decay from learning_rate to learning_rate_final

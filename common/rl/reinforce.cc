@@ -17,7 +17,7 @@ std::string BaselineRole(const v1::Trajectory& episode, int seat) {
 
 absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*>& episodes,
                                          int observation_size, int num_actions,
-                                         RoleBaselines& baselines) {
+                                         RoleBaselines& baselines, Objective objective) {
   int64_t turns = 0;
   for (const v1::Trajectory* e : episodes) turns += e->turns_size();
   std::vector<float> obs(turns * observation_size);
@@ -31,13 +31,17 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
   double return_sum = 0;
   int64_t return_count = 0;
   for (const v1::Trajectory* e : episodes) {
+    auto value = [&](int seat) {
+      double r = e->returns(seat);
+      return objective == Objective::kWin ? (r > 0 ? 1.0 : 0.0) : r;
+    };
     // Advantages for every learning seat of this episode, baseline read before the update.
     std::vector<double> seat_adv(e->returns_size(), 0.0);
     for (int seat : e->learning_seats()) {
       if (seat < 0 || seat >= e->returns_size()) {
         return absl::InvalidArgumentError(absl::StrCat("learning seat ", seat, " has no return"));
       }
-      seat_adv[seat] = baselines.Advantage(e->game(), BaselineRole(*e, seat), e->returns(seat));
+      seat_adv[seat] = baselines.Advantage(e->game(), BaselineRole(*e, seat), value(seat));
       return_sum += e->returns(seat);
       ++return_count;
     }
@@ -77,7 +81,7 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
       double reward = t.reward();
       seat_reward_sum += t.reward();
       if (k + 1 == order.size() || e->turns(order[k + 1]).seat() != t.seat()) {
-        reward += e->returns(t.seat()) - seat_reward_sum;
+        reward += value(t.seat()) - seat_reward_sum;
         seat_reward_sum = 0;
         dones[row] = 1;
       }

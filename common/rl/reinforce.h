@@ -41,12 +41,20 @@ struct TurnBatch {
 // All snapshots of the pool share the role "<seat>/snapshot".
 std::string BaselineRole(const v1::Trajectory& episode, int seat);
 
+// What a seat's episode is worth to the learner (learner.objective).
+enum class Objective {
+  kReturn,  // the game's return
+  kWin,     // 1 for a positive return, else 0: the win rate, a draw worth no more than a loss
+};
+
 // Flattens `episodes` into turns, ordered as TurnBatch says, and assigns every turn of role p the
 // episode's RAE advantage for p (baselines are read, then updated, episode by episode in batch
-// order).
+// order). Advantages and rewards are of `objective`'s value of each seat's return; mean_return
+// stays the game's.
 absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*>& episodes,
                                          int observation_size, int num_actions,
-                                         RoleBaselines& baselines);
+                                         RoleBaselines& baselines,
+                                         Objective objective = Objective::kReturn);
 
 // The loss of one step and its terms, for metrics. Terms a loss does not use stay 0.
 struct LossTerms {

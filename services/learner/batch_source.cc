@@ -83,8 +83,8 @@ void BatchSource::ReadLoop() {
     if (!bad_item.ok()) {
       ready_.push_back(bad_item);
     } else {
-      ready_.push_back(
-          BuildTurnBatch(episodes, options_.observation_size, options_.num_actions, baselines_));
+      ready_.push_back(BuildTurnBatch(episodes, options_.observation_size, options_.num_actions,
+                                      baselines_, options_.objective));
     }
     cv_.notify_all();
   }

@@ -33,6 +33,7 @@ struct BatchSourceOptions {
   int batch_episodes = 0;
   int observation_size = 0;
   int num_actions = 0;
+  Objective objective = Objective::kReturn;
   // Batches each shard's stream assembles ahead of training.
   int credits_per_shard = 2;
   // Decoded batches held ready for the trainer.

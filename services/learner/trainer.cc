@@ -199,6 +199,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   source_options.batch_episodes = rank_batch;
   source_options.observation_size = obs_size;
   source_options.num_actions = num_actions;
+  source_options.objective = lc.objective == "win" ? Objective::kWin : Objective::kReturn;
   RoleBaselines baselines(lc.baseline_decay);
   baselines.set_values(initial_baselines);
   BatchSource source(std::move(source_options), std::move(baselines), acting_version,

@@ -154,6 +154,7 @@ TEST(JobConfig, LossFamilyKeysHaveDefaults) {
   const LearnerConfig& l = c->learner;
   EXPECT_DOUBLE_EQ(l.clip_epsilon, 0.2);
   EXPECT_EQ(l.epochs_per_batch, 1);
+  EXPECT_EQ(l.objective, "return");
   EXPECT_DOUBLE_EQ(l.value_coef, 0.5);
   EXPECT_DOUBLE_EQ(l.discount, 1.0);
   EXPECT_DOUBLE_EQ(l.vtrace_lambda, 1.0);
@@ -174,6 +175,7 @@ TEST(JobConfig, ReadsTheLossFamilyKeys) {
       "  algorithm: vtrace\n"
       "  clip_epsilon: 0.1\n"
       "  epochs_per_batch: 2\n"
+      "  objective: win\n"
       "  value_coef: 0.25\n"
       "  discount: 0.99\n"
       "  vtrace_lambda: 0.95\n"
@@ -191,6 +193,7 @@ TEST(JobConfig, ReadsTheLossFamilyKeys) {
   EXPECT_EQ(l.algorithm, "vtrace");
   EXPECT_DOUBLE_EQ(l.clip_epsilon, 0.1);
   EXPECT_EQ(l.epochs_per_batch, 2);
+  EXPECT_EQ(l.objective, "win");
   EXPECT_DOUBLE_EQ(l.value_coef, 0.25);
   EXPECT_DOUBLE_EQ(l.discount, 0.99);
   EXPECT_DOUBLE_EQ(l.vtrace_lambda, 0.95);
@@ -246,7 +249,8 @@ TEST(JobConfig, LossFamilyValuesOutOfRange) {
       "  vtrace_lambda: 1.5\n"
       "  magnet: best\n"
       "  magnet_ema_decay: 1\n"
-      "  kl_coef: -1\n",
+      "  kl_coef: -1\n"
+      "  objective: score\n",
       "n.yaml");
   ASSERT_FALSE(c.ok());
   for (const char* expected :
@@ -254,7 +258,8 @@ TEST(JobConfig, LossFamilyValuesOutOfRange) {
         "learner.discount: must lie in (0, 1]", "learner.clip_epsilon: must be positive",
         "learner.vtrace_lambda: must lie in [0, 1]",
         "learner.magnet: unknown magnet 'best' (known: uniform, ema)",
-        "learner.magnet_ema_decay: must lie in [0, 1)", "learner.kl_coef: must be at least 0"}) {
+        "learner.magnet_ema_decay: must lie in [0, 1)", "learner.kl_coef: must be at least 0",
+        "n.yaml:11:14: learner.objective: unknown objective 'score' (known: return, win)"}) {
     EXPECT_NE(Message(c).find(expected), std::string::npos) << expected << "\n" << Message(c);
   }
 }

@@ -54,6 +54,21 @@ TEST(BuildTurnBatch, EveryTurnOfARoleGetsItsEpisodeAdvantage) {
   EXPECT_FLOAT_EQ(batch->observations[2][0].item<float>(), 1.f);  // turn 1
 }
 
+TEST(BuildTurnBatch, TheWinObjectiveValuesADrawLikeALoss) {
+  RoleBaselines baselines(0.5);
+  v1::Trajectory a = Episode(1, -1);
+  v1::Trajectory b = Episode(0, 0);
+  auto batch = BuildTurnBatch({&a, &b}, 2, 3, baselines, Objective::kWin);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  // Rows: a seat 0 (win: 1), a seat 1 (loss: 0), b seat 0 (draw: 0), b seat 1 (draw: 0).
+  const std::vector<float> rewards = {0, 1, 0, 0, 0, 0};
+  for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(batch->rewards[i].item<float>(), rewards[i]) << i;
+  // Advantages against baselines of the win values: a: 1 - 0, 0 - 0; then b: baselines 0.5, 0.
+  const std::vector<float> adv = {1, 1, 0, -0.5f, -0.5f, 0};
+  for (int i = 0; i < 6; ++i) EXPECT_FLOAT_EQ(batch->advantages[i].item<float>(), adv[i]) << i;
+  EXPECT_DOUBLE_EQ(batch->mean_return, 0.0);  // the game's returns: 1, -1, 0, 0
+}
+
 TEST(BuildTurnBatch, EachSeatsRewardsSumToItsReturnAndEndWithADone) {
   RoleBaselines baselines(0.95);
   v1::Trajectory a = Episode(1, -1);
