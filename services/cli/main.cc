@@ -8,6 +8,7 @@
 //   rally stop JOB_ID     --control ADDR   cancel a job
 //   rally export-policy --checkpoint DIR --out FILE.json   a small game's policy as a table
 //   rally evaluate-policy FILE.json      exact worst case, NashConv and exploitability
+//   rally evaluate-checkpoint --checkpoint DIR --opponent NAME --games N   sampled games
 //   rally play --checkpoint DIR          a person plays against a checkpoint in the terminal
 #include <signal.h>
 #include <unistd.h>
@@ -49,10 +50,13 @@ ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (e
 ABSL_FLAG(bool, quiet, false, "run: print only the final summary");
 ABSL_FLAG(std::string, checkpoint, "", "export-policy: a run's work directory or a checkpoint");
 ABSL_FLAG(std::string, out, "", "export-policy: the JSON file to write");
-ABSL_FLAG(int, games, 1, "play: games to play (seats alternate)");
+ABSL_FLAG(int, games, 1, "play, evaluate-checkpoint: games to play (seats alternate)");
+ABSL_FLAG(std::string, opponent, "",
+          "evaluate-checkpoint: the fixed opponent (trader, random, ...)");
 ABSL_FLAG(int, seat, 0, "play: your seat in the first game");
-ABSL_FLAG(bool, greedy, false, "play: the policy plays its most probable move instead of sampling");
-ABSL_FLAG(uint64_t, seed, 0, "play: random seed (0: from the clock)");
+ABSL_FLAG(bool, greedy, false,
+          "play, evaluate-checkpoint: the policy plays its most probable move instead of sampling");
+ABSL_FLAG(uint64_t, seed, 0, "play, evaluate-checkpoint: random seed (0: from the clock)");
 
 using namespace rally;
 
@@ -69,6 +73,7 @@ const char* kUsage =
     "  stop JOB_ID --control ADDR\n"
     "  export-policy --checkpoint DIR --out FILE.json\n"
     "  evaluate-policy FILE.json\n"
+    "  evaluate-checkpoint --checkpoint DIR --opponent NAME --games N [--greedy] [--seed S]\n"
     "  play --checkpoint DIR [--games N] [--seat S] [--greedy]";
 
 std::string StateName(v1::JobState s) {
@@ -373,6 +378,23 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", std::string(total.status().message()).c_str());
       return 1;
     }
+    return 0;
+  }
+  if (command == "evaluate-checkpoint") {
+    if (absl::GetFlag(FLAGS_checkpoint).empty() || absl::GetFlag(FLAGS_opponent).empty()) {
+      std::fprintf(stderr,
+                   "rally evaluate-checkpoint: needs --checkpoint DIR and --opponent NAME\n");
+      return 2;
+    }
+    uint64_t seed = absl::GetFlag(FLAGS_seed);
+    if (seed == 0) seed = static_cast<uint64_t>(std::time(nullptr));
+    auto result = EvaluateCheckpoint(absl::GetFlag(FLAGS_checkpoint), absl::GetFlag(FLAGS_opponent),
+                                     absl::GetFlag(FLAGS_games), absl::GetFlag(FLAGS_greedy), seed);
+    if (!result.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(result.status().message()).c_str());
+      return 1;
+    }
+    std::printf("%s\n", result->dump(2).c_str());
     return 0;
   }
   if (command == "evaluate-policy") {

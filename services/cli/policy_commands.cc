@@ -9,10 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/eval/exploitability.h"
 #include "common/eval/game_tree.h"
+#include "common/eval/opponents.h"
 #include "common/eval/policy_json.h"
 #include "common/games/policy_notation.h"
 #include "common/games/registry.h"
 #include "common/models/policy_net.h"
+#include "services/actor/evaluator.h"
+#include "services/actor/policy.h"
 
 namespace rally {
 namespace {
@@ -51,8 +54,12 @@ absl::StatusOr<std::string> ResolveCheckpoint(const std::string& path) {
 namespace {
 
 struct LoadedPolicy {
+  std::string dir;  // the checkpoint directory
   std::string game_name;
   std::shared_ptr<const Game> game;
+  std::vector<int> hidden;
+  int64_t policy_version = 0;
+  std::string weights;  // weights.safetensors as stored
   PolicyNet net{nullptr};
 };
 
@@ -66,13 +73,16 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
         absl::StrCat(*dir, "/manifest.json: missing game or model shape"));
   }
   LoadedPolicy p;
+  p.dir = *dir;
   p.game_name = manifest["game"].get<std::string>();
   auto game = LoadGame(p.game_name, manifest.value("game_params", GameParameters{}));
   if (!game.ok()) return game.status();
   p.game = *game;
-  p.net = PolicyNet(p.game->ObservationSize(), manifest["hidden"].get<std::vector<int>>(),
-                    p.game->NumDistinctActions());
-  auto weights = DecodeSafetensors(ReadFile(fs::path(*dir) / "weights.safetensors"));
+  p.hidden = manifest["hidden"].get<std::vector<int>>();
+  p.policy_version = manifest.value("policy_version", int64_t{0});
+  p.net = PolicyNet(p.game->ObservationSize(), p.hidden, p.game->NumDistinctActions());
+  p.weights = ReadFile(fs::path(*dir) / "weights.safetensors");
+  auto weights = DecodeSafetensors(p.weights);
   if (!weights.ok()) return weights.status();
   if (auto s = ImportParameters(p.net, weights->tensors); !s.ok()) return s;
   p.net->eval();
@@ -115,6 +125,34 @@ absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) 
     policy.Set((*states)[i].key, std::move(row));
   }
   return PolicyToJson(game_name, policy);
+}
+
+absl::StatusOr<nlohmann::json> EvaluateCheckpoint(const std::string& checkpoint_path,
+                                                  const std::string& opponent, int games,
+                                                  bool greedy, uint64_t seed) {
+  if (games < 1) return absl::InvalidArgumentError("--games must be at least 1");
+  auto loaded = LoadPolicy(checkpoint_path);
+  if (!loaded.ok()) return loaded.status();
+  const Game& game = *loaded->game;
+  auto agent = MakeOpponent(opponent, game);
+  if (!agent.ok()) return agent.status();
+  auto policy =
+      NetworkPolicy::FromWeights(game.ObservationSize(), loaded->hidden, game.NumDistinctActions(),
+                                 loaded->policy_version, loaded->weights);
+  if (!policy.ok()) return policy.status();
+  std::mt19937_64 rng(seed);
+  v1::EvalResult r = Evaluate(game, **policy, **agent, games, greedy, rng);
+  return nlohmann::json{{"game", loaded->game_name},
+                        {"checkpoint", loaded->dir},
+                        {"policy_version", r.policy_version()},
+                        {"opponent", r.opponent()},
+                        {"games", r.games()},
+                        {"greedy", greedy},
+                        {"seed", seed},
+                        {"wins", r.wins()},
+                        {"draws", r.draws()},
+                        {"losses", r.losses()},
+                        {"win_rate", static_cast<double>(r.wins()) / r.games()}};
 }
 
 absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported) {

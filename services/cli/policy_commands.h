@@ -1,5 +1,7 @@
 // `rally export-policy` and `rally evaluate-policy`: a checkpoint's policy as a table over every
-// information state of a small game, and the exact evaluation of such a table.
+// information state of a small game, and the exact evaluation of such a table;
+// `rally evaluate-checkpoint`: sampled games of a checkpoint against a fixed opponent;
+// `rally play`: a person against a checkpoint.
 #pragma once
 
 #include <iosfwd>
@@ -22,6 +24,15 @@ absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path);
 // Exact figures of an exported policy over the full game tree: the worst-case expected return of
 // each seat against every opponent, NashConv and exploitability (two-player zero-sum games).
 absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
+
+// `rally evaluate-checkpoint`: the checkpoint's policy plays `games` games against the fixed
+// opponent `opponent` (a name of common/eval/opponents.h), seats alternating, as the job's
+// evaluator plays them (services/actor/evaluator.h): sampling from its probabilities, or its
+// most probable action when `greedy`. {"game", "checkpoint", "policy_version", "opponent",
+// "games", "greedy", "seed", "wins", "draws", "losses", "win_rate"}, from the policy's side.
+absl::StatusOr<nlohmann::json> EvaluateCheckpoint(const std::string& checkpoint_path,
+                                                  const std::string& opponent, int games,
+                                                  bool greedy, uint64_t seed);
 
 // `rally play`: a person plays `games` games against the checkpoint's policy on `in`/`out`,
 // seats alternating (the person starts in `first_seat`). The policy samples from its

@@ -100,6 +100,40 @@ TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
     EXPECT_LT(v.get<double>(), 0.0);  // 100 steps of training are far from perfect play
   }
   EXPECT_NEAR(eval["exploitability"].get<double>(), eval["nash_conv"].get<double>() / 2, 1e-12);
+
+  // Sampled games of the same checkpoint against fixed opponents.
+  auto evaluate = [&](const std::string& opponent, const std::string& out) {
+    int rc = RunToCompletion("rally",
+                             {"evaluate-checkpoint", "--checkpoint=" + workdir,
+                              "--opponent=" + opponent, "--games=60", "--seed=3"},
+                             dir + "/" + out, 120s);
+    return std::make_pair(rc, ReadFile(dir + "/" + out));
+  };
+  auto [perfect_rc, perfect_out] = evaluate("perfect", "perfect.out");
+  ASSERT_EQ(perfect_rc, 0) << perfect_out;
+  auto perfect = nlohmann::json::parse(perfect_out);
+  EXPECT_EQ(perfect["opponent"], "perfect");
+  std::string latest = ReadFile(workdir + "/checkpoints/latest");
+  latest.pop_back();  // the newline
+  auto manifest =
+      nlohmann::json::parse(ReadFile(workdir + "/checkpoints/" + latest + "/manifest.json"));
+  EXPECT_EQ(perfect["policy_version"], manifest["policy_version"]);
+  EXPECT_EQ(perfect["checkpoint"], workdir + "/checkpoints/" + latest);
+  EXPECT_EQ(perfect["games"], 60);
+  EXPECT_EQ(perfect["wins"], 0);  // nobody beats perfect play
+  EXPECT_EQ(perfect["draws"].get<int>() + perfect["losses"].get<int>(), 60);
+  auto [random_rc, random_out] = evaluate("random", "random.out");
+  ASSERT_EQ(random_rc, 0) << random_out;
+  auto random = nlohmann::json::parse(random_out);
+  EXPECT_EQ(random["wins"].get<int>() + random["draws"].get<int>() + random["losses"].get<int>(),
+            60);
+  EXPECT_GT(random["wins"].get<int>(), random["losses"].get<int>());  // trained beats random
+  // The same seed plays the same games.
+  EXPECT_EQ(evaluate("random", "random2.out").second, random_out);
+  // An opponent the game does not have is refused with its name.
+  auto [bad_rc, bad_out] = evaluate("trader", "bad.out");
+  EXPECT_EQ(bad_rc, 1);
+  EXPECT_NE(bad_out.find("trader"), std::string::npos) << bad_out;
 }
 
 TEST(Cluster, APersonPlaysAgainstACheckpointInTheTerminal) {
