@@ -1,10 +1,27 @@
 #include "common/metrics/metrics.h"
 
+#include <dlfcn.h>
+
 #include <exception>
 
 #include "absl/strings/str_cat.h"
 
 namespace rally {
+namespace {
+
+// Why the HTTP server may have failed to start, when it can be told.
+std::string Hint() {
+  // civetweb starts its threads with 100 KB stacks, and glibc takes the process's static TLS out
+  // of each: OpenBLAS's 60 KB, with what LibTorch loads besides, leaves too little.
+  if (dlsym(RTLD_DEFAULT, "openblas_get_config") != nullptr) {
+    return " (OpenBLAS is loaded: its thread-local storage leaves the HTTP server's 100 KB thread "
+           "stacks too small; let BLIS provide libblas.so.3 instead, see "
+           "deploy/local/install-deps.sh)";
+  }
+  return "";
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& host,
                                                                     int port) {
@@ -13,7 +30,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
     server->exposer_ = std::make_unique<prometheus::Exposer>(absl::StrCat(host, ":", port));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", host, ":", port, ": ", e.what()));
+        absl::StrCat("cannot serve metrics on ", host, ":", port, ": ", e.what(), Hint()));
   }
   server->registry_ = std::make_shared<prometheus::Registry>();
   server->exposer_->RegisterCollectable(server->registry_);
