@@ -234,6 +234,18 @@ TEST(Negotiation, WithObserveHistoryTheObservationCarriesEveryTurn) {
   for (size_t i = 31 + 45; i < obs.size(); ++i) EXPECT_EQ(obs[i], 0.f) << i;
 }
 
+// A 16-float recent-history slot holding an offer: taken by the observer or not, and what the
+// observer would give and receive were it accepted (max_units 5).
+void ExpectOfferSlot(std::span<const float> slot, bool mine, int given, int given_units,
+                     int received, int received_units) {
+  EXPECT_EQ(slot[0], 1.f);
+  EXPECT_EQ(slot[3], mine ? 1.f : 0.f);
+  EXPECT_EQ(slot[4 + given], 1.f);
+  EXPECT_EQ(slot[9 + received], 1.f);
+  EXPECT_FLOAT_EQ(slot[14], given_units / 5.f);
+  EXPECT_FLOAT_EQ(slot[15], received_units / 5.f);
+}
+
 TEST(Negotiation, RecentHistoryComesNewestFirstFromTheObserversSide) {
   std::vector<float> plain;
   NegotiationState s = ThreeTurns(2, &plain);
@@ -246,21 +258,9 @@ TEST(Negotiation, RecentHistoryComesNewestFirstFromTheObserversSide) {
   EXPECT_EQ(deny[2], 1.f);
   EXPECT_EQ(deny[3], 0.f);  // not player 1's own
   // Slot 1: player 1's own counter, giving 1 Ore for 2 Wood.
-  std::span<const float> counter(obs.data() + 31 + 16, 16);
-  EXPECT_EQ(counter[0], 1.f);
-  EXPECT_EQ(counter[3], 1.f);
-  EXPECT_EQ(counter[4 + kOre], 1.f);
-  EXPECT_EQ(counter[9 + kWood], 1.f);
-  EXPECT_FLOAT_EQ(counter[14], 1 / 5.f);
-  EXPECT_FLOAT_EQ(counter[15], 2 / 5.f);
+  ExpectOfferSlot({obs.data() + 31 + 16, 16}, /*mine=*/true, kOre, 1, kWood, 2);
   // Slot 2: player 0's offer of 4 Wheat for 1 Ore, which player 1 would take: give Ore, get Wheat.
-  std::span<const float> first(obs.data() + 31 + 32, 16);
-  EXPECT_EQ(first[0], 1.f);
-  EXPECT_EQ(first[3], 0.f);
-  EXPECT_EQ(first[4 + kOre], 1.f);
-  EXPECT_EQ(first[9 + kWheat], 1.f);
-  EXPECT_FLOAT_EQ(first[14], 1 / 5.f);
-  EXPECT_FLOAT_EQ(first[15], 4 / 5.f);
+  ExpectOfferSlot({obs.data() + 31 + 32, 16}, /*mine=*/false, kOre, 1, kWheat, 4);
   for (size_t i = 31 + 48; i < obs.size(); ++i) EXPECT_EQ(obs[i], 0.f) << i;
   // Player 0 sees the same turns with the sides swapped.
   s.ObservationTensor(0, obs);
