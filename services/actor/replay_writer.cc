@@ -1,5 +1,9 @@
 #include "services/actor/replay_writer.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
@@ -35,22 +39,79 @@ bool ReplayWriter::Flush(std::chrono::milliseconds timeout) {
 
 ReplayWriter::~ReplayWriter() { Stop(); }
 
-bool ReplayWriter::Push(v1::Trajectory trajectory) {
+namespace {
+
+// The bytes of `s` in a gRPC slice that owns them (no copy).
+grpc::Slice SliceOf(std::string s) {
+  auto* owned = new std::string(std::move(s));
+  return grpc::Slice(
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+}
+
+// `trajectory` serialised with `actor_id` and `sequence` as its key. They are appended as a
+// second message: parsing concatenated messages merges them, and the last value of a singular
+// field wins, so the trajectory itself need not be copied to set them.
+grpc::Slice Serialize(const v1::Trajectory& trajectory, const std::string& actor_id,
+                      uint64_t sequence) {
+  v1::Trajectory key;
+  key.set_actor_id(actor_id);
+  key.set_sequence(sequence);
+  const size_t body = trajectory.ByteSizeLong();
+  const size_t tail = key.ByteSizeLong();
+  grpc::Slice out(body + tail);
+  auto* p = const_cast<uint8_t*>(out.begin());
+  key.SerializeWithCachedSizesToArray(trajectory.SerializeWithCachedSizesToArray(p));
+  return out;
+}
+
+// The InsertRequest fields that precede each trajectory on a stream: the tables and priority.
+std::string RequestPrefix(const std::vector<std::string>& tables) {
+  v1::InsertRequest req;
+  for (const std::string& t : tables) req.add_tables(t);
+  req.set_priority(1.0);
+  return req.SerializeAsString();
+}
+
+// An InsertRequest: `prefix`, then `body` as field `trajectory` or `trajectory_zstd`. The body
+// slice is referenced, not copied.
+grpc::ByteBuffer Frame(const std::string& prefix, const grpc::Slice& body, bool compressed) {
+  using google::protobuf::internal::WireFormatLite;
+  const int field = compressed ? v1::InsertRequest::kTrajectoryZstdFieldNumber
+                               : v1::InsertRequest::kTrajectoryFieldNumber;
+  std::string head = prefix;
+  uint8_t tag[16];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), tag);
+  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(body.size()), end);
+  head.append(reinterpret_cast<const char*>(tag), end - tag);
+  grpc::Slice slices[2] = {grpc::Slice(head), body};
+  return grpc::ByteBuffer(slices, 2);
+}
+
+}  // namespace
+
+bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
   auto out = std::make_shared<Outgoing>();
+  uint64_t sequence = 0;
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
     if (stop_) return false;
-    trajectory.set_actor_id(actor_id_);
-    trajectory.set_sequence(next_sequence_++);
+    sequence = next_sequence_++;
     unacked_.push_back(out);
     if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
   }
+  out->body = Serialize(trajectory, actor_id_, sequence);
   // Large items travel compressed; the replay decompresses them before validating.
-  if (trajectory.ByteSizeLong() > kWireCompressAboveBytes) {
-    out->zstd = ZstdCompressIfWorthIt(trajectory.SerializeAsString());
+  if (out->body.size() > kWireCompressAboveBytes) {
+    std::string z = ZstdCompressIfWorthIt(
+        std::string_view(reinterpret_cast<const char*>(out->body.begin()), out->body.size()));
+    if (!z.empty()) {
+      out->body = SliceOf(std::move(z));
+      out->compressed = true;
+    }
   }
-  if (out->zstd.empty()) out->trajectory = std::move(trajectory);
   {
     std::lock_guard<std::mutex> lock(mu_);
     out->ready = true;
@@ -70,27 +131,35 @@ void ReplayWriter::Stop() {
 }
 
 void ReplayWriter::Loop() {
-  auto stub = v1::ReplayService::NewStub(MakeChannel(address_, /*own_connection=*/true));
+  auto channel = MakeChannel(address_, /*own_connection=*/true);
   while (true) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
       sent_ = 0;  // everything unacknowledged goes out again on the new stream
     }
-    RunStream(*stub);
+    RunStream(channel);
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_; });
   }
 }
 
-void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
+void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
   grpc::ClientContext ctx;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
     ctx_ = &ctx;
   }
-  auto stream = stub.Insert(&ctx);
+  // The Insert method with raw requests: each is framed from an encoded trajectory (Frame), so
+  // the payload is not serialised a second time.
+  static const std::string method_name =
+      absl::StrCat("/", v1::ReplayService::service_full_name(), "/Insert");
+  const grpc::internal::RpcMethod method(method_name.c_str(),
+                                         grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, v1::InsertResponse>::Create(
+          channel.get(), method, &ctx));
   // Acks arrive in order: each one settles the oldest sent trajectory.
   std::thread reader([&] {
     v1::InsertResponse ack;
@@ -117,9 +186,7 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
     ctx.TryCancel();
     cv_.notify_all();
   });
-  v1::InsertRequest req;
-  for (const std::string& t : tables_) req.add_tables(t);
-  req.set_priority(1.0);
+  const std::string prefix = RequestPrefix(tables_);
   while (true) {
     std::shared_ptr<Outgoing> out;
     {
@@ -130,23 +197,8 @@ void ReplayWriter::RunStream(v1::ReplayService::Stub& stub) {
       if (stop_ || ctx_ == nullptr) break;
       out = unacked_[sent_++];
     }
-    // Only this thread touches a ready item's payload: lend it to the request (no copy) and
-    // take it back once Write has serialised it, for a resend.
-    const bool compressed = !out->zstd.empty();
-    if (compressed) {
-      req.set_trajectory_zstd(std::move(out->zstd));
-    } else {
-      req.mutable_trajectory()->Swap(&out->trajectory);
-    }
-    bool ok = stream->Write(req);
-    if (compressed) {
-      out->zstd = std::move(*req.mutable_trajectory_zstd());
-      req.clear_trajectory_zstd();
-    } else {
-      req.mutable_trajectory()->Swap(&out->trajectory);
-      req.clear_trajectory();
-    }
-    if (!ok) break;
+    // Only this thread reads a ready item's body; the request references it.
+    if (!stream->Write(Frame(prefix, out->body, out->compressed))) break;
   }
   stream->WritesDone();
   ctx.TryCancel();

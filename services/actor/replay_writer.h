@@ -7,12 +7,16 @@
 // trajectories again, in order; the replay recognises the ones it had already stored by their
 // (actor_id, sequence) and does not store them twice.
 //
-// Push() also encodes: a trajectory above 16 KiB is compressed there, on the pushing thread, so
-// that several actor threads compress in parallel while the one sending thread only writes. The
-// encoded form is kept until the ack, so a resend costs no second compression. The writer's
-// stream has a TCP connection of its own (not shared with the actor's other channels).
+// Push() also encodes, on the pushing thread, so that several actor threads encode in parallel
+// while the one sending thread only writes: it serialises the trajectory once, straight into a
+// gRPC slice, and compresses it there when it is above 16 KiB and compresses well. The sending
+// thread frames that slice as an InsertRequest without copying it (the stream carries raw
+// bytes), and the slice is kept until the ack, so a resend costs no second encoding. The
+// writer's stream has a TCP connection of its own (not shared with the actor's other channels).
 // Thread safety: Push() from any thread.
 #pragma once
+
+#include <grpcpp/support/slice.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -34,8 +38,9 @@ class ReplayWriter {
                int max_in_flight, prometheus::Registry* metrics);
   ~ReplayWriter();
 
-  // Numbers and queues `trajectory`; false if the writer was stopped.
-  bool Push(v1::Trajectory trajectory);
+  // Numbers, encodes and queues `trajectory` (its actor_id and sequence are the writer's, whatever
+  // `trajectory` holds); false if the writer was stopped.
+  bool Push(const v1::Trajectory& trajectory);
   // Blocks until every pushed trajectory is acknowledged or `timeout` passes; true if all were.
   bool Flush(std::chrono::milliseconds timeout);
   // Stops sending; what is not acknowledged by then is dropped.
@@ -51,14 +56,14 @@ class ReplayWriter {
   // A pushed trajectory in the form it travels in. Pushes reserve their place (and sequence
   // number) in order, then encode outside the lock; the sender waits for `ready`.
   struct Outgoing {
-    v1::Trajectory trajectory;  // empty once compressed into `zstd`
-    std::string zstd;
+    grpc::Slice body;  // the serialised Trajectory, or its zstd frame
+    bool compressed = false;
     bool ready = false;
   };
 
   void Loop();
   // Runs one stream until it breaks or the writer stops.
-  void RunStream(v1::ReplayService::Stub& stub);
+  void RunStream(const std::shared_ptr<grpc::Channel>& channel);
 
   const std::string address_;
   const std::vector<std::string> tables_;

@@ -76,7 +76,7 @@ void RunSelfPlay(const JobConfig& config, const Game& game, const std::string& a
       ++(env.opponent != nullptr      ? stats.episodes_fixed
          : env.pick.policy != nullptr ? stats.episodes_snapshot
                                       : stats.episodes_latest);
-      if (!writer.Push(std::move(env.trajectory))) {
+      if (!writer.Push(env.trajectory)) {
         stop = true;
         return false;
       }
