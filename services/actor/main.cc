@@ -17,6 +17,7 @@
 #include "common/net/server.h"
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
+#include "common/util/memory.h"
 #include "common/util/shutdown.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/weights.grpc.pb.h"
@@ -290,6 +291,7 @@ int main(int argc, char** argv) {
   }
   const bool eval = mode == "eval";
   SetLogComponent(eval ? "evaluator" : "actor");
+  RetainFreedMemory();
   InstallShutdownHandlers();
   SetComputeThreads(absl::GetFlag(FLAGS_torch_threads));
 

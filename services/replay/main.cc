@@ -11,6 +11,7 @@
 #include "common/net/server.h"
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
+#include "common/util/memory.h"
 #include "common/util/shutdown.h"
 #include "services/replay/curriculum.h"
 #include "services/replay/curriculum_service.h"
@@ -55,6 +56,7 @@ absl::StatusOr<std::shared_ptr<Curriculum>> MakeCurriculum(const JobConfig& conf
 int main(int argc, char** argv) {
   ParseWorkerFlags(argc, argv, "rally-replay: the replay service of a rally cluster");
   SetLogComponent("replay");
+  RetainFreedMemory();
   InstallShutdownHandlers();
 
   auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/net/server.h"
+#include "common/util/memory.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
 #include "tests/bench/bench_util.h"
@@ -132,6 +133,7 @@ double FlagValue(int argc, char** argv, const std::string& name, double fallback
 }  // namespace
 
 int main(int argc, char** argv) {
+  RetainFreedMemory();  // as rally-actor does: the writers here are the actors
   const double seconds = FlagValue(argc, argv, "seconds", 3);
   const int writers = static_cast<int>(FlagValue(argc, argv, "writers", 2));
   const int samplers = static_cast<int>(FlagValue(argc, argv, "samplers", 2));
