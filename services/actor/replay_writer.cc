@@ -99,6 +99,7 @@ bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
     cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
     if (stop_) return false;
     sequence = next_sequence_++;
+    out->sequence = sequence;
     unacked_.push_back(out);
     if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
   }
@@ -160,24 +161,33 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
   std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> stream(
       grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, v1::InsertResponse>::Create(
           channel.get(), method, &ctx));
-  // Acks arrive in order: each one settles the oldest sent trajectory.
+  // Acks arrive in order: each settles the `count` oldest sent trajectories, the last of which
+  // it names.
   std::thread reader([&] {
     v1::InsertResponse ack;
     while (stream->Read(&ack)) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (unacked_.empty() || sent_ == 0) break;
-      if (ack.code() == 0) {
-        ++acked_;
-        if (ack.duplicate()) ++duplicates_;
-        acked_sequences_.push_back(ack.sequence());
-        if (acked_counter_) acked_counter_->Increment();
-      } else {
-        ++rejected_;
-        if (rejected_counter_) rejected_counter_->Increment();
-        LogWarning("trajectory rejected", {{"sequence", ack.sequence()}, {"error", ack.error()}});
+      const size_t count = std::max<uint32_t>(ack.count(), 1);
+      if (count > sent_ || unacked_[count - 1]->sequence != ack.sequence()) {
+        LogWarning("insert ack does not match the items sent; reconnecting",
+                   {{"sequence", ack.sequence()}, {"count", static_cast<int64_t>(count)}});
+        break;
       }
-      unacked_.pop_front();
-      --sent_;
+      for (size_t i = 0; i < count; ++i) {
+        const uint64_t sequence = unacked_.front()->sequence;
+        if (ack.code() == 0) {
+          ++acked_;
+          if (ack.duplicate()) ++duplicates_;
+          acked_sequences_.push_back(sequence);
+          if (acked_counter_) acked_counter_->Increment();
+        } else {
+          ++rejected_;
+          if (rejected_counter_) rejected_counter_->Increment();
+          LogWarning("trajectory rejected", {{"sequence", sequence}, {"error", ack.error()}});
+        }
+        unacked_.pop_front();
+        --sent_;
+      }
       if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
       cv_.notify_all();
     }

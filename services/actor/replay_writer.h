@@ -56,6 +56,7 @@ class ReplayWriter {
   // A pushed trajectory in the form it travels in. Pushes reserve their place (and sequence
   // number) in order, then encode outside the lock; the sender waits for `ready`.
   struct Outgoing {
+    uint64_t sequence = 0;
     grpc::Slice body;  // the serialised Trajectory, or its zstd frame
     bool compressed = false;
     bool ready = false;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
@@ -222,23 +223,46 @@ grpc::Status ReplayServiceImpl::Insert(
   bool reading = true;
   bool broken = false;
   std::thread acker([&] {
+    std::vector<Pending> batch;
     while (true) {
-      Pending p;
       {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return !pending.empty() || !reading; });
         if (pending.empty()) return;
-        p = std::move(pending.front());
+        // Everything read so far is acknowledged together: one sync covers it, and a run of
+        // stored items goes out as one response.
+        batch.assign(std::make_move_iterator(pending.begin()),
+                     std::make_move_iterator(pending.end()));
       }
-      if (p.job) {
-        if (absl::Status s = p.job->SyncForAck(p.lsn); !s.ok()) {
-          p.ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
-          p.ack.set_error(absl::StrCat("stored but not durable: ", s.message()));
+      // One sync per job (a stream can outlive a job change) covers its items in the batch.
+      std::vector<ReplayJob*> synced;
+      for (const Pending& p : batch) {
+        if (!p.job || absl::c_linear_search(synced, p.job.get())) continue;
+        synced.push_back(p.job.get());
+        uint64_t lsn = 0;
+        for (const Pending& q : batch) {
+          if (q.job == p.job) lsn = std::max(lsn, q.lsn);
+        }
+        if (absl::Status s = p.job->SyncForAck(lsn); !s.ok()) {
+          for (Pending& q : batch) {
+            if (q.job != p.job) continue;
+            q.ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
+            q.ack.set_error(absl::StrCat("stored but not durable: ", s.message()));
+          }
         }
       }
-      bool ok = stream->Write(p.ack);
+      bool ok = true;
+      for (size_t i = 0; i < batch.size() && ok; ++i) {
+        // A run of stored, durable items is acknowledged by its last item's response.
+        auto durable = [&](size_t k) { return batch[k].job && batch[k].ack.code() == 0; };
+        uint32_t count = 1;
+        while (durable(i) && i + 1 < batch.size() && durable(i + 1)) ++i, ++count;
+        if (count > 1) batch[i].ack.set_count(count);
+        ok = stream->Write(batch[i].ack);
+      }
       std::lock_guard<std::mutex> lock(mu);
-      pending.pop_front();
+      pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(batch.size()));
+      batch.clear();
       if (!ok) broken = true;
       cv.notify_all();
     }

@@ -5,6 +5,7 @@
 // table it names (and, with replay.fsync = every_batch, synced to disk); an item that does not
 // fit the job's game, names an unknown table or has a bad priority gets an error ack and the
 // stream stays open. A resend of a stored (actor_id, sequence) is acknowledged as a duplicate.
+// Stored items that become durable together are acknowledged by one response (its `count`).
 // While a rate limiter holds an insert back, the stream reads nothing more, and gRPC flow
 // control pushes back on the actor: memory stays bounded however fast actors send.
 // Sample streams send batches as the client grants credits (see replay.proto).

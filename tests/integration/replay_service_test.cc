@@ -165,6 +165,59 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
   EXPECT_NE(metrics.find("rally_replay_items_rejected_total 3"), std::string::npos);
 }
 
+TEST_F(ReplayServiceTest, AcknowledgesABurstInOrderWithRunsOfStoredItemsSharingAResponse) {
+  ASSERT_FALSE(SubmitJob().empty());
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(30s));
+  auto stream = stub->Insert(&ctx);
+  // 12 items (the table holds 16) sent without waiting for acks; item 5 is invalid, item 9 a
+  // resend of item 2.
+  constexpr uint64_t kItems = 12;
+  v1::InsertRequest req;
+  req.add_tables("selfplay");
+  for (uint64_t seq = 1; seq <= kItems; ++seq) {
+    *req.mutable_trajectory() = ValidTrajectory(seq == 9 ? 2 : seq);
+    if (seq == 5) req.mutable_trajectory()->mutable_turns(0)->set_action(9);
+    ASSERT_TRUE(stream->Write(req));
+  }
+  stream->WritesDone();
+  // Each response settles `count` items ending at its `sequence`; the invalid item and the
+  // duplicate have responses of their own.
+  std::vector<uint64_t> order = {0};  // the sequence each sent item carried, by position
+  for (uint64_t seq = 1; seq <= kItems; ++seq) order.push_back(seq == 9 ? 2 : seq);
+  uint64_t next = 1;
+  int responses = 0;
+  v1::InsertResponse ack;
+  while (next <= kItems && stream->Read(&ack)) {
+    ++responses;
+    const uint64_t count = std::max<uint32_t>(ack.count(), 1);
+    const uint64_t last = next + count - 1;
+    ASSERT_LE(last, kItems);
+    EXPECT_EQ(ack.sequence(), order[last]);
+    if (last == 5 || last == 9 || next == 5 || next == 9) {
+      EXPECT_EQ(count, 1u) << "item " << next;
+    }
+    if (last == 5) {
+      EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+    } else {
+      EXPECT_EQ(ack.code(), 0) << ack.error();
+      EXPECT_EQ(ack.duplicate(), last == 9);
+    }
+    next = last + 1;
+  }
+  EXPECT_EQ(next, kItems + 1);
+  EXPECT_GE(responses, 3);
+  EXPECT_LE(responses, static_cast<int>(kItems));
+  EXPECT_TRUE(stream->Finish().ok());
+  grpc::ClientContext info_ctx;
+  info_ctx.set_deadline(DeadlineIn(5s));
+  v1::InfoResponse info;
+  ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
+  EXPECT_EQ(info.tables(0).inserted_total(), static_cast<int64_t>(kItems) - 2);
+  EXPECT_EQ(info.tables(0).duplicates_total(), 1);
+}
+
 TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
   ASSERT_FALSE(SubmitJob().empty());
   auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
