@@ -72,21 +72,41 @@ std::string RequestPrefix(const std::vector<std::string>& tables) {
   return req.SerializeAsString();
 }
 
-// An InsertRequest: `prefix`, then `body` as field `trajectory` or `trajectory_zstd`. The body
-// slice is referenced, not copied.
-grpc::ByteBuffer Frame(const std::string& prefix, const grpc::Slice& body, bool compressed) {
+// Appends a length-delimited field's tag and length to `out`.
+void AppendFieldHeader(std::string& out, int field, size_t length) {
   using google::protobuf::internal::WireFormatLite;
-  const int field = compressed ? v1::InsertRequest::kTrajectoryZstdFieldNumber
-                               : v1::InsertRequest::kTrajectoryFieldNumber;
-  std::string head = prefix;
-  uint8_t tag[16];
+  uint8_t buf[16];
   uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
-      WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), tag);
-  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
-      static_cast<uint32_t>(body.size()), end);
-  head.append(reinterpret_cast<const char*>(tag), end - tag);
-  grpc::Slice slices[2] = {grpc::Slice(head), body};
-  return grpc::ByteBuffer(slices, 2);
+      WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), buf);
+  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(length),
+                                                                      end);
+  out.append(reinterpret_cast<const char*>(buf), end - buf);
+}
+
+// One InsertRequest carrying `items` in order: the first as the request's own item, the rest in
+// `more`. Each item is `prefix` (tables, priority) and its body as field `trajectory` or
+// `trajectory_zstd`. The bodies are referenced, not copied.
+grpc::ByteBuffer Frame(const std::string& prefix,
+                       const std::vector<std::shared_ptr<const ReplayWriter::Outgoing>>& items) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(2 * items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto& item = *items[i];
+    std::string item_head = prefix;
+    AppendFieldHeader(item_head,
+                      item.compressed ? v1::InsertRequest::kTrajectoryZstdFieldNumber
+                                      : v1::InsertRequest::kTrajectoryFieldNumber,
+                      item.body.size());
+    std::string head;
+    if (i > 0) {
+      AppendFieldHeader(head, v1::InsertRequest::kMoreFieldNumber,
+                        item_head.size() + item.body.size());
+    }
+    head += item_head;
+    slices.emplace_back(head);
+    slices.push_back(item.body);
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
 }  // namespace
@@ -197,18 +217,25 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
     cv_.notify_all();
   });
   const std::string prefix = RequestPrefix(tables_);
+  std::vector<std::shared_ptr<const Outgoing>> batch;
   while (true) {
-    std::shared_ptr<Outgoing> out;
+    batch.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
         return stop_ || ctx_ == nullptr || (sent_ < unacked_.size() && unacked_[sent_]->ready);
       });
       if (stop_ || ctx_ == nullptr) break;
-      out = unacked_[sent_++];
+      // Everything ready goes out in one message, up to kMaxBatchBytes (at least one item).
+      size_t bytes = 0;
+      while (sent_ < unacked_.size() && unacked_[sent_]->ready &&
+             (batch.empty() || bytes + unacked_[sent_]->body.size() <= kMaxBatchBytes)) {
+        bytes += unacked_[sent_]->body.size();
+        batch.push_back(unacked_[sent_++]);
+      }
     }
     // Only this thread reads a ready item's body; the request references it.
-    if (!stream->Write(Frame(prefix, out->body, out->compressed))) break;
+    if (!stream->Write(Frame(prefix, batch))) break;
   }
   stream->WritesDone();
   ctx.TryCancel();

@@ -11,7 +11,9 @@
 // while the one sending thread only writes: it serialises the trajectory once, straight into a
 // gRPC slice, and compresses it there when it is above 16 KiB and compresses well. The sending
 // thread frames that slice as an InsertRequest without copying it (the stream carries raw
-// bytes), and the slice is kept until the ack, so a resend costs no second encoding. The
+// bytes), and the slice is kept until the ack, so a resend costs no second encoding. Items
+// ready together go out in one message (InsertRequest.more, up to kMaxBatchBytes): a fast
+// actor's small items do not cost a message each, and a slow one's are not held back. The
 // writer's stream has a TCP connection of its own (not shared with the actor's other channels).
 // Thread safety: Push() from any thread.
 #pragma once
@@ -52,7 +54,9 @@ class ReplayWriter {
   std::vector<uint64_t> acked_sequences() const;
   int64_t rejected() const { return rejected_; }
 
- private:
+  // The most bytes of encoded items sent in one message (one item may be larger).
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+
   // A pushed trajectory in the form it travels in. Pushes reserve their place (and sequence
   // number) in order, then encode outside the lock; the sender waits for `ready`.
   struct Outgoing {
@@ -62,6 +66,7 @@ class ReplayWriter {
     bool ready = false;
   };
 
+ private:
   void Loop();
   // Runs one stream until it breaks or the writer stops.
   void RunStream(const std::shared_ptr<grpc::Channel>& channel);

@@ -267,16 +267,19 @@ grpc::Status ReplayServiceImpl::Insert(
       cv.notify_all();
     }
   });
-  v1::InsertRequest req;
-  while (stream->Read(&req)) {
+  // Stores one item and queues its ack; false when the stream is to end.
+  auto handle = [&](v1::InsertRequest& req, bool nested) {
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return pending.size() < kMaxPendingAcks || broken; });
-      if (broken) break;
+      if (broken) return false;
     }
     Pending p;
     std::string frame;
     absl::Status decoded = DecompressInsert(req, &frame);
+    if (decoded.ok() && nested && !req.more().empty()) {
+      decoded = absl::InvalidArgumentError("more: an item in `more` cannot carry more items");
+    }
     p.ack.set_sequence(req.trajectory().sequence());
     const std::string actor_id = req.trajectory().actor_id();
     bool duplicate = false;
@@ -284,7 +287,7 @@ grpc::Status ReplayServiceImpl::Insert(
     absl::Status status = !decoded.ok() ? decoded
                           : job.ok()    ? InsertOne(ctx, **job, req, std::move(frame), &duplicate)
                                         : job.status();
-    if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) break;
+    if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) return false;
     if (status.ok() && duplicate) {
       p.ack.set_duplicate(true);
       duplicates_.Increment();
@@ -306,6 +309,14 @@ grpc::Status ReplayServiceImpl::Insert(
     std::lock_guard<std::mutex> lock(mu);
     pending.push_back(std::move(p));
     cv.notify_all();
+    return true;
+  };
+  v1::InsertRequest req;
+  bool open = true;
+  while (open && stream->Read(&req)) {
+    // The request's own item, then those it carries, in order, each acknowledged on its own.
+    open = handle(req, /*nested=*/false);
+    for (int i = 0; open && i < req.more_size(); ++i) open = handle(*req.mutable_more(i), true);
   }
   {
     std::lock_guard<std::mutex> lock(mu);

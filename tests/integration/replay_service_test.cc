@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <map>
 #include <thread>
 
 #include "common/net/server.h"
@@ -216,6 +217,53 @@ TEST_F(ReplayServiceTest, AcknowledgesABurstInOrderWithRunsOfStoredItemsSharingA
   ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
   EXPECT_EQ(info.tables(0).inserted_total(), static_cast<int64_t>(kItems) - 2);
   EXPECT_EQ(info.tables(0).duplicates_total(), 1);
+}
+
+TEST_F(ReplayServiceTest, ItemsBatchedInOneRequestAreStoredAndAcknowledgedEachOnItsOwn) {
+  ASSERT_FALSE(SubmitJob().empty());
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(30s));
+  auto stream = stub->Insert(&ctx);
+  // One message: item 1, then in `more` item 2, an invalid item 3, an item 4 that nests a
+  // further batch (refused), and item 5 naming an unknown table.
+  v1::InsertRequest req;
+  req.add_tables("selfplay");
+  *req.mutable_trajectory() = ValidTrajectory(1);
+  for (uint64_t seq = 2; seq <= 5; ++seq) {
+    v1::InsertRequest* item = req.add_more();
+    item->add_tables(seq == 5 ? "nope" : "selfplay");
+    *item->mutable_trajectory() = ValidTrajectory(seq);
+    if (seq == 3) item->mutable_trajectory()->mutable_turns(0)->set_action(9);
+    if (seq == 4) *item->add_more()->mutable_trajectory() = ValidTrajectory(6);
+  }
+  ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  // Acks by item, expanding runs that share a response.
+  std::map<uint64_t, v1::InsertResponse> acks;
+  uint64_t next = 1;
+  v1::InsertResponse ack;
+  while (next <= 5 && stream->Read(&ack)) {
+    const uint64_t count = std::max<uint32_t>(ack.count(), 1);
+    for (uint64_t i = 0; i < count; ++i) acks[next++] = ack;
+  }
+  ASSERT_EQ(acks.size(), 5u);
+  for (uint64_t seq = 1; seq <= 5; ++seq) EXPECT_LE(seq, acks[seq].sequence());
+  EXPECT_EQ(acks[1].code(), 0) << acks[1].error();
+  EXPECT_EQ(acks[2].code(), 0) << acks[2].error();
+  EXPECT_EQ(acks[2].sequence(), 2u);
+  EXPECT_EQ(acks[3].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(acks[3].sequence(), 3u);
+  EXPECT_EQ(acks[4].code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_NE(acks[4].error().find("more:"), std::string::npos) << acks[4].error();
+  EXPECT_EQ(acks[5].code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_TRUE(stream->Finish().ok());
+  grpc::ClientContext info_ctx;
+  info_ctx.set_deadline(DeadlineIn(5s));
+  v1::InfoResponse info;
+  ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
+  EXPECT_EQ(info.tables(0).inserted_total(), 2);
+  EXPECT_EQ(info.tables(0).rejected_total(), 3);
 }
 
 TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
