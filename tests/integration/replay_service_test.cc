@@ -81,6 +81,17 @@ class ReplayServiceTest : public ::testing::Test {
     return job.id();
   }
 
+  // The job's one table as the replay's Info describes it.
+  v1::TableInfo OnlyTable() {
+    auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(5s));
+    v1::InfoResponse info;
+    EXPECT_TRUE(stub->Info(&ctx, v1::InfoRequest(), &info).ok());
+    EXPECT_EQ(info.tables_size(), 1);
+    return info.tables_size() > 0 ? info.tables(0) : v1::TableInfo();
+  }
+
   std::string dir_;
   std::unique_ptr<Process> control_;
   std::unique_ptr<Process> replay_;
@@ -146,14 +157,10 @@ TEST_F(ReplayServiceTest, RejectsTrajectoriesThatDoNotFitAndKeepsServing) {
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
 
-  grpc::ClientContext info_ctx;
-  info_ctx.set_deadline(DeadlineIn(5s));
-  v1::InfoResponse info;
-  ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
-  ASSERT_EQ(info.tables_size(), 1);
-  EXPECT_EQ(info.tables(0).inserted_total(), 1);
-  EXPECT_EQ(info.tables(0).rejected_total(), 3);
-  EXPECT_EQ(info.tables(0).size(), 1);
+  v1::TableInfo table = OnlyTable();
+  EXPECT_EQ(table.inserted_total(), 1);
+  EXPECT_EQ(table.rejected_total(), 3);
+  EXPECT_EQ(table.size(), 1);
 
   // The stored item comes back from a sample stream.
   auto batch = testing::SampleOnce(*stub, "selfplay", 1, /*accept_zstd=*/false, 10s);
@@ -211,12 +218,9 @@ TEST_F(ReplayServiceTest, AcknowledgesABurstInOrderWithRunsOfStoredItemsSharingA
   EXPECT_GE(responses, 3);
   EXPECT_LE(responses, static_cast<int>(kItems));
   EXPECT_TRUE(stream->Finish().ok());
-  grpc::ClientContext info_ctx;
-  info_ctx.set_deadline(DeadlineIn(5s));
-  v1::InfoResponse info;
-  ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
-  EXPECT_EQ(info.tables(0).inserted_total(), static_cast<int64_t>(kItems) - 2);
-  EXPECT_EQ(info.tables(0).duplicates_total(), 1);
+  v1::TableInfo table = OnlyTable();
+  EXPECT_EQ(table.inserted_total(), static_cast<int64_t>(kItems) - 2);
+  EXPECT_EQ(table.duplicates_total(), 1);
 }
 
 TEST_F(ReplayServiceTest, ItemsBatchedInOneRequestAreStoredAndAcknowledgedEachOnItsOwn) {
@@ -258,12 +262,9 @@ TEST_F(ReplayServiceTest, ItemsBatchedInOneRequestAreStoredAndAcknowledgedEachOn
   EXPECT_NE(acks[4].error().find("more:"), std::string::npos) << acks[4].error();
   EXPECT_EQ(acks[5].code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
   EXPECT_TRUE(stream->Finish().ok());
-  grpc::ClientContext info_ctx;
-  info_ctx.set_deadline(DeadlineIn(5s));
-  v1::InfoResponse info;
-  ASSERT_TRUE(stub->Info(&info_ctx, v1::InfoRequest(), &info).ok());
-  EXPECT_EQ(info.tables(0).inserted_total(), 2);
-  EXPECT_EQ(info.tables(0).rejected_total(), 3);
+  v1::TableInfo table = OnlyTable();
+  EXPECT_EQ(table.inserted_total(), 2);
+  EXPECT_EQ(table.rejected_total(), 3);
 }
 
 TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
