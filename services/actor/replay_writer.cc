@@ -111,6 +111,17 @@ grpc::ByteBuffer Frame(const std::string& prefix,
 
 }  // namespace
 
+std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
+    const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx) {
+  static const std::string method_name =
+      absl::StrCat("/", v1::ReplayService::service_full_name(), "/Insert");
+  const grpc::internal::RpcMethod method(method_name.c_str(),
+                                         grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  return std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>>(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, v1::InsertResponse>::Create(
+          channel.get(), method, ctx));
+}
+
 bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
   auto out = std::make_shared<Outgoing>();
   uint64_t sequence = 0;
@@ -172,15 +183,9 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
     if (stop_) return;
     ctx_ = &ctx;
   }
-  // The Insert method with raw requests: each is framed from an encoded trajectory (Frame), so
-  // the payload is not serialised a second time.
-  static const std::string method_name =
-      absl::StrCat("/", v1::ReplayService::service_full_name(), "/Insert");
-  const grpc::internal::RpcMethod method(method_name.c_str(),
-                                         grpc::internal::RpcMethod::BIDI_STREAMING, channel);
-  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> stream(
-      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, v1::InsertResponse>::Create(
-          channel.get(), method, &ctx));
+  // Raw requests: each is framed from encoded trajectories (Frame), so the payload is not
+  // serialised a second time.
+  auto stream = OpenRawInsertStream(channel, &ctx);
   // Acks arrive in order: each settles the `count` oldest sent trajectories, the last of which
   // it names.
   std::thread reader([&] {

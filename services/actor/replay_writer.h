@@ -34,6 +34,11 @@
 
 namespace rally {
 
+// ReplayService.Insert with requests written as bytes: each must be a serialised
+// InsertRequest (the writer frames them from encoded trajectories without copying).
+std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
+    const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx);
+
 class ReplayWriter {
  public:
   ReplayWriter(std::string address, std::vector<std::string> tables, std::string actor_id,

@@ -1,5 +1,9 @@
 #include "services/replay/replay_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -7,6 +11,7 @@
 #include <thread>
 
 #include "absl/algorithm/container.h"
+#include "absl/base/casts.h"
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
@@ -60,7 +65,19 @@ ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, DurableStore
                    .Help("Items evicted for exceeding max_staleness.")
                    .Register(metrics)),
       wal_bytes_(AddGauge(metrics, "rally_replay_wal_bytes_written",
-                          "Bytes appended to the write-ahead log by this process.")) {}
+                          "Bytes appended to the write-ahead log by this process.")),
+      pool_(TrajectoryPool::Create(kKeptTrajectories)) {
+  // Insert reads its requests as bytes (InsertStream) and parses them into trajectories from
+  // the pool. Method 0 is Insert, the first rpc of ReplayService in replay.proto.
+  MarkMethodStreamed(
+      0, new grpc::internal::BidiStreamingHandler<ReplayServiceImpl, grpc::ByteBuffer,
+                                                  v1::InsertResponse>(
+             [](ReplayServiceImpl* self, grpc::ServerContext* ctx,
+                grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream) {
+               return self->InsertStream(ctx, stream);
+             },
+             this));
+}
 
 ReplayServiceImpl::~ReplayServiceImpl() { Close(); }
 
@@ -136,35 +153,105 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
 
 namespace {
 
+using google::protobuf::internal::WireFormatLite;
+
+// Reads the fields of one InsertRequest from `in` (up to its limit) into items[index]; with
+// `top`, the items in its `more` are appended after it. False when the bytes do not parse.
+bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool& pool, bool top,
+                     std::vector<InsertItem>& items) {
+  const size_t index = items.size();
+  items.emplace_back();
+  while (uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const bool delimited =
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    uint32_t length = 0;
+    if (delimited && field >= 1 && field <= 5 && field != 3 && !in.ReadVarint32(&length)) {
+      return false;
+    }
+    if (field == v1::InsertRequest::kTablesFieldNumber && delimited) {
+      if (!in.ReadString(&items[index].tables.emplace_back(), static_cast<int>(length))) {
+        return false;
+      }
+    } else if (field == v1::InsertRequest::kTrajectoryFieldNumber && delimited) {
+      auto limit = in.PushLimit(static_cast<int>(length));
+      if (!items[index].trajectory) items[index].trajectory = pool.Take();
+      if (!items[index].trajectory->MergePartialFromCodedStream(&in) ||
+          !in.ConsumedEntireMessage()) {
+        return false;
+      }
+      in.PopLimit(limit);
+    } else if (field == v1::InsertRequest::kPriorityFieldNumber &&
+               WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_FIXED64) {
+      uint64_t bits = 0;
+      if (!in.ReadLittleEndian64(&bits)) return false;
+      items[index].priority = absl::bit_cast<double>(bits);
+    } else if (field == v1::InsertRequest::kTrajectoryZstdFieldNumber && delimited) {
+      if (!in.ReadString(&items[index].trajectory_zstd, static_cast<int>(length))) return false;
+    } else if (field == v1::InsertRequest::kMoreFieldNumber && delimited) {
+      if (!top) {
+        items[index].nested_more = true;
+        if (!in.Skip(static_cast<int>(length))) return false;
+        continue;
+      }
+      auto limit = in.PushLimit(static_cast<int>(length));
+      if (!ParseInsertItem(in, pool, /*top=*/false, items) || !in.ConsumedEntireMessage()) {
+        return false;
+      }
+      in.PopLimit(limit);
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // A compressed item becomes a plain one; errors name the field. The frame moves to `frame`
 // (the write-ahead log stores it as it came).
-absl::Status DecompressInsert(v1::InsertRequest& req, std::string* frame) {
-  if (req.trajectory_zstd().empty()) return absl::OkStatus();
-  if (req.has_trajectory()) {
+absl::Status DecompressInsert(InsertItem& item, TrajectoryPool& pool, std::string* frame) {
+  if (item.trajectory_zstd.empty()) return absl::OkStatus();
+  if (item.trajectory)
     return absl::InvalidArgumentError("set trajectory or trajectory_zstd, not both");
-  }
-  auto raw = ZstdDecompress(req.trajectory_zstd(), kMaxMessageBytes);
+  auto raw = ZstdDecompress(item.trajectory_zstd, kMaxMessageBytes);
   if (!raw.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("trajectory_zstd: ", raw.status().message()));
   }
-  if (!req.mutable_trajectory()->ParseFromString(*raw)) {
-    req.clear_trajectory();
+  item.trajectory = pool.Take();
+  if (!item.trajectory->ParseFromString(*raw)) {
+    item.trajectory->Clear();
     return absl::InvalidArgumentError("trajectory_zstd: the content is not a Trajectory");
   }
-  *frame = std::move(*req.mutable_trajectory_zstd());
-  req.clear_trajectory_zstd();
+  *frame = std::move(item.trajectory_zstd);
+  item.trajectory_zstd.clear();
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job,
-                                          v1::InsertRequest& req, std::string zstd_frame,
-                                          bool* duplicate) {
-  const v1::Trajectory& traj = req.trajectory();
-  if (req.tables().empty()) return absl::InvalidArgumentError("tables: name at least one table");
+absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
+                                std::vector<InsertItem>* items) {
+  items->clear();
+  grpc::ProtoBufferReader reader(&buffer);
+  if (!reader.status().ok()) {
+    return absl::InvalidArgumentError("the request's bytes cannot be read");
+  }
+  google::protobuf::io::CodedInputStream in(&reader);
+  in.SetTotalBytesLimit(kMaxMessageBytes);
+  if (!ParseInsertItem(in, pool, /*top=*/true, *items) || !in.ConsumedEntireMessage()) {
+    items->clear();
+    return absl::InvalidArgumentError("the request is not an InsertRequest");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
+                                          std::string zstd_frame, bool* duplicate) {
+  if (!req.trajectory)
+    req.trajectory = pool_->Take();  // none sent: validation says what is missing
+  const v1::Trajectory& traj = *req.trajectory;
+  if (req.tables.empty()) return absl::InvalidArgumentError("tables: name at least one table");
   std::vector<Table*> targets;
-  for (const std::string& name : req.tables()) {
+  for (const std::string& name : req.tables) {
     Table* t = job.table(name);
     if (t == nullptr) {
       std::string known;
@@ -174,16 +261,16 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
     }
     targets.push_back(t);
   }
-  if (!std::isfinite(req.priority()) || req.priority() < 0) {
+  if (!std::isfinite(req.priority) || req.priority < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("priority: must be finite and >= 0, got ", req.priority()));
+        absl::StrCat("priority: must be finite and >= 0, got ", req.priority));
   }
   if (auto s = ValidateTrajectory(job.game(), traj); !s.ok()) return s;
   if (job.IsDuplicate(traj.actor_id(), traj.sequence())) {
     *duplicate = true;
     return absl::OkStatus();
   }
-  auto item = std::make_shared<v1::Trajectory>(std::move(*req.mutable_trajectory()));
+  std::shared_ptr<v1::Trajectory> item = pool_->Share(std::move(req.trajectory));
   // The log's form of the item, made here rather than under each table's lock: the frame the
   // actor compressed, or the store's own encoding.
   std::optional<EncodedTrajectory> encoded;
@@ -195,7 +282,7 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
   for (Table* t : targets) {
     while (true) {
       auto key =
-          t->Insert(item, req.priority(), Clock::now() + kPollSlice, encoded ? &*encoded : nullptr);
+          t->Insert(item, req.priority, Clock::now() + kPollSlice, encoded ? &*encoded : nullptr);
       if (key.ok()) break;
       if (!absl::IsDeadlineExceeded(key.status())) return key.status();
       if (ctx->IsCancelled() || closed_) return absl::CancelledError("insert cancelled");
@@ -205,9 +292,9 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
   return absl::OkStatus();
 }
 
-grpc::Status ReplayServiceImpl::Insert(
+grpc::Status ReplayServiceImpl::InsertStream(
     grpc::ServerContext* ctx,
-    grpc::ServerReaderWriter<v1::InsertResponse, v1::InsertRequest>* stream) {
+    grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream) {
   // This thread reads and stores items; an ack thread waits until each stored item is durable
   // (group commit: one fdatasync covers every item stored meanwhile, on every stream) and writes
   // the acks in order. At most kMaxPendingAcks items wait for their ack, which bounds memory.
@@ -268,7 +355,7 @@ grpc::Status ReplayServiceImpl::Insert(
     }
   });
   // Stores one item and queues its ack; false when the stream is to end.
-  auto handle = [&](v1::InsertRequest& req, bool nested) {
+  auto handle = [&](InsertItem& req) {
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait(lock, [&] { return pending.size() < kMaxPendingAcks || broken; });
@@ -276,12 +363,12 @@ grpc::Status ReplayServiceImpl::Insert(
     }
     Pending p;
     std::string frame;
-    absl::Status decoded = DecompressInsert(req, &frame);
-    if (decoded.ok() && nested && !req.more().empty()) {
+    absl::Status decoded = DecompressInsert(req, *pool_, &frame);
+    if (decoded.ok() && req.nested_more) {
       decoded = absl::InvalidArgumentError("more: an item in `more` cannot carry more items");
     }
-    p.ack.set_sequence(req.trajectory().sequence());
-    const std::string actor_id = req.trajectory().actor_id();
+    if (req.trajectory) p.ack.set_sequence(req.trajectory->sequence());
+    const std::string actor_id = req.trajectory ? req.trajectory->actor_id() : "";
     bool duplicate = false;
     auto job = CurrentJob();
     absl::Status status = !decoded.ok() ? decoded
@@ -311,12 +398,19 @@ grpc::Status ReplayServiceImpl::Insert(
     cv.notify_all();
     return true;
   };
-  v1::InsertRequest req;
+  grpc::ByteBuffer buffer;
+  std::vector<InsertItem> items;
+  grpc::Status result = grpc::Status::OK;
   bool open = true;
-  while (open && stream->Read(&req)) {
-    // The request's own item, then those it carries, in order, each acknowledged on its own.
-    open = handle(req, /*nested=*/false);
-    for (int i = 0; open && i < req.more_size(); ++i) open = handle(*req.mutable_more(i), true);
+  while (open && stream->Read(&buffer)) {
+    // The request's own item, then those it carries in `more`, each acknowledged on its own.
+    // Bytes that are not an InsertRequest end the stream (after the acks of what came before).
+    if (absl::Status parsed = ParseInsertRequest(buffer, *pool_, &items); !parsed.ok()) {
+      result = ToGrpc(parsed);
+      break;
+    }
+    buffer.Clear();
+    for (size_t i = 0; open && i < items.size(); ++i) open = handle(items[i]);
   }
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -324,7 +418,7 @@ grpc::Status ReplayServiceImpl::Insert(
     cv.notify_all();
   }
   acker.join();
-  return grpc::Status::OK;
+  return result;
 }
 
 grpc::Status ReplayServiceImpl::Sample(

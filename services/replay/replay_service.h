@@ -20,8 +20,24 @@
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/replay/durable_store.h"
 #include "services/replay/replay_job.h"
+#include "services/replay/trajectory_pool.h"
 
 namespace rally {
+
+// One item of an InsertRequest (its own, or one of `more`), as the replay parses it.
+struct InsertItem {
+  std::vector<std::string> tables;
+  double priority = 0;
+  std::unique_ptr<v1::Trajectory> trajectory;  // null when the field was not sent
+  std::string trajectory_zstd;
+  bool nested_more = false;  // an item of `more` that carried `more` itself
+};
+
+// Parses the bytes of one InsertRequest into its items, in order: the request's own, then those
+// of `more`. Trajectories are parsed into messages from `pool`. INVALID_ARGUMENT when the bytes
+// are not an InsertRequest.
+absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
+                                std::vector<InsertItem>* items);
 
 class ReplayServiceImpl final : public v1::ReplayService::Service {
  public:
@@ -39,9 +55,9 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   // Wakes every blocked call; used at shutdown.
   void Close();
 
-  grpc::Status Insert(
-      grpc::ServerContext* ctx,
-      grpc::ServerReaderWriter<v1::InsertResponse, v1::InsertRequest>* stream) override;
+  // Serves Insert, whose requests arrive as bytes (see the constructor).
+  grpc::Status InsertStream(grpc::ServerContext* ctx,
+                            grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream);
   grpc::Status Sample(
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<v1::SampleResponse, v1::SampleRequest>* stream) override;
@@ -57,7 +73,7 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   // Stores one item; OK, a duplicate (OK with *duplicate set), or the reason it was refused.
   // Does not wait for durability: the caller acknowledges after ReplayJob::SyncForAck.
   // `zstd_frame` is the trajectory as it arrived compressed, or empty.
-  absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, v1::InsertRequest& req,
+  absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
                          std::string zstd_frame, bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
 
@@ -78,6 +94,9 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   prometheus::Family<prometheus::Histogram>& staleness_;
   prometheus::Family<prometheus::Counter>& evicted_;
   prometheus::Gauge& wal_bytes_;
+  // Trajectories of evicted items, reused by inserts (see TrajectoryPool).
+  static constexpr size_t kKeptTrajectories = 64;
+  std::shared_ptr<TrajectoryPool> pool_;
 };
 
 }  // namespace rally

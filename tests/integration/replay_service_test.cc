@@ -12,6 +12,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
+#include "services/actor/replay_writer.h"
 #include "tests/integration/process.h"
 
 namespace rally {
@@ -221,6 +222,38 @@ TEST_F(ReplayServiceTest, AcknowledgesABurstInOrderWithRunsOfStoredItemsSharingA
   v1::TableInfo table = OnlyTable();
   EXPECT_EQ(table.inserted_total(), static_cast<int64_t>(kItems) - 2);
   EXPECT_EQ(table.duplicates_total(), 1);
+}
+
+TEST_F(ReplayServiceTest, BytesThatAreNotAnInsertRequestEndTheStreamAndTheReplayServesOn) {
+  ASSERT_FALSE(SubmitJob().empty());
+  auto channel = MakeChannel(replay_address_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(30s));
+  // A client that writes raw bytes on Insert, as a broken or foreign one might.
+  auto stream = OpenRawInsertStream(channel, &ctx);
+  grpc::Slice junk(std::string("\x12\xff\xff\x7f not a message"));
+  ASSERT_TRUE(stream->Write(grpc::ByteBuffer(&junk, 1)));
+  stream->WritesDone();
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("not an InsertRequest"), std::string::npos)
+      << status.error_message();
+
+  // A well-formed stream is served as before.
+  auto stub = v1::ReplayService::NewStub(channel);
+  grpc::ClientContext ok_ctx;
+  ok_ctx.set_deadline(DeadlineIn(30s));
+  auto ok_stream = stub->Insert(&ok_ctx);
+  v1::InsertRequest req;
+  req.add_tables("selfplay");
+  *req.mutable_trajectory() = ValidTrajectory(1);
+  ASSERT_TRUE(ok_stream->Write(req));
+  v1::InsertResponse ack;
+  ASSERT_TRUE(ok_stream->Read(&ack));
+  EXPECT_EQ(ack.code(), 0) << ack.error();
+  ok_stream->WritesDone();
+  EXPECT_TRUE(ok_stream->Finish().ok());
+  EXPECT_EQ(OnlyTable().inserted_total(), 1);
 }
 
 TEST_F(ReplayServiceTest, ItemsBatchedInOneRequestAreStoredAndAcknowledgedEachOnItsOwn) {

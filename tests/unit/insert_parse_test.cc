@@ -1,0 +1,129 @@
+// The replay's insert path below gRPC: ParseInsertRequest over raw request bytes, and the
+// TrajectoryPool that lends it recycled trajectories.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "services/replay/replay_service.h"
+#include "services/replay/trajectory_pool.h"
+
+namespace rally {
+namespace {
+
+v1::Trajectory Tokens(uint64_t sequence, int tokens) {
+  v1::Trajectory t;
+  t.set_game("tictactoe");
+  t.set_actor_id("a");
+  t.set_sequence(sequence);
+  v1::Turn* turn = t.add_turns();
+  for (int i = 0; i < tokens; ++i) turn->add_observation_tokens(i);
+  return t;
+}
+
+// `bytes` as a ByteBuffer of `pieces` slices, as gRPC hands over a message read in parts.
+grpc::ByteBuffer Buffer(const std::string& bytes, int pieces) {
+  std::vector<grpc::Slice> slices;
+  const size_t step = bytes.size() / pieces + 1;
+  for (size_t at = 0; at < bytes.size(); at += step) {
+    slices.emplace_back(bytes.data() + at, std::min(step, bytes.size() - at));
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+TEST(TrajectoryPool, KeepsReleasedTrajectoriesClearedUpToItsBound) {
+  auto pool = TrajectoryPool::Create(2);
+  std::vector<v1::Trajectory*> made;
+  {
+    std::vector<std::shared_ptr<v1::Trajectory>> held;
+    for (int i = 0; i < 3; ++i) {
+      auto t = pool->Take();
+      *t = Tokens(i + 1, 100);
+      made.push_back(t.get());
+      held.push_back(pool->Share(std::move(t)));
+    }
+    auto copy = held[0];
+    held.clear();  // the second and third go back; the first is still held by `copy`
+    EXPECT_EQ(pool->kept(), 2u);
+  }
+  EXPECT_EQ(pool->kept(), 2u);  // full: the first, released last, was deleted
+  auto a = pool->Take();
+  auto b = pool->Take();
+  EXPECT_EQ(a->ByteSizeLong(), 0u);
+  EXPECT_EQ(b->ByteSizeLong(), 0u);
+  std::set<v1::Trajectory*> taken = {a.get(), b.get()};
+  EXPECT_EQ(taken, (std::set<v1::Trajectory*>{made[1], made[2]}));
+  EXPECT_EQ(pool->kept(), 0u);
+  EXPECT_NE(pool->Take(), nullptr);  // an empty pool makes a new one
+}
+
+TEST(ParseInsertRequest, ReadsTheRequestsItemThenItsMoreInOrderAcrossSlices) {
+  v1::InsertRequest req;
+  req.add_tables("queue");
+  req.add_tables("buffer");
+  req.set_priority(2.5);
+  *req.mutable_trajectory() = Tokens(1, 5000);
+  v1::InsertRequest* second = req.add_more();
+  second->add_tables("queue");
+  second->set_trajectory_zstd("not really zstd");
+  v1::InsertRequest* third = req.add_more();
+  third->add_tables("queue");
+  *third->mutable_trajectory() = Tokens(3, 10);
+  *third->add_more()->mutable_trajectory() = Tokens(4, 1);
+
+  auto pool = TrajectoryPool::Create(4);
+  grpc::ByteBuffer buffer = Buffer(req.SerializeAsString(), 7);
+  std::vector<InsertItem> items;
+  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_EQ(items[0].tables, (std::vector<std::string>{"queue", "buffer"}));
+  EXPECT_EQ(items[0].priority, 2.5);
+  ASSERT_NE(items[0].trajectory, nullptr);
+  EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 5000).SerializeAsString());
+  EXPECT_FALSE(items[0].nested_more);
+  EXPECT_EQ(items[1].trajectory, nullptr);
+  EXPECT_EQ(items[1].trajectory_zstd, "not really zstd");
+  EXPECT_EQ(items[1].priority, 0);
+  ASSERT_NE(items[2].trajectory, nullptr);
+  EXPECT_EQ(items[2].trajectory->sequence(), 3u);
+  EXPECT_TRUE(items[2].nested_more);  // refused later, by the stream, naming `more`
+}
+
+TEST(ParseInsertRequest, ParsesIntoARecycledTrajectoryAsIntoAFreshOne) {
+  auto pool = TrajectoryPool::Create(4);
+  {
+    auto old = pool->Take();
+    *old = Tokens(9, 20000);
+    old->set_opponent_id("snapshot-3");
+    pool->Share(std::move(old));  // released at once: kept, cleared
+  }
+  ASSERT_EQ(pool->kept(), 1u);
+  v1::InsertRequest req;
+  req.add_tables("queue");
+  *req.mutable_trajectory() = Tokens(1, 300);
+  grpc::ByteBuffer buffer = Buffer(req.SerializeAsString(), 3);
+  std::vector<InsertItem> items;
+  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(pool->kept(), 0u);
+  EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 300).SerializeAsString());
+}
+
+TEST(ParseInsertRequest, BytesThatAreNotAnInsertRequestAreInvalidArgument) {
+  auto pool = TrajectoryPool::Create(4);
+  v1::InsertRequest req;
+  req.add_tables("queue");
+  *req.mutable_trajectory() = Tokens(1, 100);
+  std::string bytes = req.SerializeAsString();
+  std::vector<InsertItem> items;
+  // Cut inside the trajectory.
+  grpc::ByteBuffer cut = Buffer(bytes.substr(0, bytes.size() / 2), 2);
+  absl::Status s = ParseInsertRequest(cut, *pool, &items);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("not an InsertRequest"), std::string::npos) << s;
+  EXPECT_TRUE(items.empty());
+  grpc::ByteBuffer junk = Buffer(std::string("\xff\xff\xff\xff\xff\xff", 6), 1);
+  EXPECT_EQ(ParseInsertRequest(junk, *pool, &items).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace rally
