@@ -9,6 +9,7 @@
 // TicTacToe trajectories padded to size with token ids (as language-model turns carry them).
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -154,6 +155,8 @@ int main(int argc, char** argv) {
       double sample_s = bytes == 1024 ? SampleRate(c, samplers, seconds) : 0;
       c.replay->Stop();
       c.control->Stop();
+      // The log of a WAL run holds gigabytes; the processes' logs stay for inspection.
+      std::filesystem::remove_all(c.dir + "/replay");
       std::printf("%10zu %5s %7d %12.0f %10.1f %8.3f %8d %14s\n", bytes, wal ? "on" : "off",
                   writers, items_s, mb_s, mb_s / ceiling, bytes == 1024 ? samplers : 0,
                   bytes == 1024 ? std::to_string(static_cast<int64_t>(sample_s)).c_str() : "-");
