@@ -166,7 +166,8 @@ bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool&
     const bool delimited =
         WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
     uint32_t length = 0;
-    if (delimited && field >= 1 && field <= 5 && field != 3 && !in.ReadVarint32(&length)) {
+    if (delimited && field >= 1 && field <= 5 && field != 3 &&
+        (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(kMaxMessageBytes))) {
       return false;
     }
     if (field == v1::InsertRequest::kTablesFieldNumber && delimited) {
