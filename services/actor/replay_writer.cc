@@ -193,7 +193,8 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
     while (stream->Read(&ack)) {
       std::lock_guard<std::mutex> lock(mu_);
       const size_t count = std::max<uint32_t>(ack.count(), 1);
-      if (count > sent_ || unacked_[count - 1]->sequence != ack.sequence()) {
+      // A rejected item's ack may not name it (its bytes may not have decoded).
+      if (count > sent_ || (ack.code() == 0 && unacked_[count - 1]->sequence != ack.sequence())) {
         LogWarning("insert ack does not match the items sent; reconnecting",
                    {{"sequence", ack.sequence()}, {"count", static_cast<int64_t>(count)}});
         break;
