@@ -393,7 +393,6 @@ grpc::Status ReplayServiceImpl::InsertStream(
                                      {"sequence", p.ack.sequence()},
                                      {"error", std::string(status.message())}});
     }
-    if (job.ok()) ExportTableMetrics(**job);
     std::lock_guard<std::mutex> lock(mu);
     pending.push_back(std::move(p));
     cv.notify_all();
@@ -412,6 +411,8 @@ grpc::Status ReplayServiceImpl::InsertStream(
     }
     buffer.Clear();
     for (size_t i = 0; open && i < items.size(); ++i) open = handle(items[i]);
+    // The table gauges once per message, not per item.
+    if (auto job = CurrentJob(); job.ok()) ExportTableMetrics(**job);
   }
   {
     std::lock_guard<std::mutex> lock(mu);
