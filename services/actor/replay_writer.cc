@@ -83,11 +83,21 @@ void AppendFieldHeader(std::string& out, int field, size_t length) {
   out.append(reinterpret_cast<const char*>(buf), end - buf);
 }
 
-// One InsertRequest carrying `items` in order: the first as the request's own item, the rest in
-// `more`. Each item is `prefix` (tables, priority) and its body as field `trajectory` or
-// `trajectory_zstd`. The bodies are referenced, not copied.
-grpc::ByteBuffer Frame(const std::string& prefix,
-                       const std::vector<std::shared_ptr<const ReplayWriter::Outgoing>>& items) {
+}  // namespace
+
+std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
+    const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx) {
+  static const std::string method_name =
+      absl::StrCat("/", v1::ReplayService::service_full_name(), "/Insert");
+  const grpc::internal::RpcMethod method(method_name.c_str(),
+                                         grpc::internal::RpcMethod::BIDI_STREAMING, channel);
+  return std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>>(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, v1::InsertResponse>::Create(
+          channel.get(), method, ctx));
+}
+
+grpc::ByteBuffer ReplayWriter::Frame(const std::string& prefix,
+                                     const std::vector<std::shared_ptr<const Outgoing>>& items) {
   std::vector<grpc::Slice> slices;
   slices.reserve(2 * items.size());
   for (size_t i = 0; i < items.size(); ++i) {
@@ -107,19 +117,6 @@ grpc::ByteBuffer Frame(const std::string& prefix,
     slices.push_back(item.body);
   }
   return grpc::ByteBuffer(slices.data(), slices.size());
-}
-
-}  // namespace
-
-std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
-    const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx) {
-  static const std::string method_name =
-      absl::StrCat("/", v1::ReplayService::service_full_name(), "/Insert");
-  const grpc::internal::RpcMethod method(method_name.c_str(),
-                                         grpc::internal::RpcMethod::BIDI_STREAMING, channel);
-  return std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>>(
-      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, v1::InsertResponse>::Create(
-          channel.get(), method, ctx));
 }
 
 bool ReplayWriter::Push(const v1::Trajectory& trajectory) {

@@ -62,6 +62,7 @@ class ReplayWriter {
   // The most bytes of encoded items sent in one message (one item may be larger).
   static constexpr size_t kMaxBatchBytes = 1 << 20;
 
+ private:
   // A pushed trajectory in the form it travels in. Pushes reserve their place (and sequence
   // number) in order, then encode outside the lock; the sender waits for `ready`.
   struct Outgoing {
@@ -71,7 +72,10 @@ class ReplayWriter {
     bool ready = false;
   };
 
- private:
+  // One InsertRequest carrying `items` in order: the first as the request's own item, the rest
+  // in `more`; each is `prefix` (tables, priority) and its body. Bodies are referenced, not copied.
+  static grpc::ByteBuffer Frame(const std::string& prefix,
+                                const std::vector<std::shared_ptr<const Outgoing>>& items);
   void Loop();
   // Runs one stream until it breaks or the writer stops.
   void RunStream(const std::shared_ptr<grpc::Channel>& channel);

@@ -165,8 +165,14 @@ bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool&
     const int field = WireFormatLite::GetTagFieldNumber(tag);
     const bool delimited =
         WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+    // The length of a delimited field read here (tables, trajectory, trajectory_zstd, more);
+    // others are skipped whole.
+    const bool ours = field == v1::InsertRequest::kTablesFieldNumber ||
+                      field == v1::InsertRequest::kTrajectoryFieldNumber ||
+                      field == v1::InsertRequest::kTrajectoryZstdFieldNumber ||
+                      field == v1::InsertRequest::kMoreFieldNumber;
     uint32_t length = 0;
-    if (delimited && field >= 1 && field <= 5 && field != 3 &&
+    if (delimited && ours &&
         (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(kMaxMessageBytes))) {
       return false;
     }
@@ -211,8 +217,9 @@ bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool&
 // (the write-ahead log stores it as it came).
 absl::Status DecompressInsert(InsertItem& item, TrajectoryPool& pool, std::string* frame) {
   if (item.trajectory_zstd.empty()) return absl::OkStatus();
-  if (item.trajectory)
+  if (item.trajectory) {
     return absl::InvalidArgumentError("set trajectory or trajectory_zstd, not both");
+  }
   auto raw = ZstdDecompress(item.trajectory_zstd, kMaxMessageBytes);
   if (!raw.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("trajectory_zstd: ", raw.status().message()));
@@ -247,8 +254,8 @@ absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
 
 absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
                                           std::string zstd_frame, bool* duplicate) {
-  if (!req.trajectory)
-    req.trajectory = pool_->Take();  // none sent: validation says what is missing
+  // None sent: an empty one, and validation says what is missing.
+  if (!req.trajectory) req.trajectory = pool_->Take();
   const v1::Trajectory& traj = *req.trajectory;
   if (req.tables.empty()) return absl::InvalidArgumentError("tables: name at least one table");
   std::vector<Table*> targets;
