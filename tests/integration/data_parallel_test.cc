@@ -194,11 +194,14 @@ TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
   std::printf("expected result against random after 400 steps: two ranks %.4f, one rank %.4f\n",
               two_ranks, one_rank);
   // The uniform random policy scores 0 against itself: both runs learned, and by as much.
-  // Measured in five runs each (with the machine's two cores also building): 0.684-0.713 (two
-  // ranks), 0.680-0.710 (one rank), largest gap 0.026.
+  // Which weights the actor plays with at each step depends on timing, so each run's score
+  // varies. Measured in six runs of each: two ranks 0.677-0.727 (mean 0.699), one rank
+  // 0.676-0.741 (mean 0.701); each run's standard deviation is about 0.02, so the gap between
+  // two runs has one of about 0.029 (a gap of 0.061 was seen once). 0.09 is three of those:
+  // a run that learned markedly less fails, chance alone about once in 400.
   EXPECT_GT(two_ranks, 0.5);
   EXPECT_GT(one_rank, 0.5);
-  EXPECT_NEAR(two_ranks, one_rank, 0.05);
+  EXPECT_NEAR(two_ranks, one_rank, 0.09);
 }
 
 }  // namespace
