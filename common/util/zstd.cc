@@ -27,6 +27,14 @@ ZSTD_DCtx* ThreadDecompressionContext() {
   return context.get();
 }
 
+constexpr size_t kProbeBytes = 4096;
+
+// Whether the first kProbeBytes of a payload shrink by a tenth.
+bool ProbeCompresses(std::string_view head, int level) {
+  std::string probe = ZstdCompress(head, level);
+  return !probe.empty() && probe.size() <= kProbeBytes * 9 / 10;
+}
+
 }  // namespace
 
 std::string ZstdCompress(std::string_view raw, int level) {
@@ -39,12 +47,21 @@ std::string ZstdCompress(std::string_view raw, int level) {
 }
 
 std::string ZstdCompressIfWorthIt(std::string_view raw, int level) {
-  constexpr size_t kProbeBytes = 4096;
-  if (raw.size() > 4 * kProbeBytes) {
-    std::string probe = ZstdCompress(raw.substr(0, kProbeBytes), level);
-    if (probe.empty() || probe.size() > kProbeBytes * 9 / 10) return "";
+  if (raw.size() > 4 * kProbeBytes && !ProbeCompresses(raw.substr(0, kProbeBytes), level)) {
+    return "";
   }
   return ZstdCompress(raw, level);
+}
+
+std::string ZstdCompressIfWorthIt(const absl::Cord& raw, int level) {
+  if (raw.size() > 4 * kProbeBytes &&
+      !ProbeCompresses(std::string(raw.Subcord(0, kProbeBytes)), level)) {
+    return "";
+  }
+  if (absl::optional<absl::string_view> flat = raw.TryFlat()) {
+    return ZstdCompress(std::string_view(flat->data(), flat->size()), level);
+  }
+  return ZstdCompress(std::string(raw), level);
 }
 
 absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_bytes) {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 
 namespace rally {
 
@@ -21,6 +22,8 @@ std::string ZstdCompress(std::string_view raw, int level = kFastZstdLevel);
 // a tenth, the payload (random ids, already compressed data) is left alone at once instead of
 // spending a whole compression pass on both ends to save nothing.
 std::string ZstdCompressIfWorthIt(std::string_view raw, int level = kFastZstdLevel);
+// The same for a payload held in pieces (one copy to flatten it, and only when it is compressed).
+std::string ZstdCompressIfWorthIt(const absl::Cord& raw, int level = kFastZstdLevel);
 // The content of one zstd frame. INVALID_ARGUMENT for a malformed frame, one that does not
 // state its size, or one that would expand beyond `max_bytes` (so a small request cannot make
 // the receiver allocate without bound).

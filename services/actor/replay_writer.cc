@@ -1,9 +1,7 @@
 #include "services/actor/replay_writer.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-
 #include "absl/strings/str_cat.h"
+#include "common/net/proto_wire.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
@@ -72,17 +70,6 @@ std::string RequestPrefix(const std::vector<std::string>& tables) {
   return req.SerializeAsString();
 }
 
-// Appends a length-delimited field's tag and length to `out`.
-void AppendFieldHeader(std::string& out, int field, size_t length) {
-  using google::protobuf::internal::WireFormatLite;
-  uint8_t buf[16];
-  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
-      WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), buf);
-  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(length),
-                                                                      end);
-  out.append(reinterpret_cast<const char*>(buf), end - buf);
-}
-
 }  // namespace
 
 std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
@@ -145,7 +132,7 @@ bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
     std::lock_guard<std::mutex> lock(mu_);
     out->ready = true;
   }
-  cv_.notify_all();
+  ready_cv_.notify_one();
   return true;
 }
 
@@ -156,6 +143,7 @@ void ReplayWriter::Stop() {
     if (ctx_) ctx_->TryCancel();
   }
   cv_.notify_all();
+  ready_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -218,6 +206,7 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
     ctx_ = nullptr;
     ctx.TryCancel();
     cv_.notify_all();
+    ready_cv_.notify_all();
   });
   const std::string prefix = RequestPrefix(tables_);
   std::vector<std::shared_ptr<const Outgoing>> batch;
@@ -225,7 +214,7 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
     batch.clear();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
+      ready_cv_.wait(lock, [&] {
         return stop_ || ctx_ == nullptr || (sent_ < unacked_.size() && unacked_[sent_]->ready);
       });
       if (stop_ || ctx_ == nullptr) break;

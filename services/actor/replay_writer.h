@@ -87,7 +87,8 @@ class ReplayWriter {
   std::vector<uint64_t> acked_sequences_;
   const size_t max_in_flight_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;        // acks settled, stop: Push, Flush and the retry wait
+  std::condition_variable ready_cv_;  // an item is ready to send, stop, stream ended: the sender
   // Trajectories not yet acknowledged, oldest first; the first `sent_` of them are on the wire.
   std::deque<std::shared_ptr<Outgoing>> unacked_;
   size_t sent_ = 0;

@@ -2,16 +2,20 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/net/proto_wire.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
 
@@ -36,20 +40,36 @@ uint32_t GetU32(const char* p) {
   return v;
 }
 
-uint32_t Crc(const std::string& payload) {
+// The CRC-32 of `payload` continued from `crc` (that of the bytes before it).
+uint32_t Crc(std::string_view payload, uint32_t crc = 0) {
+  if (payload.empty()) return crc;  // crc32_z would take a null buffer as a request to reset
   return static_cast<uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size())));
+      crc32_z(crc, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
 }
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
+// Writes every byte of `pieces` (a record's header, its small fields and its trajectory in the
+// pieces it arrived in) with as few writev calls as IOV_MAX allows.
+bool WriteAll(int fd, const std::vector<std::string_view>& pieces) {
+  std::vector<iovec> iov;
+  iov.reserve(pieces.size());
+  for (std::string_view p : pieces) {
+    if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
+  }
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = writev(fd, iov.data() + first, count);
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
     }
-    off += static_cast<size_t>(n);
+    // Skip what was written; a partial write leaves the rest of one piece.
+    auto left = static_cast<size_t>(n);
+    while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    if (left > 0) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+      iov[first].iov_len -= left;
+    }
   }
   return true;
 }
@@ -95,23 +115,31 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
 }
 
 EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_above) {
-  std::string raw = t.SerializeAsString();
-  if (raw.size() > compress_above) {
-    std::string z = ZstdCompress(raw);
-    if (!z.empty()) return {std::move(z), true};
-  }
-  return {std::move(raw), false};
+  return EncodeWire(absl::Cord(t.SerializeAsString()), compress_above);
 }
 
-void DurableStore::FillWalInsert(const std::string& table, const StoredItem& item,
-                                 EncodedTrajectory encoded, v1::WalInsert* out) {
+EncodedTrajectory DurableStore::EncodeWire(absl::Cord serialized, size_t compress_above) {
+  if (serialized.size() > compress_above) {
+    std::string z = ZstdCompressIfWorthIt(serialized);
+    if (!z.empty()) return {absl::Cord(std::move(z)), true};
+  }
+  return {std::move(serialized), false};
+}
+
+void DurableStore::FillWalInsertFields(const std::string& table, const StoredItem& item,
+                                       bool compressed, v1::WalInsert* out) {
   out->set_table(table);
   out->set_key(item.key);
   out->set_priority(item.priority);
   out->set_policy_version(item.policy_version);
   out->set_bytes(item.bytes);
-  out->set_trajectory(std::move(encoded.bytes));
-  out->set_compressed(encoded.compressed);
+  out->set_compressed(compressed);
+}
+
+void DurableStore::FillWalInsert(const std::string& table, const StoredItem& item,
+                                 const EncodedTrajectory& encoded, v1::WalInsert* out) {
+  FillWalInsertFields(table, item, encoded.compressed, out);
+  absl::CopyCordToString(encoded.bytes, out->mutable_trajectory());
 }
 
 absl::StatusOr<std::shared_ptr<v1::Trajectory>> DurableStore::DecodeTrajectory(
@@ -237,17 +265,27 @@ absl::Status DurableStore::ContinueJob() {
   return OpenSegmentLocked(segment_ + 1);
 }
 
-uint64_t DurableStore::Append(v1::WalRecord& record) {
+uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
+                              const absl::Cord* body) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!error_.ok() || fd_ < 0) return 0;
   record.set_lsn(lsn_ + 1);
-  std::string payload = record.SerializeAsString();
-  std::string frame;
-  frame.reserve(payload.size() + 8);
-  PutU32(frame, static_cast<uint32_t>(payload.size()));
-  PutU32(frame, Crc(payload));
-  frame += payload;
-  if (!WriteAll(fd_, frame)) {
+  const std::string payload = record.SerializeAsString();
+  std::vector<std::string_view> pieces = {{}, payload, tail};
+  size_t length = payload.size() + tail.size();
+  uint32_t crc = Crc(tail, Crc(payload));
+  if (body != nullptr) {
+    for (absl::string_view chunk : body->Chunks()) {
+      pieces.emplace_back(chunk.data(), chunk.size());
+      crc = Crc(pieces.back(), crc);
+    }
+    length += body->size();
+  }
+  std::string header;
+  PutU32(header, static_cast<uint32_t>(length));
+  PutU32(header, crc);
+  pieces[0] = header;
+  if (!WriteAll(fd_, pieces)) {
     error_ = Errno("write-ahead log append");
     LogError("write-ahead log append failed", {{"error", error_.ToString()}});
     return 0;
@@ -255,20 +293,28 @@ uint64_t DurableStore::Append(v1::WalRecord& record) {
   ++lsn_;
   dirty_ = true;
   ++records_since_snapshot_;
-  bytes_written_ += static_cast<int64_t>(frame.size());
+  bytes_written_ += static_cast<int64_t>(header.size() + length);
   return lsn_;
 }
 
 uint64_t DurableStore::OnInsert(const std::string& table, const StoredItem& item,
                                 const EncodedTrajectory* encoded) {
-  v1::WalRecord r;
-  if (encoded != nullptr) {
-    FillWalInsert(table, item, *encoded, r.mutable_insert());
-  } else {
-    FillWalInsert(table, item, EncodeTrajectory(*item.trajectory, options_.compress_above_bytes),
-                  r.mutable_insert());
+  EncodedTrajectory own;
+  if (encoded == nullptr) {
+    own = EncodeTrajectory(*item.trajectory, options_.compress_above_bytes);
+    encoded = &own;
   }
-  return Append(r);
+  v1::WalRecord r;
+  FillWalInsertFields(table, item, encoded->compressed, r.mutable_insert());
+  // The trajectory follows the record's other fields as a second occurrence of `insert` that
+  // holds only it (protobuf merges the two), so its bytes go to the file without a copy.
+  const size_t n = encoded->bytes.size();
+  std::string inner;
+  AppendFieldHeader(inner, v1::WalInsert::kTrajectoryFieldNumber, n);
+  std::string tail;
+  AppendFieldHeader(tail, v1::WalRecord::kInsertFieldNumber, inner.size() + n);
+  tail += inner;
+  return Append(r, tail, &encoded->bytes);
 }
 
 uint64_t DurableStore::OnSample(const std::string& table, const std::vector<uint64_t>& keys) {
@@ -374,7 +420,7 @@ absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot(
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("open " + tmp.string());
   std::string data = snapshot.SerializeAsString();
-  bool ok = WriteAll(fd, data) && fsync(fd) == 0;
+  bool ok = WriteAll(fd, {data}) && fsync(fd) == 0;
   close(fd);
   if (!ok) return Errno("write " + tmp.string());
   if (rename(tmp.c_str(), (dir / "snapshot.pb").c_str()) != 0) return Errno("rename snapshot");

@@ -24,10 +24,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "rally/v1/replay_storage.pb.h"
 #include "services/replay/table.h"
 
@@ -92,12 +94,15 @@ class DurableStore : public TableObserver {
   size_t compress_above_bytes() const { return options_.compress_above_bytes; }
 
   // Encodes a trajectory as the log stores it (compressing those above `compress_above` bytes
-  // when that makes them smaller) and back.
+  // when a probe says that makes them smaller) and back.
   static EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t, size_t compress_above);
-  // The log's record of `item` in `table`, its trajectory `encoded` (moved in: pass a copy of
-  // an encoding that is shared, e.g. by the several tables of one insert).
+  // The same for a trajectory already serialised (as it arrived on the wire); kept as it is
+  // unless it is compressed.
+  static EncodedTrajectory EncodeWire(absl::Cord serialized, size_t compress_above);
+  // The log's record of `item` in `table`, its trajectory `encoded` (for snapshots: the log
+  // appends its inserts without copying the trajectory into a record).
   static void FillWalInsert(const std::string& table, const StoredItem& item,
-                            EncodedTrajectory encoded, v1::WalInsert* out);
+                            const EncodedTrajectory& encoded, v1::WalInsert* out);
   static absl::StatusOr<std::shared_ptr<v1::Trajectory>> DecodeTrajectory(const v1::WalInsert& in);
 
  private:
@@ -105,7 +110,12 @@ class DurableStore : public TableObserver {
       : options_(std::move(options)), fsync_(options_.fsync), interval_ms_(options_.interval_ms) {}
   absl::Status Recover();
   absl::Status OpenSegmentLocked(uint64_t index);
-  uint64_t Append(v1::WalRecord& record);
+  // Appends `record` with `tail` and then `body` after its serialised bytes (the record's
+  // payload is all three); returns its LSN, 0 after an error.
+  uint64_t Append(v1::WalRecord& record, std::string_view tail = {},
+                  const absl::Cord* body = nullptr);
+  static void FillWalInsertFields(const std::string& table, const StoredItem& item, bool compressed,
+                                  v1::WalInsert* out);
   void SyncLoop();
 
   const DurabilityOptions options_;

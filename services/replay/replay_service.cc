@@ -4,6 +4,7 @@
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -155,10 +156,44 @@ namespace {
 
 using google::protobuf::internal::WireFormatLite;
 
+// A request's bytes as gRPC holds them, in slices, from which ranges are taken without copying.
+class SlicedBytes {
+ public:
+  explicit SlicedBytes(grpc::ByteBuffer& buffer) {
+    buffer.Dump(&slices_).IgnoreError();  // fails only for an empty buffer
+    size_t start = 0;
+    for (const grpc::Slice& s : slices_) {
+      starts_.push_back(start);
+      start += s.size();
+    }
+  }
+
+  // Bytes [offset, offset + length), as a cord that holds references to the slices.
+  absl::Cord Range(size_t offset, size_t length) const {
+    absl::Cord out;
+    size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) -
+                                   starts_.begin());
+    for (i = i == 0 ? 0 : i - 1; length > 0 && i < slices_.size(); ++i) {
+      const grpc::Slice& s = slices_[i];
+      const size_t begin = offset - starts_[i];
+      const size_t n = std::min(length, s.size() - begin);
+      out.Append(absl::MakeCordFromExternal(
+          absl::string_view(reinterpret_cast<const char*>(s.begin()) + begin, n), [keep = s] {}));
+      offset += n;
+      length -= n;
+    }
+    return out;
+  }
+
+ private:
+  std::vector<grpc::Slice> slices_;
+  std::vector<size_t> starts_;
+};
+
 // Reads the fields of one InsertRequest from `in` (up to its limit) into items[index]; with
 // `top`, the items in its `more` are appended after it. False when the bytes do not parse.
-bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool& pool, bool top,
-                     std::vector<InsertItem>& items) {
+bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, const SlicedBytes& bytes,
+                     TrajectoryPool& pool, bool top, std::vector<InsertItem>& items) {
   const size_t index = items.size();
   items.emplace_back();
   while (uint32_t tag = in.ReadTag()) {
@@ -181,6 +216,8 @@ bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool&
         return false;
       }
     } else if (field == v1::InsertRequest::kTrajectoryFieldNumber && delimited) {
+      items[index].trajectory_wire.Append(
+          bytes.Range(static_cast<size_t>(in.CurrentPosition()), length));
       auto limit = in.PushLimit(static_cast<int>(length));
       if (!items[index].trajectory) items[index].trajectory = pool.Take();
       if (!items[index].trajectory->MergePartialFromCodedStream(&in) ||
@@ -202,7 +239,7 @@ bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, TrajectoryPool&
         continue;
       }
       auto limit = in.PushLimit(static_cast<int>(length));
-      if (!ParseInsertItem(in, pool, /*top=*/false, items) || !in.ConsumedEntireMessage()) {
+      if (!ParseInsertItem(in, bytes, pool, /*top=*/false, items) || !in.ConsumedEntireMessage()) {
         return false;
       }
       in.PopLimit(limit);
@@ -243,9 +280,10 @@ absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
   if (!reader.status().ok()) {
     return absl::InvalidArgumentError("the request's bytes cannot be read");
   }
+  const SlicedBytes bytes(buffer);
   google::protobuf::io::CodedInputStream in(&reader);
   in.SetTotalBytesLimit(kMaxMessageBytes);
-  if (!ParseInsertItem(in, pool, /*top=*/true, *items) || !in.ConsumedEntireMessage()) {
+  if (!ParseInsertItem(in, bytes, pool, /*top=*/true, *items) || !in.ConsumedEntireMessage()) {
     items->clear();
     return absl::InvalidArgumentError("the request is not an InsertRequest");
   }
@@ -253,7 +291,9 @@ absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
 }
 
 absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
-                                          std::string zstd_frame, bool* duplicate) {
+                                          std::string zstd_frame,
+                                          const std::function<void()>& before_blocking,
+                                          bool* duplicate) {
   // None sent: an empty one, and validation says what is missing.
   if (!req.trajectory) req.trajectory = pool_->Take();
   const v1::Trajectory& traj = *req.trajectory;
@@ -279,20 +319,31 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
     return absl::OkStatus();
   }
   std::shared_ptr<v1::Trajectory> item = pool_->Share(std::move(req.trajectory));
-  // The log's form of the item, made here rather than under each table's lock: the frame the
-  // actor compressed, or the store's own encoding.
+  // The log's form of the item, made here rather than under each table's lock: the bytes as
+  // the actor sent them (its zstd frame, or the serialised trajectory), unless the store
+  // compresses them.
   std::optional<EncodedTrajectory> encoded;
   if (job.store() != nullptr) {
-    encoded = zstd_frame.empty()
-                  ? DurableStore::EncodeTrajectory(*item, job.store()->compress_above_bytes())
-                  : EncodedTrajectory{std::move(zstd_frame), true};
+    const size_t compress_above = job.store()->compress_above_bytes();
+    encoded = !zstd_frame.empty() ? EncodedTrajectory{absl::Cord(std::move(zstd_frame)), true}
+              : !req.trajectory_wire.empty()
+                  ? DurableStore::EncodeWire(std::move(req.trajectory_wire), compress_above)
+                  : DurableStore::EncodeTrajectory(*item, compress_above);
   }
+  bool blocked = false;
   for (Table* t : targets) {
     while (true) {
+      // A first try that does not wait, so that the caller hears before the item blocks.
       auto key =
-          t->Insert(item, req.priority, Clock::now() + kPollSlice, encoded ? &*encoded : nullptr);
+          t->Insert(item, req.priority, Clock::now() + (blocked ? kPollSlice : Clock::duration{}),
+                    encoded ? &*encoded : nullptr);
       if (key.ok()) break;
       if (!absl::IsDeadlineExceeded(key.status())) return key.status();
+      if (!blocked) {
+        blocked = true;
+        before_blocking();
+        continue;
+      }
       if (ctx->IsCancelled() || closed_) return absl::CancelledError("insert cancelled");
     }
   }
@@ -312,8 +363,10 @@ grpc::Status ReplayServiceImpl::InsertStream(
     std::shared_ptr<ReplayJob> job;  // null: nothing to sync
     uint64_t lsn = 0;
   };
+  // The reading thread wakes the acker once per request (its items are acknowledged together),
+  // and the acker wakes the reader when it made room.
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable ack_cv, room_cv;
   std::deque<Pending> pending;
   bool reading = true;
   bool broken = false;
@@ -322,7 +375,7 @@ grpc::Status ReplayServiceImpl::InsertStream(
     while (true) {
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return !pending.empty() || !reading; });
+        ack_cv.wait(lock, [&] { return !pending.empty() || !reading; });
         if (pending.empty()) return;
         // Everything read so far is acknowledged together: one sync covers it, and a run of
         // stored items goes out as one response.
@@ -359,14 +412,23 @@ grpc::Status ReplayServiceImpl::InsertStream(
       pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(batch.size()));
       batch.clear();
       if (!ok) broken = true;
-      cv.notify_all();
+      room_cv.notify_one();
     }
   });
+  // Wakes the acker for what is pending, before this thread waits (pending is full, or a rate
+  // limiter holds an item back); otherwise the acker is woken once per request.
+  auto ack_now = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ack_cv.notify_one();
+  };
   // Stores one item and queues its ack; false when the stream is to end.
   auto handle = [&](InsertItem& req) {
     {
       std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return pending.size() < kMaxPendingAcks || broken; });
+      if (pending.size() >= kMaxPendingAcks) {
+        ack_cv.notify_one();  // full before the request's end: the acker takes what there is
+        room_cv.wait(lock, [&] { return pending.size() < kMaxPendingAcks || broken; });
+      }
       if (broken) return false;
     }
     Pending p;
@@ -380,8 +442,9 @@ grpc::Status ReplayServiceImpl::InsertStream(
     bool duplicate = false;
     auto job = CurrentJob();
     absl::Status status = !decoded.ok() ? decoded
-                          : job.ok()    ? InsertOne(ctx, **job, req, std::move(frame), &duplicate)
-                                        : job.status();
+                          : job.ok()
+                              ? InsertOne(ctx, **job, req, std::move(frame), ack_now, &duplicate)
+                              : job.status();
     if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) return false;
     if (status.ok() && duplicate) {
       p.ack.set_duplicate(true);
@@ -402,7 +465,6 @@ grpc::Status ReplayServiceImpl::InsertStream(
     }
     std::lock_guard<std::mutex> lock(mu);
     pending.push_back(std::move(p));
-    cv.notify_all();
     return true;
   };
   grpc::ByteBuffer buffer;
@@ -418,13 +480,14 @@ grpc::Status ReplayServiceImpl::InsertStream(
     }
     buffer.Clear();
     for (size_t i = 0; open && i < items.size(); ++i) open = handle(items[i]);
+    ack_cv.notify_one();
     // The table gauges once per message, not per item.
     if (auto job = CurrentJob(); job.ok()) ExportTableMetrics(**job);
   }
   {
     std::lock_guard<std::mutex> lock(mu);
     reading = false;
-    cv.notify_all();
+    ack_cv.notify_one();
   }
   acker.join();
   return result;

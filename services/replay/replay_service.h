@@ -11,10 +11,12 @@
 // Sample streams send batches as the client grants credits (see replay.proto).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "absl/strings/cord.h"
 #include "common/config/job_config.h"
 #include "common/metrics/metrics.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -29,6 +31,9 @@ struct InsertItem {
   std::vector<std::string> tables;
   double priority = 0;
   std::unique_ptr<v1::Trajectory> trajectory;  // null when the field was not sent
+  // The trajectory's bytes as they arrived (the field's content; the request's own slices, not
+  // a copy): what the write-ahead log stores.
+  absl::Cord trajectory_wire;
   std::string trajectory_zstd;
   bool nested_more = false;  // an item of `more` that carried `more` itself
 };
@@ -72,9 +77,11 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   absl::StatusOr<std::shared_ptr<ReplayJob>> CurrentJob() const;
   // Stores one item; OK, a duplicate (OK with *duplicate set), or the reason it was refused.
   // Does not wait for durability: the caller acknowledges after ReplayJob::SyncForAck.
-  // `zstd_frame` is the trajectory as it arrived compressed, or empty.
+  // `zstd_frame` is the trajectory as it arrived compressed, or empty. `before_blocking` runs
+  // once if a table's rate limiter holds the item back.
   absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
-                         std::string zstd_frame, bool* duplicate);
+                         std::string zstd_frame, const std::function<void()>& before_blocking,
+                         bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
 
   DurableStore* store_;

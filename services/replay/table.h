@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "rally/v1/trajectory.pb.h"
 #include "services/replay/rate_limiter.h"
 #include "services/replay/selectors.h"
@@ -68,9 +69,10 @@ struct SampledItem {
 };
 
 // A trajectory as the log stores it: serialised, and zstd-compressed when `compressed`. Made
-// once per insert outside any table lock (or taken as it arrived compressed from the actor).
+// once per insert outside any table lock; usually the bytes as they arrived from the actor
+// (compressed or not), still in the pieces the network delivered them in.
 struct EncodedTrajectory {
-  std::string bytes;
+  absl::Cord bytes;
   bool compressed = false;
 };
 

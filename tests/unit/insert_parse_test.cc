@@ -80,6 +80,10 @@ TEST(ParseInsertRequest, ReadsTheRequestsItemThenItsMoreInOrderAcrossSlices) {
   ASSERT_NE(items[0].trajectory, nullptr);
   EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 5000).SerializeAsString());
   EXPECT_FALSE(items[0].nested_more);
+  // The trajectory's bytes as sent, taken from the slices (the first item's span several).
+  EXPECT_EQ(std::string(items[0].trajectory_wire), Tokens(1, 5000).SerializeAsString());
+  EXPECT_EQ(std::string(items[2].trajectory_wire), Tokens(3, 10).SerializeAsString());
+  EXPECT_TRUE(items[1].trajectory_wire.empty());
   EXPECT_EQ(items[1].trajectory, nullptr);
   EXPECT_EQ(items[1].trajectory_zstd, "not really zstd");
   EXPECT_EQ(items[1].priority, 0);
@@ -106,6 +110,34 @@ TEST(ParseInsertRequest, ParsesIntoARecycledTrajectoryAsIntoAFreshOne) {
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(pool->kept(), 0u);
   EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 300).SerializeAsString());
+}
+
+TEST(ParseInsertRequest, ATrajectorySentInTwoPartsIsMergedAndItsBytesJoined) {
+  // Protobuf merges two occurrences of a message field; a sender may append fields (the writer
+  // appends its actor id and sequence) as a second one. The bytes kept for the log are both
+  // parts, which parse to the same merged trajectory.
+  v1::Trajectory body = Tokens(0, 2000);
+  body.clear_actor_id();
+  v1::Trajectory key;
+  key.set_actor_id("w");
+  key.set_sequence(7);
+  v1::InsertRequest first, second;
+  first.add_tables("queue");
+  *first.mutable_trajectory() = body;
+  *second.mutable_trajectory() = key;
+  auto pool = TrajectoryPool::Create(4);
+  grpc::ByteBuffer buffer = Buffer(first.SerializeAsString() + second.SerializeAsString(), 5);
+  std::vector<InsertItem> items;
+  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].trajectory->actor_id(), "w");
+  EXPECT_EQ(items[0].trajectory->sequence(), 7u);
+  EXPECT_EQ(items[0].trajectory->turns(0).observation_tokens_size(), 2000);
+  EXPECT_EQ(std::string(items[0].trajectory_wire),
+            body.SerializeAsString() + key.SerializeAsString());
+  v1::Trajectory logged;
+  ASSERT_TRUE(logged.ParseFromString(std::string(items[0].trajectory_wire)));
+  EXPECT_EQ(logged.SerializeAsString(), items[0].trajectory->SerializeAsString());
 }
 
 TEST(ParseInsertRequest, BytesThatAreNotAnInsertRequestAreInvalidArgument) {

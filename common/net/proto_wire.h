@@ -1,0 +1,28 @@
+// Hand-framing of protobuf fields, for messages assembled around bytes that are already encoded
+// (a trajectory serialised once and sent or logged without another copy). Protobuf merges the
+// occurrences of a singular message field, so a message can be written as its small fields
+// followed by a second occurrence of a submessage that carries only the large bytes.
+#pragma once
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace rally {
+
+// Appends the tag and length of length-delimited field `field` to `out`; `length` bytes of
+// content are to follow.
+inline void AppendFieldHeader(std::string& out, int field, size_t length) {
+  using google::protobuf::internal::WireFormatLite;
+  uint8_t buf[16];
+  uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+      WireFormatLite::MakeTag(field, WireFormatLite::WIRETYPE_LENGTH_DELIMITED), buf);
+  end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(length),
+                                                                      end);
+  out.append(reinterpret_cast<const char*>(buf), end - buf);
+}
+
+}  // namespace rally
