@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/net/proto_wire.h"
+#include "common/util/crc32c.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
 
@@ -40,11 +41,14 @@ uint32_t GetU32(const char* p) {
   return v;
 }
 
-// The CRC-32 of `payload` continued from `crc` (that of the bytes before it).
-uint32_t Crc(std::string_view payload, uint32_t crc = 0) {
-  if (payload.empty()) return crc;  // crc32_z would take a null buffer as a request to reset
+// Segments written since the log moved to CRC-32C begin with this; older ones (records from
+// the first byte, zlib's CRC-32) are still read.
+constexpr std::string_view kSegmentMagic = "RALLYWL2";
+
+// The CRC-32 of a version-1 segment's record.
+uint32_t LegacyCrc(std::string_view payload) {
   return static_cast<uint32_t>(
-      crc32_z(crc, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
+      crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
 }
 
 // Writes every byte of `pieces` (a record's header, its small fields and its trajectory in the
@@ -98,13 +102,14 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
   std::string data = ss.str();
   SegmentRead out;
   out.file_bytes = static_cast<int64_t>(data.size());
-  size_t off = 0;
+  const bool legacy = data.compare(0, kSegmentMagic.size(), kSegmentMagic) != 0;
+  size_t off = legacy ? 0 : kSegmentMagic.size();
   while (off + 8 <= data.size()) {
     uint32_t len = GetU32(data.data() + off);
     uint32_t crc = GetU32(data.data() + off + 4);
     if (off + 8 + len > data.size()) break;  // torn: the record was cut short
     std::string payload = data.substr(off + 8, len);
-    if (Crc(payload) != crc) break;  // torn or corrupt
+    if ((legacy ? LegacyCrc(payload) : Crc32c(0, payload)) != crc) break;  // torn or corrupt
     v1::WalRecord record;
     if (!record.ParseFromString(payload)) break;
     out.records.push_back(std::move(record));
@@ -229,6 +234,9 @@ absl::Status DurableStore::OpenSegmentLocked(uint64_t index) {
   std::string path = (fs::path(options_.dir) / SegmentName(index)).string();
   fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) return Errno("open " + path);
+  struct stat st {};
+  if (fstat(fd_, &st) != 0) return Errno("stat " + path);
+  if (st.st_size == 0 && !WriteAll(fd_, {kSegmentMagic})) return Errno("write " + path);
   segment_ = index;
   // Make the new file's directory entry durable.
   int dir = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -273,11 +281,11 @@ uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
   const std::string payload = record.SerializeAsString();
   std::vector<std::string_view> pieces = {{}, payload, tail};
   size_t length = payload.size() + tail.size();
-  uint32_t crc = Crc(tail, Crc(payload));
+  uint32_t crc = Crc32c(Crc32c(0, payload), tail);
   if (body != nullptr) {
     for (absl::string_view chunk : body->Chunks()) {
       pieces.emplace_back(chunk.data(), chunk.size());
-      crc = Crc(pieces.back(), crc);
+      crc = Crc32c(crc, pieces.back());
     }
     length += body->size();
   }

@@ -2,7 +2,9 @@
 // in one directory per replay process:
 //   snapshot.pb      the latest ReplaySnapshot (written to a temp file, fsynced, renamed)
 //   wal-<N>.log      log segments; the snapshot names the first segment it does not cover
-// A record on disk is [u32 length][u32 crc32 of payload][payload = WalRecord], little-endian.
+// A segment is the 8 bytes "RALLYWL2", then records, each [u32 length][u32 CRC-32C of
+// payload][payload = WalRecord], little-endian. (Segments without the header, from before,
+// hold records checked with zlib's CRC-32; recovery reads both.)
 // Trajectories above `compress_above_bytes` are stored zstd-compressed.
 //
 // Guarantee: a record is in the kernel (survives kill -9 of the process) once the call that

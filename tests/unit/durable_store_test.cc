@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -171,6 +172,54 @@ TEST(DurableStore, SnapshotCoversOlderSegments) {
   EXPECT_EQ((*reopened)->recovered().snapshot.job().job_id(), "j");
   ASSERT_EQ((*reopened)->recovered().records.size(), 1u);  // only the insert after the snapshot
   EXPECT_EQ((*reopened)->recovered().records[0].insert().key(), 2u);
+}
+
+TEST(DurableStore, SegmentsWrittenBeforeCrc32cAreStillRead) {
+  // A segment as the log wrote it before its header and CRC-32C: records from the first byte,
+  // each checked with zlib's CRC-32. Recovery reads it, and new records go to a new segment.
+  std::string dir = FreshDir("legacy");
+  fs::create_directories(dir);
+  {
+    std::ofstream out(fs::path(dir) / "wal-0.log", std::ios::binary);
+    for (uint64_t lsn = 1; lsn <= 2; ++lsn) {
+      v1::WalRecord r;
+      r.set_lsn(lsn);
+      if (lsn == 1) {
+        r.mutable_job()->set_job_id("old");
+      } else {
+        DurableStore::FillWalInsert("selfplay", StoredItem{.key = 1, .trajectory = Item(1)},
+                                    DurableStore::EncodeTrajectory(*Item(1), 4096),
+                                    r.mutable_insert());
+      }
+      const std::string payload = r.SerializeAsString();
+      const uint32_t header[2] = {
+          static_cast<uint32_t>(payload.size()),
+          static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(payload.data()),
+                                      static_cast<uInt>(payload.size())))};
+      out.write(reinterpret_cast<const char*>(header), sizeof(header));  // little-endian host
+      out << payload;
+    }
+  }
+  {
+    auto store = DurableStore::Open({dir});
+    ASSERT_TRUE(store.ok()) << store.status();
+    const RecoveredState& rec = (*store)->recovered();
+    EXPECT_FALSE(rec.torn_tail);
+    ASSERT_EQ(rec.records.size(), 2u);
+    EXPECT_EQ(rec.records[0].job().job_id(), "old");
+    auto t = DurableStore::DecodeTrajectory(rec.records[1].insert());
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_EQ((*t)->sequence(), 1u);
+    ASSERT_TRUE((*store)->ContinueJob().ok());
+    auto table = QueueTable();
+    table->set_observer(store->get());
+    ASSERT_TRUE(table->Insert(Item(2), 1, Clock::now()).ok());
+  }
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ASSERT_EQ((*reopened)->recovered().records.size(), 3u);
+  EXPECT_EQ((*reopened)->recovered().records[2].lsn(), 3u);
+  EXPECT_FALSE((*reopened)->recovered().torn_tail);
 }
 
 }  // namespace

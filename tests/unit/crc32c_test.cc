@@ -1,0 +1,37 @@
+#include "common/util/crc32c.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+namespace rally {
+namespace {
+
+TEST(Crc32c, MatchesTheStandardCheckValues) {
+  // The check value of CRC-32C (RFC 3720, appendix B.4) and of 32 zero bytes.
+  EXPECT_EQ(Crc32c(0, "123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32cPortable(0, "123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(0, std::string(32, '\0')), 0x8A9136AAu);
+  EXPECT_EQ(Crc32c(0, ""), 0u);
+}
+
+TEST(Crc32c, TheInstructionAndTheTableAgreeAndChainAcrossPieces) {
+  std::mt19937 rng(3);
+  std::string data(70001, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  const uint32_t whole = Crc32cPortable(0, data);
+  EXPECT_EQ(Crc32c(0, data), whole);
+  // Any split, including ones that leave pieces unaligned or shorter than a word.
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{4097}, data.size()}) {
+    std::string_view a = std::string_view(data).substr(0, cut);
+    std::string_view b = std::string_view(data).substr(cut);
+    EXPECT_EQ(Crc32c(Crc32c(0, a), b), whole) << cut;
+    EXPECT_EQ(Crc32cPortable(Crc32cPortable(0, a), b), whole) << cut;
+  }
+  data[12345] ^= 1;
+  EXPECT_NE(Crc32c(0, data), whole);
+}
+
+}  // namespace
+}  // namespace rally
