@@ -47,8 +47,10 @@ std::pair<int, int> ConnectedPair() {
   return {out, in};
 }
 
-// One transfer of `bytes` from a writer thread to this thread over a fresh connection.
-double TransferSeconds(size_t bytes) {
+// One transfer of `bytes` from a writer thread to this thread over a fresh connection. The
+// receiver reads into one 1 MiB buffer, or with `ring` into successive places of that buffer,
+// wrapping at its end.
+double TransferSeconds(size_t bytes, std::vector<char>* ring = nullptr) {
   auto [out, in] = ConnectedPair();
   std::thread writer([&, fd = out] {
     std::vector<char> chunk(1 << 20, 'x');
@@ -60,13 +62,17 @@ double TransferSeconds(size_t bytes) {
     }
     close(fd);
   });
-  std::vector<char> buf(1 << 20);
+  std::vector<char> buf(ring == nullptr ? 1 << 20 : 0);
+  std::vector<char>& into = ring == nullptr ? buf : *ring;
   size_t got = 0;
+  size_t at = 0;
   auto start = std::chrono::steady_clock::now();
   while (got < bytes) {
-    ssize_t n = recv(in, buf.data(), buf.size(), 0);
+    const size_t room = std::min<size_t>(1 << 20, into.size() - at);
+    ssize_t n = recv(in, into.data() + at, room, 0);
     if (n <= 0) break;
     got += static_cast<size_t>(n);
+    at = ring == nullptr ? 0 : (at + static_cast<size_t>(n)) % into.size();
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   writer.join();
@@ -123,6 +129,13 @@ double LoopbackTcpFanOutSeconds(size_t bytes, int receivers, int runs) {
 double LoopbackTcpMegabytesPerSecond(size_t bytes, int runs) {
   std::vector<double> rates;
   for (int i = 0; i < runs; ++i) rates.push_back(bytes / 1e6 / TransferSeconds(bytes));
+  return Median(rates);
+}
+
+double LoopbackTcpIntoRingMegabytesPerSecond(size_t bytes, size_t ring_bytes, int runs) {
+  std::vector<char> ring(ring_bytes, 'r');  // touched: its pages exist before the clock starts
+  std::vector<double> rates;
+  for (int i = 0; i < runs; ++i) rates.push_back(bytes / 1e6 / TransferSeconds(bytes, &ring));
   return Median(rates);
 }
 

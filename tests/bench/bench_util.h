@@ -15,6 +15,10 @@ double Median(std::vector<double> values);
 
 // MB/s of one TCP connection on 127.0.0.1 moving `bytes` in 1 MiB writes; median of `runs`.
 double LoopbackTcpMegabytesPerSecond(size_t bytes, int runs);
+// The same, with the receiver keeping what it reads: into successive places of a ring of
+// `ring_bytes` (so each byte lands in memory last written `ring_bytes` earlier, out of cache, as
+// a replay table's items do). Not a ceiling; it shows what storing the bytes costs.
+double LoopbackTcpIntoRingMegabytesPerSecond(size_t bytes, size_t ring_bytes, int runs);
 // Seconds to move `bytes` once over loopback TCP to each of `receivers` connections in turn
 // (the raw cost of delivering a blob to that many subscribers); median of `runs`.
 double LoopbackTcpSeconds(size_t bytes, int receivers, int runs);
