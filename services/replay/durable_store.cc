@@ -44,6 +44,8 @@ uint32_t GetU32(const char* p) {
 // Segments written since the log moved to CRC-32C begin with this; older ones (records from
 // the first byte, zlib's CRC-32) are still read.
 constexpr std::string_view kSegmentMagic = "RALLYWL2";
+// No record is longer: one holds at most one trajectory, and requests are capped at 64 MiB.
+constexpr uint32_t kMaxRecordBytes = 128u << 20;
 
 // The CRC-32 of a version-1 segment's record.
 uint32_t LegacyCrc(std::string_view payload) {
@@ -63,8 +65,9 @@ bool WriteAll(int fd, const std::vector<std::string_view>& pieces) {
   while (first < iov.size()) {
     const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
     ssize_t n = writev(fd, iov.data() + first, count);
-    if (n < 0) {
-      if (errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;  // nothing written and no error: do not spin
       return false;
     }
     // Skip what was written; a partial write leaves the rest of one piece.
@@ -103,10 +106,17 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
   SegmentRead out;
   out.file_bytes = static_cast<int64_t>(data.size());
   const bool legacy = data.compare(0, kSegmentMagic.size(), kSegmentMagic) != 0;
+  // A segment without the header begins with a record, whose length is far below what the
+  // header's first bytes read as: those bytes, damaged, are corruption, not a torn record.
+  if (legacy && data.size() >= 4 && GetU32(data.data()) > kMaxRecordBytes) {
+    return absl::DataLossError(
+        absl::StrCat(path, " begins with neither the segment header nor a record"));
+  }
   size_t off = legacy ? 0 : kSegmentMagic.size();
   while (off + 8 <= data.size()) {
     uint32_t len = GetU32(data.data() + off);
     uint32_t crc = GetU32(data.data() + off + 4);
+    if (len == 0) break;                     // zeros where a record should be: not written
     if (off + 8 + len > data.size()) break;  // torn: the record was cut short
     std::string payload = data.substr(off + 8, len);
     if ((legacy ? LegacyCrc(payload) : Crc32c(0, payload)) != crc) break;  // torn or corrupt
@@ -210,15 +220,18 @@ absl::Status DurableStore::Recover() {
       recovered_.records.push_back(std::move(r));
     }
     if (read->good_bytes < read->file_bytes) {
-      // Only the last segment can end in a torn record; cut it off so appends continue cleanly.
+      // Only the last segment can end in a torn record (appends go to the newest segment); a
+      // bad record in an earlier one is corruption, and its bytes stay for inspection.
+      if (i + 1 < segments.size()) {
+        return absl::DataLossError(absl::StrCat(path, " is corrupt before its end (at byte ",
+                                                read->good_bytes, " of ", read->file_bytes, ")"));
+      }
+      // Cut the torn record off so appends continue cleanly.
       recovered_.torn_tail = true;
       recovered_.torn_bytes += read->file_bytes - read->good_bytes;
       LogWarning("write-ahead log ends in a torn record; cutting it off",
                  {{"segment", path}, {"bytes", read->file_bytes - read->good_bytes}});
       if (truncate(path.c_str(), read->good_bytes) != 0) return Errno("truncate " + path);
-      if (i + 1 < segments.size()) {
-        return absl::DataLossError(absl::StrCat(path, " is corrupt before its end"));
-      }
     }
   }
   segment_ = segments.empty() ? first : std::max(first, segments.back());
@@ -226,24 +239,34 @@ absl::Status DurableStore::Recover() {
 }
 
 absl::Status DurableStore::OpenSegmentLocked(uint64_t index) {
+  // The current segment is made durable first; the new one is made whole (header written and
+  // synced) under a temporary name and renamed into place, so no wal-N.log ever exists without
+  // its header. If anything fails, appends go on into the current segment.
+  if (fd_ >= 0 && fsync(fd_) != 0) return Errno("fsync");
+  const fs::path dir(options_.dir);
+  const fs::path path = dir / SegmentName(index);
+  const fs::path tmp = dir / (SegmentName(index) + ".tmp");
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("open " + tmp.string());
+  if (!WriteAll(fd, {kSegmentMagic}) || fdatasync(fd) != 0 ||
+      rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status failed = Errno("create " + path.string());
+    close(fd);
+    unlink(tmp.c_str());
+    return failed;
+  }
+  // Make the new file's directory entry durable.
+  int d = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (d >= 0) {
+    fsync(d);
+    close(d);
+  }
   if (fd_ >= 0) {
-    if (fsync(fd_) != 0) return Errno("fsync");
     close(fd_);
     synced_lsn_ = std::max(synced_lsn_, lsn_);
   }
-  std::string path = (fs::path(options_.dir) / SegmentName(index)).string();
-  fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) return Errno("open " + path);
-  struct stat st {};
-  if (fstat(fd_, &st) != 0) return Errno("stat " + path);
-  if (st.st_size == 0 && !WriteAll(fd_, {kSegmentMagic})) return Errno("write " + path);
+  fd_ = fd;
   segment_ = index;
-  // Make the new file's directory entry durable.
-  int dir = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dir >= 0) {
-    fsync(dir);
-    close(dir);
-  }
   return absl::OkStatus();
 }
 

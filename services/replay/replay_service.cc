@@ -168,7 +168,8 @@ class SlicedBytes {
     }
   }
 
-  // Bytes [offset, offset + length), as a cord that holds references to the slices.
+  // Bytes [offset, offset + length), as a cord that holds references to the slices (or copies
+  // of the bytes of inlined ones).
   absl::Cord Range(size_t offset, size_t length) const {
     absl::Cord out;
     size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) -
@@ -177,8 +178,15 @@ class SlicedBytes {
       const grpc::Slice& s = slices_[i];
       const size_t begin = offset - starts_[i];
       const size_t n = std::min(length, s.size() - begin);
-      out.Append(absl::MakeCordFromExternal(
-          absl::string_view(reinterpret_cast<const char*>(s.begin()) + begin, n), [keep = s] {}));
+      const absl::string_view piece(reinterpret_cast<const char*>(s.begin()) + begin, n);
+      if (s.c_slice().refcount == nullptr) {
+        // An inlined slice holds its few bytes in the grpc_slice itself, which goes with this
+        // object: copy them.
+        out.Append(piece);
+      } else {
+        // The bytes live in gRPC's buffer, which the cord's reference to the slice keeps.
+        out.Append(absl::MakeCordFromExternal(piece, [keep = s] {}));
+      }
       offset += n;
       length -= n;
     }

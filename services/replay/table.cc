@@ -144,7 +144,10 @@ absl::StatusOr<uint64_t> Table::Insert(std::shared_ptr<const v1::Trajectory> tra
   bool ready = cv_.wait_until(lock, deadline, [&] {
     return closed_ || limiter_.CanInsert(static_cast<int64_t>(items_.size()));
   });
-  if (insert_blocked_) insert_blocked_(std::chrono::duration<double>(Clock::now() - start).count());
+  // A try that was not to wait (deadline already past) and could not insert is not a wait.
+  if (insert_blocked_ && (ready || deadline > start)) {
+    insert_blocked_(std::chrono::duration<double>(Clock::now() - start).count());
+  }
   if (closed_) return absl::CancelledError(absl::StrCat("table '", name(), "' closed"));
   if (!ready) {
     return absl::DeadlineExceededError(absl::StrCat("table '", name(),

@@ -222,5 +222,82 @@ TEST(DurableStore, SegmentsWrittenBeforeCrc32cAreStillRead) {
   EXPECT_FALSE((*reopened)->recovered().torn_tail);
 }
 
+TEST(DurableStore, ASegmentThatCannotBeCreatedLeavesAppendsInTheCurrentOne) {
+  // The next segment's temporary file cannot be created (a directory stands in its way): the
+  // snapshot fails, and the records after it go on into the current segment and are recovered.
+  std::string dir = FreshDir("nosegment");
+  {
+    auto store = DurableStore::Open({dir});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
+    fs::create_directories(fs::path(dir) / "wal-1.log.tmp");
+    auto table = QueueTable();
+    table->set_observer(store->get());
+    ASSERT_TRUE(table->Insert(Item(1), 1, Clock::now()).ok());
+    absl::Status s = (*store)->WriteSnapshot([] { return v1::ReplaySnapshot(); });
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("wal-1.log"), std::string::npos) << s;
+    EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-1.log"));
+    EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot.pb"));
+    ASSERT_TRUE(table->Insert(Item(2), 1, Clock::now()).ok());
+    ASSERT_TRUE((*store)->Sync().ok());
+    EXPECT_TRUE((*store)->health().ok());
+  }
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  ASSERT_EQ((*reopened)->recovered().records.size(), 3u);  // job + both inserts
+  EXPECT_FALSE((*reopened)->recovered().torn_tail);
+}
+
+TEST(DurableStore, DamageBeforeTheLastRecordIsDataLossAndLeavesTheBytes) {
+  std::string dir = FreshDir("damage");
+  {
+    auto store = DurableStore::Open({dir});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
+    auto table = QueueTable();
+    table->set_observer(store->get());
+    ASSERT_TRUE(table->Insert(Item(1), 1, Clock::now()).ok());
+    ASSERT_TRUE((*store)->ContinueJob().ok());  // a second segment: wal-0.log is not the last
+    ASSERT_TRUE(table->Insert(Item(2), 1, Clock::now()).ok());
+  }
+  const fs::path first = fs::path(dir) / "wal-0.log";
+  const auto size = fs::file_size(first);
+  {
+    std::fstream f(first, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(size) - 3);
+    f.put('\x01');
+  }
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(reopened.status().message().find("wal-0.log is corrupt before its end"),
+            std::string::npos)
+      << reopened.status();
+  EXPECT_EQ(fs::file_size(first), size);  // nothing cut off
+
+  // A damaged header is corruption too, not a torn record to cut off.
+  std::string dir2 = FreshDir("header");
+  {
+    auto store = DurableStore::Open({dir2});
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
+  }
+  const fs::path only = fs::path(dir2) / "wal-0.log";
+  const auto bytes = fs::file_size(only);
+  {
+    std::fstream f(only, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(1);
+    f.put('a');  // "RaLLYWL2"
+  }
+  auto damaged = DurableStore::Open({dir2});
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(damaged.status().message().find("neither the segment header nor a record"),
+            std::string::npos)
+      << damaged.status();
+  EXPECT_EQ(fs::file_size(only), bytes);
+}
+
 }  // namespace
 }  // namespace rally

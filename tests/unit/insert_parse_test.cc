@@ -2,6 +2,7 @@
 // TrajectoryPool that lends it recycled trajectories.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 
 #include "services/replay/replay_service.h"
@@ -138,6 +139,34 @@ TEST(ParseInsertRequest, ATrajectorySentInTwoPartsIsMergedAndItsBytesJoined) {
   v1::Trajectory logged;
   ASSERT_TRUE(logged.ParseFromString(std::string(items[0].trajectory_wire)));
   EXPECT_EQ(logged.SerializeAsString(), items[0].trajectory->SerializeAsString());
+}
+
+TEST(ParseInsertRequest, TheLogsBytesOutliveTheRequestWhenItsSlicesAreSmall) {
+  // gRPC keeps a slice of up to 23 bytes inside the grpc_slice itself, not in a shared buffer;
+  // the bytes kept for the log must not point into it. Here the trajectory begins in such
+  // slices; the request is gone, and its memory reused, before the bytes are read.
+  v1::InsertRequest req;
+  req.add_tables("q");
+  *req.mutable_trajectory() = Tokens(5, 40);
+  const std::string bytes = req.SerializeAsString();
+  std::vector<grpc::Slice> slices = {grpc::Slice(bytes.data(), 10),
+                                     grpc::Slice(bytes.data() + 10, 12),
+                                     grpc::Slice(bytes.data() + 22, bytes.size() - 22)};
+  ASSERT_EQ(slices[0].c_slice().refcount, nullptr);  // inlined, as the test intends
+  auto pool = TrajectoryPool::Create(4);
+  std::vector<InsertItem> items;
+  {
+    grpc::ByteBuffer buffer(slices.data(), slices.size());
+    slices.clear();
+    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  }
+  std::vector<std::vector<grpc_slice>> clobber;
+  for (int i = 0; i < 16; ++i) {
+    clobber.emplace_back(3);
+    std::memset(static_cast<void*>(clobber.back().data()), 0x5a, 3 * sizeof(grpc_slice));
+  }
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(std::string(items[0].trajectory_wire), Tokens(5, 40).SerializeAsString());
 }
 
 TEST(ParseInsertRequest, BytesThatAreNotAnInsertRequestAreInvalidArgument) {
