@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -32,6 +33,23 @@ std::unique_ptr<Table> QueueTable() {
   o.max_size = 100;
   o.rate_limiter = RateLimiterOptions::Queue(100);
   return std::move(*Table::Create(o));
+}
+
+// A store over `dir` that started a fresh job, and a queue table that logs to it.
+struct LoggedTable {
+  std::unique_ptr<DurableStore> store;
+  std::unique_ptr<Table> table;  // destroyed first: it points at the store
+};
+
+LoggedTable StartLogged(const std::string& dir) {
+  auto store = DurableStore::Open({dir});
+  if (!store.ok() || !(*store)->StartJob(v1::WalJob()).ok()) {
+    ADD_FAILURE() << "cannot start a log in " << dir;
+    std::abort();
+  }
+  LoggedTable out{std::move(*store), QueueTable()};
+  out.table->set_observer(out.store.get());
+  return out;
 }
 
 TEST(DurableStore, LogReplaysEveryMutationInOrder) {
@@ -110,12 +128,10 @@ TEST(DurableStore, AnItemsEncodedFormIsLoggedAsGiven) {
 TEST(DurableStore, ATornLastRecordIsCutOffAndAppendsContinue) {
   std::string dir = FreshDir("torn");
   {
-    auto store = DurableStore::Open({dir});
-    ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
-    auto table = QueueTable();
-    table->set_observer(store->get());
-    for (uint64_t i = 1; i <= 3; ++i) ASSERT_TRUE(table->Insert(Item(i), 1, Clock::now()).ok());
+    LoggedTable log = StartLogged(dir);
+    for (uint64_t i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(log.table->Insert(Item(i), 1, Clock::now()).ok());
+    }
   }
   std::string segment = (fs::path(dir) / "wal-0.log").string();
   auto full = fs::file_size(segment);
@@ -227,21 +243,17 @@ TEST(DurableStore, ASegmentThatCannotBeCreatedLeavesAppendsInTheCurrentOne) {
   // snapshot fails, and the records after it go on into the current segment and are recovered.
   std::string dir = FreshDir("nosegment");
   {
-    auto store = DurableStore::Open({dir});
-    ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
+    LoggedTable log = StartLogged(dir);
     fs::create_directories(fs::path(dir) / "wal-1.log.tmp");
-    auto table = QueueTable();
-    table->set_observer(store->get());
-    ASSERT_TRUE(table->Insert(Item(1), 1, Clock::now()).ok());
-    absl::Status s = (*store)->WriteSnapshot([] { return v1::ReplaySnapshot(); });
+    ASSERT_TRUE(log.table->Insert(Item(1), 1, Clock::now()).ok());
+    absl::Status s = log.store->WriteSnapshot([] { return v1::ReplaySnapshot(); });
     EXPECT_FALSE(s.ok());
     EXPECT_NE(s.message().find("wal-1.log"), std::string::npos) << s;
     EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-1.log"));
     EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot.pb"));
-    ASSERT_TRUE(table->Insert(Item(2), 1, Clock::now()).ok());
-    ASSERT_TRUE((*store)->Sync().ok());
-    EXPECT_TRUE((*store)->health().ok());
+    ASSERT_TRUE(log.table->Insert(Item(2), 1, Clock::now()).ok());
+    ASSERT_TRUE(log.store->Sync().ok());
+    EXPECT_TRUE(log.store->health().ok());
   }
   auto reopened = DurableStore::Open({dir});
   ASSERT_TRUE(reopened.ok()) << reopened.status();
@@ -252,14 +264,10 @@ TEST(DurableStore, ASegmentThatCannotBeCreatedLeavesAppendsInTheCurrentOne) {
 TEST(DurableStore, DamageBeforeTheLastRecordIsDataLossAndLeavesTheBytes) {
   std::string dir = FreshDir("damage");
   {
-    auto store = DurableStore::Open({dir});
-    ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
-    auto table = QueueTable();
-    table->set_observer(store->get());
-    ASSERT_TRUE(table->Insert(Item(1), 1, Clock::now()).ok());
-    ASSERT_TRUE((*store)->ContinueJob().ok());  // a second segment: wal-0.log is not the last
-    ASSERT_TRUE(table->Insert(Item(2), 1, Clock::now()).ok());
+    LoggedTable log = StartLogged(dir);
+    ASSERT_TRUE(log.table->Insert(Item(1), 1, Clock::now()).ok());
+    ASSERT_TRUE(log.store->ContinueJob().ok());  // a second segment: wal-0.log is not the last
+    ASSERT_TRUE(log.table->Insert(Item(2), 1, Clock::now()).ok());
   }
   const fs::path first = fs::path(dir) / "wal-0.log";
   const auto size = fs::file_size(first);
@@ -278,11 +286,7 @@ TEST(DurableStore, DamageBeforeTheLastRecordIsDataLossAndLeavesTheBytes) {
 
   // A damaged header is corruption too, not a torn record to cut off.
   std::string dir2 = FreshDir("header");
-  {
-    auto store = DurableStore::Open({dir2});
-    ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
-  }
+  StartLogged(dir2);
   const fs::path only = fs::path(dir2) / "wal-0.log";
   const auto bytes = fs::file_size(only);
   {
