@@ -179,9 +179,11 @@ class SlicedBytes {
       const size_t begin = offset - starts_[i];
       const size_t n = std::min(length, s.size() - begin);
       const absl::string_view piece(reinterpret_cast<const char*>(s.begin()) + begin, n);
-      if (s.c_slice().refcount == nullptr) {
-        // An inlined slice holds its few bytes in the grpc_slice itself, which goes with this
-        // object: copy them.
+      // An inlined slice (up to 23 bytes) holds its bytes inside the grpc_slice itself, which
+      // goes with this object: copy those. (Slice::c_slice() would tell, but it takes a
+      // reference that would have to be dropped by hand.)
+      const auto* self = reinterpret_cast<const char*>(&s);
+      if (piece.data() >= self && piece.data() < self + sizeof(s)) {
         out.Append(piece);
       } else {
         // The bytes live in gRPC's buffer, which the cord's reference to the slice keeps.
