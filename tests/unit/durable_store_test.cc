@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 namespace rally {
 namespace {
@@ -14,9 +15,19 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+// An empty directory for one test, removed when the test binary exits.
 std::string FreshDir(const std::string& name) {
+  struct Made {
+    std::vector<fs::path> dirs;
+    ~Made() {
+      std::error_code ec;
+      for (const fs::path& d : dirs) fs::remove_all(d, ec);
+    }
+  };
+  static Made made;
   fs::path d = fs::temp_directory_path() / ("rally-store-" + std::to_string(getpid()) + "-" + name);
   fs::remove_all(d);
+  made.dirs.push_back(d);
   return d.string();
 }
 
