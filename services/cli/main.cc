@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -281,6 +282,33 @@ int Run(const std::string& config_path) {
   std::printf("%s\n", ProgressLine(job).c_str());
   std::printf("job %s %s: %s\n", job.id().c_str(), StateName(job.state()).c_str(),
               job.reason().c_str());
+  // With exact evaluation in the job, the same figures of the policy it ended with: the
+  // evaluator measured an earlier version, and the learner trained on until it heard the job
+  // had ended. This is the checkpoint `rally export-policy` reads.
+  const auto& opponents = config->evaluation.opponents;
+  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end() &&
+      ResolveCheckpoint(workdir).ok()) {
+    auto exact = EvaluateCheckpointExactly(workdir);
+    if (exact.ok()) {
+      const auto version = exact->at("policy_version").get<int64_t>();
+      const auto exploitability = exact->at("exploitability").get<double>();
+      const auto worst = exact->at("worst_case_returns").get<std::vector<double>>();
+      nlohmann::ordered_json final_checkpoint;
+      final_checkpoint["policy_version"] = version;
+      final_checkpoint["exploitability"] = exploitability;
+      final_checkpoint["nash_conv"] = exact->at("nash_conv").get<double>();
+      final_checkpoint["worst_case_returns"] = worst;
+      summary["final_checkpoint"] = final_checkpoint;
+      std::printf("final checkpoint v%lld: exploitability %.5f, worst case by seat [%s]\n",
+                  static_cast<long long>(version), exploitability,
+                  absl::StrJoin(worst, ", ", [](std::string* out, double v) {
+                    absl::StrAppend(out, absl::StrFormat("%.5f", v));
+                  }).c_str());
+    } else {
+      std::fprintf(stderr, "cannot evaluate the final checkpoint exactly: %s\n",
+                   exact.status().ToString().c_str());
+    }
+  }
   std::printf("summary: %s\n", summary.dump().c_str());
   if (std::string path = absl::GetFlag(FLAGS_summary_json); !path.empty()) {
     std::ofstream out(path);

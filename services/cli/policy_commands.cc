@@ -89,14 +89,11 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   return p;
 }
 
-}  // namespace
-
-absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) {
-  auto loaded = LoadPolicy(checkpoint_path);
-  if (!loaded.ok()) return loaded.status();
-  const std::string& game_name = loaded->game_name;
-  const std::shared_ptr<const Game>* game = &loaded->game;
-  PolicyNet& net = loaded->net;
+// The policy's probabilities at every information state of its game (ExportPolicy's document).
+absl::StatusOr<nlohmann::json> ExportLoaded(LoadedPolicy& loaded) {
+  const std::string& game_name = loaded.game_name;
+  const std::shared_ptr<const Game>* game = &loaded.game;
+  PolicyNet& net = loaded.net;
   auto notation = GetPolicyNotation(game_name);
   if (!notation.ok()) return notation.status();
   const int obs = (*game)->ObservationSize();
@@ -125,6 +122,26 @@ absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) 
     policy.Set((*states)[i].key, std::move(row));
   }
   return PolicyToJson(game_name, policy);
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) {
+  auto loaded = LoadPolicy(checkpoint_path);
+  if (!loaded.ok()) return loaded.status();
+  return ExportLoaded(*loaded);
+}
+
+absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& checkpoint_path) {
+  auto loaded = LoadPolicy(checkpoint_path);
+  if (!loaded.ok()) return loaded.status();
+  auto exported = ExportLoaded(*loaded);
+  if (!exported.ok()) return exported.status();
+  auto figures = EvaluatePolicy(*exported);
+  if (!figures.ok()) return figures.status();
+  (*figures)["checkpoint"] = loaded->dir;
+  (*figures)["policy_version"] = loaded->policy_version;
+  return figures;
 }
 
 absl::StatusOr<nlohmann::json> EvaluateCheckpoint(const std::string& checkpoint_path,

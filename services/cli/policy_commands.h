@@ -25,6 +25,11 @@ absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path);
 // each seat against every opponent, NashConv and exploitability (two-player zero-sum games).
 absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
 
+// ExportPolicy then EvaluatePolicy on the checkpoint `checkpoint_path` names, with its
+// "checkpoint" directory and "policy_version" added: what `rally run` reports of the policy a
+// job ended with.
+absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& checkpoint_path);
+
 // `rally evaluate-checkpoint`: the checkpoint's policy plays `games` games against the fixed
 // opponent `opponent` (a name of common/eval/opponents.h), seats alternating, as the job's
 // evaluator plays them (services/actor/evaluator.h): sampling from its probabilities, or its

@@ -66,7 +66,8 @@ TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
   std::string workdir = dir + "/run";
   ASSERT_EQ(RunToCompletion("rally",
                             {"run", SourcePath("tests/integration/configs/short.yaml"),
-                             "--workdir=" + workdir, "--quiet"},
+                             "--workdir=" + workdir, "--quiet",
+                             "--summary-json=" + dir + "/summary.json"},
                             dir + "/rally.out", 240s),
             0)
       << ReadFile(dir + "/rally.out");
@@ -100,6 +101,17 @@ TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
     EXPECT_LT(v.get<double>(), 0.0);  // 100 steps of training are far from perfect play
   }
   EXPECT_NEAR(eval["exploitability"].get<double>(), eval["nash_conv"].get<double>() / 2, 1e-12);
+  // `rally run` reported the same exact figures of the same (final) checkpoint.
+  auto summary = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  ASSERT_TRUE(summary.contains("final_checkpoint")) << summary.dump(2);
+  const auto& final_checkpoint = summary["final_checkpoint"];
+  EXPECT_EQ(final_checkpoint["policy_version"], 50);
+  EXPECT_DOUBLE_EQ(final_checkpoint["exploitability"].get<double>(),
+                   eval["exploitability"].get<double>());
+  EXPECT_EQ(final_checkpoint["worst_case_returns"], eval["worst_case_returns"]);
+  EXPECT_NE(ReadFile(dir + "/rally.out").find("final checkpoint v50: exploitability "),
+            std::string::npos)
+      << ReadFile(dir + "/rally.out");
 
   // Sampled games of the same checkpoint against fixed opponents.
   auto evaluate = [&](const std::string& opponent, const std::string& out) {
