@@ -26,7 +26,7 @@ TEST(Curriculum, ActorsPlaySnapshotsTheCurriculumPicksAndReportBack) {
   ASSERT_EQ(code, 0) << testing::ReadFile(dir + "/rally.out");
   auto summary = nlohmann::json::parse(testing::ReadFile(dir + "/summary.json"));
   EXPECT_EQ(summary["state"], "SUCCEEDED") << summary.dump(2);
-  EXPECT_EQ(summary["learner_steps"].get<int64_t>(), 300);
+  EXPECT_EQ(summary["learner_steps"].get<int64_t>(), 600);
 
   // The actor: episodes against at least two distinct snapshots, their outcomes accepted.
   auto actor = LogLines(workdir + "/logs/actor-0.log", "curriculum opponents");
@@ -60,7 +60,7 @@ TEST(Curriculum, ActorsPlaySnapshotsTheCurriculumPicksAndReportBack) {
   // 0, in the job status and the evaluator's log.
   ASSERT_TRUE(summary["eval"].contains("league")) << summary.dump(2);
   EXPECT_GT(summary["eval"]["league"]["games"].get<int64_t>(), 0);
-  EXPECT_GT(summary["eval"]["league"]["elo"].get<double>(), 0);  // 300 steps beat random
+  EXPECT_GT(summary["eval"]["league"]["elo"].get<double>(), 0);  // 600 steps beat random
   auto league = LogLines(workdir + "/logs/evaluator.log", "league");
   ASSERT_FALSE(league.empty()) << testing::ReadFile(workdir + "/logs/evaluator.log");
   auto ratings = nlohmann::json::parse(league.back()["ratings"].get<std::string>());
