@@ -108,6 +108,7 @@ nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
   const v1::JobProgress& p = job.progress();
   nlohmann::ordered_json j;
   j["target_met"] = p.target_met();
+  if (p.target_met()) j["target_policy_version"] = p.target_policy_version();
   j["wall_seconds"] = p.wall_seconds();
   j["learner_steps"] = p.learner_steps();
   j["episodes"] = p.episodes();
@@ -282,32 +283,40 @@ int Run(const std::string& config_path) {
   std::printf("%s\n", ProgressLine(job).c_str());
   std::printf("job %s %s: %s\n", job.id().c_str(), StateName(job.state()).c_str(),
               job.reason().c_str());
-  // With exact evaluation in the job, the same figures of the policy it ended with: the
-  // evaluator measured an earlier version, and the learner trained on until it heard the job
-  // had ended. This is the checkpoint `rally export-policy` reads.
+  // With exact evaluation in the job, the same figures of the policies the job saved: the one it
+  // ended with (what `rally export-policy WORKDIR` reads), and, when a round met the target, the
+  // version that round measured (checkpoints/target; the learner trains on until it hears that
+  // the job has ended, so the two differ).
   const auto& opponents = config->evaluation.opponents;
-  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end() &&
-      ResolveCheckpoint(workdir).ok()) {
-    auto exact = EvaluateCheckpointExactly(workdir);
-    if (exact.ok()) {
+  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end()) {
+    auto report = [&](const std::string& path, const std::string& key, const char* label) {
+      auto exact = EvaluateCheckpointExactly(path);
+      if (!exact.ok()) {
+        std::fprintf(stderr, "cannot evaluate %s exactly: %s\n", path.c_str(),
+                     exact.status().ToString().c_str());
+        return;
+      }
       const auto version = exact->at("policy_version").get<int64_t>();
       const auto exploitability = exact->at("exploitability").get<double>();
       const auto worst = exact->at("worst_case_returns").get<std::vector<double>>();
-      nlohmann::ordered_json final_checkpoint;
-      final_checkpoint["policy_version"] = version;
-      final_checkpoint["exploitability"] = exploitability;
-      final_checkpoint["nash_conv"] = exact->at("nash_conv").get<double>();
-      final_checkpoint["worst_case_returns"] = worst;
-      summary["final_checkpoint"] = final_checkpoint;
-      std::printf("final checkpoint v%lld: exploitability %.5f, worst case by seat [%s]\n",
+      nlohmann::ordered_json figures;
+      figures["policy_version"] = version;
+      figures["checkpoint"] = exact->at("checkpoint");
+      figures["exploitability"] = exploitability;
+      figures["nash_conv"] = exact->at("nash_conv").get<double>();
+      figures["worst_case_returns"] = worst;
+      summary[key] = figures;
+      std::printf("%s v%lld: exploitability %.5f, worst case by seat [%s]\n", label,
                   static_cast<long long>(version), exploitability,
                   absl::StrJoin(worst, ", ", [](std::string* out, double v) {
                     absl::StrAppend(out, absl::StrFormat("%.5f", v));
                   }).c_str());
-    } else {
-      std::fprintf(stderr, "cannot evaluate the final checkpoint exactly: %s\n",
-                   exact.status().ToString().c_str());
+    };
+    const std::string target = workdir + "/checkpoints/target";
+    if (std::filesystem::exists(target + "/manifest.json")) {
+      report(target, "target_checkpoint", "target policy");
     }
+    if (ResolveCheckpoint(workdir).ok()) report(workdir, "final_checkpoint", "final checkpoint");
   }
   std::printf("summary: %s\n", summary.dump().c_str());
   if (std::string path = absl::GetFlag(FLAGS_summary_json); !path.empty()) {

@@ -350,6 +350,7 @@ void Controller::CheckTargetLocked(const std::vector<v1::EvalResult>& round) {
     if (t.min_win_rate && static_cast<double>(r->wins()) / r->games() < *t.min_win_rate) return;
   }
   p->set_target_met(true);
+  p->set_target_policy_version(round.front().policy_version());
   EndActiveLocked(v1::JOB_STATE_SUCCEEDED,
                   absl::StrCat("target met at policy version ", round.front().policy_version()));
 }

@@ -147,6 +147,37 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
   return absl::OkStatus();
 }
 
+absl::Status SavePolicy(const std::string& dir, const std::string& name, const LearnerState& state,
+                        const std::string& weights) {
+  std::error_code ec;
+  const fs::path tmp = fs::path(dir) / (name + ".tmp");
+  const fs::path final_path = fs::path(dir) / name;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  }
+  nlohmann::json manifest = {{"format", "rally-policy/1"},
+                             {"job_id", state.job_id},
+                             {"game", state.game},
+                             {"game_params", state.game_params},
+                             {"observation_size", state.observation_size},
+                             {"hidden", state.hidden},
+                             {"num_actions", state.num_actions},
+                             {"learner_step", state.step},
+                             {"policy_version", state.version},
+                             {"weights", "weights.safetensors"}};
+  if (!WriteFile(tmp / "weights.safetensors", weights) ||
+      !WriteFile(tmp / "manifest.json", manifest.dump(2) + "\n")) {
+    return absl::InternalError(absl::StrCat("cannot write the policy files in ", tmp.string()));
+  }
+  fs::remove_all(final_path, ec);
+  fs::rename(tmp, final_path, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
                                                   PolicyNet& net, torch::optim::Adam& optimizer) {
   fs::path latest = fs::path(dir) / "latest";

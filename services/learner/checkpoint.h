@@ -43,6 +43,13 @@ torch::optim::AdamParamState& AdamState(torch::optim::Adam& optimizer, const tor
 absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,
                             torch::optim::Adam& optimizer, int keep);
 
+// Writes `dir`/`name`/ as a policy without training state: manifest.json (the game and model
+// shape of `state`, its policy_version and learner step) and `weights` (a safetensors weight
+// set as the weight service publishes it). rally export-policy and evaluate-checkpoint read it
+// like a checkpoint; a resuming learner ignores it (it follows `latest`).
+absl::Status SavePolicy(const std::string& dir, const std::string& name, const LearnerState& state,
+                        const std::string& weights);
+
 // Loads the newest checkpoint in `dir` into `net` and `optimizer` and returns its state;
 // NOT_FOUND when there is none, or when it belongs to another job than `job_id`.
 absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -211,6 +213,50 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     }
     source.Cancel();
   });
+  // The newest published weight sets (up to kRecentWeightsBytes, at least one): when the job
+  // ends because an evaluation round met its target, the learner has trained on for a second or
+  // two, and the version that round measured is saved from here as checkpoint_dir/target.
+  struct Recent {
+    int64_t version;
+    int64_t step;
+    std::string blob;
+  };
+  constexpr size_t kRecentWeightsBytes = size_t{64} << 20;
+  const bool keep_recent = rank0 && !options.checkpoint_dir.empty();
+  std::deque<Recent> recent;
+  size_t recent_bytes = 0;
+  auto save_target = [&] {
+    if (options.control_address.empty()) return;
+    auto jobs = v1::JobService::NewStub(MakeChannel(options.control_address));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
+    v1::GetJobRequest req;
+    req.set_id(job_id);
+    v1::Job job;
+    if (grpc::Status s = jobs->GetJob(&ctx, req, &job); !s.ok()) {
+      LogWarning("cannot ask control whether the target was met", {{"error", s.error_message()}});
+      return;
+    }
+    if (!job.progress().target_met()) return;
+    const int64_t target = job.progress().target_policy_version();
+    auto it = std::find_if(recent.begin(), recent.end(),
+                           [&](const Recent& r) { return r.version == target; });
+    if (it == recent.end()) {
+      LogWarning(
+          "the version that met the target is no longer held",
+          {{"version", target}, {"oldest_held", recent.empty() ? -1 : recent.front().version}});
+      return;
+    }
+    LearnerState state{job_id,     config.game.name,   config.game.params, it->step,
+                       target,     source.baselines(), obs_size,           config.policy.hidden,
+                       num_actions};
+    if (auto s = SavePolicy(options.checkpoint_dir, "target", state, it->blob); !s.ok()) {
+      LogWarning("cannot save the policy that met the target", {{"error", s.ToString()}});
+      return;
+    }
+    LogInfo("saved the policy that met the target",
+            {{"version", target}, {"dir", options.checkpoint_dir + "/target"}});
+  };
   auto save_checkpoint = [&] {
     net->to(torch::kCPU);
     LearnerState state{job_id,     config.game.name,   config.game.params, step,
@@ -323,8 +369,17 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
       progress.version = version;
       if (rank0) {
         net->to(torch::kCPU);
-        weights.Publish(version, step, EncodeWeights(net, version, step));
+        std::string blob = EncodeWeights(net, version, step);
         net->to(device);
+        if (keep_recent) {
+          recent_bytes += blob.size();
+          recent.push_back({version, step, blob});
+          while (recent.size() > 1 && recent_bytes > kRecentWeightsBytes) {
+            recent_bytes -= recent.front().blob.size();
+            recent.pop_front();
+          }
+        }
+        weights.Publish(version, step, std::move(blob));
       }
     }
     if (dp && step % kDigestCheckEverySteps == 0) {
@@ -362,6 +417,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
       (lc.checkpoint_every_steps == 0 || step % lc.checkpoint_every_steps != 0)) {
     save_checkpoint();
   }
+  if (result.ok() && keep_recent) save_target();
   LogInfo("training ended", {{"job_id", job_id},
                              {"steps", step},
                              {"version", version},

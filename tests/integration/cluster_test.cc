@@ -61,6 +61,46 @@ TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
   EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-100/optimizer.safetensors"));
 }
 
+TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
+  // The job ends when a round meets its target, but the learner trains on until it hears so;
+  // the version the round measured is saved as checkpoints/target, and `rally run` evaluates it
+  // exactly: the same figures the evaluator reported, within the bar.
+  std::string dir = testing::TempDir("target");
+  std::string workdir = dir + "/run";
+  ASSERT_EQ(RunToCompletion("rally",
+                            {"run", SourcePath("tests/integration/configs/target.yaml"),
+                             "--workdir=" + workdir, "--summary-json=" + dir + "/summary.json"},
+                            dir + "/rally.out", 180s),
+            0)
+      << ReadFile(dir + "/rally.out");
+  auto summary = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  ASSERT_EQ(summary["target_met"], true) << summary.dump(2);
+  const int64_t target = summary["target_policy_version"].get<int64_t>();
+  ASSERT_TRUE(summary.contains("target_checkpoint")) << summary.dump(2);
+  const auto& saved = summary["target_checkpoint"];
+  EXPECT_EQ(saved["policy_version"].get<int64_t>(), target);
+  EXPECT_LE(saved["exploitability"].get<double>(), 0.5);  // the config's bar
+  const auto& round = summary["eval"]["best_response"];
+  if (round["policy_version"].get<int64_t>() == target) {  // no later round was merged
+    EXPECT_NEAR(saved["exploitability"].get<double>(), round["exploitability"].get<double>(),
+                1e-6);
+  }
+  EXPECT_GE(summary["final_checkpoint"]["policy_version"].get<int64_t>(), target);
+  auto manifest = nlohmann::json::parse(ReadFile(workdir + "/checkpoints/target/manifest.json"));
+  EXPECT_EQ(manifest["format"], "rally-policy/1");
+  EXPECT_EQ(manifest["policy_version"].get<int64_t>(), target);
+  EXPECT_NE(ReadFile(dir + "/rally.out").find("target policy v" + std::to_string(target) + ":"),
+            std::string::npos)
+      << ReadFile(dir + "/rally.out");
+  // The other commands read it as a checkpoint.
+  EXPECT_EQ(RunToCompletion("rally",
+                            {"export-policy", "--checkpoint=" + workdir + "/checkpoints/target",
+                             "--out=" + dir + "/target.json"},
+                            dir + "/export.out", 60s),
+            0)
+      << ReadFile(dir + "/export.out");
+}
+
 TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
   std::string dir = testing::TempDir("export");
   std::string workdir = dir + "/run";
