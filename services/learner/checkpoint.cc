@@ -59,6 +59,46 @@ std::string ReadFile(const fs::path& path) {
   return ss.str();
 }
 
+// The manifest fields of every saved policy: its format, job, game, model shape, learner step
+// and policy version, and the weights file.
+nlohmann::json PolicyManifest(const std::string& format, const LearnerState& state) {
+  return {{"format", format},
+          {"job_id", state.job_id},
+          {"game", state.game},
+          {"game_params", state.game_params},
+          {"observation_size", state.observation_size},
+          {"hidden", state.hidden},
+          {"num_actions", state.num_actions},
+          {"learner_step", state.step},
+          {"policy_version", state.version},
+          {"weights", "weights.safetensors"}};
+}
+
+// Writes `files` (name, bytes) into `dir`/`name`.tmp and renames that to `dir`/`name`, replacing
+// what was there: a reader never sees a half-written directory.
+absl::Status WriteDirectory(const std::string& dir, const std::string& name,
+                            const std::vector<std::pair<std::string, std::string>>& files) {
+  std::error_code ec;
+  const fs::path tmp = fs::path(dir) / (name + ".tmp");
+  const fs::path final_path = fs::path(dir) / name;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  }
+  for (const auto& [file, bytes] : files) {
+    if (!WriteFile(tmp / file, bytes)) {
+      return absl::InternalError(absl::StrCat("cannot write ", (tmp / file).string()));
+    }
+  }
+  fs::remove_all(final_path, ec);
+  fs::rename(tmp, final_path, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 torch::optim::AdamParamState& AdamState(torch::optim::Adam& optimizer, const torch::Tensor& p) {
@@ -76,14 +116,7 @@ torch::optim::AdamParamState& AdamState(torch::optim::Adam& optimizer, const tor
 absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, PolicyNet& net,
                             torch::optim::Adam& optimizer, int keep) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::string name = absl::StrCat("step-", state.step);
-  fs::path tmp = fs::path(dir) / (name + ".tmp");
-  fs::path final_path = fs::path(dir) / name;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
+  const std::string name = absl::StrCat("step-", state.step);
 
   TensorSet weights;
   weights.tensors = ExportParameters(net);
@@ -105,28 +138,18 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
   }
   torch::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
   std::string rng_bytes(static_cast<const char*>(rng.data_ptr()), rng.numel());
-  nlohmann::json manifest = {{"format", "rally-learner-checkpoint/1"},
-                             {"job_id", state.job_id},
-                             {"game", state.game},
-                             {"game_params", state.game_params},
-                             {"observation_size", state.observation_size},
-                             {"hidden", state.hidden},
-                             {"num_actions", state.num_actions},
-                             {"learner_step", state.step},
-                             {"policy_version", state.version},
-                             {"weights", "weights.safetensors"},
-                             {"optimizer", "optimizer.safetensors"},
-                             {"adam_steps", adam_steps},
-                             {"baselines", baselines},
-                             {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
-  if (!WriteFile(tmp / "weights.safetensors", EncodeSafetensors(weights)) ||
-      !WriteFile(tmp / "optimizer.safetensors", EncodeSafetensors(adam)) ||
-      !WriteFile(tmp / "manifest.json", manifest.dump(2) + "\n")) {
-    return absl::InternalError(absl::StrCat("cannot write checkpoint files in ", tmp.string()));
+  nlohmann::json manifest = PolicyManifest("rally-learner-checkpoint/1", state);
+  manifest["optimizer"] = "optimizer.safetensors";
+  manifest["adam_steps"] = adam_steps;
+  manifest["baselines"] = baselines;
+  manifest["cpu_rng_state_hex"] = absl::BytesToHexString(rng_bytes);
+  if (auto s = WriteDirectory(dir, name,
+                              {{"weights.safetensors", EncodeSafetensors(weights)},
+                               {"optimizer.safetensors", EncodeSafetensors(adam)},
+                               {"manifest.json", manifest.dump(2) + "\n"}});
+      !s.ok()) {
+    return s;
   }
-  fs::remove_all(final_path, ec);
-  fs::rename(tmp, final_path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename checkpoint: ", ec.message()));
   if (!WriteFile(fs::path(dir) / "latest.tmp", name + "\n")) {
     return absl::InternalError("cannot write the latest pointer");
   }
@@ -149,33 +172,10 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
 
 absl::Status SavePolicy(const std::string& dir, const std::string& name, const LearnerState& state,
                         const std::string& weights) {
-  std::error_code ec;
-  const fs::path tmp = fs::path(dir) / (name + ".tmp");
-  const fs::path final_path = fs::path(dir) / name;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
-  }
-  nlohmann::json manifest = {{"format", "rally-policy/1"},
-                             {"job_id", state.job_id},
-                             {"game", state.game},
-                             {"game_params", state.game_params},
-                             {"observation_size", state.observation_size},
-                             {"hidden", state.hidden},
-                             {"num_actions", state.num_actions},
-                             {"learner_step", state.step},
-                             {"policy_version", state.version},
-                             {"weights", "weights.safetensors"}};
-  if (!WriteFile(tmp / "weights.safetensors", weights) ||
-      !WriteFile(tmp / "manifest.json", manifest.dump(2) + "\n")) {
-    return absl::InternalError(absl::StrCat("cannot write the policy files in ", tmp.string()));
-  }
-  fs::remove_all(final_path, ec);
-  fs::rename(tmp, final_path, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
-  return absl::OkStatus();
+  return WriteDirectory(
+      dir, name,
+      {{"weights.safetensors", weights},
+       {"manifest.json", PolicyManifest("rally-policy/1", state).dump(2) + "\n"}});
 }
 
 absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
