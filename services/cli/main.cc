@@ -289,14 +289,21 @@ int Run(const std::string& config_path) {
   // the job has ended, so the two differ).
   const auto& opponents = config->evaluation.opponents;
   if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end()) {
-    auto report = [&](const std::string& path, const std::string& key, const char* label) {
+    // Reports the policy at `path` if this job saved it (a reused work directory can hold
+    // another job's) and, when `want_version` >= 0, it is that version; false otherwise.
+    auto report = [&](const std::string& path, const std::string& key, const char* label,
+                      int64_t want_version) {
       auto exact = EvaluateCheckpointExactly(path);
       if (!exact.ok()) {
         std::fprintf(stderr, "cannot evaluate %s exactly: %s\n", path.c_str(),
                      exact.status().ToString().c_str());
-        return;
+        return false;
       }
       const auto version = exact->at("policy_version").get<int64_t>();
+      if (exact->at("job_id").get<std::string>() != job.id() ||
+          (want_version >= 0 && version != want_version)) {
+        return false;
+      }
       const auto exploitability = exact->at("exploitability").get<double>();
       const auto worst = exact->at("worst_case_returns").get<std::vector<double>>();
       nlohmann::ordered_json figures;
@@ -311,12 +318,20 @@ int Run(const std::string& config_path) {
                   absl::StrJoin(worst, ", ", [](std::string* out, double v) {
                     absl::StrAppend(out, absl::StrFormat("%.5f", v));
                   }).c_str());
+      return true;
     };
-    const std::string target = workdir + "/checkpoints/target";
-    if (std::filesystem::exists(target + "/manifest.json")) {
-      report(target, "target_checkpoint", "target policy");
+    if (job.progress().target_met()) {
+      const std::string target = workdir + "/checkpoints/target";
+      const int64_t want = job.progress().target_policy_version();
+      if (!std::filesystem::exists(target + "/manifest.json") ||
+          !report(target, "target_checkpoint", "target policy", want)) {
+        std::printf("target policy v%lld: not saved (see %s/logs/learner.log)\n",
+                    static_cast<long long>(want), workdir.c_str());
+      }
     }
-    if (ResolveCheckpoint(workdir).ok()) report(workdir, "final_checkpoint", "final checkpoint");
+    if (ResolveCheckpoint(workdir).ok()) {
+      report(workdir, "final_checkpoint", "final checkpoint", -1);
+    }
   }
   std::printf("summary: %s\n", summary.dump().c_str());
   if (std::string path = absl::GetFlag(FLAGS_summary_json); !path.empty()) {

@@ -59,6 +59,7 @@ struct LoadedPolicy {
   std::shared_ptr<const Game> game;
   std::vector<int> hidden;
   int64_t policy_version = 0;
+  std::string job_id;   // the job that trained it
   std::string weights;  // weights.safetensors as stored
   PolicyNet net{nullptr};
 };
@@ -80,6 +81,7 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   p.game = *game;
   p.hidden = manifest["hidden"].get<std::vector<int>>();
   p.policy_version = manifest.value("policy_version", int64_t{0});
+  p.job_id = manifest.value("job_id", "");
   p.net = PolicyNet(p.game->ObservationSize(), p.hidden, p.game->NumDistinctActions());
   p.weights = ReadFile(fs::path(*dir) / "weights.safetensors");
   auto weights = DecodeSafetensors(p.weights);
@@ -141,6 +143,7 @@ absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& chec
   if (!figures.ok()) return figures.status();
   (*figures)["checkpoint"] = loaded->dir;
   (*figures)["policy_version"] = loaded->policy_version;
+  (*figures)["job_id"] = loaded->job_id;
   return figures;
 }
 

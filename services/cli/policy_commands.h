@@ -26,8 +26,8 @@ absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path);
 absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
 
 // ExportPolicy then EvaluatePolicy on the checkpoint `checkpoint_path` names, with its
-// "checkpoint" directory and "policy_version" added: what `rally run` reports of the policy a
-// job ended with.
+// "checkpoint" directory, "policy_version" and "job_id" added: what `rally run` reports of the
+// policy a job ended with.
 absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& checkpoint_path);
 
 // `rally evaluate-checkpoint`: the checkpoint's policy plays `games` games against the fixed

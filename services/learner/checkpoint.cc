@@ -88,7 +88,10 @@ absl::Status WriteDirectory(const std::string& dir, const std::string& name,
   }
   for (const auto& [file, bytes] : files) {
     if (!WriteFile(tmp / file, bytes)) {
-      return absl::InternalError(absl::StrCat("cannot write ", (tmp / file).string()));
+      absl::Status failed =
+          absl::InternalError(absl::StrCat("cannot write ", (tmp / file).string()));
+      fs::remove_all(tmp, ec);
+      return failed;
     }
   }
   fs::remove_all(final_path, ec);

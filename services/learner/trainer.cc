@@ -23,6 +23,8 @@
 namespace rally {
 namespace {
 
+namespace fs = std::filesystem;
+
 using Clock = std::chrono::steady_clock;
 // Batches requested ahead of training.
 // Ranks compare weight digests every this many steps (and at the end of a job).
@@ -171,12 +173,45 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   }
   progress.steps = step;
   progress.version = version;
-  // Publish on CPU (weights leave the process), train on `device`.
-  if (rank0) {
-    net->to(torch::kCPU);
-    weights.Publish(version, step, EncodeWeights(net, version, step));
-    net->to(device);
+  // The newest published weight sets (up to kRecentWeightsBytes): when the job ends because an
+  // evaluation round met its target, the learner has trained on for a second or two, and the
+  // version that round measured is saved from here as checkpoint_dir/target. A weight set over
+  // the bound is not kept at all.
+  struct Recent {
+    int64_t version;
+    int64_t step;
+    std::string blob;
+  };
+  constexpr size_t kRecentWeightsBytes = size_t{64} << 20;
+  const bool keep_recent = rank0 && !options.checkpoint_dir.empty();
+  std::deque<Recent> recent;
+  size_t recent_bytes = 0;
+  if (keep_recent) {
+    // A target policy left by another job would pass for this one's.
+    const fs::path target = fs::path(options.checkpoint_dir) / "target";
+    std::ifstream in(target / "manifest.json");
+    nlohmann::json manifest = nlohmann::json::parse(in, nullptr, false);
+    std::error_code ec;
+    if (in && (!manifest.is_object() || manifest.value("job_id", "") != job_id)) {
+      fs::remove_all(target, ec);
+    }
   }
+  // Publishes the current weights (on CPU: they leave the process; training is on `device`).
+  auto publish = [&] {
+    net->to(torch::kCPU);
+    std::string blob = EncodeWeights(net, version, step);
+    net->to(device);
+    if (keep_recent && blob.size() <= kRecentWeightsBytes) {
+      recent_bytes += blob.size();
+      recent.push_back({version, step, blob});
+      while (recent_bytes > kRecentWeightsBytes) {
+        recent_bytes -= recent.front().blob.size();
+        recent.pop_front();
+      }
+    }
+    weights.Publish(version, step, std::move(blob));
+  };
+  if (rank0) publish();
   // Steps count only once the job is RUNNING: every part (replay, actors, the evaluator when the
   // job evaluates) is at work, so none misses a job that ends within a second.
   while (control.IsActive(job_id) && control.assignment().job_state() == v1::JOB_STATE_STARTING &&
@@ -213,29 +248,23 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     }
     source.Cancel();
   });
-  // The newest published weight sets (up to kRecentWeightsBytes, at least one): when the job
-  // ends because an evaluation round met its target, the learner has trained on for a second or
-  // two, and the version that round measured is saved from here as checkpoint_dir/target.
-  struct Recent {
-    int64_t version;
-    int64_t step;
-    std::string blob;
-  };
-  constexpr size_t kRecentWeightsBytes = size_t{64} << 20;
-  const bool keep_recent = rank0 && !options.checkpoint_dir.empty();
-  std::deque<Recent> recent;
-  size_t recent_bytes = 0;
   auto save_target = [&] {
     if (options.control_address.empty()) return;
+    // The job may still be running: the learner can stop at its own step limit before control
+    // has heard of the last step. Ask until it has ended (within the stop grace of workers).
     auto jobs = v1::JobService::NewStub(MakeChannel(options.control_address));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
-    v1::GetJobRequest req;
-    req.set_id(job_id);
     v1::Job job;
-    if (grpc::Status s = jobs->GetJob(&ctx, req, &job); !s.ok()) {
-      LogWarning("cannot ask control whether the target was met", {{"error", s.error_message()}});
-      return;
+    for (int attempt = 0; attempt < 30; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(DeadlineIn(std::chrono::seconds(2)));
+      v1::GetJobRequest req;
+      req.set_id(job_id);
+      if (grpc::Status s = jobs->GetJob(&ctx, req, &job); !s.ok()) {
+        LogWarning("cannot ask control whether the target was met", {{"error", s.error_message()}});
+        return;
+      }
+      if (IsTerminal(job.state())) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     if (!job.progress().target_met()) return;
     const int64_t target = job.progress().target_policy_version();
@@ -367,20 +396,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
       ++version;
       acting_version = version;
       progress.version = version;
-      if (rank0) {
-        net->to(torch::kCPU);
-        std::string blob = EncodeWeights(net, version, step);
-        net->to(device);
-        if (keep_recent) {
-          recent_bytes += blob.size();
-          recent.push_back({version, step, blob});
-          while (recent.size() > 1 && recent_bytes > kRecentWeightsBytes) {
-            recent_bytes -= recent.front().blob.size();
-            recent.pop_front();
-          }
-        }
-        weights.Publish(version, step, std::move(blob));
-      }
+      if (rank0) publish();
     }
     if (dp && step % kDigestCheckEverySteps == 0) {
       if (auto digest = CheckIdenticalWeights(*dp, net, step); !digest.ok()) {

@@ -79,12 +79,18 @@ TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
   ASSERT_TRUE(summary.contains("target_checkpoint")) << summary.dump(2);
   const auto& saved = summary["target_checkpoint"];
   EXPECT_EQ(saved["policy_version"].get<int64_t>(), target);
-  EXPECT_LE(saved["exploitability"].get<double>(), 0.5);  // the config's bar
-  const auto& round = summary["eval"]["best_response"];
-  if (round["policy_version"].get<int64_t>() == target) {  // no later round was merged
-    EXPECT_NEAR(saved["exploitability"].get<double>(), round["exploitability"].get<double>(),
-                1e-6);
+  EXPECT_LE(saved["exploitability"].get<double>(), 0.6);  // the config's bar
+  // The evaluator's figure for the round that measured that version (the summary may hold a
+  // later round, merged from the evaluator's last report).
+  double measured = -1;
+  for (const auto& line : testing::LogLines(workdir + "/logs/evaluator.log", "evaluation")) {
+    if (line.value("opponent", "") == "best_response" &&
+        line.value("policy_version", int64_t{-1}) == target) {
+      measured = line["exploitability"].get<double>();
+    }
   }
+  ASSERT_GE(measured, 0) << ReadFile(workdir + "/logs/evaluator.log");
+  EXPECT_NEAR(saved["exploitability"].get<double>(), measured, 1e-6);
   EXPECT_GE(summary["final_checkpoint"]["policy_version"].get<int64_t>(), target);
   auto manifest = nlohmann::json::parse(ReadFile(workdir + "/checkpoints/target/manifest.json"));
   EXPECT_EQ(manifest["format"], "rally-policy/1");
@@ -104,11 +110,11 @@ TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
 TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
   std::string dir = testing::TempDir("export");
   std::string workdir = dir + "/run";
-  ASSERT_EQ(RunToCompletion("rally",
-                            {"run", SourcePath("tests/integration/configs/short.yaml"),
-                             "--workdir=" + workdir, "--quiet",
-                             "--summary-json=" + dir + "/summary.json"},
-                            dir + "/rally.out", 240s),
+  ASSERT_EQ(RunToCompletion(
+                "rally",
+                {"run", SourcePath("tests/integration/configs/short.yaml"), "--workdir=" + workdir,
+                 "--quiet", "--summary-json=" + dir + "/summary.json"},
+                dir + "/rally.out", 240s),
             0)
       << ReadFile(dir + "/rally.out");
   // The job's final policy is checkpointed and exported from the work directory.
