@@ -1,11 +1,13 @@
 // Hand-framing of protobuf fields, for messages assembled around bytes that are already encoded
-// (a trajectory serialised once and sent or logged without another copy). Protobuf merges the
+// (a trajectory serialised once and sent or logged without another copy), and the slices that
+// hold such bytes. Protobuf merges the
 // occurrences of a singular message field, so a message can be written as its small fields
 // followed by a second occurrence of a submessage that carries only the large bytes.
 #pragma once
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
+#include <grpcpp/support/slice.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +25,13 @@ inline void AppendFieldHeader(std::string& out, int field, size_t length) {
   end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(length),
                                                                       end);
   out.append(reinterpret_cast<const char*>(buf), end - buf);
+}
+
+// The bytes of `s` as a gRPC slice that owns them: no copy, freed with the last reference.
+inline grpc::Slice OwningSlice(std::string s) {
+  auto* owned = new std::string(std::move(s));
+  return grpc::Slice(
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
 }
 
 }  // namespace rally

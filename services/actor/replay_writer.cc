@@ -39,13 +39,6 @@ ReplayWriter::~ReplayWriter() { Stop(); }
 
 namespace {
 
-// The bytes of `s` in a gRPC slice that owns them (no copy).
-grpc::Slice SliceOf(std::string s) {
-  auto* owned = new std::string(std::move(s));
-  return grpc::Slice(
-      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
-}
-
 // `trajectory` serialised with `actor_id` and `sequence` as its key. They are appended as a
 // second message: parsing concatenated messages merges them, and the last value of a singular
 // field wins, so the trajectory itself need not be copied to set them.
@@ -124,7 +117,7 @@ bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
     std::string z = ZstdCompressIfWorthIt(
         std::string_view(reinterpret_cast<const char*>(out->body.begin()), out->body.size()));
     if (!z.empty()) {
-      out->body = SliceOf(std::move(z));
+      out->body = OwningSlice(std::move(z));
       out->compressed = true;
     }
   }

@@ -181,6 +181,17 @@ absl::Status SavePolicy(const std::string& dir, const std::string& name, const L
        {"manifest.json", PolicyManifest("rally-policy/1", state).dump(2) + "\n"}});
 }
 
+void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
+                           const std::string& job_id) {
+  const fs::path policy = fs::path(dir) / name;
+  if (!fs::exists(policy)) return;
+  nlohmann::json manifest =
+      nlohmann::json::parse(ReadFile(policy / "manifest.json"), nullptr, false);
+  if (manifest.is_object() && manifest.value("job_id", "") == job_id) return;
+  std::error_code ec;
+  fs::remove_all(policy, ec);
+}
+
 absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
                                                   PolicyNet& net, torch::optim::Adam& optimizer) {
   fs::path latest = fs::path(dir) / "latest";

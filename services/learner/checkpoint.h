@@ -49,6 +49,12 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
 // like a checkpoint; a resuming learner ignores it (it follows `latest`).
 absl::Status SavePolicy(const std::string& dir, const std::string& name, const LearnerState& state,
                         const std::string& weights);
+// The name under which a job saves the policy version that met its target.
+inline constexpr char kTargetPolicy[] = "target";
+// Removes `dir`/`name` when it holds a policy saved by a job other than `job_id` (or one that
+// does not parse), so that it cannot pass for this job's.
+void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
+                           const std::string& job_id);
 
 // Loads the newest checkpoint in `dir` into `net` and `optimizer` and returns its state;
 // NOT_FOUND when there is none, or when it belongs to another job than `job_id`.

@@ -23,8 +23,6 @@
 namespace rally {
 namespace {
 
-namespace fs = std::filesystem;
-
 using Clock = std::chrono::steady_clock;
 // Batches requested ahead of training.
 // Ranks compare weight digests every this many steps (and at the end of a job).
@@ -173,43 +171,34 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   }
   progress.steps = step;
   progress.version = version;
-  // The newest published weight sets (up to kRecentWeightsBytes): when the job ends because an
-  // evaluation round met its target, the learner has trained on for a second or two, and the
-  // version that round measured is saved from here as checkpoint_dir/target. A weight set over
-  // the bound is not kept at all.
+  // The newest published weight sets (up to kRecentWeightsBytes; references to the weight
+  // service's blobs, not copies): when the job ends because an evaluation round met its target,
+  // the learner has trained on for a second or two, and the version that round measured is
+  // saved from here as checkpoint_dir/target. A weight set over the bound is not kept at all.
   struct Recent {
     int64_t version;
     int64_t step;
-    std::string blob;
+    grpc::Slice blob;
   };
   constexpr size_t kRecentWeightsBytes = size_t{64} << 20;
   const bool keep_recent = rank0 && !options.checkpoint_dir.empty();
   std::deque<Recent> recent;
   size_t recent_bytes = 0;
-  if (keep_recent) {
-    // A target policy left by another job would pass for this one's.
-    const fs::path target = fs::path(options.checkpoint_dir) / "target";
-    std::ifstream in(target / "manifest.json");
-    nlohmann::json manifest = nlohmann::json::parse(in, nullptr, false);
-    std::error_code ec;
-    if (in && (!manifest.is_object() || manifest.value("job_id", "") != job_id)) {
-      fs::remove_all(target, ec);
-    }
-  }
+  // A target policy left by another job would pass for this one's.
+  if (keep_recent) RemoveOtherJobsPolicy(options.checkpoint_dir, kTargetPolicy, job_id);
   // Publishes the current weights (on CPU: they leave the process; training is on `device`).
   auto publish = [&] {
     net->to(torch::kCPU);
-    std::string blob = EncodeWeights(net, version, step);
+    grpc::Slice blob = weights.Publish(version, step, EncodeWeights(net, version, step));
     net->to(device);
     if (keep_recent && blob.size() <= kRecentWeightsBytes) {
       recent_bytes += blob.size();
-      recent.push_back({version, step, blob});
+      recent.push_back({version, step, std::move(blob)});
       while (recent_bytes > kRecentWeightsBytes) {
         recent_bytes -= recent.front().blob.size();
         recent.pop_front();
       }
     }
-    weights.Publish(version, step, std::move(blob));
   };
   if (rank0) publish();
   // Steps count only once the job is RUNNING: every part (replay, actors, the evaluator when the
@@ -279,12 +268,13 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     LearnerState state{job_id,     config.game.name,   config.game.params, it->step,
                        target,     source.baselines(), obs_size,           config.policy.hidden,
                        num_actions};
-    if (auto s = SavePolicy(options.checkpoint_dir, "target", state, it->blob); !s.ok()) {
+    const std::string blob(reinterpret_cast<const char*>(it->blob.begin()), it->blob.size());
+    if (auto s = SavePolicy(options.checkpoint_dir, kTargetPolicy, state, blob); !s.ok()) {
       LogWarning("cannot save the policy that met the target", {{"error", s.ToString()}});
       return;
     }
     LogInfo("saved the policy that met the target",
-            {{"version", target}, {"dir", options.checkpoint_dir + "/target"}});
+            {{"version", target}, {"dir", options.checkpoint_dir + "/" + kTargetPolicy}});
   };
   auto save_checkpoint = [&] {
     net->to(torch::kCPU);

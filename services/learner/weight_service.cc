@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/net/proto_wire.h"
 
 namespace rally {
 namespace {
@@ -195,12 +196,10 @@ std::shared_ptr<const WeightServiceImpl::Published> WeightServiceImpl::Serialise
   p->published_unix_micros = NowMicros();
   p->total_bytes = blob.size();
   // The blob lives as long as a slice of it: in p->chunks or in a stream still sending it.
-  auto* owned = new std::string(std::move(blob));
-  grpc::Slice whole(
-      owned->data(), owned->size(), [](void* s) { delete static_cast<std::string*>(s); }, owned);
+  p->blob = OwningSlice(std::move(blob));
   size_t offset = 0;
   do {
-    const size_t n = std::min(chunk_bytes_, owned->size() - offset);
+    const size_t n = std::min(chunk_bytes_, p->blob.size() - offset);
     v1::WeightChunk header;
     header.set_version(version);
     header.set_learner_step(learner_step);
@@ -208,15 +207,16 @@ std::shared_ptr<const WeightServiceImpl::Published> WeightServiceImpl::Serialise
     header.set_total_bytes(p->total_bytes);
     header.set_published_unix_micros(p->published_unix_micros);
     grpc::Slice slices[2] = {grpc::Slice(header.SerializeAsString() + DataFieldPrefix(n)),
-                             whole.sub(offset, offset + n)};
+                             p->blob.sub(offset, offset + n)};
     p->chunks.emplace_back(slices, 2);
     offset += n;
   } while (offset < p->total_bytes);
   return p;
 }
 
-void WeightServiceImpl::Publish(int64_t version, int64_t learner_step, std::string blob) {
+grpc::Slice WeightServiceImpl::Publish(int64_t version, int64_t learner_step, std::string blob) {
   std::shared_ptr<const Published> p = Serialise(version, learner_step, std::move(blob));
+  grpc::Slice published = p->blob;
   size_t pool_size;
   {
     absl::MutexLock lock(&mu_);
@@ -232,6 +232,7 @@ void WeightServiceImpl::Publish(int64_t version, int64_t learner_step, std::stri
   version_gauge_.Set(static_cast<double>(version));
   pool_gauge_.Set(static_cast<double>(pool_size));
   WakeSubscribers();
+  return published;
 }
 
 void WeightServiceImpl::SetSnapshotPool(SnapshotPoolOptions pool) {

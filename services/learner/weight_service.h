@@ -59,8 +59,8 @@ class WeightServiceImpl final
 
   // Makes `blob` (a safetensors weight set) the latest version and, per the pool options, a
   // snapshot. Versions are expected to increase within a job; publishing a version the pool
-  // already holds replaces it.
-  void Publish(int64_t version, int64_t learner_step, std::string blob);
+  // already holds replaces it. Returns the blob as the service holds it (a reference, no copy).
+  grpc::Slice Publish(int64_t version, int64_t learner_step, std::string blob);
   // Sets the pool options for the job being trained (call before its first Publish); a smaller
   // pool size evicts the oldest snapshots at once.
   void SetSnapshotPool(SnapshotPoolOptions pool);
@@ -89,6 +89,7 @@ class WeightServiceImpl final
     int64_t learner_step = 0;
     int64_t published_unix_micros = 0;
     uint64_t total_bytes = 0;
+    grpc::Slice blob;  // the safetensors weight set
     // The WeightChunk messages, in order; their data slices share the blob.
     std::vector<grpc::ByteBuffer> chunks;
   };

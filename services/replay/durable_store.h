@@ -5,7 +5,8 @@
 // A segment is the 8 bytes "RALLYWL2", then records, each [u32 length][u32 CRC-32C of
 // payload][payload = WalRecord], little-endian. (Segments without the header, from before,
 // hold records checked with zlib's CRC-32; recovery reads both.)
-// Trajectories above `compress_above_bytes` are stored zstd-compressed.
+// An insert's trajectory is stored as it arrived (the actor's zstd frame, or its serialised
+// bytes), compressed by the store only when it is above `compress_above_bytes` and that pays.
 //
 // Guarantee: a record is in the kernel (survives kill -9 of the process) once the call that
 // appended it returns; it is on the disk (survives a machine crash) after Sync(). With

@@ -201,8 +201,9 @@ class SlicedBytes {
 };
 
 // Reads the fields of one InsertRequest from `in` (up to its limit) into items[index]; with
-// `top`, the items in its `more` are appended after it. False when the bytes do not parse.
-bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, const SlicedBytes& bytes,
+// `top`, the items in its `more` are appended after it. With `bytes`, each trajectory's bytes
+// are kept too. False when the bytes do not parse.
+bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, const SlicedBytes* bytes,
                      TrajectoryPool& pool, bool top, std::vector<InsertItem>& items) {
   const size_t index = items.size();
   items.emplace_back();
@@ -226,8 +227,10 @@ bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, const SlicedByt
         return false;
       }
     } else if (field == v1::InsertRequest::kTrajectoryFieldNumber && delimited) {
-      items[index].trajectory_wire.Append(
-          bytes.Range(static_cast<size_t>(in.CurrentPosition()), length));
+      if (bytes != nullptr) {
+        items[index].trajectory_wire.Append(
+            bytes->Range(static_cast<size_t>(in.CurrentPosition()), length));
+      }
       auto limit = in.PushLimit(static_cast<int>(length));
       if (!items[index].trajectory) items[index].trajectory = pool.Take();
       if (!items[index].trajectory->MergePartialFromCodedStream(&in) ||
@@ -283,17 +286,19 @@ absl::Status DecompressInsert(InsertItem& item, TrajectoryPool& pool, std::strin
 
 }  // namespace
 
-absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
+absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, bool keep_wire,
                                 std::vector<InsertItem>* items) {
   items->clear();
   grpc::ProtoBufferReader reader(&buffer);
   if (!reader.status().ok()) {
     return absl::InvalidArgumentError("the request's bytes cannot be read");
   }
-  const SlicedBytes bytes(buffer);
+  std::optional<SlicedBytes> bytes;
+  if (keep_wire) bytes.emplace(buffer);
   google::protobuf::io::CodedInputStream in(&reader);
   in.SetTotalBytesLimit(kMaxMessageBytes);
-  if (!ParseInsertItem(in, bytes, pool, /*top=*/true, *items) || !in.ConsumedEntireMessage()) {
+  if (!ParseInsertItem(in, bytes ? &*bytes : nullptr, pool, /*top=*/true, *items) ||
+      !in.ConsumedEntireMessage()) {
     items->clear();
     return absl::InvalidArgumentError("the request is not an InsertRequest");
   }
@@ -484,7 +489,9 @@ grpc::Status ReplayServiceImpl::InsertStream(
   while (open && stream->Read(&buffer)) {
     // The request's own item, then those it carries in `more`, each acknowledged on its own.
     // Bytes that are not an InsertRequest end the stream (after the acks of what came before).
-    if (absl::Status parsed = ParseInsertRequest(buffer, *pool_, &items); !parsed.ok()) {
+    // The bytes as they arrived are kept only for the write-ahead log.
+    if (absl::Status parsed = ParseInsertRequest(buffer, *pool_, store_ != nullptr, &items);
+        !parsed.ok()) {
       result = ToGrpc(parsed);
       break;
     }

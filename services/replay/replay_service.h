@@ -32,16 +32,16 @@ struct InsertItem {
   double priority = 0;
   std::unique_ptr<v1::Trajectory> trajectory;  // null when the field was not sent
   // The trajectory's bytes as they arrived (the field's content; the request's own slices, not
-  // a copy): what the write-ahead log stores.
+  // a copy): what the write-ahead log stores. Empty unless parsed with keep_wire.
   absl::Cord trajectory_wire;
   std::string trajectory_zstd;
   bool nested_more = false;  // an item of `more` that carried `more` itself
 };
 
 // Parses the bytes of one InsertRequest into its items, in order: the request's own, then those
-// of `more`. Trajectories are parsed into messages from `pool`. INVALID_ARGUMENT when the bytes
-// are not an InsertRequest.
-absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool,
+// of `more`. Trajectories are parsed into messages from `pool`; with `keep_wire` their bytes are
+// kept as well (trajectory_wire). INVALID_ARGUMENT when the bytes are not an InsertRequest.
+absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, bool keep_wire,
                                 std::vector<InsertItem>* items);
 
 class ReplayServiceImpl final : public v1::ReplayService::Service {

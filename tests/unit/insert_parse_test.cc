@@ -74,7 +74,7 @@ TEST(ParseInsertRequest, ReadsTheRequestsItemThenItsMoreInOrderAcrossSlices) {
   auto pool = TrajectoryPool::Create(4);
   grpc::ByteBuffer buffer = Buffer(req.SerializeAsString(), 7);
   std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
   ASSERT_EQ(items.size(), 3u);
   EXPECT_EQ(items[0].tables, (std::vector<std::string>{"queue", "buffer"}));
   EXPECT_EQ(items[0].priority, 2.5);
@@ -91,6 +91,13 @@ TEST(ParseInsertRequest, ReadsTheRequestsItemThenItsMoreInOrderAcrossSlices) {
   ASSERT_NE(items[2].trajectory, nullptr);
   EXPECT_EQ(items[2].trajectory->sequence(), 3u);
   EXPECT_TRUE(items[2].nested_more);  // refused later, by the stream, naming `more`
+
+  // Without a write-ahead log the bytes are not kept; the items are the same.
+  grpc::ByteBuffer again = Buffer(req.SerializeAsString(), 7);
+  ASSERT_TRUE(ParseInsertRequest(again, *pool, /*keep_wire=*/false, &items).ok());
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_TRUE(items[0].trajectory_wire.empty());
+  EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 5000).SerializeAsString());
 }
 
 TEST(ParseInsertRequest, ParsesIntoARecycledTrajectoryAsIntoAFreshOne) {
@@ -107,7 +114,7 @@ TEST(ParseInsertRequest, ParsesIntoARecycledTrajectoryAsIntoAFreshOne) {
   *req.mutable_trajectory() = Tokens(1, 300);
   grpc::ByteBuffer buffer = Buffer(req.SerializeAsString(), 3);
   std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(pool->kept(), 0u);
   EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 300).SerializeAsString());
@@ -129,7 +136,7 @@ TEST(ParseInsertRequest, ATrajectorySentInTwoPartsIsMergedAndItsBytesJoined) {
   auto pool = TrajectoryPool::Create(4);
   grpc::ByteBuffer buffer = Buffer(first.SerializeAsString() + second.SerializeAsString(), 5);
   std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].trajectory->actor_id(), "w");
   EXPECT_EQ(items[0].trajectory->sequence(), 7u);
@@ -160,7 +167,7 @@ TEST(ParseInsertRequest, TheLogsBytesOutliveTheRequestWhenItsSlicesAreSmall) {
   {
     grpc::ByteBuffer buffer(slices.data(), slices.size());
     slices.clear();
-    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
   }
   std::vector<std::vector<grpc_slice>> clobber;
   for (int i = 0; i < 16; ++i) {
@@ -198,7 +205,7 @@ TEST(ParseInsertRequest, TheRequestsBuffersAreReleasedWhenItsItemsAre) {
   {
     grpc::ByteBuffer buffer(slices.data(), slices.size());
     slices.clear();
-    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, &items).ok());
+    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
     ASSERT_EQ(items.size(), 1u);
     EXPECT_EQ(std::string(items[0].trajectory_wire), Tokens(1, 3000).SerializeAsString());
   }
@@ -218,12 +225,13 @@ TEST(ParseInsertRequest, BytesThatAreNotAnInsertRequestAreInvalidArgument) {
   std::vector<InsertItem> items;
   // Cut inside the trajectory.
   grpc::ByteBuffer cut = Buffer(bytes.substr(0, bytes.size() / 2), 2);
-  absl::Status s = ParseInsertRequest(cut, *pool, &items);
+  absl::Status s = ParseInsertRequest(cut, *pool, /*keep_wire=*/true, &items);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("not an InsertRequest"), std::string::npos) << s;
   EXPECT_TRUE(items.empty());
   grpc::ByteBuffer junk = Buffer(std::string("\xff\xff\xff\xff\xff\xff", 6), 1);
-  EXPECT_EQ(ParseInsertRequest(junk, *pool, &items).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseInsertRequest(junk, *pool, /*keep_wire=*/true, &items).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
