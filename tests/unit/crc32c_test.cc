@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 namespace rally {
 namespace {
@@ -31,6 +32,28 @@ TEST(Crc32c, TheInstructionAndTheTableAgreeAndChainAcrossPieces) {
   }
   data[12345] ^= 1;
   EXPECT_NE(Crc32c(0, data), whole);
+}
+
+TEST(Crc32c, EveryLengthAndAlignmentAroundTheBlockSizesAgreesWithTheTable) {
+  // The instruction path runs three streams over blocks of 2048 and then 256 bytes (thirds of
+  // 6144 and 768) and joins them; lengths at and around those sizes, at every alignment, must
+  // give the table's result.
+  std::mt19937 rng(11);
+  std::string data(30000, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  std::vector<size_t> lengths;
+  for (size_t n = 0; n <= 1600; ++n) lengths.push_back(n);
+  for (size_t base : {6144, 2 * 6144, 6144 + 768, 6144 + 2 * 768 + 7}) {
+    for (size_t n = base - 9; n <= base + 9; ++n) lengths.push_back(n);
+  }
+  for (int i = 0; i < 50; ++i) lengths.push_back(rng() % 29000);
+  for (size_t n : lengths) {
+    for (size_t offset = 0; offset < 8; ++offset) {
+      const std::string_view piece = std::string_view(data).substr(offset, n);
+      ASSERT_EQ(Crc32c(0x1234567u, piece), Crc32cPortable(0x1234567u, piece))
+          << "length " << n << ", offset " << offset;
+    }
+  }
 }
 
 }  // namespace
