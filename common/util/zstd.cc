@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -29,12 +30,6 @@ ZSTD_DCtx* ThreadDecompressionContext() {
 
 constexpr size_t kProbeBytes = 4096;
 
-// Whether the first kProbeBytes of a payload shrink by a tenth.
-bool ProbeCompresses(std::string_view head, int level) {
-  std::string probe = ZstdCompress(head, level);
-  return !probe.empty() && probe.size() <= kProbeBytes * 9 / 10;
-}
-
 }  // namespace
 
 std::string ZstdCompress(std::string_view raw, int level) {
@@ -46,22 +41,40 @@ std::string ZstdCompress(std::string_view raw, int level) {
   return out;
 }
 
-std::string ZstdCompressIfWorthIt(std::string_view raw, int level) {
-  if (raw.size() > 4 * kProbeBytes && !ProbeCompresses(raw.substr(0, kProbeBytes), level)) {
-    return "";
-  }
-  return ZstdCompress(raw, level);
+bool AdaptiveCompressor::MayCompress(size_t size) {
+  if (size <= 4 * kProbeBytes) return true;  // small enough to compress without a probe
+  int skip = skip_.load(std::memory_order_relaxed);
+  if (skip == 0) return true;
+  skip_.store(skip - 1, std::memory_order_relaxed);
+  return false;
 }
 
-std::string ZstdCompressIfWorthIt(const absl::Cord& raw, int level) {
-  if (raw.size() > 4 * kProbeBytes &&
-      !ProbeCompresses(std::string(raw.Subcord(0, kProbeBytes)), level)) {
-    return "";
+bool AdaptiveCompressor::Probe(std::string_view head) {
+  probes_.fetch_add(1, std::memory_order_relaxed);
+  std::string probe = ZstdCompress(head, level_);
+  if (!probe.empty() && probe.size() <= kProbeBytes * 9 / 10) {
+    backoff_.store(0, std::memory_order_relaxed);
+    return true;
   }
+  const int backoff = std::min(kMaxSkip, std::max(1, 2 * backoff_.load(std::memory_order_relaxed)));
+  backoff_.store(backoff, std::memory_order_relaxed);
+  skip_.store(backoff, std::memory_order_relaxed);
+  return false;
+}
+
+std::string AdaptiveCompressor::Compress(std::string_view raw) {
+  if (!MayCompress(raw.size())) return "";
+  if (raw.size() > 4 * kProbeBytes && !Probe(raw.substr(0, kProbeBytes))) return "";
+  return ZstdCompress(raw, level_);
+}
+
+std::string AdaptiveCompressor::Compress(const absl::Cord& raw) {
   if (absl::optional<absl::string_view> flat = raw.TryFlat()) {
-    return ZstdCompress(std::string_view(flat->data(), flat->size()), level);
+    return Compress(std::string_view(flat->data(), flat->size()));
   }
-  return ZstdCompress(std::string(raw), level);
+  if (!MayCompress(raw.size())) return "";
+  if (raw.size() > 4 * kProbeBytes && !Probe(std::string(raw.Subcord(0, kProbeBytes)))) return "";
+  return ZstdCompress(std::string(raw), level_);
 }
 
 absl::StatusOr<std::string> ZstdDecompress(std::string_view frame, size_t max_bytes) {

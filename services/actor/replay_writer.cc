@@ -114,7 +114,7 @@ bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
   out->body = Serialize(trajectory, actor_id_, sequence);
   // Large items travel compressed; the replay decompresses them before validating.
   if (out->body.size() > kWireCompressAboveBytes) {
-    std::string z = ZstdCompressIfWorthIt(
+    std::string z = compressor_.Compress(
         std::string_view(reinterpret_cast<const char*>(out->body.begin()), out->body.size()));
     if (!z.empty()) {
       out->body = OwningSlice(std::move(z));

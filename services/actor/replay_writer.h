@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/metrics/metrics.h"
+#include "common/util/zstd.h"
 #include "rally/v1/replay.grpc.pb.h"
 
 namespace rally {
@@ -97,6 +98,7 @@ class ReplayWriter {
   std::atomic<int64_t> acked_{0};
   std::atomic<int64_t> rejected_{0};
   std::atomic<int64_t> duplicates_{0};
+  AdaptiveCompressor compressor_;
   std::thread thread_;
 
   prometheus::Counter* acked_counter_ = nullptr;

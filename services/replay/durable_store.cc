@@ -129,13 +129,13 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
   return out;
 }
 
-EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t, size_t compress_above) {
-  return EncodeWire(absl::Cord(t.SerializeAsString()), compress_above);
+EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t) const {
+  return EncodeWire(absl::Cord(t.SerializeAsString()));
 }
 
-EncodedTrajectory DurableStore::EncodeWire(absl::Cord serialized, size_t compress_above) {
-  if (serialized.size() > compress_above) {
-    std::string z = ZstdCompressIfWorthIt(serialized);
+EncodedTrajectory DurableStore::EncodeWire(absl::Cord serialized) const {
+  if (serialized.size() > options_.compress_above_bytes) {
+    std::string z = compressor_.Compress(serialized);
     if (!z.empty()) return {absl::Cord(std::move(z)), true};
   }
   return {std::move(serialized), false};
@@ -332,7 +332,7 @@ uint64_t DurableStore::OnInsert(const std::string& table, const StoredItem& item
                                 const EncodedTrajectory* encoded) {
   EncodedTrajectory own;
   if (encoded == nullptr) {
-    own = EncodeTrajectory(*item.trajectory, options_.compress_above_bytes);
+    own = EncodeTrajectory(*item.trajectory);
     encoded = &own;
   }
   v1::WalRecord r;

@@ -34,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/cord.h"
+#include "common/util/zstd.h"
 #include "rally/v1/replay_storage.pb.h"
 #include "services/replay/table.h"
 
@@ -95,15 +96,13 @@ class DurableStore : public TableObserver {
   absl::Status health() const;
   int64_t records_since_snapshot() const { return records_since_snapshot_; }
   int64_t bytes_written() const { return bytes_written_; }
-  size_t compress_above_bytes() const { return options_.compress_above_bytes; }
 
-  // Encodes a trajectory as the log stores it (compressing those above `compress_above` bytes
-  // when a probe says that makes them smaller) and back.
-  static EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t, size_t compress_above);
+  // Encodes a trajectory as the log stores it: compressed when it is above
+  // `compress_above_bytes` and the store's AdaptiveCompressor finds that it pays.
+  EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t) const;
   // The same for a trajectory already serialised (as it arrived on the wire): kept as it is
-  // unless compressing makes it smaller (over 16 KiB, tried only when a probe of the first
-  // 4 KiB shrinks by a tenth).
-  static EncodedTrajectory EncodeWire(absl::Cord serialized, size_t compress_above);
+  // unless compressing makes it smaller.
+  EncodedTrajectory EncodeWire(absl::Cord serialized) const;
   // The log's record of `item` in `table`, its trajectory `encoded` (for snapshots: the log
   // appends its inserts without copying the trajectory into a record).
   static void FillWalInsert(const std::string& table, const StoredItem& item,
@@ -127,6 +126,7 @@ class DurableStore : public TableObserver {
   std::atomic<FsyncPolicy> fsync_;
   std::atomic<int> interval_ms_;
   RecoveredState recovered_;
+  mutable AdaptiveCompressor compressor_;  // the log's items: inserts and snapshots
   mutable std::mutex mu_;
   int fd_ = -1;
   uint64_t segment_ = 0;

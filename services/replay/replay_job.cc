@@ -228,10 +228,8 @@ absl::Status ReplayJob::WriteSnapshot() {
       v1::TableSnapshot* ts = snap.add_tables();
       ts->set_name(name);
       for (const StoredItem& item : state.items) {
-        DurableStore::FillWalInsert(
-            name, item,
-            DurableStore::EncodeTrajectory(*item.trajectory, store_->compress_above_bytes()),
-            ts->add_items());
+        DurableStore::FillWalInsert(name, item, store_->EncodeTrajectory(*item.trajectory),
+                                    ts->add_items());
         ts->add_times_sampled(item.times_sampled);
       }
       ts->set_inserts(state.inserts);

@@ -339,11 +339,10 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
   // compresses them.
   std::optional<EncodedTrajectory> encoded;
   if (job.store() != nullptr) {
-    const size_t compress_above = job.store()->compress_above_bytes();
     encoded = !zstd_frame.empty() ? EncodedTrajectory{absl::Cord(std::move(zstd_frame)), true}
               : !req.trajectory_wire.empty()
-                  ? DurableStore::EncodeWire(std::move(req.trajectory_wire), compress_above)
-                  : DurableStore::EncodeTrajectory(*item, compress_above);
+                  ? job.store()->EncodeWire(std::move(req.trajectory_wire))
+                  : job.store()->EncodeTrajectory(*item);
   }
   bool blocked = false;
   for (Table* t : targets) {
@@ -530,6 +529,7 @@ grpc::Status ReplayServiceImpl::Sample(
       staleness_.Add({{"table", table->name()}},
                      prometheus::Histogram::BucketBoundaries{0, 1, 2, 4, 8, 16, 32, 64});
   int64_t credits = std::max(0, first.credits());
+  AdaptiveCompressor compressor;  // this stream's large items, for a client that decodes zstd
   if (first.policy_version() > 0) {
     for (Table* t : (*job)->tables()) t->SetPolicyVersion(first.policy_version());
   }
@@ -561,7 +561,7 @@ grpc::Status ReplayServiceImpl::Sample(
       out->set_staleness(s.staleness);
       // Large items go compressed to clients that decode them.
       if (first.accept_zstd() && s.item.bytes > static_cast<int64_t>(kWireCompressAboveBytes)) {
-        std::string z = ZstdCompressIfWorthIt(s.item.trajectory->SerializeAsString());
+        std::string z = compressor.Compress(s.item.trajectory->SerializeAsString());
         if (!z.empty()) {
           out->set_trajectory_zstd(std::move(z));
         } else {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <vector>
 
+#include "common/util/zstd.h"
+
 namespace rally {
 namespace {
 
@@ -102,8 +104,8 @@ TEST(DurableStore, AnItemsEncodedFormIsLoggedAsGiven) {
   // trajectory again, and recovery decodes it to the same trajectory.
   std::string dir = FreshDir("encoded");
   auto big = Item(1, 30000);
-  EncodedTrajectory frame = DurableStore::EncodeTrajectory(*big, 1024);
-  ASSERT_TRUE(frame.compressed);
+  EncodedTrajectory frame{absl::Cord(ZstdCompress(big->SerializeAsString())), true};
+  ASSERT_FALSE(frame.bytes.empty());
   {
     auto store = DurableStore::Open({dir});
     ASSERT_TRUE(store.ok()) << store.status();
@@ -215,7 +217,7 @@ TEST(DurableStore, SegmentsWrittenBeforeCrc32cAreStillRead) {
         r.mutable_job()->set_job_id("old");
       } else {
         DurableStore::FillWalInsert("selfplay", StoredItem{.key = 1, .trajectory = Item(1)},
-                                    DurableStore::EncodeTrajectory(*Item(1), 4096),
+                                    {absl::Cord(Item(1)->SerializeAsString()), false},
                                     r.mutable_insert());
       }
       const std::string payload = r.SerializeAsString();
