@@ -13,6 +13,7 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/base/casts.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
@@ -551,6 +552,17 @@ grpc::Status ReplayServiceImpl::Sample(
     }
     if (!batch.ok()) return ToGrpc(batch.status());
     v1::SampleResponse resp;
+    // The stored trajectories are lent to the response rather than copied into it: Write
+    // serialises it before it returns (a const pass over them, which other streams may make at
+    // the same time), and this takes them back before `resp` would delete them.
+    absl::Cleanup take_back = [&resp] {
+      for (v1::SampledItem& out : *resp.mutable_items()) {
+        if (out.has_trajectory()) out.unsafe_arena_release_trajectory();
+      }
+    };
+    const auto lend = [](v1::SampledItem* out, const v1::Trajectory& t) {
+      out->unsafe_arena_set_allocated_trajectory(const_cast<v1::Trajectory*>(&t));
+    };
     for (const SampledItem& s : *batch) {
       v1::SampledItem* out = resp.add_items();
       out->set_key(s.item.key);
@@ -565,10 +577,10 @@ grpc::Status ReplayServiceImpl::Sample(
         if (!z.empty()) {
           out->set_trajectory_zstd(std::move(z));
         } else {
-          *out->mutable_trajectory() = *s.item.trajectory;
+          lend(out, *s.item.trajectory);
         }
       } else {
-        *out->mutable_trajectory() = *s.item.trajectory;
+        lend(out, *s.item.trajectory);
       }
       staleness.Observe(static_cast<double>(s.staleness));
     }

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "common/net/server.h"
 #include "common/util/zstd.h"
@@ -450,6 +452,80 @@ TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
     }
     EXPECT_TRUE(saw_big);
     EXPECT_EQ(compressed, accept ? 1 : 0);
+  }
+}
+
+TEST_F(ReplayServiceTest, StreamsSamplingTheSameItemsAtOnceEachGetThemWhole) {
+  // The replay lends stored trajectories to each response instead of copying them. Four
+  // streams sample the same 12 items (uniform, never removed) at once, large and small, plain
+  // and zstd: every copy that arrives must be the item as inserted, and the items must still
+  // be stored and sampled afterwards.
+  ASSERT_FALSE(SubmitJob("game: tictactoe\nreplay: {tables: [{name: pool, sampler: uniform, "
+                         "remover: fifo, max_times_sampled: 0, rate_limiter: min_size, "
+                         "min_size_to_sample: 12, max_size: 12}]}\n"
+                         "stop: {max_wall_seconds: 300}\n")
+                   .empty());
+  std::map<uint64_t, std::string> inserted;  // sequence -> serialised trajectory
+  {
+    ReplayWriter writer(replay_address_, {"pool"}, "lender", 16, nullptr);
+    for (uint64_t seq = 1; seq <= 12; ++seq) {
+      v1::Trajectory t = ValidTrajectory(seq);
+      t.set_actor_id("lender");
+      // Every third item is 40 KB of repeating ids (compressible), the others small.
+      for (int i = 0; seq % 3 == 0 && i < 10000; ++i) {
+        t.mutable_turns(0)->add_observation_tokens(static_cast<uint32_t>(seq * 1000 + i % 31));
+      }
+      inserted[seq] = t.SerializeAsString();
+      ASSERT_TRUE(writer.Push(t));
+    }
+    ASSERT_TRUE(writer.Flush(10s));
+  }
+  std::atomic<int> checked{0};
+  std::vector<std::string> failures[4];
+  std::vector<std::thread> samplers;
+  for (int k = 0; k < 4; ++k) {
+    samplers.emplace_back([&, k] {
+      auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(DeadlineIn(30s));
+      auto stream = stub->Sample(&ctx);
+      v1::SampleRequest req;
+      req.set_table("pool");
+      req.set_batch_size(12);
+      req.set_credits(100);
+      req.set_accept_zstd(k % 2 == 0);
+      stream->Write(req);
+      v1::SampleResponse resp;
+      for (int batch = 0; batch < 100 && stream->Read(&resp); ++batch) {
+        for (const v1::SampledItem& item : resp.items()) {
+          v1::Trajectory t = item.trajectory();
+          if (!item.trajectory_zstd().empty()) {
+            auto raw = ZstdDecompress(item.trajectory_zstd(), 1 << 20);
+            if (!raw.ok() || !t.ParseFromString(*raw)) {
+              failures[k].push_back("a zstd item does not decode");
+              continue;
+            }
+          }
+          auto it = inserted.find(t.sequence());
+          if (it == inserted.end() || it->second != t.SerializeAsString()) {
+            failures[k].push_back("item " + std::to_string(t.sequence()) + " differs");
+          }
+          ++checked;
+        }
+      }
+      ctx.TryCancel();
+      stream->Finish();
+    });
+  }
+  for (auto& t : samplers) t.join();
+  for (const auto& f : failures) EXPECT_TRUE(f.empty()) << f.size() << " bad, first: " << f[0];
+  EXPECT_EQ(checked.load(), 4 * 100 * 12);
+  EXPECT_EQ(OnlyTable().size(), 12);
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  auto again = testing::SampleOnce(*stub, "pool", 12, false, 10s);
+  ASSERT_TRUE(again.has_value());
+  for (const v1::SampledItem& item : again->items()) {
+    EXPECT_EQ(item.trajectory().SerializeAsString(), inserted[item.trajectory().sequence()]);
   }
 }
 
