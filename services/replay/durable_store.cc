@@ -44,6 +44,9 @@ uint32_t GetU32(const char* p) {
 // Segments written since the log moved to CRC-32C begin with this; older ones (records from
 // the first byte, zlib's CRC-32) are still read.
 constexpr std::string_view kSegmentMagic = "RALLYWL2";
+// A synced segment leaves the page cache in steps of at least this much (see
+// DropSyncedPagesLocked).
+constexpr uint64_t kDropBytes = 8 << 20;
 // No record is longer: one holds at most one trajectory, and requests are capped at 64 MiB.
 constexpr uint32_t kMaxRecordBytes = 128u << 20;
 
@@ -238,7 +241,9 @@ absl::Status DurableStore::Recover() {
   return absl::OkStatus();
 }
 
-absl::Status DurableStore::OpenSegmentLocked(uint64_t index) {
+absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock, uint64_t index) {
+  // A commit in progress syncs the current segment's descriptor outside the lock.
+  sync_cv_.wait(lock, [&] { return !syncing_; });
   // The current segment is made durable first; the new one is made whole (header written and
   // synced) under a temporary name and renamed into place, so no wal-N.log ever exists without
   // its header. If anything fails, appends go on into the current segment.
@@ -262,17 +267,22 @@ absl::Status DurableStore::OpenSegmentLocked(uint64_t index) {
     close(d);
   }
   if (fd_ >= 0) {
+    posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);  // synced above; see DropSyncedPagesLocked
     close(fd_);
     synced_lsn_ = std::max(synced_lsn_, lsn_);
   }
   fd_ = fd;
   segment_ = index;
+  segment_bytes_ = kSegmentMagic.size();
+  synced_bytes_ = 0;
+  dropped_to_ = 0;
   return absl::OkStatus();
 }
 
 absl::Status DurableStore::StartJob(const v1::WalJob& job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    sync_cv_.wait(lock, [&] { return !syncing_; });
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     std::error_code ec;
@@ -283,7 +293,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     error_ = absl::OkStatus();
     lsn_ = 0;
     synced_lsn_ = 0;
-    if (auto s = OpenSegmentLocked(0); !s.ok()) return s;
+    if (auto s = OpenSegmentLocked(lock, 0); !s.ok()) return s;
   }
   v1::WalRecord r;
   *r.mutable_job() = job;
@@ -292,8 +302,8 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
 }
 
 absl::Status DurableStore::ContinueJob() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return OpenSegmentLocked(segment_ + 1);
+  std::unique_lock<std::mutex> lock(mu_);
+  return OpenSegmentLocked(lock, segment_ + 1);
 }
 
 uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
@@ -322,7 +332,7 @@ uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
     return 0;
   }
   ++lsn_;
-  dirty_ = true;
+  segment_bytes_ += header.size() + length;
   ++records_since_snapshot_;
   bytes_written_ += static_cast<int64_t>(header.size() + length);
   return lsn_;
@@ -378,17 +388,8 @@ uint64_t DurableStore::OnPolicyVersion(const std::string& table, int64_t version
 }
 
 absl::Status DurableStore::Sync() {
-  int fd;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!error_.ok()) return error_;
-    if (!dirty_ || fd_ < 0) return absl::OkStatus();
-    dirty_ = false;
-    fd = fd_;
-  }
-  if (fsync_ == FsyncPolicy::kNever) return absl::OkStatus();
-  if (fdatasync(fd) != 0) return Errno("fdatasync");
-  return absl::OkStatus();
+  if (fsync_ == FsyncPolicy::kNever) return health();
+  return CommitTo(last_lsn());
 }
 
 uint64_t DurableStore::last_lsn() const {
@@ -398,6 +399,10 @@ uint64_t DurableStore::last_lsn() const {
 
 absl::Status DurableStore::SyncTo(uint64_t lsn) {
   if (fsync_ != FsyncPolicy::kEveryBatch) return health();
+  return CommitTo(lsn);
+}
+
+absl::Status DurableStore::CommitTo(uint64_t lsn) {
   std::unique_lock<std::mutex> lock(mu_);
   while (synced_lsn_ < lsn) {
     if (!error_.ok()) return error_;
@@ -405,19 +410,38 @@ absl::Status DurableStore::SyncTo(uint64_t lsn) {
       sync_cv_.wait(lock);
       continue;
     }
+    if (fd_ < 0) return absl::OkStatus();
     syncing_ = true;
-    uint64_t target = lsn_;
-    int fd = fd_;
-    dirty_ = false;
+    const uint64_t target = lsn_;
+    const uint64_t bytes = segment_bytes_;
+    const int fd = fd_;
     lock.unlock();
-    int rc = fd >= 0 ? fdatasync(fd) : 0;
+    const bool ok = fdatasync(fd) == 0;
     lock.lock();
     syncing_ = false;
-    if (rc != 0) error_ = Errno("fdatasync");
-    if (rc == 0) synced_lsn_ = std::max(synced_lsn_, target);
+    if (!ok) error_ = Errno("fdatasync");
+    if (ok) {
+      synced_lsn_ = std::max(synced_lsn_, target);
+      synced_bytes_ = std::max(synced_bytes_, bytes);
+    }
     sync_cv_.notify_all();
   }
-  return absl::OkStatus();
+  return error_;
+}
+
+void DurableStore::DropSyncedPagesLocked(std::unique_lock<std::mutex>& lock) {
+  const uint64_t from = dropped_to_;
+  const uint64_t to = synced_bytes_ / 4096 * 4096;
+  if (fd_ < 0 || to < from + kDropBytes) return;
+  // A descriptor of its own: the segment may roll (and its descriptor close) meanwhile.
+  const int fd = dup(fd_);
+  if (fd < 0) return;
+  const uint64_t segment = segment_;
+  lock.unlock();
+  posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(to - from), POSIX_FADV_DONTNEED);
+  close(fd);
+  lock.lock();
+  if (segment_ == segment) dropped_to_ = std::max(dropped_to_, to);
 }
 
 void DurableStore::SetFsync(FsyncPolicy policy, int interval_ms) {
@@ -430,18 +454,20 @@ void DurableStore::SyncLoop() {
   while (!stop_) {
     stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_.load()));
     if (stop_) break;
-    if (fsync_ != FsyncPolicy::kInterval) continue;
-    lock.unlock();
-    Sync().IgnoreError();
-    lock.lock();
+    if (fsync_ == FsyncPolicy::kInterval) {
+      lock.unlock();
+      Sync().IgnoreError();
+      lock.lock();
+    }
+    DropSyncedPagesLocked(lock);
   }
 }
 
 absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot()>& capture) {
   uint64_t covered;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto s = OpenSegmentLocked(segment_ + 1); !s.ok()) return s;
+    std::unique_lock<std::mutex> lock(mu_);
+    if (auto s = OpenSegmentLocked(lock, segment_ + 1); !s.ok()) return s;
     covered = segment_;
   }
   v1::ReplaySnapshot snapshot = capture();

@@ -113,7 +113,16 @@ class DurableStore : public TableObserver {
   explicit DurableStore(DurabilityOptions options)
       : options_(std::move(options)), fsync_(options_.fsync), interval_ms_(options_.interval_ms) {}
   absl::Status Recover();
-  absl::Status OpenSegmentLocked(uint64_t index);
+  // Waits for a commit in progress, then rolls to segment `index`.
+  absl::Status OpenSegmentLocked(std::unique_lock<std::mutex>& lock, uint64_t index);
+  // Makes every record up to `lsn` durable, sharing one fdatasync among concurrent callers.
+  absl::Status CommitTo(uint64_t lsn);
+  // The log is read again only by recovery. The background thread drops its synced pages from
+  // the page cache (every interval_ms, at least kDropBytes at a time: each call drains the
+  // kernel's per-CPU page lists), so appends write into pages the kernel has just freed rather
+  // than taking new ones (on this machine a page touched for the first time costs ~10x a
+  // copy), and the log does not crowd out the pages others use. Off the commit path.
+  void DropSyncedPagesLocked(std::unique_lock<std::mutex>& lock);
   // Appends `record` with `tail` and then `body` after its serialised bytes (the record's
   // payload is all three); returns its LSN, 0 after an error.
   uint64_t Append(v1::WalRecord& record, std::string_view tail = {},
@@ -132,9 +141,11 @@ class DurableStore : public TableObserver {
   uint64_t segment_ = 0;
   uint64_t lsn_ = 0;
   uint64_t synced_lsn_ = 0;
-  bool syncing_ = false;
-  std::condition_variable sync_cv_;
-  bool dirty_ = false;
+  bool syncing_ = false;             // a commit is writing or syncing (outside the lock)
+  std::condition_variable sync_cv_;  // a commit ended
+  uint64_t segment_bytes_ = 0;       // bytes appended to the current segment
+  uint64_t synced_bytes_ = 0;        // of which synced
+  uint64_t dropped_to_ = 0;          // and dropped from the page cache
   absl::Status error_;
   std::atomic<int64_t> records_since_snapshot_{0};
   std::atomic<int64_t> bytes_written_{0};
