@@ -66,8 +66,9 @@ uint64_t Load64(const char* p) {
 }
 
 // The crc32 instruction takes three cycles and can start one each cycle, so three independent
-// streams (the thirds of a block) run about three times as fast as one; their registers are
-// then joined with the shift operator. Blocks of kLong bytes, then of kShort for what is left.
+// streams run about three times as fast as one: each block of 3 * kLong bytes is split in three
+// streams of kLong bytes whose registers are then joined with the shift operator; then blocks
+// of 3 * kShort for what is left, then single words and bytes.
 constexpr size_t kLong = 2048;
 constexpr size_t kShort = 256;
 constexpr ShiftTables kShiftLong = MakeShiftTables(kLong);

@@ -44,7 +44,7 @@ uint32_t GetU32(const char* p) {
 // Segments written since the log moved to CRC-32C begin with this; older ones (records from
 // the first byte, zlib's CRC-32) are still read.
 constexpr std::string_view kSegmentMagic = "RALLYWL2";
-// A synced segment leaves the page cache in steps of at least this much (see
+// A synced segment leaves the page cache once at least this much more is synced (see
 // DropSyncedPagesLocked).
 constexpr uint64_t kDropBytes = 8 << 20;
 // No record is longer: one holds at most one trajectory, and requests are capped at 64 MiB.
@@ -132,13 +132,15 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
   return out;
 }
 
-EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t) const {
-  return EncodeWire(absl::Cord(t.SerializeAsString()));
+EncodedTrajectory DurableStore::EncodeTrajectory(const v1::Trajectory& t,
+                                                 AdaptiveCompressor* compressor) const {
+  return EncodeWire(absl::Cord(t.SerializeAsString()), compressor);
 }
 
-EncodedTrajectory DurableStore::EncodeWire(absl::Cord serialized) const {
+EncodedTrajectory DurableStore::EncodeWire(absl::Cord serialized,
+                                           AdaptiveCompressor* compressor) const {
   if (serialized.size() > options_.compress_above_bytes) {
-    std::string z = compressor_.Compress(serialized);
+    std::string z = (compressor != nullptr ? *compressor : compressor_).Compress(serialized);
     if (!z.empty()) return {absl::Cord(std::move(z)), true};
   }
   return {std::move(serialized), false};
@@ -241,9 +243,11 @@ absl::Status DurableStore::Recover() {
   return absl::OkStatus();
 }
 
-absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock, uint64_t index) {
-  // A commit in progress syncs the current segment's descriptor outside the lock.
+absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock, bool first) {
+  // A commit in progress syncs the current segment's descriptor outside the lock (and the
+  // wait releases the lock, so the index is chosen after it).
   sync_cv_.wait(lock, [&] { return !syncing_; });
+  const uint64_t index = first ? 0 : segment_ + 1;
   // The current segment is made durable first; the new one is made whole (header written and
   // synced) under a temporary name and renamed into place, so no wal-N.log ever exists without
   // its header. If anything fails, appends go on into the current segment.
@@ -273,6 +277,7 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   }
   fd_ = fd;
   segment_ = index;
+  ++generation_;
   segment_bytes_ = kSegmentMagic.size();
   synced_bytes_ = 0;
   dropped_to_ = 0;
@@ -293,7 +298,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     error_ = absl::OkStatus();
     lsn_ = 0;
     synced_lsn_ = 0;
-    if (auto s = OpenSegmentLocked(lock, 0); !s.ok()) return s;
+    if (auto s = OpenSegmentLocked(lock, /*first=*/true); !s.ok()) return s;
   }
   v1::WalRecord r;
   *r.mutable_job() = job;
@@ -303,7 +308,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
 
 absl::Status DurableStore::ContinueJob() {
   std::unique_lock<std::mutex> lock(mu_);
-  return OpenSegmentLocked(lock, segment_ + 1);
+  return OpenSegmentLocked(lock, /*first=*/false);
 }
 
 uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
@@ -388,7 +393,7 @@ uint64_t DurableStore::OnPolicyVersion(const std::string& table, int64_t version
 }
 
 absl::Status DurableStore::Sync() {
-  if (fsync_ == FsyncPolicy::kNever) return health();
+  if (absl::Status h = health(); fsync_ == FsyncPolicy::kNever || !h.ok()) return h;
   return CommitTo(last_lsn());
 }
 
@@ -404,6 +409,8 @@ absl::Status DurableStore::SyncTo(uint64_t lsn) {
 
 absl::Status DurableStore::CommitTo(uint64_t lsn) {
   std::unique_lock<std::mutex> lock(mu_);
+  // An LSN from before StartJob (an old job's late ack) is beyond the new log's.
+  lsn = std::min(lsn, lsn_);
   while (synced_lsn_ < lsn) {
     if (!error_.ok()) return error_;
     if (syncing_) {
@@ -426,22 +433,24 @@ absl::Status DurableStore::CommitTo(uint64_t lsn) {
     }
     sync_cv_.notify_all();
   }
-  return error_;
+  return absl::OkStatus();
 }
 
 void DurableStore::DropSyncedPagesLocked(std::unique_lock<std::mutex>& lock) {
-  const uint64_t from = dropped_to_;
-  const uint64_t to = synced_bytes_ / 4096 * 4096;
-  if (fd_ < 0 || to < from + kDropBytes) return;
+  const uint64_t to = synced_bytes_;
+  if (fd_ < 0 || to < dropped_to_ + kDropBytes) return;
   // A descriptor of its own: the segment may roll (and its descriptor close) meanwhile.
-  const int fd = dup(fd_);
+  const int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return;
-  const uint64_t segment = segment_;
+  const uint64_t generation = generation_;
   lock.unlock();
-  posix_fadvise(fd, static_cast<off_t>(from), static_cast<off_t>(to - from), POSIX_FADV_DONTNEED);
+  // From the start each time: the kernel keeps a large folio that a range only partly covers,
+  // and the walk over pages already dropped is cheap. (It drops whole pages only, so the
+  // partly synced last one stays.)
+  posix_fadvise(fd, 0, static_cast<off_t>(to), POSIX_FADV_DONTNEED);
   close(fd);
   lock.lock();
-  if (segment_ == segment) dropped_to_ = std::max(dropped_to_, to);
+  if (generation_ == generation) dropped_to_ = std::max(dropped_to_, to);
 }
 
 void DurableStore::SetFsync(FsyncPolicy policy, int interval_ms) {
@@ -467,7 +476,7 @@ absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot(
   uint64_t covered;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (auto s = OpenSegmentLocked(lock, segment_ + 1); !s.ok()) return s;
+    if (auto s = OpenSegmentLocked(lock, /*first=*/false); !s.ok()) return s;
     covered = segment_;
   }
   v1::ReplaySnapshot snapshot = capture();

@@ -98,11 +98,14 @@ class DurableStore : public TableObserver {
   int64_t bytes_written() const { return bytes_written_; }
 
   // Encodes a trajectory as the log stores it: compressed when it is above
-  // `compress_above_bytes` and the store's AdaptiveCompressor finds that it pays.
-  EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t) const;
+  // `compress_above_bytes` and `compressor` (by default the log's own, for its inserts) finds
+  // that it pays.
+  EncodedTrajectory EncodeTrajectory(const v1::Trajectory& t,
+                                     AdaptiveCompressor* compressor = nullptr) const;
   // The same for a trajectory already serialised (as it arrived on the wire): kept as it is
   // unless compressing makes it smaller.
-  EncodedTrajectory EncodeWire(absl::Cord serialized) const;
+  EncodedTrajectory EncodeWire(absl::Cord serialized,
+                               AdaptiveCompressor* compressor = nullptr) const;
   // The log's record of `item` in `table`, its trajectory `encoded` (for snapshots: the log
   // appends its inserts without copying the trajectory into a record).
   static void FillWalInsert(const std::string& table, const StoredItem& item,
@@ -113,12 +116,12 @@ class DurableStore : public TableObserver {
   explicit DurableStore(DurabilityOptions options)
       : options_(std::move(options)), fsync_(options_.fsync), interval_ms_(options_.interval_ms) {}
   absl::Status Recover();
-  // Waits for a commit in progress, then rolls to segment `index`.
-  absl::Status OpenSegmentLocked(std::unique_lock<std::mutex>& lock, uint64_t index);
+  // Waits for a commit in progress, then rolls to the next segment (`first`: segment 0).
+  absl::Status OpenSegmentLocked(std::unique_lock<std::mutex>& lock, bool first);
   // Makes every record up to `lsn` durable, sharing one fdatasync among concurrent callers.
   absl::Status CommitTo(uint64_t lsn);
   // The log is read again only by recovery. The background thread drops its synced pages from
-  // the page cache (every interval_ms, at least kDropBytes at a time: each call drains the
+  // the page cache (every interval_ms, once kDropBytes more are synced: each call drains the
   // kernel's per-CPU page lists), so appends write into pages the kernel has just freed rather
   // than taking new ones (on this machine a page touched for the first time costs ~10x a
   // copy), and the log does not crowd out the pages others use. Off the commit path.
@@ -135,7 +138,7 @@ class DurableStore : public TableObserver {
   std::atomic<FsyncPolicy> fsync_;
   std::atomic<int> interval_ms_;
   RecoveredState recovered_;
-  mutable AdaptiveCompressor compressor_;  // the log's items: inserts and snapshots
+  mutable AdaptiveCompressor compressor_;  // the log's inserts
   mutable std::mutex mu_;
   int fd_ = -1;
   uint64_t segment_ = 0;
@@ -143,6 +146,7 @@ class DurableStore : public TableObserver {
   uint64_t synced_lsn_ = 0;
   bool syncing_ = false;             // a commit is writing or syncing (outside the lock)
   std::condition_variable sync_cv_;  // a commit ended
+  uint64_t generation_ = 0;          // segments opened (StartJob reuses index 0)
   uint64_t segment_bytes_ = 0;       // bytes appended to the current segment
   uint64_t synced_bytes_ = 0;        // of which synced
   uint64_t dropped_to_ = 0;          // and dropped from the page cache

@@ -223,13 +223,16 @@ absl::Status ReplayJob::WriteSnapshot() {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& [actor, seq] : watermarks_) (*snap.mutable_watermarks())[actor] = seq;
     }
+    // Stored items are a stream of their own: many arrived compressed, unlike the plain ones
+    // the log's inserts see, so they do not share its backoff.
+    AdaptiveCompressor compressor;
     for (const auto& [name, t] : tables_) {
       Table::State state = t->Snapshot();
       v1::TableSnapshot* ts = snap.add_tables();
       ts->set_name(name);
       for (const StoredItem& item : state.items) {
-        DurableStore::FillWalInsert(name, item, store_->EncodeTrajectory(*item.trajectory),
-                                    ts->add_items());
+        DurableStore::FillWalInsert(
+            name, item, store_->EncodeTrajectory(*item.trajectory, &compressor), ts->add_items());
         ts->add_times_sampled(item.times_sampled);
       }
       ts->set_inserts(state.inserts);

@@ -554,7 +554,8 @@ grpc::Status ReplayServiceImpl::Sample(
     v1::SampleResponse resp;
     // The stored trajectories are lent to the response rather than copied into it: Write
     // serialises it before it returns (a const pass over them, which other streams may make at
-    // the same time), and this takes them back before `resp` would delete them.
+    // the same time), and this takes them back before `resp` would delete them. (WriteLast
+    // would return before the message is sent: it must not be used here.)
     absl::Cleanup take_back = [&resp] {
       for (v1::SampledItem& out : *resp.mutable_items()) {
         if (out.has_trajectory()) out.unsafe_arena_release_trajectory();
