@@ -192,6 +192,30 @@ void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
   fs::remove_all(policy, ec);
 }
 
+int64_t ReservedVersions(const std::string& dir, const std::string& job_id) {
+  if (dir.empty()) return -1;
+  nlohmann::json j =
+      nlohmann::json::parse(ReadFile(fs::path(dir) / "versions.json"), nullptr, false);
+  if (!j.is_object() || j.value("job_id", "") != job_id) return -1;
+  const auto through = j.find("reserved_through");
+  return through != j.end() && through->is_number_integer() ? through->get<int64_t>() : -1;
+}
+
+absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const fs::path tmp = fs::path(dir) / "versions.json.tmp";
+  const nlohmann::json j = {{"job_id", job_id}, {"reserved_through", through}};
+  if (!WriteFile(tmp, j.dump() + "\n")) {
+    return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
+  }
+  fs::rename(tmp, fs::path(dir) / "versions.json", ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
                                                   PolicyNet& net, torch::optim::Adam& optimizer) {
   fs::path latest = fs::path(dir) / "latest";

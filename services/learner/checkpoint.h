@@ -8,6 +8,7 @@
 //                                   num_actions), step, policy version, Adam step counts, RAE
 //                                   baselines, the CPU RNG state (hex)
 //   latest                          the name of the newest complete checkpoint
+//   versions.json                   job id and the last policy version reserved for publishing
 // A checkpoint is written into step-<N>.tmp and renamed into place, then `latest` is replaced
 // (also by rename), so a crash at any moment leaves the previous checkpoint intact. The newest
 // `keep` checkpoints are kept; older ones are deleted.
@@ -55,6 +56,17 @@ inline constexpr char kTargetPolicy[] = "target";
 // does not parse), so that it cannot pass for this job's.
 void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
                            const std::string& job_id);
+
+// Policy versions are reserved before they are published, kVersionBlock at a time, in
+// `dir`/versions.json (written to a temporary file and renamed). A learner that restarts
+// continues above every version reserved before, since its previous run may have published any
+// of them: no version number is published with two different weight sets (evaluation results
+// and the saved target policy name versions).
+inline constexpr int64_t kVersionBlock = 64;
+// The last version reserved for `job_id` in `dir`; -1 when none is (or they are another job's).
+int64_t ReservedVersions(const std::string& dir, const std::string& job_id);
+// Records that versions up to `through` may be published for `job_id`.
+absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through);
 
 // Loads the newest checkpoint in `dir` into `net` and `optimizer` and returns its state;
 // NOT_FOUND when there is none, or when it belongs to another job than `job_id`.

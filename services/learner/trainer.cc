@@ -150,6 +150,18 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
+  // Versions are reserved ahead of publishing (rank 0, with a checkpoint directory): after a
+  // restart, numbering continues above all that the previous run may have published.
+  const bool reserve = rank0 && !options.checkpoint_dir.empty();
+  int64_t reserved = reserve ? ReservedVersions(options.checkpoint_dir, job_id) : -1;
+  if (reserved >= version) {
+    LogInfo("policy versions continue above those reserved before the restart",
+            {{"job_id", job_id},
+             {"checkpoint_version", version},
+             {"reserved_through", reserved},
+             {"version", reserved + 1}});
+    version = reserved + 1;
+  }
   net->to(device);
 
   // Data parallelism: rank 0's state goes to every rank, then gradients are averaged each step.
@@ -188,6 +200,15 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   if (keep_recent) RemoveOtherJobsPolicy(options.checkpoint_dir, kTargetPolicy, job_id);
   // Publishes the current weights (on CPU: they leave the process; training is on `device`).
   auto publish = [&] {
+    if (reserve && version > reserved) {
+      const int64_t through = version + kVersionBlock - 1;
+      if (auto s = ReserveVersions(options.checkpoint_dir, job_id, through); s.ok()) {
+        reserved = through;
+      } else {
+        LogWarning("cannot reserve policy versions; a restart may publish these numbers again",
+                   {{"error", s.ToString()}});
+      }
+    }
     net->to(torch::kCPU);
     grpc::Slice blob = weights.Publish(version, step, EncodeWeights(net, version, step));
     net->to(device);

@@ -1,6 +1,7 @@
 // A learner killed with SIGKILL mid-job is restarted by rally run and resumes from its last
-// checkpoint: the job goes RECOVERING and back to RUNNING, step and version numbering continue,
-// and the job finishes.
+// checkpoint: the job goes RECOVERING and back to RUNNING, step numbering continues, version
+// numbering continues above every version the killed learner may have published, and the job
+// finishes.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -50,12 +51,23 @@ TEST(LearnerResume, AKilledLearnerResumesFromItsCheckpoint) {
   auto summary = nlohmann::json::parse(testing::ReadFile(dir + "/summary.json"));
   EXPECT_EQ(summary["state"], "SUCCEEDED");
   EXPECT_EQ(summary["learner_steps"].get<int64_t>(), 1500);
-  EXPECT_EQ(summary["policy_version"].get<int64_t>(), 1500);  // numbering continued, no reset
   // The restarted learner resumed from a checkpoint at or after the one seen before the kill.
-  int64_t resumed = LogInt(workdir + "/logs/learner.log", "resumed from checkpoint", "step");
+  const std::string log = workdir + "/logs/learner.log";
+  int64_t resumed = LogInt(log, "resumed from checkpoint", "step");
   EXPECT_GE(resumed, checkpoint_step);
   EXPECT_EQ(resumed % 25, 0);
-  EXPECT_EQ(LogInt(workdir + "/logs/learner.log", "resumed from checkpoint", "version"), resumed);
+  EXPECT_EQ(LogInt(log, "resumed from checkpoint", "version"), resumed);
+  // Versions are reserved 64 at a time before they are published (the first run reserved 0-63,
+  // then 64-127, ...), so the checkpoint's version was at most the last reservation, and the
+  // resumed learner went on above it, publishing one version per step: no number was published
+  // twice with different weights.
+  const std::string next = "policy versions continue above those reserved before the restart";
+  const int64_t reserved = LogInt(log, next, "reserved_through");
+  EXPECT_EQ(LogInt(log, next, "checkpoint_version"), resumed);
+  EXPECT_GE(reserved, resumed);
+  EXPECT_EQ(reserved % 64, 63);
+  EXPECT_EQ(LogInt(log, next, "version"), reserved + 1);
+  EXPECT_EQ(summary["policy_version"].get<int64_t>(), reserved + 1 + (1500 - resumed));
   std::string control = testing::ReadFile(workdir + "/logs/control.log");
   EXPECT_NE(control.find("JOB_STATE_RECOVERING"), std::string::npos);
   EXPECT_NE(control.find("training (recovered)"), std::string::npos);
