@@ -192,13 +192,17 @@ void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
   fs::remove_all(policy, ec);
 }
 
-int64_t ReservedVersions(const std::string& dir, const std::string& job_id) {
-  if (dir.empty()) return -1;
-  nlohmann::json j =
-      nlohmann::json::parse(ReadFile(fs::path(dir) / "versions.json"), nullptr, false);
-  if (!j.is_object() || j.value("job_id", "") != job_id) return -1;
-  const auto through = j.find("reserved_through");
-  return through != j.end() && through->is_number_integer() ? through->get<int64_t>() : -1;
+absl::StatusOr<int64_t> ReservedVersions(const std::string& dir, const std::string& job_id) {
+  const fs::path path = fs::path(dir) / "versions.json";
+  if (dir.empty() || !fs::exists(path)) return -1;
+  nlohmann::json j = nlohmann::json::parse(ReadFile(path), nullptr, false);
+  const auto through = j.is_object() ? j.find("reserved_through") : j.end();
+  if (!j.is_object() || !j.contains("job_id") || through == j.end() ||
+      !through->is_number_integer()) {
+    return absl::DataLossError(
+        absl::StrCat(path.string(), " is not {\"job_id\": ..., \"reserved_through\": N}"));
+  }
+  return j.value("job_id", "") == job_id ? through->get<int64_t>() : -1;
 }
 
 absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through) {

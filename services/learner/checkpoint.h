@@ -63,8 +63,9 @@ void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
 // of them: no version number is published with two different weight sets (evaluation results
 // and the saved target policy name versions).
 inline constexpr int64_t kVersionBlock = 64;
-// The last version reserved for `job_id` in `dir`; -1 when none is (or they are another job's).
-int64_t ReservedVersions(const std::string& dir, const std::string& job_id);
+// The last version reserved for `job_id` in `dir`; -1 when none is (or they are another job's);
+// DATA_LOSS when the file does not parse.
+absl::StatusOr<int64_t> ReservedVersions(const std::string& dir, const std::string& job_id);
 // Records that versions up to `through` may be published for `job_id`.
 absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through);
 

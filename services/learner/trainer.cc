@@ -153,7 +153,18 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   // Versions are reserved ahead of publishing (rank 0, with a checkpoint directory): after a
   // restart, numbering continues above all that the previous run may have published.
   const bool reserve = rank0 && !options.checkpoint_dir.empty();
-  int64_t reserved = reserve ? ReservedVersions(options.checkpoint_dir, job_id) : -1;
+  int64_t reserved = -1;
+  if (reserve) {
+    auto read = ReservedVersions(options.checkpoint_dir, job_id);
+    if (read.ok()) {
+      reserved = *read;
+    } else {
+      LogError(
+          "reserved policy versions unknown; numbering continues from the checkpoint, and "
+          "versions published before the restart may be published again",
+          {{"error", read.status().ToString()}});
+    }
+  }
   if (reserved >= version) {
     LogInfo("policy versions continue above those reserved before the restart",
             {{"job_id", job_id},
@@ -199,12 +210,15 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   // A target policy left by another job would pass for this one's.
   if (keep_recent) RemoveOtherJobsPolicy(options.checkpoint_dir, kTargetPolicy, job_id);
   // Publishes the current weights (on CPU: they leave the process; training is on `device`).
+  int64_t retry_reservation_at = 0;
   auto publish = [&] {
-    if (reserve && version > reserved) {
+    if (reserve && version > reserved && version >= retry_reservation_at) {
       const int64_t through = version + kVersionBlock - 1;
       if (auto s = ReserveVersions(options.checkpoint_dir, job_id, through); s.ok()) {
         reserved = through;
       } else {
+        // Tried again a block later, not at every publish.
+        retry_reservation_at = version + kVersionBlock;
         LogWarning("cannot reserve policy versions; a restart may publish these numbers again",
                    {{"error", s.ToString()}});
       }

@@ -77,18 +77,21 @@ TEST(Checkpoint, ReservedVersionsBelongToTheirJob) {
   const std::string dir =
       (fs::temp_directory_path() / ("rally-versions-" + std::to_string(getpid()))).string();
   fs::remove_all(dir);
-  EXPECT_EQ(ReservedVersions(dir, "job-1"), -1);  // nothing reserved yet
-  EXPECT_EQ(ReservedVersions("", "job-1"), -1);
+  EXPECT_EQ(*ReservedVersions(dir, "job-1"), -1);  // nothing reserved yet
+  EXPECT_EQ(*ReservedVersions("", "job-1"), -1);
   ASSERT_TRUE(ReserveVersions(dir, "job-1", 63).ok());  // creates the directory
   ASSERT_TRUE(ReserveVersions(dir, "job-1", 127).ok());
-  EXPECT_EQ(ReservedVersions(dir, "job-1"), 127);
-  EXPECT_EQ(ReservedVersions(dir, "job-2"), -1);  // another job's reservation is not this one's
+  EXPECT_EQ(*ReservedVersions(dir, "job-1"), 127);
+  EXPECT_EQ(*ReservedVersions(dir, "job-2"), -1);  // another job's reservation is not this one's
   EXPECT_FALSE(fs::exists(fs::path(dir) / "versions.json.tmp"));
   {
     std::ofstream damaged(fs::path(dir) / "versions.json");
     damaged << "{\"job_id\": \"job-1\", \"reserved_";
   }
-  EXPECT_EQ(ReservedVersions(dir, "job-1"), -1);
+  auto damaged = ReservedVersions(dir, "job-1");
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(damaged.status().message().find("versions.json is not"), std::string::npos)
+      << damaged.status();
   fs::remove_all(dir);
 }
 
