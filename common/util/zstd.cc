@@ -62,10 +62,17 @@ bool AdaptiveCompressor::Probe(std::string_view head) {
   return false;
 }
 
-std::string AdaptiveCompressor::Compress(std::string_view raw) {
-  if (!MayCompress(raw.size())) return "";
+std::string AdaptiveCompressor::ProbeAndCompress(std::string_view raw) {
   if (raw.size() > 4 * kProbeBytes && !Probe(raw.substr(0, kProbeBytes))) return "";
   return ZstdCompress(raw, level_);
+}
+
+std::string AdaptiveCompressor::Compress(std::string_view raw) {
+  return MayCompress(raw.size()) ? ProbeAndCompress(raw) : "";
+}
+
+std::string AdaptiveCompressor::Compress(size_t size, absl::FunctionRef<std::string()> make) {
+  return MayCompress(size) ? ProbeAndCompress(make()) : "";
 }
 
 std::string AdaptiveCompressor::Compress(const absl::Cord& raw) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/cord.h"
 
@@ -40,6 +41,9 @@ class AdaptiveCompressor {
   std::string Compress(std::string_view raw);
   // The same for a payload held in pieces (flattened only when it is compressed).
   std::string Compress(const absl::Cord& raw);
+  // The same for a payload of `size` bytes made only when needed: `make` does not run when the
+  // payload goes plain without a probe.
+  std::string Compress(size_t size, absl::FunctionRef<std::string()> make);
 
   // Probes run so far.
   int64_t probes() const { return probes_.load(std::memory_order_relaxed); }
@@ -49,6 +53,8 @@ class AdaptiveCompressor {
   bool MayCompress(size_t size);
   // Whether `head` (a payload's first bytes) shrinks by a tenth; remembers a failure.
   bool Probe(std::string_view head);
+  // Compress() after MayCompress() said yes.
+  std::string ProbeAndCompress(std::string_view raw);
 
   const int level_;
   std::atomic<int> skip_{0};     // payloads still to go plain without a probe

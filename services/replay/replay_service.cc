@@ -574,7 +574,8 @@ grpc::Status ReplayServiceImpl::Sample(
       out->set_staleness(s.staleness);
       // Large items go compressed to clients that decode them.
       if (first.accept_zstd() && s.item.bytes > static_cast<int64_t>(kWireCompressAboveBytes)) {
-        std::string z = compressor.Compress(s.item.trajectory->SerializeAsString());
+        std::string z = compressor.Compress(static_cast<size_t>(s.item.bytes),
+                                            [&] { return s.item.trajectory->SerializeAsString(); });
         if (!z.empty()) {
           out->set_trajectory_zstd(std::move(z));
         } else {

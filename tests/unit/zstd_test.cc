@@ -77,6 +77,31 @@ TEST(AdaptiveCompressor, AStreamThatDoesNotCompressIsProbedRarelyAndRecoversWhen
   EXPECT_FALSE(compressor.Compress(Text(8 << 10)).empty());
 }
 
+TEST(AdaptiveCompressor, APayloadThatGoesPlainUnprobedIsNeverMade) {
+  // The replay serialises a sampled item for a zstd client only when it is to be probed or
+  // compressed.
+  AdaptiveCompressor compressor;
+  const std::string noise = Noise(64 << 10, 4);
+  int made = 0;
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(compressor
+                    .Compress(noise.size(),
+                              [&] {
+                                ++made;
+                                return noise;
+                              })
+                    .empty());
+  }
+  // Probes at payloads 1, 3, 6, 11, 20, 37 and 70: each made once, the other 93 never.
+  EXPECT_EQ(made, 7);
+  EXPECT_EQ(compressor.probes(), 7);
+  const std::string text = Text(64 << 10);
+  AdaptiveCompressor fresh;
+  std::string z = fresh.Compress(text.size(), [&] { return text; });
+  ASSERT_FALSE(z.empty());
+  EXPECT_EQ(*ZstdDecompress(z, text.size()), text);
+}
+
 TEST(Zstd, RejectsMalformedFramesAndFramesOverTheLimit) {
   auto bad = ZstdDecompress("definitely not zstd", 1 << 20);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
