@@ -4,9 +4,11 @@
 //   replay_bench [--seconds S] [--writers W] [--samplers R] [--item_bytes N] [--json FILE]
 //
 // For items of 1 KB, 64 KB and 1 MB, with the write-ahead log off and on (fsync every batch),
-// W writer streams (the actors' ReplayWriter) insert for S seconds into a uniform table; for
-// 1 KB items R sampler streams then sample batches of 256 for S seconds. Items are valid
+// W writer streams (the actors' ReplayWriter) insert for S seconds into a uniform table; then
+// R sampler streams sample it for S seconds in batches of 256 items (at most 16 MiB), accepting
+// zstd as rally-learner does. Items are valid
 // TicTacToe trajectories padded to size with token ids (as language-model turns carry them).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -87,8 +89,9 @@ double Ingest(const Cluster& c, size_t item_bytes, int writers, double seconds) 
   return (a1 - a0) / dt;
 }
 
-// Items per second sampled by `samplers` streams in batches of 256.
-double SampleRate(const Cluster& c, int samplers, double seconds) {
+// Items per second sampled by `samplers` streams in batches of `batch`, accepting zstd for
+// large items as rally-learner does.
+double SampleRate(const Cluster& c, int samplers, int batch, double seconds) {
   std::atomic<bool> stop{false};
   std::atomic<int64_t> items{0};
   std::vector<std::thread> threads;
@@ -99,8 +102,9 @@ double SampleRate(const Cluster& c, int samplers, double seconds) {
       auto stream = stub->Sample(&ctx);
       v1::SampleRequest req;
       req.set_table("bench");
-      req.set_batch_size(256);
+      req.set_batch_size(batch);
       req.set_credits(8);
+      req.set_accept_zstd(true);
       stream->Write(req);
       v1::SampleRequest more;
       more.set_credits(1);
@@ -148,8 +152,8 @@ int main(int argc, char** argv) {
   std::printf(
       "the same pump storing each byte in a 512 MiB ring: %.0f MB/s (%.2f of the ceiling)\n\n",
       stored, stored / ceiling);
-  std::printf("%10s %5s %7s %12s %10s %8s %8s %14s\n", "item", "wal", "writers", "ingest it/s",
-              "MB/s", "ratio", "samplers", "sample it/s");
+  std::printf("%10s %5s %7s %12s %10s %8s %8s %14s %10s\n", "item", "wal", "writers", "ingest it/s",
+              "MB/s", "ratio", "samplers", "sample it/s", "MB/s");
   nlohmann::json runs = nlohmann::json::array();
   for (size_t bytes : {size_t{1024}, size_t{65536}, size_t{1} << 20}) {
     if (only_bytes != 0 && bytes != only_bytes) continue;
@@ -158,23 +162,23 @@ int main(int argc, char** argv) {
           Start(std::to_string(bytes) + (wal ? "-wal" : ""), wal, bytes >= (1 << 20) ? 256 : 8192);
       double items_s = Ingest(c, bytes, writers, seconds);
       double mb_s = items_s * static_cast<double>(bytes) / 1e6;
-      double sample_s = bytes == 1024 ? SampleRate(c, samplers, seconds) : 0;
+      // Batches of 256 items, at most 16 MiB.
+      const int batch = static_cast<int>(std::min<size_t>(256, (size_t{16} << 20) / bytes));
+      double sample_s = SampleRate(c, samplers, batch, seconds);
+      double sample_mb_s = sample_s * static_cast<double>(bytes) / 1e6;
       c.replay->Stop();
       c.control->Stop();
       // The log of a WAL run holds gigabytes; the processes' logs stay for inspection.
       std::filesystem::remove_all(c.dir + "/replay");
-      std::printf("%10zu %5s %7d %12.0f %10.1f %8.3f %8d %14s\n", bytes, wal ? "on" : "off",
-                  writers, items_s, mb_s, mb_s / ceiling, bytes == 1024 ? samplers : 0,
-                  bytes == 1024 ? std::to_string(static_cast<int64_t>(sample_s)).c_str() : "-");
+      std::printf("%10zu %5s %7d %12.0f %10.1f %8.3f %8d %14.0f %10.1f\n", bytes,
+                  wal ? "on" : "off", writers, items_s, mb_s, mb_s / ceiling, samplers, sample_s,
+                  sample_mb_s);
       std::fflush(stdout);
-      nlohmann::json run = {{"item_bytes", bytes},
-                            {"wal", wal},
-                            {"writers", writers},
-                            {"ingest_items_s", items_s},
-                            {"ingest_mb_s", mb_s},
-                            {"ingest_ratio", mb_s / ceiling},
-                            {"samplers", bytes == 1024 ? samplers : 0},
-                            {"sample_items_s", sample_s}};
+      nlohmann::json run = {{"item_bytes", bytes},        {"wal", wal},
+                            {"writers", writers},         {"ingest_items_s", items_s},
+                            {"ingest_mb_s", mb_s},        {"ingest_ratio", mb_s / ceiling},
+                            {"samplers", samplers},       {"sample_batch", batch},
+                            {"sample_items_s", sample_s}, {"sample_mb_s", sample_mb_s}};
       runs.push_back(run);
     }
   }
