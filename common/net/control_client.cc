@@ -1,5 +1,6 @@
 #include "common/net/control_client.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
@@ -12,8 +13,11 @@ bool IsTerminal(v1::JobState state) {
 }
 
 ControlClient::ControlClient(const std::string& control_address, v1::RegisterRequest registration)
-    : stub_(v1::WorkerService::NewStub(MakeChannel(control_address))),
-      registration_(std::move(registration)) {}
+    : registration_(std::move(registration)) {
+  auto channel = MakeChannel(control_address);
+  stub_ = v1::WorkerService::NewStub(channel);
+  jobs_ = v1::JobService::NewStub(channel);
+}
 
 ControlClient::~ControlClient() { Stop(); }
 
@@ -126,6 +130,19 @@ bool ControlClient::IsActive(const std::string& job_id) const {
 v1::Assignment ControlClient::assignment() const {
   std::lock_guard<std::mutex> lock(mu_);
   return assignment_;
+}
+
+absl::StatusOr<v1::Job> ControlClient::GetJob(const std::string& job_id,
+                                              std::chrono::milliseconds timeout) const {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(timeout));
+  v1::GetJobRequest req;
+  req.set_id(job_id);
+  v1::Job job;
+  if (grpc::Status s = jobs_->GetJob(&ctx, req, &job); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("GetJob ", job_id, ": ", s.error_message()));
+  }
+  return job;
 }
 
 }  // namespace rally

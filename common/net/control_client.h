@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "rally/v1/control.grpc.pb.h"
 
 namespace rally {
@@ -42,6 +43,9 @@ class ControlClient {
   bool IsActive(const std::string& job_id) const;
   // The latest assignment received (empty job_id when none).
   v1::Assignment assignment() const;
+  // The job `job_id` as control holds it now (JobService.GetJob).
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;
 
  private:
   void Loop();
@@ -49,6 +53,7 @@ class ControlClient {
   void Beat();
 
   std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;  // on the same channel
   v1::RegisterRequest registration_;
   ReportFn report_;
   std::thread thread_;

@@ -93,7 +93,6 @@ int main(int argc, char** argv) {
   TrainerOptions options;
   options.rank = rank;
   options.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
-  options.control_address = absl::GetFlag(FLAGS_control);
   std::unique_ptr<Rendezvous> rendezvous;
   while (!ShutdownRequested()) {
     auto assignment = control.WaitForActiveAssignment(std::chrono::seconds(1));

@@ -150,11 +150,13 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   } else if (!absl::IsNotFound(resumed.status())) {
     return resumed.status();
   }
-  // Versions are reserved ahead of publishing (rank 0, with a checkpoint directory): after a
-  // restart, numbering continues above all that the previous run may have published.
-  const bool reserve = rank0 && !options.checkpoint_dir.empty();
+  // Rank 0 with a checkpoint directory keeps what outlives this run there: version
+  // reservations, checkpoints, and the policy that met the target.
+  const bool saves = rank0 && !options.checkpoint_dir.empty();
+  // Versions are reserved ahead of publishing: after a restart, numbering continues above all
+  // that the previous run may have published.
   int64_t reserved = -1;
-  if (reserve) {
+  if (saves) {
     auto read = ReservedVersions(options.checkpoint_dir, job_id);
     if (read.ok()) {
       reserved = *read;
@@ -204,15 +206,14 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     grpc::Slice blob;
   };
   constexpr size_t kRecentWeightsBytes = size_t{64} << 20;
-  const bool keep_recent = rank0 && !options.checkpoint_dir.empty();
   std::deque<Recent> recent;
   size_t recent_bytes = 0;
   // A target policy left by another job would pass for this one's.
-  if (keep_recent) RemoveOtherJobsPolicy(options.checkpoint_dir, kTargetPolicy, job_id);
+  if (saves) RemoveOtherJobsPolicy(options.checkpoint_dir, kTargetPolicy, job_id);
   // Publishes the current weights (on CPU: they leave the process; training is on `device`).
   int64_t retry_reservation_at = 0;
   auto publish = [&] {
-    if (reserve && version > reserved && version >= retry_reservation_at) {
+    if (saves && version > reserved && version >= retry_reservation_at) {
       const int64_t through = version + kVersionBlock - 1;
       if (auto s = ReserveVersions(options.checkpoint_dir, job_id, through); s.ok()) {
         reserved = through;
@@ -226,7 +227,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     net->to(torch::kCPU);
     grpc::Slice blob = weights.Publish(version, step, EncodeWeights(net, version, step));
     net->to(device);
-    if (keep_recent && blob.size() <= kRecentWeightsBytes) {
+    if (saves && blob.size() <= kRecentWeightsBytes) {
       recent_bytes += blob.size();
       recent.push_back({version, step, std::move(blob)});
       while (recent_bytes > kRecentWeightsBytes) {
@@ -273,20 +274,17 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     source.Cancel();
   });
   auto save_target = [&] {
-    if (options.control_address.empty()) return;
     // The job may still be running: the learner can stop at its own step limit before control
     // has heard of the last step. Ask until it has ended (within the stop grace of workers).
-    auto jobs = v1::JobService::NewStub(MakeChannel(options.control_address));
     v1::Job job;
     for (int attempt = 0; attempt < 30; ++attempt) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(DeadlineIn(std::chrono::seconds(2)));
-      v1::GetJobRequest req;
-      req.set_id(job_id);
-      if (grpc::Status s = jobs->GetJob(&ctx, req, &job); !s.ok()) {
-        LogWarning("cannot ask control whether the target was met", {{"error", s.error_message()}});
+      auto got = control.GetJob(job_id);
+      if (!got.ok()) {
+        LogWarning("cannot ask control whether the target was met",
+                   {{"error", got.status().ToString()}});
         return;
       }
+      job = *std::move(got);
       if (IsTerminal(job.state())) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -429,8 +427,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
         break;
       }
     }
-    if (rank0 && !options.checkpoint_dir.empty() && lc.checkpoint_every_steps > 0 &&
-        step % lc.checkpoint_every_steps == 0) {
+    if (saves && lc.checkpoint_every_steps > 0 && step % lc.checkpoint_every_steps == 0) {
       save_checkpoint();
     }
     m.step_seconds.Observe(std::chrono::duration<double>(Clock::now() - step_start).count());
@@ -454,11 +451,11 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     if (!digest.ok()) result = digest.status();
   }
   // The policy the job ended with is the one users export and evaluate: checkpoint it too.
-  if (result.ok() && rank0 && !options.checkpoint_dir.empty() && step > 0 &&
+  if (result.ok() && saves && step > 0 &&
       (lc.checkpoint_every_steps == 0 || step % lc.checkpoint_every_steps != 0)) {
     save_checkpoint();
   }
-  if (result.ok() && keep_recent) save_target();
+  if (result.ok() && saves) save_target();
   LogInfo("training ended", {{"job_id", job_id},
                              {"steps", step},
                              {"version", version},

@@ -41,9 +41,6 @@ class Rendezvous;
 
 struct TrainerOptions {
   std::string checkpoint_dir;  // empty: no checkpoints (rank 0 writes them)
-  // rally-control's address: at the job's end rank 0 asks it which version met the target, and
-  // saves that version's weights as checkpoint_dir/target.
-  std::string control_address;
   int rank = 0;
   // The learner ranks' rendezvous; null or a world of one: no data parallelism.
   Rendezvous* rendezvous = nullptr;

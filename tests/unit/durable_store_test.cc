@@ -60,13 +60,18 @@ struct LoggedTable {
   std::unique_ptr<Table> table;  // destroyed first: it points at the store
 };
 
-LoggedTable StartLogged(const std::string& dir) {
-  auto store = DurableStore::Open({dir});
+// A store opened with `options` that started a fresh job.
+std::unique_ptr<DurableStore> StartedStore(const DurabilityOptions& options) {
+  auto store = DurableStore::Open(options);
   if (!store.ok() || !(*store)->StartJob(v1::WalJob()).ok()) {
-    ADD_FAILURE() << "cannot start a log in " << dir;
+    ADD_FAILURE() << "cannot start a log in " << options.dir;
     std::abort();
   }
-  LoggedTable out{std::move(*store), QueueTable()};
+  return std::move(*store);
+}
+
+LoggedTable StartLogged(const std::string& dir) {
+  LoggedTable out{StartedStore({dir}), QueueTable()};
   out.table->set_observer(out.store.get());
   return out;
 }
@@ -141,22 +146,16 @@ TEST(DurableStore, SyncedLogPagesLeaveThePageCache) {
   // measurement sees them.
   const std::string never = FreshDir("pages-never");
   {
-    auto store =
-        DurableStore::Open({.dir = never, .fsync = FsyncPolicy::kNever, .interval_ms = 10});
-    ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
-    AppendRandomItems(**store, 64, /*commit=*/false);
+    auto store = StartedStore({.dir = never, .fsync = FsyncPolicy::kNever, .interval_ms = 10});
+    AppendRandomItems(*store, 64, /*commit=*/false);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     EXPECT_GE(CachedBytes(never + "/wal-0.log"), size_t{15} << 20);
   }
-  // Synced ones are dropped by the background thread (every interval_ms, 8 MiB at a time at
-  // least), and a segment that rolls leaves entirely.
+  // Synced ones are dropped by the background thread (every interval_ms, once 8 MiB more are
+  // synced), and a segment that rolls leaves entirely.
   const std::string dir = FreshDir("pages");
-  auto store =
-      DurableStore::Open({.dir = dir, .fsync = FsyncPolicy::kEveryBatch, .interval_ms = 10});
-  ASSERT_TRUE(store.ok());
-  ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
-  AppendRandomItems(**store, 128, /*commit=*/true);
+  auto store = StartedStore({.dir = dir, .fsync = FsyncPolicy::kEveryBatch, .interval_ms = 10});
+  AppendRandomItems(*store, 128, /*commit=*/true);
   const std::string first = dir + "/wal-0.log";
   ASSERT_GE(fs::file_size(first), size_t{32} << 20);
   // What is left is the part synced since the last drop (under 8 MiB), plus a large folio
@@ -168,10 +167,10 @@ TEST(DurableStore, SyncedLogPagesLeaveThePageCache) {
     cached = CachedBytes(first);
   }
   EXPECT_LE(cached, left) << "of " << fs::file_size(first) << " bytes";
-  AppendRandomItems(**store, 4, /*commit=*/true);
-  ASSERT_TRUE((*store)->ContinueJob().ok());  // rolls to wal-1.log
+  AppendRandomItems(*store, 4, /*commit=*/true);
+  ASSERT_TRUE(store->ContinueJob().ok());  // rolls to wal-1.log
   EXPECT_EQ(CachedBytes(first), 0u);
-  EXPECT_TRUE((*store)->health().ok());
+  EXPECT_TRUE(store->health().ok());
 }
 
 TEST(DurableStore, LogReplaysEveryMutationInOrder) {
