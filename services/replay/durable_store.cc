@@ -1,6 +1,7 @@
 #include "services/replay/durable_store.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -49,6 +50,13 @@ constexpr std::string_view kSegmentMagic = "RALLYWL2";
 constexpr uint64_t kDropBytes = 8 << 20;
 // No record is longer: one holds at most one trajectory, and requests are capped at 64 MiB.
 constexpr uint32_t kMaxRecordBytes = 128u << 20;
+// Direct I/O writes whole blocks of this size from addresses aligned to it (any Linux file
+// system's logical block size divides it).
+constexpr uint64_t kBlock = 4096;
+
+uint64_t BlockStart(uint64_t offset) { return offset & ~(kBlock - 1); }
+// The staging buffer is aligned to a huge page, which the kernel may back it with.
+constexpr size_t kHugePage = 2 << 20;
 
 // The CRC-32 of a version-1 segment's record.
 uint32_t LegacyCrc(std::string_view payload) {
@@ -56,23 +64,20 @@ uint32_t LegacyCrc(std::string_view payload) {
       crc32_z(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
 }
 
-// Writes every byte of `pieces` (a record's header, its small fields and its trajectory in the
-// pieces it arrived in) with as few writev calls as IOV_MAX allows.
-bool WriteAll(int fd, const std::vector<std::string_view>& pieces) {
-  std::vector<iovec> iov;
-  iov.reserve(pieces.size());
-  for (std::string_view p : pieces) {
-    if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
-  }
+// Writes every byte of `iov` at `offset` (pwritev), or at the file's position when `offset` is
+// negative (writev), with as few calls as IOV_MAX allows.
+bool WriteIovecs(int fd, std::vector<iovec> iov, off_t offset) {
   size_t first = 0;
   while (first < iov.size()) {
     const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-    ssize_t n = writev(fd, iov.data() + first, count);
+    ssize_t n = offset < 0 ? writev(fd, iov.data() + first, count)
+                           : pwritev(fd, iov.data() + first, count, offset);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (n == 0) errno = EIO;  // nothing written and no error: do not spin
       return false;
     }
+    if (offset >= 0) offset += n;
     // Skip what was written; a partial write leaves the rest of one piece.
     auto left = static_cast<size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
@@ -82,6 +87,17 @@ bool WriteAll(int fd, const std::vector<std::string_view>& pieces) {
     }
   }
   return true;
+}
+
+// Writes every byte of `pieces` (a record's header, its small fields and its trajectory in the
+// pieces it arrived in) at the file's position.
+bool WriteAll(int fd, const std::vector<std::string_view>& pieces) {
+  std::vector<iovec> iov;
+  iov.reserve(pieces.size());
+  for (std::string_view p : pieces) {
+    if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
+  }
+  return WriteIovecs(fd, std::move(iov), -1);
 }
 
 // Segment indices present in `dir`, ascending.
@@ -129,6 +145,8 @@ absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
     off += 8 + len;
   }
   out.good_bytes = static_cast<int64_t>(off);
+  out.zero_tail = off < data.size() && std::all_of(data.begin() + static_cast<ptrdiff_t>(off),
+                                                   data.end(), [](char c) { return c == 0; });
   return out;
 }
 
@@ -199,7 +217,14 @@ DurableStore::~DurableStore() {
   stop_cv_.notify_all();
   if (sync_thread_.joinable()) sync_thread_.join();
   Sync().IgnoreError();
+  Flush().IgnoreError();
   std::lock_guard<std::mutex> lock(mu_);
+  // A direct I/O segment's last block was padded with zeros: cut it to its length.
+  if (fd_ >= 0 && direct_ && error_.ok() && written_to_ >= segment_bytes_ &&
+      ftruncate(fd_, static_cast<off_t>(segment_bytes_)) != 0) {
+    LogWarning("cannot cut the write-ahead log to its length (recovery will)",
+               {{"error", std::strerror(errno)}});
+  }
   if (fd_ >= 0) close(fd_);
 }
 
@@ -224,7 +249,11 @@ absl::Status DurableStore::Recover() {
       lsn_ = std::max(lsn_, r.lsn());
       recovered_.records.push_back(std::move(r));
     }
-    if (read->good_bytes < read->file_bytes) {
+    if (read->good_bytes < read->file_bytes && read->zero_tail) {
+      // Zeros after the last record: the padding of a direct I/O block whose segment was not
+      // cut to its length (the process died). Nothing was written there.
+      if (truncate(path.c_str(), read->good_bytes) != 0) return Errno("truncate " + path);
+    } else if (read->good_bytes < read->file_bytes) {
       // Only the last segment can end in a torn record (appends go to the newest segment); a
       // bad record in an earlier one is corruption, and its bytes stay for inspection.
       if (i + 1 < segments.size()) {
@@ -248,9 +277,14 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   // wait releases the lock, so the index is chosen after it).
   sync_cv_.wait(lock, [&] { return !syncing_; });
   const uint64_t index = first ? 0 : segment_ + 1;
-  // The current segment is made durable first; the new one is made whole (header written and
-  // synced) under a temporary name and renamed into place, so no wal-N.log ever exists without
-  // its header. If anything fails, appends go on into the current segment.
+  // The current segment is made durable first (written from the stage and cut to its length
+  // with direct I/O); the new one is made whole (header written and synced) under a temporary
+  // name and renamed into place, so no wal-N.log ever exists without its header. If anything
+  // fails, appends go on into the current segment.
+  if (fd_ >= 0 && direct_ &&
+      (!WriteStagedLocked(staged_to_) || ftruncate(fd_, static_cast<off_t>(segment_bytes_)) != 0)) {
+    return Errno("write-ahead log roll");
+  }
   if (fd_ >= 0 && fsync(fd_) != 0) return Errno("fsync");
   const fs::path dir(options_.dir);
   const fs::path path = dir / SegmentName(index);
@@ -270,10 +304,38 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
     fsync(d);
     close(d);
   }
+  // A log that syncs every batch writes the new segment with direct I/O, where the file
+  // system takes it.
+  bool direct = false;
+  if (fsync_ == FsyncPolicy::kEveryBatch) {
+    const int direct_fd = open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    const size_t stage_bytes = std::max(2 * kBlock, BlockStart(options_.stage_bytes));
+    if (direct_fd >= 0 && !stage_) {
+      const size_t allocated = (stage_bytes + kHugePage - 1) / kHugePage * kHugePage;
+      stage_.reset(static_cast<char*>(std::aligned_alloc(kHugePage, allocated)));
+      // Each write pins the stage's pages for the device: fewer, larger ones cost less.
+      if (stage_) madvise(stage_.get(), allocated, MADV_HUGEPAGE);
+      tail_block_.reset(static_cast<char*>(std::aligned_alloc(kBlock, kBlock)));
+    }
+    if (direct_fd >= 0 && stage_ && tail_block_) {
+      close(fd);
+      fd = direct_fd;
+      direct = true;
+    } else {
+      const int error = errno;
+      if (direct_fd >= 0) close(direct_fd);
+      if (!told_no_direct_) {
+        LogInfo("the write-ahead log is written through the page cache: no direct I/O here",
+                {{"segment", path.string()}, {"error", std::strerror(error)}});
+      }
+      told_no_direct_ = true;
+    }
+  }
   if (fd_ >= 0) {
     posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);  // synced above; see DropSyncedPagesLocked
     close(fd_);
     synced_lsn_ = std::max(synced_lsn_, lsn_);
+    written_lsn_ = std::max(written_lsn_, lsn_);
   }
   fd_ = fd;
   segment_ = index;
@@ -281,6 +343,13 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   segment_bytes_ = kSegmentMagic.size();
   synced_bytes_ = 0;
   dropped_to_ = 0;
+  direct_ = direct;
+  if (direct) {
+    // The header is on the disk; the stage holds it for the first block's rewrite.
+    std::memcpy(stage_.get(), kSegmentMagic.data(), kSegmentMagic.size());
+    stage_base_ = 0;
+    staged_to_ = written_to_ = kSegmentMagic.size();
+  }
   return absl::OkStatus();
 }
 
@@ -290,6 +359,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     sync_cv_.wait(lock, [&] { return !syncing_; });
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
+    direct_ = false;
     std::error_code ec;
     for (uint64_t s : Segments(options_.dir))
       fs::remove(fs::path(options_.dir) / SegmentName(s), ec);
@@ -298,6 +368,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     error_ = absl::OkStatus();
     lsn_ = 0;
     synced_lsn_ = 0;
+    written_lsn_ = 0;
     if (auto s = OpenSegmentLocked(lock, /*first=*/true); !s.ok()) return s;
   }
   v1::WalRecord r;
@@ -313,7 +384,12 @@ absl::Status DurableStore::ContinueJob() {
 
 uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
                               const absl::Cord* body) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  // Room in the stage first: the wait may let other records in, so the LSN is taken after it.
+  // (At most 32 bytes more than this: the LSN's field and the record's header.)
+  if (direct_) {
+    RoomLocked(lock, record.ByteSizeLong() + 32 + tail.size() + (body ? body->size() : 0));
+  }
   if (!error_.ok() || fd_ < 0) return 0;
   record.set_lsn(lsn_ + 1);
   const std::string payload = record.SerializeAsString();
@@ -331,12 +407,13 @@ uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
   PutU32(header, static_cast<uint32_t>(length));
   PutU32(header, crc);
   pieces[0] = header;
-  if (!WriteAll(fd_, pieces)) {
+  if (direct_ ? !StageLocked(pieces) : !WriteAll(fd_, pieces)) {
     error_ = Errno("write-ahead log append");
     LogError("write-ahead log append failed", {{"error", error_.ToString()}});
     return 0;
   }
   ++lsn_;
+  if (!direct_) written_lsn_ = lsn_;  // in the page cache already
   segment_bytes_ += header.size() + length;
   ++records_since_snapshot_;
   bytes_written_ += static_cast<int64_t>(header.size() + length);
@@ -393,8 +470,16 @@ uint64_t DurableStore::OnPolicyVersion(const std::string& table, int64_t version
 }
 
 absl::Status DurableStore::Sync() {
-  if (absl::Status h = health(); fsync_ == FsyncPolicy::kNever || !h.ok()) return h;
+  if (absl::Status h = health(); !h.ok()) return h;
+  if (fsync_ == FsyncPolicy::kNever) return Flush();
   return CommitTo(last_lsn());
+}
+
+absl::Status DurableStore::Flush() { return CommitTo(last_lsn(), /*sync=*/false); }
+
+bool DurableStore::direct_io() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return direct_;
 }
 
 uint64_t DurableStore::last_lsn() const {
@@ -403,42 +488,134 @@ uint64_t DurableStore::last_lsn() const {
 }
 
 absl::Status DurableStore::SyncTo(uint64_t lsn) {
-  if (fsync_ != FsyncPolicy::kEveryBatch) return health();
-  return CommitTo(lsn);
+  return CommitTo(lsn, /*sync=*/fsync_ == FsyncPolicy::kEveryBatch);
 }
 
-absl::Status DurableStore::CommitTo(uint64_t lsn) {
+absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
   std::unique_lock<std::mutex> lock(mu_);
   // An LSN from before StartJob (an old job's late ack) is beyond the new log's.
   lsn = std::min(lsn, lsn_);
-  while (synced_lsn_ < lsn) {
+  while ((sync ? synced_lsn_ : written_lsn_) < lsn) {
     if (!error_.ok()) return error_;
     if (syncing_) {
       sync_cv_.wait(lock);
       continue;
     }
     if (fd_ < 0) return absl::OkStatus();
+    // One commit at a time writes (the stage's blocks stay where they are meanwhile; appends
+    // go on after them) and syncs, outside the lock.
     syncing_ = true;
     const uint64_t target = lsn_;
     const uint64_t bytes = segment_bytes_;
     const int fd = fd_;
+    off_t offset = 0;
+    std::vector<iovec> writes;
+    if (direct_) writes = StagedWritesLocked(bytes, &offset);
     lock.unlock();
-    const bool ok = fdatasync(fd) == 0;
+    const char* failed = WriteIovecs(fd, writes, offset) ? nullptr : "write-ahead log write";
+    if (failed == nullptr && sync && !writes.empty()) {
+      // Written: callers that only flush need not wait for the sync.
+      lock.lock();
+      written_to_ = std::max(written_to_, bytes);
+      written_lsn_ = std::max(written_lsn_, target);
+      sync_cv_.notify_all();
+      lock.unlock();
+    }
+    if (failed == nullptr && sync && fdatasync(fd) != 0) failed = "fdatasync";
+    const int error = errno;
     lock.lock();
     syncing_ = false;
-    if (!ok) error_ = Errno("fdatasync");
-    if (ok) {
-      synced_lsn_ = std::max(synced_lsn_, target);
-      synced_bytes_ = std::max(synced_bytes_, bytes);
+    if (failed != nullptr) {
+      error_ = absl::InternalError(absl::StrCat(failed, ": ", std::strerror(error)));
+      LogError("write-ahead log commit failed", {{"error", error_.ToString()}});
+    } else {
+      if (direct_) written_to_ = std::max(written_to_, bytes);
+      written_lsn_ = std::max(written_lsn_, target);
+      if (sync) {
+        synced_lsn_ = std::max(synced_lsn_, target);
+        synced_bytes_ = std::max(synced_bytes_, bytes);
+      }
     }
     sync_cv_.notify_all();
   }
   return absl::OkStatus();
 }
 
+void DurableStore::RoomLocked(std::unique_lock<std::mutex>& lock, size_t needed) {
+  const size_t capacity = std::max(2 * kBlock, BlockStart(options_.stage_bytes));
+  while (direct_ && fd_ >= 0 && error_.ok()) {
+    if (capacity - (staged_to_ - stage_base_) >= needed) return;
+    if (syncing_) {  // its write reads the stage
+      sync_cv_.wait(lock);
+      continue;
+    }
+    CompactStageLocked();
+    // A record larger than the stage streams through it (StageLocked writes as it fills).
+    if (capacity - (staged_to_ - stage_base_) >= needed || needed > capacity - kBlock) return;
+    // Records not yet committed fill it: their whole blocks go to the disk now.
+    if (!WriteStagedLocked(BlockStart(staged_to_))) {
+      error_ = Errno("write-ahead log write");
+      LogError("write-ahead log write failed", {{"error", error_.ToString()}});
+      return;
+    }
+  }
+}
+
+bool DurableStore::StageLocked(const std::vector<std::string_view>& pieces) {
+  const size_t capacity = std::max(2 * kBlock, BlockStart(options_.stage_bytes));
+  for (std::string_view piece : pieces) {
+    while (!piece.empty()) {
+      size_t room = capacity - (staged_to_ - stage_base_);
+      if (room == 0) {
+        // Only a record larger than the stage gets here, with no commit writing (RoomLocked).
+        if (!WriteStagedLocked(BlockStart(staged_to_))) return false;
+        CompactStageLocked();
+        room = capacity - (staged_to_ - stage_base_);
+      }
+      const size_t n = std::min(room, piece.size());
+      std::memcpy(stage_.get() + (staged_to_ - stage_base_), piece.data(), n);
+      staged_to_ += n;
+      piece.remove_prefix(n);
+    }
+  }
+  return true;
+}
+
+std::vector<iovec> DurableStore::StagedWritesLocked(uint64_t end, off_t* offset) {
+  std::vector<iovec> out;
+  const uint64_t from = BlockStart(written_to_);
+  *offset = static_cast<off_t>(from);
+  if (end <= written_to_) return out;
+  const uint64_t whole = BlockStart(end);
+  if (whole > from) out.push_back({stage_.get() + (from - stage_base_), whole - from});
+  if (end > whole) {
+    // The partial last block from a copy: appends go on into the stage's own meanwhile.
+    std::memcpy(tail_block_.get(), stage_.get() + (whole - stage_base_), end - whole);
+    std::memset(tail_block_.get() + (end - whole), 0, kBlock - (end - whole));
+    out.push_back({tail_block_.get(), kBlock});
+  }
+  return out;
+}
+
+bool DurableStore::WriteStagedLocked(uint64_t end) {
+  off_t offset = 0;
+  // (The writes first: they set `offset`.)
+  const std::vector<iovec> writes = StagedWritesLocked(end, &offset);
+  if (!WriteIovecs(fd_, writes, offset)) return false;
+  written_to_ = std::max(written_to_, end);
+  return true;
+}
+
+void DurableStore::CompactStageLocked() {
+  const uint64_t keep = BlockStart(written_to_);  // the partial block is written again
+  if (keep <= stage_base_) return;
+  std::memmove(stage_.get(), stage_.get() + (keep - stage_base_), staged_to_ - keep);
+  stage_base_ = keep;
+}
+
 void DurableStore::DropSyncedPagesLocked(std::unique_lock<std::mutex>& lock) {
   const uint64_t to = synced_bytes_;
-  if (fd_ < 0 || to < dropped_to_ + kDropBytes) return;
+  if (fd_ < 0 || direct_ || to < dropped_to_ + kDropBytes) return;
   // A descriptor of its own: the segment may roll (and its descriptor close) meanwhile.
   const int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return;
@@ -463,9 +640,11 @@ void DurableStore::SyncLoop() {
   while (!stop_) {
     stop_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_.load()));
     if (stop_) break;
-    if (fsync_ == FsyncPolicy::kInterval) {
+    // With direct I/O, records no caller flushed (none should be left so) reach the disk
+    // within an interval too.
+    if (fsync_ == FsyncPolicy::kInterval || direct_) {
       lock.unlock();
-      Sync().IgnoreError();
+      (fsync_ == FsyncPolicy::kInterval ? Sync() : Flush()).IgnoreError();
       lock.lock();
     }
     DropSyncedPagesLocked(lock);

@@ -213,6 +213,11 @@ absl::Status ReplayJob::SyncForAck(uint64_t lsn) {
   return store_->SyncTo(lsn);
 }
 
+absl::Status ReplayJob::Flush() {
+  if (store_ == nullptr) return absl::OkStatus();
+  return store_->Flush();
+}
+
 absl::Status ReplayJob::WriteSnapshot() {
   if (store_ == nullptr) return absl::OkStatus();
   return store_->WriteSnapshot([&] {

@@ -48,6 +48,9 @@ class ReplayJob {
 
   // Makes records up to `lsn` durable according to replay.fsync (group commit).
   absl::Status SyncForAck(uint64_t lsn);
+  // Makes what the tables logged survive kill -9 of the process before a reply reveals it (a
+  // sample, a priority update); see DurableStore::Flush.
+  absl::Status Flush();
   // The LSN of the last logged record (0 without a store).
   uint64_t last_lsn() const { return store_ ? store_->last_lsn() : 0; }
   absl::Status WriteSnapshot();

@@ -588,6 +588,9 @@ grpc::Status ReplayServiceImpl::Sample(
     }
     sampled_.Increment(static_cast<double>(batch->size()));
     ExportTableMetrics(**job);
+    // The sample's record (its counts, what it removed) is written before the client sees it.
+    // (A failed write stops the log: it is logged, and inserts are no longer acknowledged.)
+    (*job)->Flush().IgnoreError();
     if (!stream->Write(resp)) return grpc::Status::CANCELLED;
     --credits;
   }
@@ -605,7 +608,8 @@ grpc::Status ReplayServiceImpl::UpdatePriorities(grpc::ServerContext*,
   }
   std::vector<std::pair<uint64_t, double>> updates;
   for (const auto& u : req->updates()) updates.emplace_back(u.key(), u.priority());
-  return ToGrpc(table->UpdatePriorities(updates));
+  if (absl::Status s = table->UpdatePriorities(updates); !s.ok()) return ToGrpc(s);
+  return ToGrpc((*job)->Flush());
 }
 
 grpc::Status ReplayServiceImpl::Info(grpc::ServerContext*, const v1::InfoRequest*,

@@ -5,9 +5,11 @@
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -152,9 +154,10 @@ TEST(DurableStore, SyncedLogPagesLeaveThePageCache) {
     EXPECT_GE(CachedBytes(never + "/wal-0.log"), size_t{15} << 20);
   }
   // Synced ones are dropped by the background thread (every interval_ms, once 8 MiB more are
-  // synced), and a segment that rolls leaves entirely.
+  // synced), and a segment that rolls leaves entirely. (fsync = every_batch writes around the
+  // page cache altogether, with direct I/O.)
   const std::string dir = FreshDir("pages");
-  auto store = StartedStore({.dir = dir, .fsync = FsyncPolicy::kEveryBatch, .interval_ms = 10});
+  auto store = StartedStore({.dir = dir, .fsync = FsyncPolicy::kInterval, .interval_ms = 10});
   AppendRandomItems(*store, 128, /*commit=*/true);
   const std::string first = dir + "/wal-0.log";
   ASSERT_GE(fs::file_size(first), size_t{32} << 20);
@@ -171,6 +174,105 @@ TEST(DurableStore, SyncedLogPagesLeaveThePageCache) {
   ASSERT_TRUE(store->ContinueJob().ok());  // rolls to wal-1.log
   EXPECT_EQ(CachedBytes(first), 0u);
   EXPECT_TRUE(store->health().ok());
+}
+
+// Whether `dir`'s file system takes direct I/O (tmpfs does not).
+bool TakesDirectIo(const std::string& dir) {
+  const std::string probe = dir + ".probe";
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd >= 0) close(fd);
+  unlink(probe.c_str());
+  return fd >= 0;
+}
+
+TEST(DurableStore, EveryBatchWritesWithDirectIoAndEachCommitReachesTheFile) {
+  const std::string dir = FreshDir("direct");
+  if (!TakesDirectIo(dir)) GTEST_SKIP() << "no direct I/O in " << fs::temp_directory_path();
+  // A 16 KiB stage: small records share it, a 256 KB one streams through it.
+  auto store = StartedStore({.dir = dir, .stage_bytes = 16 << 10});
+  ASSERT_TRUE(store->direct_io());
+  const std::string segment = dir + "/wal-0.log";
+  std::mt19937 rng(3);
+  uint64_t lsn = 0;
+  size_t records = 1;  // the job
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 5; ++i) {
+      const auto seq = static_cast<uint64_t>(10 * round + i + 1);
+      lsn = store->OnInsert("t", StoredItem{.key = seq, .trajectory = Item(seq, 100 + 900 * i)},
+                            nullptr);
+      ++records;
+    }
+    lsn = store->OnInsert("t", StoredItem{.key = 99, .trajectory = RandomItem(99, rng)}, nullptr);
+    ++records;
+    if (round % 2 == 0) {
+      ASSERT_TRUE(store->SyncTo(lsn).ok());
+    } else {
+      // A sample's record is flushed, not synced, before its reply.
+      lsn = store->OnSample("t", {1, 2});
+      ++records;
+      ASSERT_TRUE(store->Flush().ok());
+    }
+    // Everything so far is in the file, whole blocks of it, the last padded with zeros.
+    auto read = ReadSegment(segment);
+    ASSERT_TRUE(read.ok()) << read.status();
+    ASSERT_EQ(read->records.size(), records) << "round " << round;
+    EXPECT_EQ(read->records.back().lsn(), lsn);
+    EXPECT_EQ(read->file_bytes % 4096, 0);
+    EXPECT_TRUE(read->zero_tail || read->good_bytes == read->file_bytes);
+  }
+  // A roll cuts the segment to its length.
+  ASSERT_TRUE(store->ContinueJob().ok());
+  auto first = ReadSegment(segment);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->good_bytes, first->file_bytes);
+  EXPECT_EQ(first->records.size(), records);
+  store->OnDelete("t", 1);
+  store.reset();
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_FALSE((*reopened)->recovered().torn_tail);
+  ASSERT_EQ((*reopened)->recovered().records.size(), records + 1);
+  EXPECT_TRUE((*reopened)->recovered().records.back().has_delete_());
+  auto big = DurableStore::DecodeTrajectory((*reopened)->recovered().records[6].insert());
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ((*big)->turns(0).observation_tokens_size(), 65536);
+}
+
+TEST(DurableStore, WhatWasCommittedOrFlushedSurvivesKill9AndThePaddingIsCut) {
+  const std::string dir = FreshDir("killed");
+  if (!TakesDirectIo(dir)) GTEST_SKIP() << "no direct I/O in " << fs::temp_directory_path();
+  // A child process logs, commits inserts, flushes a sample's record, stages one more record,
+  // and is killed.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = StartedStore({.dir = dir, .stage_bytes = 16 << 10});
+    std::mt19937 rng(4);
+    uint64_t lsn = 0;
+    for (uint64_t i = 1; i <= 3; ++i) {
+      lsn = store->OnInsert("t", StoredItem{.key = i, .trajectory = RandomItem(i, rng)}, nullptr);
+    }
+    if (!store->direct_io() || !store->SyncTo(lsn).ok()) _exit(3);
+    store->OnSample("t", {1, 2, 3});
+    if (!store->Flush().ok()) _exit(4);
+    store->OnDelete("t", 2);  // staged only: lost with the process
+    raise(SIGKILL);
+    _exit(5);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited with " << WEXITSTATUS(status);
+  const std::string segment = dir + "/wal-0.log";
+  const auto padded = fs::file_size(segment);
+  EXPECT_EQ(padded % 4096, 0u);
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  const RecoveredState& rec = (*store)->recovered();
+  EXPECT_FALSE(rec.torn_tail);        // zeros, not a torn record
+  ASSERT_EQ(rec.records.size(), 5u);  // job, 3 inserts, the sample
+  EXPECT_EQ(rec.records[4].sample().keys_size(), 3);
+  EXPECT_LT(fs::file_size(segment), padded);  // cut to the last record
+  EXPECT_NE(fs::file_size(segment) % 4096, 0u);
 }
 
 TEST(DurableStore, LogReplaysEveryMutationInOrder) {
