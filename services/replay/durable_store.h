@@ -156,6 +156,11 @@ class DurableStore : public TableObserver {
   // Copies `pieces` (one record, after RoomLocked) into the staging buffer; a record larger
   // than the buffer is written block by block as it fills.
   bool StageLocked(const std::vector<std::string_view>& pieces);
+  // The same for a record that fits, whose header (pieces[0]) lacks its checksum: computes it
+  // over the copy and puts it in.
+  void StageChecksummedLocked(const std::vector<std::string_view>& pieces);
+  size_t StageCapacity() const;
+  size_t StageRoom() const;  // bytes the staging buffer can take without dropping or writing
   // The log is read again only by recovery. The background thread drops its synced pages from
   // the page cache (every interval_ms, once kDropBytes more are synced: each call drains the
   // kernel's per-CPU page lists), so appends write into pages the kernel has just freed rather
