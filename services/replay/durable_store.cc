@@ -100,6 +100,16 @@ bool WriteAll(int fd, const std::vector<std::string_view>& pieces) {
   return WriteIovecs(fd, std::move(iov), -1);
 }
 
+// Cuts the file at `path` to `bytes`, durably: a cut that a power loss undid would bring back
+// bytes that recovery had judged torn, in a segment that is no longer the last.
+absl::Status CutTo(const std::string& path, int64_t bytes) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  const bool ok = fd >= 0 && ftruncate(fd, bytes) == 0 && fsync(fd) == 0;
+  const absl::Status status = ok ? absl::OkStatus() : Errno("truncate " + path);
+  if (fd >= 0) close(fd);
+  return status;
+}
+
 // Segment indices present in `dir`, ascending.
 std::vector<uint64_t> Segments(const std::string& dir) {
   std::vector<uint64_t> out;
@@ -249,10 +259,14 @@ absl::Status DurableStore::Recover() {
       lsn_ = std::max(lsn_, r.lsn());
       recovered_.records.push_back(std::move(r));
     }
-    if (read->good_bytes < read->file_bytes && read->zero_tail) {
-      // Zeros after the last record: the padding of a direct I/O block whose segment was not
-      // cut to its length (the process died). Nothing was written there.
-      if (truncate(path.c_str(), read->good_bytes) != 0) return Errno("truncate " + path);
+    // Zeros from the last record to the end of its block: the padding of a direct I/O write
+    // whose segment was not cut to its length (the process died first). Nothing was lost.
+    const bool padding = read->zero_tail && read->file_bytes % kBlock == 0 &&
+                         read->file_bytes - read->good_bytes < static_cast<int64_t>(kBlock);
+    if (read->good_bytes < read->file_bytes && padding) {
+      LogInfo("cutting the zero padding after the write-ahead log's last record",
+              {{"segment", path}, {"bytes", read->file_bytes - read->good_bytes}});
+      if (auto s = CutTo(path, read->good_bytes); !s.ok()) return s;
     } else if (read->good_bytes < read->file_bytes) {
       // Only the last segment can end in a torn record (appends go to the newest segment); a
       // bad record in an earlier one is corruption, and its bytes stay for inspection.
@@ -265,7 +279,7 @@ absl::Status DurableStore::Recover() {
       recovered_.torn_bytes += read->file_bytes - read->good_bytes;
       LogWarning("write-ahead log ends in a torn record; cutting it off",
                  {{"segment", path}, {"bytes", read->file_bytes - read->good_bytes}});
-      if (truncate(path.c_str(), read->good_bytes) != 0) return Errno("truncate " + path);
+      if (auto s = CutTo(path, read->good_bytes); !s.ok()) return s;
     }
   }
   segment_ = segments.empty() ? first : std::max(first, segments.back());
@@ -305,28 +319,37 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
     close(d);
   }
   // A log that syncs every batch writes the new segment with direct I/O, where the file
-  // system takes it.
+  // system takes it: its first block (the header, padded) is written that way at once, so that
+  // a file system that opens with O_DIRECT but refuses the writes falls back here rather than
+  // failing the first commit.
   bool direct = false;
   if (fsync_ == FsyncPolicy::kEveryBatch) {
+    std::string why;
     const int direct_fd = open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
-    const size_t stage_bytes = StageCapacity();
+    if (direct_fd < 0) why = std::strerror(errno);
     if (direct_fd >= 0 && !stage_) {
-      const size_t allocated = (stage_bytes + kHugePage - 1) / kHugePage * kHugePage;
+      const size_t allocated = (StageCapacity() + kHugePage - 1) / kHugePage * kHugePage;
       stage_.reset(static_cast<char*>(std::aligned_alloc(kHugePage, allocated)));
       // Each write pins the stage's pages for the device: fewer, larger ones cost less.
       if (stage_) madvise(stage_.get(), allocated, MADV_HUGEPAGE);
       tail_block_.reset(static_cast<char*>(std::aligned_alloc(kBlock, kBlock)));
+      if (!stage_ || !tail_block_) why = "no memory for the staging buffer";
     }
-    if (direct_fd >= 0 && stage_ && tail_block_) {
+    if (why.empty()) {
+      std::memset(tail_block_.get(), 0, kBlock);
+      std::memcpy(tail_block_.get(), kSegmentMagic.data(), kSegmentMagic.size());
+      const ssize_t n = pwrite(direct_fd, tail_block_.get(), kBlock, 0);
+      if (n != static_cast<ssize_t>(kBlock)) why = n < 0 ? std::strerror(errno) : "a short write";
+    }
+    if (why.empty()) {
       close(fd);
       fd = direct_fd;
       direct = true;
     } else {
-      const int error = errno;
       if (direct_fd >= 0) close(direct_fd);
       if (!told_no_direct_) {
         LogInfo("the write-ahead log is written through the page cache: no direct I/O here",
-                {{"segment", path.string()}, {"error", std::strerror(error)}});
+                {{"segment", path.string()}, {"error", why}});
       }
       told_no_direct_ = true;
     }
@@ -498,6 +521,8 @@ absl::Status DurableStore::SyncTo(uint64_t lsn) {
 
 absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
   std::unique_lock<std::mutex> lock(mu_);
+  // A log that failed has dropped every append since: nothing is durable any more.
+  if (!error_.ok()) return error_;
   // An LSN from before StartJob (an old job's late ack) is beyond the new log's.
   lsn = std::min(lsn, lsn_);
   while ((sync ? synced_lsn_ : written_lsn_) < lsn) {

@@ -21,7 +21,9 @@
 // and each commit or flush writes the blocks not yet written, the last partial block padded with
 // zeros and written again, whole, by the next one (its bytes already on the disk are the same,
 // so a torn write cannot lose them). A segment is cut to its length before the next begins; a
-// segment left with zeros after its last record (the process died) has them cut on recovery.
+// segment left with zeros from its last record to the end of that block (the process died) has
+// them cut on recovery. A segment's first block is written with direct I/O when it is created:
+// a file system that refuses such writes gets the page cache instead.
 // Direct I/O spares the page cache: its copy, its buffer heads and freeing its pages cost about
 // a quarter of the machine at the log's full rate.
 //
