@@ -289,7 +289,7 @@ absl::Status DurableStore::Recover() {
 absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock, bool first) {
   // A commit in progress syncs the current segment's descriptor outside the lock (and the
   // wait releases the lock, so the index is chosen after it).
-  sync_cv_.wait(lock, [&] { return !syncing_; });
+  sync_cv_.wait(lock, [&] { return !syncing_ && !writing_; });
   const uint64_t index = first ? 0 : segment_ + 1;
   // The current segment is made durable first (written from the stage and cut to its length
   // with direct I/O); the new one is made whole (header written and synced) under a temporary
@@ -379,7 +379,7 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
 absl::Status DurableStore::StartJob(const v1::WalJob& job) {
   {
     std::unique_lock<std::mutex> lock(mu_);
-    sync_cv_.wait(lock, [&] { return !syncing_; });
+    sync_cv_.wait(lock, [&] { return !syncing_ && !writing_; });
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     direct_ = false;
@@ -527,14 +527,16 @@ absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
   lsn = std::min(lsn, lsn_);
   while ((sync ? synced_lsn_ : written_lsn_) < lsn) {
     if (!error_.ok()) return error_;
-    if (syncing_) {
+    // One write at a time (it reads the stage's blocks, which stay where they are meanwhile;
+    // appends go on after them) and one commit at a time (callers that wait for it find more
+    // to cover afterwards); a flush does not wait for a commit's fdatasync.
+    if (writing_ || (sync && syncing_)) {
       sync_cv_.wait(lock);
       continue;
     }
     if (fd_ < 0) return absl::OkStatus();
-    // One commit at a time writes (the stage's blocks stay where they are meanwhile; appends
-    // go on after them) and syncs, outside the lock.
-    syncing_ = true;
+    writing_ = true;
+    if (sync) syncing_ = true;
     const uint64_t target = lsn_;
     const uint64_t bytes = segment_bytes_;
     const int fd = fd_;
@@ -542,29 +544,30 @@ absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
     std::vector<iovec> writes;
     if (direct_) writes = StagedWritesLocked(bytes, &offset);
     lock.unlock();
-    const char* failed = WriteIovecs(fd, writes, offset) ? nullptr : "write-ahead log write";
-    if (failed == nullptr && sync && !writes.empty()) {
-      // Written: callers that only flush need not wait for the sync.
-      lock.lock();
-      written_to_ = std::max(written_to_, bytes);
-      written_lsn_ = std::max(written_lsn_, target);
-      sync_cv_.notify_all();
-      lock.unlock();
-    }
-    if (failed == nullptr && sync && fdatasync(fd) != 0) failed = "fdatasync";
-    const int error = errno;
+    const bool written = WriteIovecs(fd, writes, offset);
+    int error = errno;
     lock.lock();
-    syncing_ = false;
-    if (failed != nullptr) {
-      error_ = absl::InternalError(absl::StrCat(failed, ": ", std::strerror(error)));
-      LogError("write-ahead log commit failed", {{"error", error_.ToString()}});
-    } else {
+    writing_ = false;
+    if (written) {
       if (direct_) written_to_ = std::max(written_to_, bytes);
       written_lsn_ = std::max(written_lsn_, target);
-      if (sync) {
-        synced_lsn_ = std::max(synced_lsn_, target);
-        synced_bytes_ = std::max(synced_bytes_, bytes);
-      }
+    }
+    bool ok = written;
+    if (written && sync) {
+      sync_cv_.notify_all();  // flushes and appends waiting for room go on meanwhile
+      lock.unlock();
+      ok = fdatasync(fd) == 0;
+      error = errno;
+      lock.lock();
+    }
+    if (sync) syncing_ = false;
+    if (!ok) {
+      error_ = absl::InternalError(absl::StrCat(written ? "fdatasync" : "write-ahead log write",
+                                                ": ", std::strerror(error)));
+      LogError("write-ahead log commit failed", {{"error", error_.ToString()}});
+    } else if (sync) {
+      synced_lsn_ = std::max(synced_lsn_, target);
+      synced_bytes_ = std::max(synced_bytes_, bytes);
     }
     sync_cv_.notify_all();
   }
@@ -574,7 +577,7 @@ absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
 void DurableStore::RoomLocked(std::unique_lock<std::mutex>& lock, size_t needed) {
   while (direct_ && fd_ >= 0 && error_.ok()) {
     if (StageRoom() >= needed) return;
-    if (syncing_) {  // its write reads the stage
+    if (writing_) {  // it reads the stage
       sync_cv_.wait(lock);
       continue;
     }

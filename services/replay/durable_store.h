@@ -188,6 +188,7 @@ class DurableStore : public TableObserver {
   uint64_t lsn_ = 0;
   uint64_t synced_lsn_ = 0;
   bool syncing_ = false;             // a commit is writing or syncing (outside the lock)
+  bool writing_ = false;             // a commit or flush is writing (outside the lock)
   std::condition_variable sync_cv_;  // a commit ended
   uint64_t generation_ = 0;          // segments opened (StartJob reuses index 0)
   uint64_t segment_bytes_ = 0;       // bytes appended to the current segment
