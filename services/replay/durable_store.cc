@@ -367,6 +367,7 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   synced_bytes_ = 0;
   dropped_to_ = 0;
   direct_ = direct;
+  direct_io_ = direct;
   if (direct) {
     // The header is on the disk; the stage holds it for the first block's rewrite.
     std::memcpy(stage_.get(), kSegmentMagic.data(), kSegmentMagic.size());
@@ -383,6 +384,7 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     direct_ = false;
+    direct_io_ = false;
     std::error_code ec;
     for (uint64_t s : Segments(options_.dir))
       fs::remove(fs::path(options_.dir) / SegmentName(s), ec);
@@ -505,10 +507,7 @@ absl::Status DurableStore::Sync() {
 
 absl::Status DurableStore::Flush() { return CommitTo(last_lsn(), /*sync=*/false); }
 
-bool DurableStore::direct_io() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return direct_;
-}
+bool DurableStore::direct_io() const { return direct_io_.load(std::memory_order_relaxed); }
 
 uint64_t DurableStore::last_lsn() const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -198,7 +198,8 @@ class DurableStore : public TableObserver {
   // Direct I/O (see the top of this file): the staging buffer holds the file's bytes from
   // stage_base_ (block-aligned) to staged_to_; those before written_to_ are on the disk.
   bool direct_ = false;
-  bool told_no_direct_ = false;  // logged once that the file system does not take it
+  std::atomic<bool> direct_io_{false};  // direct_, for readers without the lock
+  bool told_no_direct_ = false;         // logged once that the file system does not take it
   struct FreeDeleter {
     void operator()(char* p) const { std::free(p); }
   };

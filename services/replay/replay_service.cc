@@ -68,6 +68,9 @@ ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, DurableStore
                    .Register(metrics)),
       wal_bytes_(AddGauge(metrics, "rally_replay_wal_bytes_written",
                           "Bytes appended to the write-ahead log by this process.")),
+      wal_direct_(AddGauge(metrics, "rally_replay_wal_direct_io",
+                           "1 while the write-ahead log is written with direct I/O (fsync: "
+                           "every_batch, where the file system takes it), 0 otherwise.")),
       pool_(TrajectoryPool::Create(kKeptTrajectories)) {
   // Insert reads its requests as bytes (InsertStream) and parses them into trajectories from
   // the pool. Method 0 is Insert, the first rpc of ReplayService in replay.proto.
@@ -150,7 +153,10 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
     auto& ev = evicted_.Add({{"table", t->name()}});
     ev.Increment(std::max(0.0, static_cast<double>(t->evicted_stale_total()) - ev.Value()));
   }
-  if (store_) wal_bytes_.Set(static_cast<double>(store_->bytes_written()));
+  if (store_) {
+    wal_bytes_.Set(static_cast<double>(store_->bytes_written()));
+    wal_direct_.Set(store_->direct_io() ? 1 : 0);
+  }
 }
 
 namespace {

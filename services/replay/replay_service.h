@@ -101,6 +101,7 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   prometheus::Family<prometheus::Histogram>& staleness_;
   prometheus::Family<prometheus::Counter>& evicted_;
   prometheus::Gauge& wal_bytes_;
+  prometheus::Gauge& wal_direct_;
   // Trajectories of evicted items, reused by inserts (see TrajectoryPool).
   static constexpr size_t kKeptTrajectories = 64;
   std::shared_ptr<TrajectoryPool> pool_;
