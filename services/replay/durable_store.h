@@ -9,7 +9,8 @@
 // bytes), compressed by the store only when it is above `compress_above_bytes` and that pays.
 //
 // Guarantee: a record survives kill -9 of the process once Flush() (or a commit) returned after
-// it was appended, and a machine crash once Sync() or SyncTo() did. With fsync = every_batch the
+// it was appended, and a machine crash once a commit did: Sync(), unless fsync = never, or
+// SyncTo() with fsync = every_batch (otherwise it only writes). With fsync = every_batch the
 // replay commits (SyncTo) before acknowledging inserts, and flushes before answering any other
 // call that changed a table (a sample, a priority update); with fsync = interval a background
 // thread syncs every interval_ms, so a machine crash can lose the acknowledged items of the last
@@ -95,7 +96,8 @@ class DurableStore : public TableObserver {
   uint64_t OnUpdate(const std::string& table, uint64_t key, double priority) override;
   uint64_t OnPolicyVersion(const std::string& table, int64_t version) override;
 
-  // Makes everything appended so far durable (fsync), if anything is pending.
+  // Makes everything appended so far durable (fdatasync), if anything is pending; with
+  // fsync = never it only flushes.
   absl::Status Sync();
   // Makes everything appended so far survive kill -9 of the process: writes what the direct I/O
   // staging buffer holds (nothing to do otherwise). Concurrent callers share a write.
@@ -104,7 +106,8 @@ class DurableStore : public TableObserver {
   bool direct_io() const;
   // Group commit: returns once every record up to `lsn` is durable. Concurrent callers share
   // one fdatasync: while one runs, the others wait for it and only sync again if it did not
-  // cover their records. With fsync = never or interval it returns at once.
+  // cover their records. With fsync = never or interval it only writes the records (with
+  // direct I/O; through the page cache they are written already) and returns.
   absl::Status SyncTo(uint64_t lsn);
   // LSN of the last record appended.
   uint64_t last_lsn() const;
