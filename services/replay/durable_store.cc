@@ -65,8 +65,9 @@ uint32_t LegacyCrc(std::string_view payload) {
 }
 
 // Writes every byte of `iov` at `offset` (pwritev), or at the file's position when `offset` is
-// negative (writev), with as few calls as IOV_MAX allows.
-bool WriteIovecs(int fd, std::vector<iovec> iov, off_t offset) {
+// negative (writev), with as few calls as IOV_MAX allows. `direct`: the pieces are whole blocks
+// of a file opened with O_DIRECT.
+bool WriteIovecs(int fd, std::vector<iovec> iov, off_t offset, bool direct = false) {
   size_t first = 0;
   while (first < iov.size()) {
     const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
@@ -81,6 +82,13 @@ bool WriteIovecs(int fd, std::vector<iovec> iov, off_t offset) {
     // Skip what was written; a partial write leaves the rest of one piece.
     auto left = static_cast<size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+    // A direct write cut short mid-block goes on from that block's start (its pieces are whole
+    // blocks), so that the next call reports why the first stopped instead of EINVAL.
+    if (const auto part = static_cast<size_t>(offset % static_cast<off_t>(kBlock));
+        direct && part > 0 && left >= part) {
+      offset -= static_cast<off_t>(part);
+      left -= part;
+    }
     if (left > 0) {
       iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
       iov[first].iov_len -= left;
@@ -543,7 +551,7 @@ absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
     std::vector<iovec> writes;
     if (direct_) writes = StagedWritesLocked(bytes, &offset);
     lock.unlock();
-    const bool written = WriteIovecs(fd, writes, offset);
+    const bool written = WriteIovecs(fd, writes, offset, /*direct=*/true);
     int error = errno;
     lock.lock();
     writing_ = false;
@@ -656,7 +664,7 @@ bool DurableStore::WriteStagedLocked(uint64_t end) {
   off_t offset = 0;
   // (The writes first: they set `offset`.)
   const std::vector<iovec> writes = StagedWritesLocked(end, &offset);
-  if (!WriteIovecs(fd_, writes, offset)) return false;
+  if (!WriteIovecs(fd_, writes, offset, /*direct=*/true)) return false;
   written_to_ = std::max(written_to_, end);
   return true;
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -342,6 +343,36 @@ TEST(DurableStore, WhatWasCommittedOrFlushedSurvivesKill9AndThePaddingIsCut) {
   EXPECT_EQ(rec.records[4].sample().keys_size(), 3);
   EXPECT_LT(fs::file_size(segment), padded);  // cut to the last record
   EXPECT_NE(fs::file_size(segment) % 4096, 0u);
+}
+
+TEST(DurableStore, AWriteTheFileSystemRefusesFailsTheLogWithItsCause) {
+  const std::string dir = FreshDir("refused");
+  if (!TakesDirectIo(dir)) GTEST_SKIP() << "no direct I/O in " << fs::temp_directory_path();
+  // A child process whose files may not grow past 64 KiB: the commit that crosses it fails,
+  // and so does every commit and flush after it, with the cause.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{64 << 10, 64 << 10};
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(2);
+    auto store = StartedStore({.dir = dir, .interval_ms = 1 << 30, .stage_bytes = 16 << 10});
+    if (!store->direct_io()) _exit(3);
+    uint64_t lsn = 0;
+    for (uint64_t i = 1; i <= 20; ++i)
+      lsn = store->OnInsert("t", {.key = i, .trajectory = KeyedItem(i)}, nullptr);
+    absl::Status s = store->SyncTo(lsn);
+    if (s.ok() || s.message().find("File too large") == std::string::npos) _exit(4);
+    if (store->Flush().ok() || store->SyncTo(1).ok() || store->health().ok()) _exit(5);
+    if (store->OnSample("t", {1}) != 0) _exit(6);  // appends after the failure are dropped
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: setrlimit, 3: no direct I/O, 4: the "
+                                       "commit did not fail with EFBIG, 5: a later call passed, "
+                                       "6: an append after the failure was taken";
 }
 
 TEST(DurableStore, LogReplaysEveryMutationInOrder) {
