@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -307,30 +308,38 @@ TEST(DurableStore, ConcurrentAppendsCommitsFlushesAndRollsKeepEveryRecordInOrder
   }
 }
 
+// Runs `body` in a child process (its result is the child's exit code; it may also kill
+// itself) with a 16 KiB-stage store over `dir` and no background flush; returns the child's
+// wait status.
+int InChild(const std::string& dir, const std::function<int(DurableStore&)>& body) {
+  const pid_t child = fork();
+  if (child == 0) {
+    auto store = StartedStore({.dir = dir, .interval_ms = 1 << 30, .stage_bytes = 16 << 10});
+    _exit(store->direct_io() ? body(*store) : 3);
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child) ADD_FAILURE() << "no child process";
+  return status;
+}
+
 TEST(DurableStore, WhatWasCommittedOrFlushedSurvivesKill9AndThePaddingIsCut) {
   const std::string dir = FreshDir("killed");
   if (!TakesDirectIo(dir)) GTEST_SKIP() << "no direct I/O in " << fs::temp_directory_path();
   // A child process logs, commits inserts, flushes a sample's record, stages one more record,
-  // and is killed.
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // (No background flush: what is only staged must stay so until the kill.)
-    auto store = StartedStore({.dir = dir, .interval_ms = 1 << 30, .stage_bytes = 16 << 10});
+  // and is killed. (No background flush: what is only staged must stay so until the kill.)
+  const int status = InChild(dir, [](DurableStore& store) {
     std::mt19937 rng(4);
     uint64_t lsn = 0;
     for (uint64_t i = 1; i <= 3; ++i) {
-      lsn = store->OnInsert("t", StoredItem{.key = i, .trajectory = RandomItem(i, rng)}, nullptr);
+      lsn = store.OnInsert("t", StoredItem{.key = i, .trajectory = RandomItem(i, rng)}, nullptr);
     }
-    if (!store->direct_io() || !store->SyncTo(lsn).ok()) _exit(3);
-    store->OnSample("t", {1, 2, 3});
-    if (!store->Flush().ok()) _exit(4);
-    store->OnDelete("t", 2);  // staged only: lost with the process
+    if (!store.SyncTo(lsn).ok()) return 4;
+    store.OnSample("t", {1, 2, 3});
+    if (!store.Flush().ok()) return 5;
+    store.OnDelete("t", 2);  // staged only: lost with the process
     raise(SIGKILL);
-    _exit(5);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+    return 6;
+  });
   ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited with " << WEXITSTATUS(status);
   const std::string segment = dir + "/wal-0.log";
   const auto padded = fs::file_size(segment);
@@ -350,29 +359,23 @@ TEST(DurableStore, AWriteTheFileSystemRefusesFailsTheLogWithItsCause) {
   if (!TakesDirectIo(dir)) GTEST_SKIP() << "no direct I/O in " << fs::temp_directory_path();
   // A child process whose files may not grow past 64 KiB: the commit that crosses it fails,
   // and so does every commit and flush after it, with the cause.
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    signal(SIGXFSZ, SIG_IGN);
+  const int status = InChild(dir, [](DurableStore& store) {
+    signal(SIGXFSZ, SIG_IGN);  // the write fails with EFBIG instead
     const rlimit limit{64 << 10, 64 << 10};
-    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) _exit(2);
-    auto store = StartedStore({.dir = dir, .interval_ms = 1 << 30, .stage_bytes = 16 << 10});
-    if (!store->direct_io()) _exit(3);
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
     uint64_t lsn = 0;
-    for (uint64_t i = 1; i <= 20; ++i)
-      lsn = store->OnInsert("t", {.key = i, .trajectory = KeyedItem(i)}, nullptr);
-    absl::Status s = store->SyncTo(lsn);
-    if (s.ok() || s.message().find("File too large") == std::string::npos) _exit(4);
-    if (store->Flush().ok() || store->SyncTo(1).ok() || store->health().ok()) _exit(5);
-    if (store->OnSample("t", {1}) != 0) _exit(6);  // appends after the failure are dropped
-    _exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+    for (uint64_t i = 1; i <= 20; ++i) {
+      lsn = store.OnInsert("t", {.key = i, .trajectory = KeyedItem(i)}, nullptr);
+    }
+    absl::Status s = store.SyncTo(lsn);
+    if (s.ok() || s.message().find("File too large") == std::string::npos) return 4;
+    if (store.Flush().ok() || store.SyncTo(1).ok() || store.health().ok()) return 5;
+    return store.OnSample("t", {1}) == 0 ? 0 : 6;  // appends after the failure are dropped
+  });
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: setrlimit, 3: no direct I/O, 4: the "
-                                       "commit did not fail with EFBIG, 5: a later call passed, "
-                                       "6: an append after the failure was taken";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: setrlimit, 3: no direct I/O, 4: the commit did not "
+                                       "fail with EFBIG, 5: a later call passed, 6: an append "
+                                       "after the failure was taken";
 }
 
 TEST(DurableStore, LogReplaysEveryMutationInOrder) {
