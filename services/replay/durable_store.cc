@@ -32,8 +32,14 @@ absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
 }
 
+void StoreU32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
 void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char bytes[4];
+  StoreU32(bytes, v);
+  out.append(bytes, 4);
 }
 
 uint32_t GetU32(const char* p) {
@@ -326,41 +332,12 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
     fsync(d);
     close(d);
   }
-  // A log that syncs every batch writes the new segment with direct I/O, where the file
-  // system takes it: its first block (the header, padded) is written that way at once, so that
-  // a file system that opens with O_DIRECT but refuses the writes falls back here rather than
-  // failing the first commit.
-  bool direct = false;
-  if (fsync_ == FsyncPolicy::kEveryBatch) {
-    std::string why;
-    const int direct_fd = open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
-    if (direct_fd < 0) why = std::strerror(errno);
-    if (direct_fd >= 0 && !stage_) {
-      const size_t allocated = (StageCapacity() + kHugePage - 1) / kHugePage * kHugePage;
-      stage_.reset(static_cast<char*>(std::aligned_alloc(kHugePage, allocated)));
-      // Each write pins the stage's pages for the device: fewer, larger ones cost less.
-      if (stage_) madvise(stage_.get(), allocated, MADV_HUGEPAGE);
-      tail_block_.reset(static_cast<char*>(std::aligned_alloc(kBlock, kBlock)));
-      if (!stage_ || !tail_block_) why = "no memory for the staging buffer";
-    }
-    if (why.empty()) {
-      std::memset(tail_block_.get(), 0, kBlock);
-      std::memcpy(tail_block_.get(), kSegmentMagic.data(), kSegmentMagic.size());
-      const ssize_t n = pwrite(direct_fd, tail_block_.get(), kBlock, 0);
-      if (n != static_cast<ssize_t>(kBlock)) why = n < 0 ? std::strerror(errno) : "a short write";
-    }
-    if (why.empty()) {
-      close(fd);
-      fd = direct_fd;
-      direct = true;
-    } else {
-      if (direct_fd >= 0) close(direct_fd);
-      if (!told_no_direct_) {
-        LogInfo("the write-ahead log is written through the page cache: no direct I/O here",
-                {{"segment", path.string()}, {"error", why}});
-      }
-      told_no_direct_ = true;
-    }
+  // A log that syncs every batch writes the new segment with direct I/O, where it can.
+  const int direct_fd = fsync_ == FsyncPolicy::kEveryBatch ? OpenDirectLocked(path.string()) : -1;
+  const bool direct = direct_fd >= 0;
+  if (direct) {
+    close(fd);
+    fd = direct_fd;
   }
   if (fd_ >= 0) {
     posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);  // synced above; see DropSyncedPagesLocked
@@ -375,7 +352,6 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   synced_bytes_ = 0;
   dropped_to_ = 0;
   direct_ = direct;
-  direct_io_ = direct;
   if (direct) {
     // The header is on the disk; the stage holds it for the first block's rewrite.
     std::memcpy(stage_.get(), kSegmentMagic.data(), kSegmentMagic.size());
@@ -385,6 +361,36 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   return absl::OkStatus();
 }
 
+int DurableStore::OpenDirectLocked(const std::string& path) {
+  std::string why;
+  const int fd = open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) why = std::strerror(errno);
+  if (fd >= 0 && !stage_) {
+    const size_t allocated = (StageCapacity() + kHugePage - 1) / kHugePage * kHugePage;
+    stage_.reset(static_cast<char*>(std::aligned_alloc(kHugePage, allocated)));
+    // Each write pins the stage's pages for the device: fewer, larger ones cost less.
+    if (stage_) madvise(stage_.get(), allocated, MADV_HUGEPAGE);
+    tail_block_.reset(static_cast<char*>(std::aligned_alloc(kBlock, kBlock)));
+    if (!stage_ || !tail_block_) why = "no memory for the staging buffer";
+  }
+  // The first block (the header, padded) is written this way at once, so that a file system
+  // that opens with O_DIRECT but refuses the writes falls back here, not at the first commit.
+  if (why.empty()) {
+    std::memset(tail_block_.get(), 0, kBlock);
+    std::memcpy(tail_block_.get(), kSegmentMagic.data(), kSegmentMagic.size());
+    const ssize_t n = pwrite(fd, tail_block_.get(), kBlock, 0);
+    if (n != static_cast<ssize_t>(kBlock)) why = n < 0 ? std::strerror(errno) : "a short write";
+  }
+  if (why.empty()) return fd;
+  if (fd >= 0) close(fd);
+  if (!told_no_direct_) {
+    LogInfo("the write-ahead log is written through the page cache: no direct I/O here",
+            {{"segment", path}, {"error", why}});
+  }
+  told_no_direct_ = true;
+  return -1;
+}
+
 absl::Status DurableStore::StartJob(const v1::WalJob& job) {
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -392,7 +398,6 @@ absl::Status DurableStore::StartJob(const v1::WalJob& job) {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     direct_ = false;
-    direct_io_ = false;
     std::error_code ec;
     for (uint64_t s : Segments(options_.dir))
       fs::remove(fs::path(options_.dir) / SegmentName(s), ec);
@@ -443,9 +448,7 @@ uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
   PutU32(header, static_cast<uint32_t>(length));
   PutU32(header, crc);
   pieces[0] = header;
-  if (staged_whole) {
-    StageChecksummedLocked(pieces);
-  } else if (direct_ ? !StageLocked(pieces) : !WriteAll(fd_, pieces)) {
+  if (direct_ ? !StageLocked(pieces, /*checksum=*/staged_whole) : !WriteAll(fd_, pieces)) {
     error_ = Errno("write-ahead log append");
     LogError("write-ahead log append failed", {{"error", error_.ToString()}});
     return 0;
@@ -515,7 +518,7 @@ absl::Status DurableStore::Sync() {
 
 absl::Status DurableStore::Flush() { return CommitTo(last_lsn(), /*sync=*/false); }
 
-bool DurableStore::direct_io() const { return direct_io_.load(std::memory_order_relaxed); }
+bool DurableStore::direct_io() const { return direct_; }
 
 uint64_t DurableStore::last_lsn() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -606,41 +609,27 @@ size_t DurableStore::StageCapacity() const {
 
 size_t DurableStore::StageRoom() const { return StageCapacity() - (staged_to_ - stage_base_); }
 
-void DurableStore::StageChecksummedLocked(const std::vector<std::string_view>& pieces) {
-  char* const header = stage_.get() + (staged_to_ - stage_base_);
-  char* out = header + pieces[0].size();
+bool DurableStore::StageLocked(const std::vector<std::string_view>& pieces, bool checksum) {
+  const uint64_t start = staged_to_;
   uint32_t crc = 0;
   constexpr size_t kChunk = 16 << 10;  // copied, then checksummed while in the L1/L2 cache
-  for (size_t i = 1; i < pieces.size(); ++i) {
+  for (size_t i = 0; i < pieces.size(); ++i) {
     for (std::string_view piece = pieces[i]; !piece.empty();) {
-      const size_t n = std::min(kChunk, piece.size());
-      std::memcpy(out, piece.data(), n);
-      crc = Crc32c(crc, std::string_view(out, n));
-      out += n;
-      piece.remove_prefix(n);
-    }
-  }
-  std::memcpy(header, pieces[0].data(), pieces[0].size());
-  for (int i = 0; i < 4; ++i) header[4 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
-  staged_to_ += static_cast<uint64_t>(out - header);
-}
-
-bool DurableStore::StageLocked(const std::vector<std::string_view>& pieces) {
-  for (std::string_view piece : pieces) {
-    while (!piece.empty()) {
-      size_t room = StageRoom();
-      if (room == 0) {
+      if (StageRoom() == 0) {
         // Only a record larger than the stage gets here, with no commit writing (RoomLocked).
         if (!WriteStagedLocked(BlockStart(staged_to_))) return false;
         CompactStageLocked();
-        room = StageRoom();
       }
-      const size_t n = std::min(room, piece.size());
-      std::memcpy(stage_.get() + (staged_to_ - stage_base_), piece.data(), n);
+      const size_t n = std::min({StageRoom(), piece.size(), kChunk});
+      char* out = stage_.get() + (staged_to_ - stage_base_);
+      std::memcpy(out, piece.data(), n);
+      if (checksum && i > 0) crc = Crc32c(crc, std::string_view(out, n));
       staged_to_ += n;
       piece.remove_prefix(n);
     }
   }
+  // The record fitted, so its header is still where it was copied.
+  if (checksum) StoreU32(stage_.get() + (start - stage_base_) + 4, crc);
   return true;
 }
 

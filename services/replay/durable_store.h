@@ -159,11 +159,12 @@ class DurableStore : public TableObserver {
   // already written (after a commit's write in flight), or writes those not yet written.
   void RoomLocked(std::unique_lock<std::mutex>& lock, size_t needed);
   // Copies `pieces` (one record, after RoomLocked) into the staging buffer; a record larger
-  // than the buffer is written block by block as it fills.
-  bool StageLocked(const std::vector<std::string_view>& pieces);
-  // The same for a record that fits, whose header (pieces[0]) lacks its checksum: computes it
-  // over the copy and puts it in.
-  void StageChecksummedLocked(const std::vector<std::string_view>& pieces);
+  // than the buffer is written block by block as it fills. With `checksum` (the record fits;
+  // its header, pieces[0], lacks the CRC), the CRC is computed over the copy and put in.
+  bool StageLocked(const std::vector<std::string_view>& pieces, bool checksum);
+  // Opens the segment at `path` for direct I/O (allocating the stage the first time); -1, said
+  // once in the log, where the file system does not take it.
+  int OpenDirectLocked(const std::string& path);
   size_t StageCapacity() const;
   size_t StageRoom() const;  // bytes the staging buffer can take without dropping or writing
   // The log is read again only by recovery. The background thread drops its synced pages from
@@ -200,9 +201,8 @@ class DurableStore : public TableObserver {
   uint64_t written_lsn_ = 0;         // the last record written (from the stage, with direct I/O)
   // Direct I/O (see the top of this file): the staging buffer holds the file's bytes from
   // stage_base_ (block-aligned) to staged_to_; those before written_to_ are on the disk.
-  bool direct_ = false;
-  std::atomic<bool> direct_io_{false};  // direct_, for readers without the lock
-  bool told_no_direct_ = false;         // logged once that the file system does not take it
+  std::atomic<bool> direct_{false};  // set under the lock; read without it by direct_io()
+  bool told_no_direct_ = false;      // logged once that the file system does not take it
   struct FreeDeleter {
     void operator()(char* p) const { std::free(p); }
   };
