@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -124,6 +125,40 @@ double LoopbackTcpFanOutSeconds(size_t bytes, int receivers, int runs) {
   std::vector<double> times;
   for (int i = 0; i < runs; ++i) times.push_back(FanOutSeconds(source, receivers));
   return Median(times);
+}
+
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/stat")
+                            : "/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  // Fields after the command name (which may hold spaces, so it is skipped to its ')'): the
+  // state is field 3, utime and stime fields 14 and 15.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+MachineCpu MachineCpuSeconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;  // the "cpu" line sums every core: user nice system idle iowait irq softirq steal
+  MachineCpu out;
+  double v = 0;
+  for (int i = 0; i < 8 && in >> v; ++i) {
+    out.total += v;
+    if (i != 3 && i != 4) out.busy += v;
+  }
+  const auto tck = static_cast<double>(sysconf(_SC_CLK_TCK));
+  out.busy /= tck;
+  out.total /= tck;
+  return out;
 }
 
 double LoopbackTcpMegabytesPerSecond(size_t bytes, int runs) {

@@ -27,6 +27,16 @@ double LoopbackTcpSeconds(size_t bytes, int receivers, int runs);
 // to that many subscribers at once); median of `runs`.
 double LoopbackTcpFanOutSeconds(size_t bytes, int receivers, int runs);
 
+// CPU seconds (user + system, all threads) that process `pid` has used so far; 0 for this
+// process. From /proc/<pid>/stat, in clock ticks (10 ms).
+double ProcessCpuSeconds(pid_t pid);
+// This machine's CPU seconds so far, busy and in all (/proc/stat, every core together).
+struct MachineCpu {
+  double busy = 0;
+  double total = 0;
+};
+MachineCpu MachineCpuSeconds();
+
 // rally-control and one rally-replay as processes on loopback, with the job `spec_yaml`
 // submitted and installed in the replay (with `wal`, the replay keeps a write-ahead log). Aborts
 // if they do not come up within 30 s. The processes end with the object.

@@ -8,6 +8,10 @@
 // R sampler streams sample it for S seconds in batches of 256 items (at most 16 MiB), accepting
 // zstd as rally-learner does. Items are valid
 // TicTacToe trajectories padded to size with token ids (as language-model turns carry them).
+//
+// A second table gives the CPU seconds each GB ingested cost the writers (this process) and the
+// replay over the measured window, against what the pump spent per GB, and how busy the machine
+// was: where every core is busy, the ratio to the ceiling is a ratio of CPU costs.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -53,8 +57,18 @@ Cluster Start(const std::string& name, bool wal, int64_t max_size) {
       wal);
 }
 
+// What an ingest window measured: items acknowledged per second, and the CPU seconds the
+// writers (this process) and the replay used over it, with the share of the machine busy.
+struct IngestRate {
+  double items_s = 0;
+  double writers_cpu_s = 0;
+  double replay_cpu_s = 0;
+  double machine_busy = 0;
+  double seconds = 0;
+};
+
 // Items per second acknowledged to `writers` streams over `seconds` (after a short warm-up).
-double Ingest(const Cluster& c, size_t item_bytes, int writers, double seconds) {
+IngestRate Ingest(const Cluster& c, size_t item_bytes, int writers, double seconds) {
   std::vector<std::unique_ptr<ReplayWriter>> ws;
   for (int w = 0; w < writers; ++w) {
     ws.push_back(std::make_unique<ReplayWriter>(c.replay_address, std::vector<std::string>{"bench"},
@@ -79,14 +93,24 @@ double Ingest(const Cluster& c, size_t item_bytes, int writers, double seconds) 
     return n;
   };
   int64_t a0 = acked();
+  const double self0 = bench::ProcessCpuSeconds(0);
+  const double replay0 = bench::ProcessCpuSeconds(c.replay->pid());
+  const bench::MachineCpu machine0 = bench::MachineCpuSeconds();
   auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   int64_t a1 = acked();
-  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  IngestRate r;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  r.writers_cpu_s = bench::ProcessCpuSeconds(0) - self0;
+  r.replay_cpu_s = bench::ProcessCpuSeconds(c.replay->pid()) - replay0;
+  const bench::MachineCpu machine1 = bench::MachineCpuSeconds();
+  r.machine_busy =
+      (machine1.busy - machine0.busy) / std::max(1e-9, machine1.total - machine0.total);
+  r.items_s = static_cast<double>(a1 - a0) / r.seconds;
   stop = true;
   for (auto& w : ws) w->Stop();
   for (auto& t : threads) t.join();
-  return (a1 - a0) / dt;
+  return r;
 }
 
 // Items per second sampled by `samplers` streams in batches of `batch`, accepting zstd for
@@ -144,8 +168,14 @@ int main(int argc, char** argv) {
   const int samplers = static_cast<int>(FlagValue(argc, argv, "samplers", 2));
   // 0: all three sizes.
   const auto only_bytes = static_cast<size_t>(FlagValue(argc, argv, "item_bytes", 0));
+  const double pump_cpu0 = bench::ProcessCpuSeconds(0);
   const double ceiling = bench::LoopbackTcpMegabytesPerSecond(size_t{1} << 30, 3);
-  std::printf("raw loopback TCP pump (ceiling): %.0f MB/s (median of 3, 1 GiB each)\n", ceiling);
+  // CPU seconds per GB moved: the pump's sender and receiver, both in this process.
+  const double pump_cpu_s_gb = (bench::ProcessCpuSeconds(0) - pump_cpu0) /
+                               (3.0 * static_cast<double>(size_t{1} << 30) / 1e9);
+  std::printf(
+      "raw loopback TCP pump (ceiling): %.0f MB/s (median of 3, 1 GiB each), %.3f CPU s/GB\n",
+      ceiling, pump_cpu_s_gb);
   // For reference, not a ceiling: the same pump keeping every byte in a 512 MiB ring, as the
   // 64 KB runs' table (8192 items) keeps its items.
   const double stored = bench::LoopbackTcpIntoRingMegabytesPerSecond(size_t{1} << 30, 512 << 20, 3);
@@ -155,13 +185,21 @@ int main(int argc, char** argv) {
   std::printf("%10s %5s %7s %12s %10s %8s %8s %14s %10s\n", "item", "wal", "writers", "ingest it/s",
               "MB/s", "ratio", "samplers", "sample it/s", "MB/s");
   nlohmann::json runs = nlohmann::json::array();
+  struct CpuRow {
+    size_t bytes;
+    bool wal;
+    double writers_s_gb, replay_s_gb, busy;
+  };
+  std::vector<CpuRow> cpu_rows;
   for (size_t bytes : {size_t{1024}, size_t{65536}, size_t{1} << 20}) {
     if (only_bytes != 0 && bytes != only_bytes) continue;
     for (bool wal : {false, true}) {
       Cluster c =
           Start(std::to_string(bytes) + (wal ? "-wal" : ""), wal, bytes >= (1 << 20) ? 256 : 8192);
-      double items_s = Ingest(c, bytes, writers, seconds);
+      const IngestRate in = Ingest(c, bytes, writers, seconds);
+      const double items_s = in.items_s;
       double mb_s = items_s * static_cast<double>(bytes) / 1e6;
+      const double gb = mb_s * in.seconds / 1e3;
       // Batches of 256 items, at most 16 MiB.
       const int batch = static_cast<int>(std::min<size_t>(256, (size_t{16} << 20) / bytes));
       double sample_s = SampleRate(c, samplers, batch, seconds);
@@ -174,18 +212,40 @@ int main(int argc, char** argv) {
                   wal ? "on" : "off", writers, items_s, mb_s, mb_s / ceiling, samplers, sample_s,
                   sample_mb_s);
       std::fflush(stdout);
-      nlohmann::json run = {{"item_bytes", bytes},        {"wal", wal},
-                            {"writers", writers},         {"ingest_items_s", items_s},
-                            {"ingest_mb_s", mb_s},        {"ingest_ratio", mb_s / ceiling},
-                            {"samplers", samplers},       {"sample_batch", batch},
-                            {"sample_items_s", sample_s}, {"sample_mb_s", sample_mb_s}};
+      cpu_rows.push_back(
+          {bytes, wal, in.writers_cpu_s / gb, in.replay_cpu_s / gb, in.machine_busy});
+      nlohmann::json run = {{"writers_cpu_s_per_gb", in.writers_cpu_s / gb},
+                            {"replay_cpu_s_per_gb", in.replay_cpu_s / gb},
+                            {"machine_busy", in.machine_busy},
+                            {"item_bytes", bytes},
+                            {"wal", wal},
+                            {"writers", writers},
+                            {"ingest_items_s", items_s},
+                            {"ingest_mb_s", mb_s},
+                            {"ingest_ratio", mb_s / ceiling},
+                            {"samplers", samplers},
+                            {"sample_batch", batch},
+                            {"sample_items_s", sample_s},
+                            {"sample_mb_s", sample_mb_s}};
       runs.push_back(run);
     }
+  }
+  // Where the ingest's CPU went, against the pump's cost for the same bytes: on a machine
+  // whose cores are all busy (see `busy`), the ratio to the ceiling follows the CPU cost.
+  std::printf("\n%10s %5s %16s %15s %14s %13s %9s %6s\n", "item", "wal", "writers CPU s/GB",
+              "replay CPU s/GB", "total CPU s/GB", "pump CPU s/GB", "pump/all", "busy");
+  for (const CpuRow& r : cpu_rows) {
+    const double total = r.writers_s_gb + r.replay_s_gb;
+    std::printf("%10zu %5s %16.3f %15.3f %14.3f %13.3f %9.3f %5.0f%%\n", r.bytes,
+                r.wal ? "on" : "off", r.writers_s_gb, r.replay_s_gb, total, pump_cpu_s_gb,
+                pump_cpu_s_gb / total, 100 * r.busy);
   }
   std::printf(
       "\ngoals: ingest of 64 KB+ items >= 0.5 of the ceiling (WAL off), >= 0.3 (WAL on, "
       "fsync every batch); sampling of 1 KB items >= 100000 items/s\n");
-  bench::WriteJson(bench::JsonPath(argc, argv),
-                   {{"ceiling_mb_s", ceiling}, {"store_pump_mb_s", stored}, {"runs", runs}});
+  bench::WriteJson(bench::JsonPath(argc, argv), {{"ceiling_mb_s", ceiling},
+                                                 {"pump_cpu_s_per_gb", pump_cpu_s_gb},
+                                                 {"store_pump_mb_s", stored},
+                                                 {"runs", runs}});
   return 0;
 }
