@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/crc32c_reference.h"
+
 namespace rally {
 namespace {
 
@@ -51,6 +53,20 @@ TEST(Crc32c, EveryLengthAndAlignmentAroundTheBlockSizesAgreesWithTheTable) {
     for (size_t offset = 0; offset < 8; ++offset) {
       const std::string_view piece = std::string_view(data).substr(offset, n);
       ASSERT_EQ(Crc32c(0x1234567u, piece), Crc32cPortable(0x1234567u, piece))
+          << "length " << n << ", offset " << offset;
+    }
+  }
+}
+
+TEST(Crc32c, TheTablesAgreeWithTheBitwiseDefinitionAtEveryLengthAndAlignment) {
+  // The tables take eight bytes at a time and the rest one by one.
+  std::mt19937 rng(5);
+  std::string data(600, '\0');
+  for (char& c : data) c = static_cast<char>(rng());
+  for (size_t n = 0; n <= 520; ++n) {
+    for (size_t offset = 0; offset < 8; ++offset) {
+      const std::string_view piece = std::string_view(data).substr(offset, n);
+      ASSERT_EQ(Crc32cPortable(0x89abcdefu, piece), testing::BitwiseCrc32c(0x89abcdefu, piece))
           << "length " << n << ", offset " << offset;
     }
   }
