@@ -1,14 +1,19 @@
 #include "services/learner/checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <type_traits>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/models/safetensors.h"
+#include "common/util/durable_file.h"
+#include "common/util/log.h"
 #include "nlohmann/json.hpp"
 
 namespace rally {
@@ -45,13 +50,6 @@ torch::Tensor FromNamed(const NamedTensor& nt, const torch::Tensor& like) {
   return t.to(like.device());
 }
 
-bool WriteFile(const fs::path& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  out.close();
-  return static_cast<bool>(out);
-}
-
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -86,20 +84,24 @@ absl::Status WriteDirectory(const std::string& dir, const std::string& name,
   if (ec) {
     return absl::InternalError(absl::StrCat("cannot create ", tmp.string(), ": ", ec.message()));
   }
+  // Every file and the directory itself reach the disk before the directory gets its name, and
+  // the name before the caller points at it: a crash of the machine leaves no named directory
+  // with empty files.
+  absl::Status written = absl::OkStatus();
   for (const auto& [file, bytes] : files) {
-    if (!WriteFile(tmp / file, bytes)) {
-      absl::Status failed =
-          absl::InternalError(absl::StrCat("cannot write ", (tmp / file).string()));
-      fs::remove_all(tmp, ec);
-      return failed;
-    }
+    if (written = WriteFileSynced(tmp / file, bytes); !written.ok()) break;
+  }
+  if (written.ok()) written = SyncDirectory(tmp);
+  if (!written.ok()) {
+    fs::remove_all(tmp, ec);
+    return written;
   }
   fs::remove_all(final_path, ec);
   fs::rename(tmp, final_path, ec);
   if (ec) {
     return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
   }
-  return absl::OkStatus();
+  return SyncDirectory(dir);
 }
 
 }  // namespace
@@ -153,11 +155,7 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
       !s.ok()) {
     return s;
   }
-  if (!WriteFile(fs::path(dir) / "latest.tmp", name + "\n")) {
-    return absl::InternalError("cannot write the latest pointer");
-  }
-  fs::rename(fs::path(dir) / "latest.tmp", fs::path(dir) / "latest", ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot rename latest: ", ec.message()));
+  if (auto s = ReplaceFileDurably(fs::path(dir) / "latest", name + "\n"); !s.ok()) return s;
   // Retention: the newest `keep` checkpoints stay.
   std::vector<std::pair<int64_t, fs::path>> all;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
@@ -208,38 +206,59 @@ absl::StatusOr<int64_t> ReservedVersions(const std::string& dir, const std::stri
 absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  const fs::path tmp = fs::path(dir) / "versions.json.tmp";
   const nlohmann::json j = {{"job_id", job_id}, {"reserved_through", through}};
-  if (!WriteFile(tmp, j.dump() + "\n")) {
-    return absl::InternalError(absl::StrCat("cannot write ", tmp.string()));
-  }
-  fs::rename(tmp, fs::path(dir) / "versions.json", ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot rename ", tmp.string(), ": ", ec.message()));
-  }
-  return absl::OkStatus();
+  return ReplaceFileDurably(fs::path(dir) / "versions.json", j.dump() + "\n");
 }
 
-absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
-                                                  PolicyNet& net, torch::optim::Adam& optimizer) {
-  fs::path latest = fs::path(dir) / "latest";
-  if (dir.empty() || !fs::exists(latest)) return absl::NotFoundError("no checkpoint");
-  std::string name = ReadFile(latest);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  fs::path cp = fs::path(dir) / name;
+namespace {
+
+// Loads the checkpoint in directory `cp` into `net` and `optimizer`. NOT_FOUND when it is
+// another job's; DATA_LOSS, naming the file, when one is missing or damaged (found before
+// anything is loaded); the import's error when the model does not have the checkpoint's shape.
+absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::string& job_id,
+                                            PolicyNet& net, torch::optim::Adam& optimizer) {
   nlohmann::json manifest = nlohmann::json::parse(ReadFile(cp / "manifest.json"), nullptr, false);
   if (manifest.is_discarded() || !manifest.is_object()) {
     return absl::DataLossError(absl::StrCat((cp / "manifest.json").string(), " does not parse"));
   }
   if (manifest.value("job_id", "") != job_id) {
-    return absl::NotFoundError(
-        absl::StrCat("the latest checkpoint belongs to job '", manifest.value("job_id", ""), "'"));
+    return absl::NotFoundError(absl::StrCat("checkpoint ", cp.string(), " belongs to job '",
+                                            manifest.value("job_id", ""), "'"));
   }
-  auto weights = DecodeSafetensors(ReadFile(cp / "weights.safetensors"));
+  auto decode = [&](const char* file) -> absl::StatusOr<TensorSet> {
+    auto set = DecodeSafetensors(ReadFile(cp / file));
+    if (!set.ok()) {
+      return absl::DataLossError(absl::StrCat((cp / file).string(), ": ", set.status().message()));
+    }
+    return set;
+  };
+  auto weights = decode("weights.safetensors");
   if (!weights.ok()) return weights.status();
-  if (auto s = ImportParameters(net, weights->tensors); !s.ok()) return s;
-  auto adam = DecodeSafetensors(ReadFile(cp / "optimizer.safetensors"));
+  auto adam = decode("optimizer.safetensors");
   if (!adam.ok()) return adam.status();
+  LearnerState state;
+  std::map<std::string, int64_t> adam_steps;
+  std::string rng_bytes;
+  try {
+    state.job_id = job_id;
+    state.game = manifest.value("game", "");
+    state.game_params = manifest.value("game_params", GameParameters{});
+    state.step = manifest.value("learner_step", int64_t{0});
+    state.version = manifest.value("policy_version", int64_t{0});
+    state.observation_size = manifest.value("observation_size", 0);
+    state.num_actions = manifest.value("num_actions", 0);
+    if (manifest.contains("hidden")) state.hidden = manifest["hidden"].get<std::vector<int>>();
+    for (const auto& b : manifest.value("baselines", nlohmann::json::array())) {
+      state.baselines[{b.at("game").get<std::string>(), b.at("role").get<std::string>()}] =
+          b.at("value").get<double>();
+    }
+    adam_steps = manifest.value("adam_steps", std::map<std::string, int64_t>{});
+    rng_bytes = absl::HexStringToBytes(manifest.value("cpu_rng_state_hex", ""));
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat((cp / "manifest.json").string(), " is damaged: ", e.what()));
+  }
+  if (auto s = ImportParameters(net, weights->tensors); !s.ok()) return s;
   std::map<std::string, const NamedTensor*> by_name;
   for (const NamedTensor& t : adam->tensors) by_name[t.name] = &t;
   for (const auto& item : net->named_parameters()) {
@@ -247,25 +266,12 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
     auto sq = by_name.find(item.key() + ".exp_avg_sq");
     if (avg == by_name.end() || sq == by_name.end()) continue;
     auto s = std::make_unique<torch::optim::AdamParamState>();
-    s->step(manifest["adam_steps"].value(item.key(), int64_t{0}));
+    auto steps = adam_steps.find(item.key());
+    s->step(steps == adam_steps.end() ? 0 : steps->second);
     s->exp_avg(FromNamed(*avg->second, item.value()));
     s->exp_avg_sq(FromNamed(*sq->second, item.value()));
     optimizer.state()[StateKey(optimizer, item.value())] = std::move(s);
   }
-  LearnerState state;
-  state.job_id = job_id;
-  state.game = manifest.value("game", "");
-  state.game_params = manifest.value("game_params", GameParameters{});
-  state.step = manifest.value("learner_step", int64_t{0});
-  state.version = manifest.value("policy_version", int64_t{0});
-  state.observation_size = manifest.value("observation_size", 0);
-  state.num_actions = manifest.value("num_actions", 0);
-  if (manifest.contains("hidden")) state.hidden = manifest["hidden"].get<std::vector<int>>();
-  for (const auto& b : manifest["baselines"]) {
-    state.baselines[{b["game"].get<std::string>(), b["role"].get<std::string>()}] =
-        b["value"].get<double>();
-  }
-  std::string rng_bytes = absl::HexStringToBytes(manifest.value("cpu_rng_state_hex", ""));
   if (!rng_bytes.empty()) {
     torch::Tensor rng = torch::empty({static_cast<int64_t>(rng_bytes.size())}, torch::kUInt8);
     std::memcpy(rng.data_ptr(), rng_bytes.data(), rng_bytes.size());
@@ -274,6 +280,49 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
     gen.set_state(rng);
   }
   return state;
+}
+
+}  // namespace
+
+absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
+                                                  PolicyNet& net, torch::optim::Adam& optimizer) {
+  const fs::path latest = fs::path(dir) / "latest";
+  if (dir.empty() || !fs::exists(latest)) return absl::NotFoundError("no checkpoint");
+  std::string name = ReadFile(latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  // The one `latest` names, then the others, newest first: a damaged checkpoint (a disk error,
+  // a copy cut short) costs the steps since the one before it, not the whole run.
+  std::vector<std::string> candidates;
+  if (!name.empty()) candidates.push_back(name);
+  std::vector<std::pair<int64_t, std::string>> older;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step-", 0) != 0 || n.find(".tmp") != std::string::npos || n == name) continue;
+    int64_t step = 0;
+    if (absl::SimpleAtoi(n.substr(5), &step)) older.emplace_back(step, n);
+  }
+  std::sort(older.rbegin(), older.rend());
+  for (const auto& [step, n] : older) candidates.push_back(n);
+  absl::Status damaged = absl::DataLossError(absl::StrCat(latest.string(), " names no checkpoint"));
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    auto state = LoadCheckpoint(fs::path(dir) / candidates[i], job_id, net, optimizer);
+    if (state.ok()) {
+      if (i > 0 || name.empty()) {
+        LogWarning("the latest checkpoint is damaged; resumed from an older one",
+                   {{"damaged", name}, {"error", damaged.ToString()}, {"resumed", candidates[i]}});
+      }
+      return state;
+    }
+    // The latest being another job's means this directory holds nothing of this job's.
+    if (i == 0 && !name.empty() && absl::IsNotFound(state.status())) return state.status();
+    // A model that does not fit is not damage: an older checkpoint would not fit either.
+    if (!absl::IsDataLoss(state.status()) && !absl::IsNotFound(state.status())) {
+      return state.status();
+    }
+    if (i == 0 && !name.empty()) damaged = state.status();
+  }
+  return damaged;
 }
 
 }  // namespace rally

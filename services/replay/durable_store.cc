@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/net/proto_wire.h"
 #include "common/util/crc32c.h"
+#include "common/util/durable_file.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
 
@@ -326,11 +327,11 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
     unlink(tmp.c_str());
     return failed;
   }
-  // Make the new file's directory entry durable.
-  int d = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (d >= 0) {
-    fsync(d);
-    close(d);
+  // Make the new file's directory entry durable: records acknowledged in it must not vanish
+  // with its name.
+  if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) {
+    close(fd);
+    return synced;
   }
   // A log that syncs every batch writes the new segment with direct I/O, where it can.
   const int direct_fd = fsync_ == FsyncPolicy::kEveryBatch ? OpenDirectLocked(path.string()) : -1;
@@ -721,11 +722,8 @@ absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot(
   close(fd);
   if (!ok) return Errno("write " + tmp.string());
   if (rename(tmp.c_str(), (dir / "snapshot.pb").c_str()) != 0) return Errno("rename snapshot");
-  int d = open(options_.dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (d >= 0) {
-    fsync(d);
-    close(d);
-  }
+  // The snapshot's name is durable before the segments it covers go.
+  if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) return synced;
   std::error_code ec;
   for (uint64_t s : Segments(options_.dir)) {
     if (s < covered) fs::remove(dir / SegmentName(s), ec);

@@ -1,0 +1,65 @@
+#include "common/util/durable_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace rally {
+namespace {
+
+absl::Status Failed(const std::string& what, const std::filesystem::path& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path.string(), ": ", std::strerror(errno)));
+}
+
+}  // namespace
+
+absl::Status WriteFileSynced(const std::filesystem::path& path, std::string_view data) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Failed("cannot create", path);
+  while (!data.empty()) {
+    const ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status failed = Failed("cannot write", path);
+      close(fd);
+      return failed;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  if (fsync(fd) != 0) {
+    absl::Status failed = Failed("cannot fsync", path);
+    close(fd);
+    return failed;
+  }
+  if (close(fd) != 0) return Failed("cannot close", path);
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const std::filesystem::path& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Failed("cannot open directory", dir);
+  const bool ok = fsync(fd) == 0;
+  absl::Status status = ok ? absl::OkStatus() : Failed("cannot fsync directory", dir);
+  close(fd);
+  return status;
+}
+
+absl::Status ReplaceFileDurably(const std::filesystem::path& path, std::string_view data) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  if (absl::Status s = WriteFileSynced(tmp, data); !s.ok()) return s;
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message()));
+  }
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  return SyncDirectory(dir);
+}
+
+}  // namespace rally
