@@ -81,6 +81,15 @@ absl::StatusOr<TensorSet> DecodeSafetensors(std::string_view blob) {
       }
       t.shape.push_back(d.get<int64_t>());
       elements *= t.shape.back();
+      // More elements than bytes cannot fit (and the product must not overflow).
+      if (elements > static_cast<int64_t>(data.size())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("safetensors: tensor '", t.name, "' is larger than the data"));
+      }
+    }
+    if (!e["data_offsets"][0].is_number_unsigned() || !e["data_offsets"][1].is_number_unsigned()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("safetensors: data_offsets of tensor '", t.name, "' are not byte offsets"));
     }
     uint64_t begin = e["data_offsets"][0].get<uint64_t>();
     uint64_t end = e["data_offsets"][1].get<uint64_t>();

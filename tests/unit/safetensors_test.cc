@@ -50,6 +50,32 @@ TEST(Safetensors, RejectsMalformedBlobs) {
   EXPECT_NE(bad.status().message().find("'x'"), std::string::npos);
 }
 
+// A header as `json` followed by `data`.
+std::string Blob(const std::string& json, const std::string& data) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((json.size() >> (8 * i)) & 0xff));
+  return out + json + data;
+}
+
+TEST(Safetensors, RejectsOffsetsAndShapesThatAreNotWhatTheyClaimWithoutThrowing) {
+  const std::string data(16, '\0');
+  // Well formed, to show the cases below differ only in the field they break.
+  ASSERT_TRUE(DecodeSafetensors(
+                  Blob(R"({"x": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", data))
+                  .ok());
+  for (const char* json : {
+           R"({"x": {"dtype": "F32", "shape": [4], "data_offsets": ["0", 16]}})",
+           R"({"x": {"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]}})",
+           R"({"x": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16.5]}})",
+           // 2^32 * 2^32 elements: the product overflows 64 bits.
+           R"({"x": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})",
+       }) {
+    auto bad = DecodeSafetensors(Blob(json, data));
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_NE(bad.status().message().find("'x'"), std::string::npos) << bad.status();
+  }
+}
+
 TEST(PolicyParameters, ExportImportRoundTripAndShapeChecks) {
   torch::manual_seed(1);
   PolicyNet a(27, std::vector<int>{16}, 9);
