@@ -156,12 +156,14 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
     return s;
   }
   if (auto s = ReplaceFileDurably(fs::path(dir) / "latest", name + "\n"); !s.ok()) return s;
-  // Retention: the newest `keep` checkpoints stay.
+  // Retention: the newest `keep` checkpoints up to this one stay. Ones numbered above it (a
+  // damaged one a resumed run fell back from) are left alone: this one must not be the one to go.
   std::vector<std::pair<int64_t, fs::path>> all;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string n = e.path().filename().string();
-    if (n.rfind("step-", 0) == 0 && n.find(".tmp") == std::string::npos) {
-      all.emplace_back(std::stoll(n.substr(5)), e.path());
+    int64_t step = 0;
+    if (n.rfind("step-", 0) == 0 && absl::SimpleAtoi(n.substr(5), &step) && step <= state.step) {
+      all.emplace_back(step, e.path());
     }
   }
   std::sort(all.begin(), all.end());
@@ -221,9 +223,14 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
   if (manifest.is_discarded() || !manifest.is_object()) {
     return absl::DataLossError(absl::StrCat((cp / "manifest.json").string(), " does not parse"));
   }
-  if (manifest.value("job_id", "") != job_id) {
+  const auto owner = manifest.find("job_id");
+  if (owner == manifest.end() || !owner->is_string()) {
+    return absl::DataLossError(
+        absl::StrCat((cp / "manifest.json").string(), " has no job_id string"));
+  }
+  if (owner->get<std::string>() != job_id) {
     return absl::NotFoundError(absl::StrCat("checkpoint ", cp.string(), " belongs to job '",
-                                            manifest.value("job_id", ""), "'"));
+                                            owner->get<std::string>(), "'"));
   }
   auto decode = [&](const char* file) -> absl::StatusOr<TensorSet> {
     auto set = DecodeSafetensors(ReadFile(cp / file));
@@ -258,9 +265,29 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
     return absl::DataLossError(
         absl::StrCat((cp / "manifest.json").string(), " is damaged: ", e.what()));
   }
+  // The RNG state is checked before anything is loaded, as the files were.
+  auto gen = at::detail::getDefaultCPUGenerator();
+  if (!rng_bytes.empty() && static_cast<int64_t>(rng_bytes.size()) != gen.get_state().numel()) {
+    return absl::DataLossError(absl::StrCat((cp / "manifest.json").string(),
+                                            ": cpu_rng_state_hex has ", rng_bytes.size(),
+                                            " bytes, not ", gen.get_state().numel()));
+  }
   if (auto s = ImportParameters(net, weights->tensors); !s.ok()) return s;
+  // The moments must be float32 and shaped as their parameters (checked only now: a model of
+  // another shape is the import's error above, not damage). A damaged set loads no moment.
   std::map<std::string, const NamedTensor*> by_name;
   for (const NamedTensor& t : adam->tensors) by_name[t.name] = &t;
+  for (const auto& item : net->named_parameters()) {
+    for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
+      auto t = by_name.find(item.key() + suffix);
+      if (t == by_name.end()) continue;
+      if (t->second->dtype != "F32" || t->second->shape != item.value().sizes().vec()) {
+        return absl::DataLossError(absl::StrCat((cp / "optimizer.safetensors").string(), ": '",
+                                                t->first,
+                                                "' is not float32 of its parameter's shape"));
+      }
+    }
+  }
   for (const auto& item : net->named_parameters()) {
     auto avg = by_name.find(item.key() + ".exp_avg");
     auto sq = by_name.find(item.key() + ".exp_avg_sq");
@@ -275,7 +302,6 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
   if (!rng_bytes.empty()) {
     torch::Tensor rng = torch::empty({static_cast<int64_t>(rng_bytes.size())}, torch::kUInt8);
     std::memcpy(rng.data_ptr(), rng_bytes.data(), rng_bytes.size());
-    auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(rng);
   }
@@ -314,7 +340,8 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
       }
       return state;
     }
-    // The latest being another job's means this directory holds nothing of this job's.
+    // The latest being another job's: this directory is that job's now (a new job replaces
+    // `latest` with its first checkpoint), and this one starts afresh.
     if (i == 0 && !name.empty() && absl::IsNotFound(state.status())) return state.status();
     // A model that does not fit is not damage: an older checkpoint would not fit either.
     if (!absl::IsDataLoss(state.status()) && !absl::IsNotFound(state.status())) {

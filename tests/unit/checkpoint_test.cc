@@ -5,9 +5,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "common/models/safetensors.h"
+#include "nlohmann/json.hpp"
 
 namespace rally {
 namespace {
@@ -78,38 +82,49 @@ void Overwrite(const fs::path& path, const std::string& bytes) {
   out << bytes;
 }
 
-TEST(Checkpoint, ADamagedLatestCheckpointResumesFromTheNewestIntactOne) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("rally-ckpt-damaged-" + std::to_string(getpid()));
+// A fresh `dir` with job-1's checkpoints at `steps` (version = step + 1), the parameters
+// differing at each; returns each step's parameters.
+std::map<int64_t, std::vector<torch::Tensor>> SaveCheckpointsAt(const fs::path& dir,
+                                                                const std::vector<int64_t>& steps) {
   fs::remove_all(dir);
   torch::manual_seed(1);
   PolicyNet a(6, std::vector<int>{16}, 4);
   torch::optim::Adam opt_a(a->parameters(), torch::optim::AdamOptions(1e-2));
-  LearnerState state{"job-1", "g", {}, 0, 0, {}};
-  // Checkpoints at steps 10, 20 and 30, the parameters differing at each.
+  LearnerState state{"job-1", "g", {}, 0, 0, {{{"g", "0"}, 0.5}}};
   std::map<int64_t, std::vector<torch::Tensor>> saved;
-  for (int64_t s : {10, 20, 30}) {
+  for (int64_t s : steps) {
     Step(a, opt_a, static_cast<int>(s));
     state.step = s;
     state.version = s + 1;
-    ASSERT_TRUE(SaveCheckpoint(dir.string(), state, a, opt_a, 3).ok());
+    EXPECT_TRUE(SaveCheckpoint(dir.string(), state, a, opt_a, 3).ok());
     for (const auto& p : a->parameters()) saved[s].push_back(p.detach().clone());
   }
+  return saved;
+}
+
+// A restarted learner (another initialisation) resumes job-1 from `dir` at `step`, with `params`.
+void ExpectResumesAt(const fs::path& dir, int64_t step, const std::vector<torch::Tensor>& params) {
+  torch::manual_seed(99);
+  PolicyNet b(6, std::vector<int>{16}, 4);
+  torch::optim::Adam opt_b(b->parameters(), torch::optim::AdamOptions(1e-2));
+  auto loaded = LoadLatestCheckpoint(dir.string(), "job-1", b, opt_b);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->step, step);
+  EXPECT_EQ(loaded->version, step + 1);
+  auto pb = b->parameters();
+  ASSERT_EQ(pb.size(), params.size());
+  for (size_t i = 0; i < pb.size(); ++i) EXPECT_TRUE(torch::equal(pb[i], params[i])) << i;
+}
+
+TEST(Checkpoint, ADamagedLatestCheckpointResumesFromTheNewestIntactOne) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("rally-ckpt-damaged-" + std::to_string(getpid()));
+  auto saved = SaveCheckpointsAt(dir, {10, 20, 30});
   // Nothing is left half-written under a temporary name.
   for (const auto& e : fs::directory_iterator(dir)) {
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
   }
-  auto expect_resumed_at = [&](int64_t step) {
-    torch::manual_seed(99);
-    PolicyNet b(6, std::vector<int>{16}, 4);
-    torch::optim::Adam opt_b(b->parameters(), torch::optim::AdamOptions(1e-2));
-    auto loaded = LoadLatestCheckpoint(dir.string(), "job-1", b, opt_b);
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
-    EXPECT_EQ(loaded->step, step);
-    EXPECT_EQ(loaded->version, step + 1);
-    auto pb = b->parameters();
-    for (size_t i = 0; i < pb.size(); ++i) EXPECT_TRUE(torch::equal(pb[i], saved[step][i])) << i;
-  };
+  auto expect_resumed_at = [&](int64_t step) { ExpectResumesAt(dir, step, saved[step]); };
   expect_resumed_at(30);
 
   // The newest one's weights cut short (a copy cut off, a disk error): the one before it.
@@ -140,6 +155,104 @@ TEST(Checkpoint, ADamagedLatestCheckpointResumesFromTheNewestIntactOne) {
   EXPECT_NE(none.status().message().find("step-10/optimizer.safetensors"), std::string::npos)
       << none.status();
   fs::remove_all(dir);
+}
+
+TEST(Checkpoint, RetentionNeverRemovesTheCheckpointJustWritten) {
+  // A run resumed from step 20 because step-30 was damaged saves step 21 keeping only one: the
+  // damaged, higher-numbered step-30 must not count as the newest and push step 21 out.
+  const fs::path dir =
+      fs::temp_directory_path() / ("rally-ckpt-retention-" + std::to_string(getpid()));
+  SaveCheckpointsAt(dir, {10, 20, 30});
+  Overwrite(dir / "step-30/weights.safetensors", "cut");
+  PolicyNet net(6, std::vector<int>{16}, 4);
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-2));
+  ASSERT_EQ(LoadLatestCheckpoint(dir.string(), "job-1", net, opt)->step, 20);
+  LearnerState state{"job-1", "g", {}, 21, 22, {}};
+  ASSERT_TRUE(SaveCheckpoint(dir.string(), state, net, opt, 1).ok());
+  EXPECT_TRUE(fs::exists(dir / "step-21/weights.safetensors"));
+  EXPECT_FALSE(fs::exists(dir / "step-20"));
+  std::vector<torch::Tensor> params;
+  for (const auto& p : net->parameters()) params.push_back(p.detach().clone());
+  ExpectResumesAt(dir, 21, params);
+  fs::remove_all(dir);
+}
+
+// Each way a checkpoint's files can be damaged without being cut short: the loader reports it as
+// damage (no exception, nothing loaded from it) and resumes from the checkpoint before.
+TEST(Checkpoint, EveryKindOfDamageFallsBackWithoutThrowing) {
+  struct Damage {
+    const char* what;
+    std::function<void(const fs::path&)> apply;  // given the damaged checkpoint's directory
+  };
+  const auto edit_manifest = [](const fs::path& cp, const std::function<void(nlohmann::json&)>& f) {
+    nlohmann::json m = nlohmann::json::parse(ReadAll(cp / "manifest.json"));
+    f(m);
+    Overwrite(cp / "manifest.json", m.dump());
+  };
+  // The optimiser file re-encoded with its first tensor changed by `f`.
+  const auto edit_moments = [](const fs::path& cp, const std::function<void(NamedTensor&)>& f) {
+    auto set = DecodeSafetensors(ReadAll(cp / "optimizer.safetensors"));
+    ASSERT_TRUE(set.ok()) << set.status();
+    f(set->tensors.front());
+    Overwrite(cp / "optimizer.safetensors", EncodeSafetensors(*set));
+  };
+  const std::vector<Damage> damages = {
+      {"job_id not a string",
+       [&](const fs::path& cp) { edit_manifest(cp, [](nlohmann::json& m) { m["job_id"] = 7; }); }},
+      {"a baseline without its role",
+       [&](const fs::path& cp) {
+         edit_manifest(cp, [](nlohmann::json& m) {
+           m["baselines"] = nlohmann::json::array({{{"game", "g"}, {"value", 1.0}}});
+         });
+       }},
+      {"an RNG state of the wrong length",
+       [&](const fs::path& cp) {
+         edit_manifest(cp, [](nlohmann::json& m) { m["cpu_rng_state_hex"] = "00ff"; });
+       }},
+      {"weights whose byte offsets are text",
+       [&](const fs::path& cp) {
+         // The safetensors header (8 bytes of length, then JSON) rewritten with one tensor's
+         // offsets as strings; the data after it unchanged.
+         const std::string w = ReadAll(cp / "weights.safetensors");
+         uint64_t n = 0;
+         for (int i = 0; i < 8; ++i)
+           n |= static_cast<uint64_t>(static_cast<uint8_t>(w[i])) << (8 * i);
+         nlohmann::json header = nlohmann::json::parse(w.substr(8, n));
+         for (auto& [name, entry] : header.items()) {
+           if (name == "__metadata__") continue;
+           entry["data_offsets"] = {std::to_string(entry["data_offsets"][0].get<uint64_t>()),
+                                    std::to_string(entry["data_offsets"][1].get<uint64_t>())};
+           break;
+         }
+         const std::string json = header.dump();
+         std::string out;
+         for (int i = 0; i < 8; ++i)
+           out.push_back(static_cast<char>((json.size() >> (8 * i)) & 0xff));
+         Overwrite(cp / "weights.safetensors", out + json + w.substr(8 + n));
+       }},
+      {"moments of float64",
+       [&](const fs::path& cp) {
+         edit_moments(cp, [](NamedTensor& t) {
+           t.dtype = "F64";
+           t.data += t.data;
+         });
+       }},
+      {"moments of another shape (the same bytes)",
+       [&](const fs::path& cp) {
+         edit_moments(cp, [](NamedTensor& t) {
+           t.shape = {1, static_cast<int64_t>(t.data.size() / 4)};
+         });
+       }},
+  };
+  for (const Damage& damage : damages) {
+    SCOPED_TRACE(damage.what);
+    const fs::path dir =
+        fs::temp_directory_path() / ("rally-ckpt-kinds-" + std::to_string(getpid()));
+    auto saved = SaveCheckpointsAt(dir, {5, 10});
+    damage.apply(dir / "step-10");
+    ExpectResumesAt(dir, 5, saved[5]);
+    fs::remove_all(dir);
+  }
 }
 
 TEST(Checkpoint, NothingToResumeIsNotFound) {
