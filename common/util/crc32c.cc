@@ -8,7 +8,10 @@
 #include <nmmintrin.h>
 #define RALLY_CRC32C_HARDWARE 1
 #define RALLY_CRC32C_TARGET __attribute__((target("sse4.2")))
-#elif defined(__aarch64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#elif defined(__aarch64__) && defined(__linux__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    (!defined(__clang__) || __clang_major__ >= 16)
+// (GCC, and clang from 16, take target("+crc") and declare __crc32cd under it; getauxval is
+// Linux's.)
 #include <arm_acle.h>
 #include <sys/auxv.h>
 #define RALLY_CRC32C_HARDWARE 1

@@ -12,7 +12,8 @@ namespace rally {
 namespace {
 
 absl::Status Failed(const std::string& what, const std::filesystem::path& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path.string(), ": ", std::strerror(errno)));
+  const int error = errno;
+  return absl::InternalError(absl::StrCat(what, " ", path.string(), ": ", std::strerror(error)));
 }
 
 }  // namespace
@@ -24,6 +25,7 @@ absl::Status WriteFileSynced(const std::filesystem::path& path, std::string_view
     const ssize_t n = write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      if (n == 0) errno = EIO;  // nothing written and no error reported
       absl::Status failed = Failed("cannot write", path);
       close(fd);
       return failed;
@@ -51,12 +53,17 @@ absl::Status SyncDirectory(const std::filesystem::path& dir) {
 absl::Status ReplaceFileDurably(const std::filesystem::path& path, std::string_view data) {
   std::filesystem::path tmp = path;
   tmp += ".tmp";
-  if (absl::Status s = WriteFileSynced(tmp, data); !s.ok()) return s;
   std::error_code ec;
+  if (absl::Status s = WriteFileSynced(tmp, data); !s.ok()) {
+    std::filesystem::remove(tmp, ec);
+    return s;
+  }
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
-    return absl::InternalError(
+    absl::Status failed = absl::InternalError(
         absl::StrCat("cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message()));
+    std::filesystem::remove(tmp, ec);
+    return failed;
   }
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
   return SyncDirectory(dir);

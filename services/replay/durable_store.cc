@@ -330,7 +330,10 @@ absl::Status DurableStore::OpenSegmentLocked(std::unique_lock<std::mutex>& lock,
   // Make the new file's directory entry durable: records acknowledged in it must not vanish
   // with its name.
   if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) {
+    // Appends go on into the current segment, which must stay the last one: a torn record
+    // is accepted only at the end of the log.
     close(fd);
+    unlink(path.c_str());
     return synced;
   }
   // A log that syncs every batch writes the new segment with direct I/O, where it can.
