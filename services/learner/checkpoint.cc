@@ -50,6 +50,21 @@ torch::Tensor FromNamed(const NamedTensor& nt, const torch::Tensor& like) {
   return t.to(like.device());
 }
 
+// The checkpoint directories in `dir` (step-N; not step-N.tmp, still being written), by step.
+std::vector<std::pair<int64_t, std::string>> StepCheckpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    int64_t step = 0;
+    if (n.rfind("step-", 0) == 0 && absl::SimpleAtoi(n.substr(5), &step)) {
+      out.emplace_back(step, std::move(n));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -158,17 +173,10 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
   if (auto s = ReplaceFileDurably(fs::path(dir) / "latest", name + "\n"); !s.ok()) return s;
   // Retention: the newest `keep` checkpoints up to this one stay. Ones numbered above it (a
   // damaged one a resumed run fell back from) are left alone: this one must not be the one to go.
-  std::vector<std::pair<int64_t, fs::path>> all;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string n = e.path().filename().string();
-    int64_t step = 0;
-    if (n.rfind("step-", 0) == 0 && absl::SimpleAtoi(n.substr(5), &step) && step <= state.step) {
-      all.emplace_back(step, e.path());
-    }
-  }
-  std::sort(all.begin(), all.end());
+  std::vector<std::pair<int64_t, std::string>> all = StepCheckpoints(dir);
+  std::erase_if(all, [&](const auto& c) { return c.first > state.step; });
   for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) {
-    fs::remove_all(all[i].second, ec);
+    fs::remove_all(fs::path(dir) / all[i].second, ec);
   }
   return absl::OkStatus();
 }
@@ -320,21 +328,16 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
   // a copy cut short) costs the steps since the one before it, not the whole run.
   std::vector<std::string> candidates;
   if (!name.empty()) candidates.push_back(name);
-  std::vector<std::pair<int64_t, std::string>> older;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("step-", 0) != 0 || n.find(".tmp") != std::string::npos || n == name) continue;
-    int64_t step = 0;
-    if (absl::SimpleAtoi(n.substr(5), &step)) older.emplace_back(step, n);
+  const auto steps = StepCheckpoints(dir);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    if (it->second != name) candidates.push_back(it->second);
   }
-  std::sort(older.rbegin(), older.rend());
-  for (const auto& [step, n] : older) candidates.push_back(n);
   absl::Status damaged = absl::DataLossError(absl::StrCat(latest.string(), " names no checkpoint"));
   for (size_t i = 0; i < candidates.size(); ++i) {
+    const bool named = i == 0 && !name.empty();  // the one `latest` names
     auto state = LoadCheckpoint(fs::path(dir) / candidates[i], job_id, net, optimizer);
     if (state.ok()) {
-      if (i > 0 || name.empty()) {
+      if (!named) {
         LogWarning("the latest checkpoint is damaged; resumed from an older one",
                    {{"damaged", name}, {"error", damaged.ToString()}, {"resumed", candidates[i]}});
       }
@@ -342,12 +345,12 @@ absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const 
     }
     // The latest being another job's: this directory is that job's now (a new job replaces
     // `latest` with its first checkpoint), and this one starts afresh.
-    if (i == 0 && !name.empty() && absl::IsNotFound(state.status())) return state.status();
+    if (named && absl::IsNotFound(state.status())) return state.status();
     // A model that does not fit is not damage: an older checkpoint would not fit either.
     if (!absl::IsDataLoss(state.status()) && !absl::IsNotFound(state.status())) {
       return state.status();
     }
-    if (i == 0 && !name.empty()) damaged = state.status();
+    if (named) damaged = state.status();
   }
   return damaged;
 }

@@ -716,17 +716,11 @@ absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot(
   }
   v1::ReplaySnapshot snapshot = capture();
   snapshot.set_next_segment(covered);
-  fs::path dir(options_.dir);
-  fs::path tmp = dir / "snapshot.pb.tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("open " + tmp.string());
-  std::string data = snapshot.SerializeAsString();
-  bool ok = WriteAll(fd, {data}) && fsync(fd) == 0;
-  close(fd);
-  if (!ok) return Errno("write " + tmp.string());
-  if (rename(tmp.c_str(), (dir / "snapshot.pb").c_str()) != 0) return Errno("rename snapshot");
-  // The snapshot's name is durable before the segments it covers go.
-  if (absl::Status synced = SyncDirectory(options_.dir); !synced.ok()) return synced;
+  const fs::path dir(options_.dir);
+  // Durable, name included, before the segments it covers go.
+  if (auto s = ReplaceFileDurably(dir / "snapshot.pb", snapshot.SerializeAsString()); !s.ok()) {
+    return s;
+  }
   std::error_code ec;
   for (uint64_t s : Segments(options_.dir)) {
     if (s < covered) fs::remove(dir / SegmentName(s), ec);
