@@ -1,9 +1,11 @@
 #include "common/models/safetensors.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/crc32c.h"
 #include "nlohmann/json.hpp"
 
 namespace rally {
@@ -110,6 +112,29 @@ absl::StatusOr<TensorSet> DecodeSafetensors(std::string_view blob) {
   std::sort(set.tensors.begin(), set.tensors.end(),
             [](const NamedTensor& a, const NamedTensor& b) { return a.name < b.name; });
   return set;
+}
+
+std::string FileChecksum(std::string_view bytes) {
+  char hex[9];
+  std::snprintf(hex, sizeof(hex), "%08x", Crc32c(0, bytes));
+  return absl::StrCat("crc32c:", hex);
+}
+
+absl::Status VerifyFileChecksum(const nlohmann::json& manifest, const std::string& file,
+                                std::string_view bytes, const std::string& path) {
+  const auto checksums = manifest.find("checksums");
+  if (checksums == manifest.end()) return absl::OkStatus();
+  const auto recorded = checksums->is_object() ? checksums->find(file) : checksums->end();
+  if (!checksums->is_object() || (recorded != checksums->end() && !recorded->is_string())) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": the manifest's checksums are not {\"<file>\": \"crc32c:...\"}"));
+  }
+  if (recorded == checksums->end()) return absl::OkStatus();
+  const std::string actual = FileChecksum(bytes);
+  if (actual == recorded->get<std::string>()) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(path, ": its checksum is ", actual,
+                                          ", the manifest records ", recorded->get<std::string>(),
+                                          " (the file changed after it was written)"));
 }
 
 }  // namespace rally

@@ -14,6 +14,7 @@
 #include "common/games/policy_notation.h"
 #include "common/games/registry.h"
 #include "common/models/policy_net.h"
+#include "common/models/safetensors.h"
 #include "services/actor/evaluator.h"
 #include "services/actor/policy.h"
 
@@ -83,7 +84,13 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   p.policy_version = manifest.value("policy_version", int64_t{0});
   p.job_id = manifest.value("job_id", "");
   p.net = PolicyNet(p.game->ObservationSize(), p.hidden, p.game->NumDistinctActions());
-  p.weights = ReadFile(fs::path(*dir) / "weights.safetensors");
+  const fs::path weights_path = fs::path(*dir) / "weights.safetensors";
+  p.weights = ReadFile(weights_path);
+  if (auto s =
+          VerifyFileChecksum(manifest, "weights.safetensors", p.weights, weights_path.string());
+      !s.ok()) {
+    return s;
+  }
   auto weights = DecodeSafetensors(p.weights);
   if (!weights.ok()) return weights.status();
   if (auto s = ImportParameters(p.net, weights->tensors); !s.ok()) return s;

@@ -87,10 +87,15 @@ nlohmann::json PolicyManifest(const std::string& format, const LearnerState& sta
           {"weights", "weights.safetensors"}};
 }
 
-// Writes `files` (name, bytes) into `dir`/`name`.tmp and renames that to `dir`/`name`, replacing
-// what was there: a reader never sees a half-written directory.
+// Writes `files` (name, bytes) and manifest.json, `manifest` with the files' checksums added,
+// into `dir`/`name`.tmp and renames that to `dir`/`name`, replacing what was there: a reader
+// never sees a half-written directory, and one that reads a changed file can tell.
 absl::Status WriteDirectory(const std::string& dir, const std::string& name,
-                            const std::vector<std::pair<std::string, std::string>>& files) {
+                            nlohmann::json manifest,
+                            std::vector<std::pair<std::string, std::string>> files) {
+  nlohmann::json& checksums = manifest["checksums"] = nlohmann::json::object();
+  for (const auto& [file, bytes] : files) checksums[file] = FileChecksum(bytes);
+  files.emplace_back("manifest.json", manifest.dump(2) + "\n");
   std::error_code ec;
   const fs::path tmp = fs::path(dir) / (name + ".tmp");
   const fs::path final_path = fs::path(dir) / name;
@@ -163,10 +168,9 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
   manifest["adam_steps"] = adam_steps;
   manifest["baselines"] = baselines;
   manifest["cpu_rng_state_hex"] = absl::BytesToHexString(rng_bytes);
-  if (auto s = WriteDirectory(dir, name,
+  if (auto s = WriteDirectory(dir, name, std::move(manifest),
                               {{"weights.safetensors", EncodeSafetensors(weights)},
-                               {"optimizer.safetensors", EncodeSafetensors(adam)},
-                               {"manifest.json", manifest.dump(2) + "\n"}});
+                               {"optimizer.safetensors", EncodeSafetensors(adam)}});
       !s.ok()) {
     return s;
   }
@@ -183,10 +187,8 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
 
 absl::Status SavePolicy(const std::string& dir, const std::string& name, const LearnerState& state,
                         const std::string& weights) {
-  return WriteDirectory(
-      dir, name,
-      {{"weights.safetensors", weights},
-       {"manifest.json", PolicyManifest("rally-policy/1", state).dump(2) + "\n"}});
+  return WriteDirectory(dir, name, PolicyManifest("rally-policy/1", state),
+                        {{"weights.safetensors", weights}});
 }
 
 void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
@@ -241,7 +243,9 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
                                             owner->get<std::string>(), "'"));
   }
   auto decode = [&](const char* file) -> absl::StatusOr<TensorSet> {
-    auto set = DecodeSafetensors(ReadFile(cp / file));
+    const std::string bytes = ReadFile(cp / file);
+    if (auto s = VerifyFileChecksum(manifest, file, bytes, (cp / file).string()); !s.ok()) return s;
+    auto set = DecodeSafetensors(bytes);
     if (!set.ok()) {
       return absl::DataLossError(absl::StrCat((cp / file).string(), ": ", set.status().message()));
     }

@@ -3,10 +3,11 @@
 // Layout, under the learner's --checkpoint_dir:
 //   step-<N>/weights.safetensors    policy parameters (F32), metadata policy_version, learner_step
 //   step-<N>/optimizer.safetensors  Adam state per parameter: <name>.exp_avg, <name>.exp_avg_sq
-//   step-<N>/manifest.json          job id, game and its parameters, model shape (observation_size,
-//   hidden,
-//                                   num_actions), step, policy version, Adam step counts, RAE
-//                                   baselines, the CPU RNG state (hex)
+//   step-<N>/manifest.json          job id, game and its parameters, model shape
+//                                   (observation_size, hidden, num_actions), step, policy
+//                                   version, Adam step counts, RAE baselines, the CPU RNG state
+//                                   (hex), and the CRC-32C of each other file ("checksums"),
+//                                   which loading checks
 //   latest                          the name of the newest complete checkpoint
 //   versions.json                   job id and the last policy version reserved for publishing
 // A checkpoint is written into step-<N>.tmp and renamed into place, then `latest` is replaced

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "nlohmann/json.hpp"
 #include "tests/integration/process.h"
@@ -105,6 +106,22 @@ TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
                             dir + "/export.out", 60s),
             0)
       << ReadFile(dir + "/export.out");
+  // The manifest records the weights' CRC-32C: a changed byte is refused, naming the file.
+  const std::string weights_path = workdir + "/checkpoints/target/weights.safetensors";
+  EXPECT_EQ(manifest["checksums"]["weights.safetensors"].get<std::string>().rfind("crc32c:", 0), 0u)
+      << manifest.dump(2);
+  std::string weights = ReadFile(weights_path);
+  ASSERT_GT(weights.size(), 100u);
+  weights[weights.size() - 7] ^= 0x02;
+  std::ofstream(weights_path, std::ios::binary | std::ios::trunc) << weights;
+  EXPECT_NE(RunToCompletion("rally",
+                            {"export-policy", "--checkpoint=" + workdir + "/checkpoints/target",
+                             "--out=" + dir + "/damaged.json"},
+                            dir + "/damaged.out", 60s),
+            0);
+  EXPECT_NE(ReadFile(dir + "/damaged.out").find(weights_path + ": its checksum is crc32c:"),
+            std::string::npos)
+      << ReadFile(dir + "/damaged.out");
 }
 
 TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {

@@ -189,12 +189,18 @@ TEST(Checkpoint, EveryKindOfDamageFallsBackWithoutThrowing) {
     f(m);
     Overwrite(cp / "manifest.json", m.dump());
   };
+  // `file` replaced by `bytes` as a writer that got it wrong would have written it: with its
+  // checksum in the manifest, so that the loader's later checks are the ones to catch it.
+  const auto rewrite = [&](const fs::path& cp, const std::string& file, const std::string& bytes) {
+    Overwrite(cp / file, bytes);
+    edit_manifest(cp, [&](nlohmann::json& m) { m["checksums"][file] = FileChecksum(bytes); });
+  };
   // The optimiser file re-encoded with its first tensor changed by `f`.
-  const auto edit_moments = [](const fs::path& cp, const std::function<void(NamedTensor&)>& f) {
+  const auto edit_moments = [&](const fs::path& cp, const std::function<void(NamedTensor&)>& f) {
     auto set = DecodeSafetensors(ReadAll(cp / "optimizer.safetensors"));
     ASSERT_TRUE(set.ok()) << set.status();
     f(set->tensors.front());
-    Overwrite(cp / "optimizer.safetensors", EncodeSafetensors(*set));
+    rewrite(cp, "optimizer.safetensors", EncodeSafetensors(*set));
   };
   const std::vector<Damage> damages = {
       {"job_id not a string",
@@ -228,7 +234,23 @@ TEST(Checkpoint, EveryKindOfDamageFallsBackWithoutThrowing) {
          std::string out;
          for (int i = 0; i < 8; ++i)
            out.push_back(static_cast<char>((json.size() >> (8 * i)) & 0xff));
-         Overwrite(cp / "weights.safetensors", out + json + w.substr(8 + n));
+         rewrite(cp, "weights.safetensors", out + json + w.substr(8 + n));
+       }},
+      {"one bit of a weight flipped (it parses as well as the right one)",
+       [&](const fs::path& cp) {
+         std::string w = ReadAll(cp / "weights.safetensors");
+         w[w.size() - 3] ^= 0x10;
+         Overwrite(cp / "weights.safetensors", w);
+       }},
+      {"one bit of a moment flipped",
+       [&](const fs::path& cp) {
+         std::string o = ReadAll(cp / "optimizer.safetensors");
+         o[o.size() - 1] ^= 0x01;
+         Overwrite(cp / "optimizer.safetensors", o);
+       }},
+      {"checksums that are not strings",
+       [&](const fs::path& cp) {
+         edit_manifest(cp, [](nlohmann::json& m) { m["checksums"]["weights.safetensors"] = 7; });
        }},
       {"moments of float64",
        [&](const fs::path& cp) {
@@ -253,6 +275,41 @@ TEST(Checkpoint, EveryKindOfDamageFallsBackWithoutThrowing) {
     ExpectResumesAt(dir, 5, saved[5]);
     fs::remove_all(dir);
   }
+}
+
+// The manifest records each file's CRC-32C: a changed byte is DATA_LOSS naming the file and both
+// checksums; a checkpoint written before checksums were recorded still loads.
+TEST(Checkpoint, AChangedByteIsFoundByItsChecksum) {
+  const fs::path dir = fs::temp_directory_path() / ("rally-ckpt-crc-" + std::to_string(getpid()));
+  auto saved = SaveCheckpointsAt(dir, {5});
+  const fs::path cp = dir / "step-5";
+  nlohmann::json manifest = nlohmann::json::parse(ReadAll(cp / "manifest.json"));
+  const std::string weights = ReadAll(cp / "weights.safetensors");
+  ASSERT_EQ(manifest["checksums"]["weights.safetensors"], FileChecksum(weights));
+  EXPECT_EQ(manifest["checksums"]["optimizer.safetensors"],
+            FileChecksum(ReadAll(cp / "optimizer.safetensors")));
+  EXPECT_EQ(FileChecksum("123456789"), "crc32c:e3069283");  // the CRC-32C check value
+
+  std::string flipped = weights;
+  flipped[flipped.size() / 2 + 40] ^= 0x04;
+  Overwrite(cp / "weights.safetensors", flipped);
+  PolicyNet net(6, std::vector<int>{16}, 4);
+  torch::optim::Adam opt(net->parameters());
+  const auto before = net->parameters()[0].detach().clone();
+  auto loaded = LoadLatestCheckpoint(dir.string(), "job-1", net, opt);
+  ASSERT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss) << loaded.status();
+  const std::string message(loaded.status().message());
+  EXPECT_NE(message.find((cp / "weights.safetensors").string()), std::string::npos) << message;
+  EXPECT_NE(message.find("its checksum is " + FileChecksum(flipped)), std::string::npos) << message;
+  EXPECT_NE(message.find("records " + FileChecksum(weights)), std::string::npos) << message;
+  EXPECT_TRUE(torch::equal(net->parameters()[0], before));  // nothing was loaded
+
+  // Without checksums (an older checkpoint), the same bytes are trusted.
+  Overwrite(cp / "weights.safetensors", weights);
+  manifest.erase("checksums");
+  Overwrite(cp / "manifest.json", manifest.dump());
+  ExpectResumesAt(dir, 5, saved[5]);
+  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, NothingToResumeIsNotFound) {
