@@ -30,6 +30,14 @@ constexpr auto kPollSlice = std::chrono::milliseconds(100);
 const prometheus::Histogram::BucketBoundaries kWaitBuckets = {0.0001, 0.0005, 0.001, 0.005, 0.01,
                                                               0.05,   0.1,    0.5,   1,     5};
 
+// One call that the rate limiter of `table` held back, from its first refused try until now:
+// one observation per call, however many deadlines it waited through.
+void ObserveHeld(prometheus::Family<prometheus::Histogram>& family, const std::string& table,
+                 Clock::time_point since) {
+  family.Add({{"table", table}}, kWaitBuckets)
+      .Observe(std::chrono::duration<double>(Clock::now() - since).count());
+}
+
 }  // namespace
 
 ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, DurableStore* store)
@@ -92,11 +100,9 @@ absl::Status ReplayServiceImpl::SetJob(const std::string& job_id, const std::str
   auto job = ReplayJob::Create(job_id, spec_yaml, config, store_);
   if (!job.ok()) return job.status();
   std::shared_ptr<ReplayJob> shared = std::move(*job);
-  for (Table* t : shared->tables()) {
-    auto& ib = insert_blocked_.Add({{"table", t->name()}}, kWaitBuckets);
-    auto& sb = sample_blocked_.Add({{"table", t->name()}}, kWaitBuckets);
-    t->set_blocked_callbacks([&ib](double s) { ib.Observe(s); },
-                             [&sb](double s) { sb.Observe(s); });
+  for (Table* t : shared->tables()) {  // exported from the start, before any call is held
+    insert_blocked_.Add({{"table", t->name()}}, kWaitBuckets);
+    sample_blocked_.Add({{"table", t->name()}}, kWaitBuckets);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -353,20 +359,31 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
   }
   bool blocked = false;
   for (Table* t : targets) {
+    std::optional<Clock::time_point> held_since;  // when this table first held the item back
+    absl::Status status = absl::OkStatus();
     while (true) {
       // A first try that does not wait, so that the caller hears before the item blocks.
-      auto key =
-          t->Insert(item, req.priority, Clock::now() + (blocked ? kPollSlice : Clock::duration{}),
-                    encoded ? &*encoded : nullptr);
+      auto key = t->Insert(item, req.priority,
+                           Clock::now() + (held_since ? kPollSlice : Clock::duration{}),
+                           encoded ? &*encoded : nullptr);
       if (key.ok()) break;
-      if (!absl::IsDeadlineExceeded(key.status())) return key.status();
-      if (!blocked) {
+      if (!absl::IsDeadlineExceeded(key.status())) {
+        status = key.status();
+        break;
+      }
+      if (!held_since) {
+        held_since = Clock::now();
+        if (!blocked) before_blocking();
         blocked = true;
-        before_blocking();
         continue;
       }
-      if (ctx->IsCancelled() || closed_) return absl::CancelledError("insert cancelled");
+      if (ctx->IsCancelled() || closed_) {
+        status = absl::CancelledError("insert cancelled");
+        break;
+      }
     }
+    if (held_since) ObserveHeld(insert_blocked_, t->name(), *held_since);
+    if (!status.ok()) return status;
   }
   job.MarkStored(item->actor_id(), item->sequence());
   return absl::OkStatus();
@@ -550,11 +567,19 @@ grpc::Status ReplayServiceImpl::Sample(
       }
       continue;
     }
-    absl::StatusOr<std::vector<SampledItem>> batch;
-    while (true) {
-      batch = table->Sample(first.batch_size(), Clock::now() + kPollSlice);
-      if (batch.ok() || !absl::IsDeadlineExceeded(batch.status())) break;
-      if (ctx->IsCancelled() || closed_) return grpc::Status::CANCELLED;
+    // A first try that does not wait; a batch the rate limiter holds back is then waited for
+    // in slices, and counted as held once.
+    absl::StatusOr<std::vector<SampledItem>> batch =
+        table->Sample(first.batch_size(), Clock::now());
+    if (absl::IsDeadlineExceeded(batch.status())) {
+      const Clock::time_point held_since = Clock::now();
+      while (true) {
+        batch = table->Sample(first.batch_size(), Clock::now() + kPollSlice);
+        if (batch.ok() || !absl::IsDeadlineExceeded(batch.status())) break;
+        if (ctx->IsCancelled() || closed_) break;
+      }
+      ObserveHeld(sample_blocked_, table->name(), held_since);
+      if (absl::IsDeadlineExceeded(batch.status())) return grpc::Status::CANCELLED;
     }
     if (!batch.ok()) return ToGrpc(batch.status());
     v1::SampleResponse resp;

@@ -55,13 +55,6 @@ void Table::set_observer(TableObserver* observer) {
   observer_ = observer;
 }
 
-void Table::set_blocked_callbacks(std::function<void(double)> insert,
-                                  std::function<void(double)> sample) {
-  std::lock_guard<std::mutex> lock(mu_);
-  insert_blocked_ = std::move(insert);
-  sample_blocked_ = std::move(sample);
-}
-
 absl::Status Table::InsertLocked(StoredItem item) {
   if (items_.count(item.key)) {
     return absl::AlreadyExistsError(absl::StrCat("key ", item.key, " already stored"));
@@ -140,14 +133,9 @@ absl::StatusOr<uint64_t> Table::Insert(std::shared_ptr<const v1::Trajectory> tra
         "item of ", item.bytes, " bytes exceeds the table's max_bytes (", options_.max_bytes, ")"));
   }
   std::unique_lock<std::mutex> lock(mu_);
-  auto start = Clock::now();
   bool ready = cv_.wait_until(lock, deadline, [&] {
     return closed_ || limiter_.CanInsert(static_cast<int64_t>(items_.size()));
   });
-  // A try that was not to wait (deadline already past) and could not insert is not a wait.
-  if (insert_blocked_ && (ready || deadline > start)) {
-    insert_blocked_(std::chrono::duration<double>(Clock::now() - start).count());
-  }
   if (closed_) return absl::CancelledError(absl::StrCat("table '", name(), "' closed"));
   if (!ready) {
     return absl::DeadlineExceededError(absl::StrCat("table '", name(),
@@ -183,7 +171,6 @@ absl::StatusOr<std::vector<SampledItem>> Table::Sample(int n, Clock::time_point 
                                                    "' max_size ", options_.max_size));
   }
   std::unique_lock<std::mutex> lock(mu_);
-  auto start = Clock::now();
   auto enough = [&] {
     int64_t size = static_cast<int64_t>(items_.size());
     // Items sampled at most once must all be distinct and present.
@@ -191,7 +178,6 @@ absl::StatusOr<std::vector<SampledItem>> Table::Sample(int n, Clock::time_point 
     return closed_ || (size > 0 && distinct_ok && limiter_.CanSample(size, n));
   };
   bool ready = cv_.wait_until(lock, deadline, enough);
-  if (sample_blocked_) sample_blocked_(std::chrono::duration<double>(Clock::now() - start).count());
   if (closed_) return absl::CancelledError(absl::StrCat("table '", name(), "' closed"));
   if (!ready) {
     return absl::DeadlineExceededError(absl::StrCat("table '", name(), "' holds ", items_.size(),

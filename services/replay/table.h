@@ -101,9 +101,6 @@ class Table {
   const std::string& name() const { return options_.name; }
 
   void set_observer(TableObserver* observer);
-  // Called with the seconds a call spent blocked by the rate limiter.
-  void set_blocked_callbacks(std::function<void(double)> insert,
-                             std::function<void(double)> sample);
 
   // Stores `trajectory` with `priority`; returns its key. `encoded` (optional) is handed to the
   // observer, which then need not encode the trajectory under the table lock.
@@ -172,8 +169,6 @@ class Table {
   bool closed_ = false;
   TableObserver* observer_ = nullptr;
   uint64_t last_lsn_ = 0;
-  std::function<void(double)> insert_blocked_;
-  std::function<void(double)> sample_blocked_;
 };
 
 // The oldest policy version among a trajectory's turns (0 for none).

@@ -26,6 +26,25 @@ using testing::HttpGet;
 using testing::Process;
 using testing::WaitForLogField;
 
+// The value of the series `series` (name and labels, as exported) in a /metrics page; -1 when
+// it is not there.
+double SeriesValue(const std::string& metrics, const std::string& series) {
+  const std::string head = "\n" + series + " ";
+  const size_t at = ("\n" + metrics).find(head);
+  return at == std::string::npos ? -1 : std::stod(metrics.substr(at + head.size() - 1));
+}
+
+// The value of `series` once it is `until`, polling the replay's metrics for up to 5 s (a
+// stream's handler records a held call when it notices the client has gone).
+double SeriesValueOnce(const std::string& address, const std::string& series, double until) {
+  double v = -1;
+  for (int i = 0; i < 50 && v != until; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    v = SeriesValue(HttpGet(address, "/metrics"), series);
+  }
+  return v;
+}
+
 v1::Trajectory ValidTrajectory(uint64_t seq) {
   v1::Trajectory t = testing::TicTacToeTrajectory(seq);
   t.set_actor_id("test");
@@ -254,6 +273,21 @@ TEST_F(ReplayServiceTest, AStreamHeldBackByTheRateLimiterHoldsTheSenderBack) {
   EXPECT_LT(written, 1000);
   EXPECT_LT(after - before, int64_t{64} << 20);
   EXPECT_EQ(OnlyTable().size(), 8);  // and the replay serves on
+
+  // The item held back until the client's deadline is one observation of about 4 s.
+  const std::string held = "rally_replay_insert_blocked_seconds_count{table=\"selfplay\"}";
+  EXPECT_EQ(SeriesValueOnce(metrics_address_, held, 1), 1);
+  const double held_s = SeriesValue(HttpGet(metrics_address_, "/metrics"),
+                                    "rally_replay_insert_blocked_seconds_sum{table=\"selfplay\"}");
+  EXPECT_GT(held_s, 2.5);
+  EXPECT_LT(held_s, 4.5);
+  // A sample the limiter lets through at once is not a held call; one it holds back until its
+  // client gives up is one.
+  const std::string sample_held = "rally_replay_sample_blocked_seconds_count{table=\"selfplay\"}";
+  ASSERT_TRUE(testing::SampleOnce(*stub, "selfplay", 8, /*accept_zstd=*/false, 10s).has_value());
+  EXPECT_EQ(SeriesValue(HttpGet(metrics_address_, "/metrics"), sample_held), 0);
+  EXPECT_FALSE(testing::SampleOnce(*stub, "selfplay", 1, /*accept_zstd=*/false, 1s).has_value());
+  EXPECT_EQ(SeriesValueOnce(metrics_address_, sample_held, 1), 1);
 }
 
 TEST_F(ReplayServiceTest, AcknowledgesABurstInOrderWithRunsOfStoredItemsSharingAResponse) {

@@ -55,13 +55,10 @@ TEST(Table, AFullQueueHoldsInsertsBackUntilTheDeadline) {
   ASSERT_TRUE(table->Insert(Item(2), 1, Soon()).ok());
   EXPECT_EQ(table->Insert(Item(3), 1, Soon()).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(table->size(), 2);  // nothing was dropped
-  double blocked = -1;
-  table->set_blocked_callbacks([&](double s) { blocked = s; }, nullptr);
   std::thread inserter([&] { EXPECT_TRUE(table->Insert(Item(3), 1, Later()).ok()); });
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  ASSERT_TRUE(table->Sample(1, Soon()).ok());
+  ASSERT_TRUE(table->Sample(1, Soon()).ok());  // makes room: the waiting insert goes in
   inserter.join();
-  EXPECT_GT(blocked, 0.0);  // the time blocked is reported
   EXPECT_EQ(table->size(), 2);
 }
 
