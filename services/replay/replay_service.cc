@@ -27,8 +27,10 @@ using Clock = std::chrono::steady_clock;
 // Blocked calls wake at least this often to notice cancelled clients and shutdown.
 constexpr auto kPollSlice = std::chrono::milliseconds(100);
 
-const prometheus::Histogram::BucketBoundaries kWaitBuckets = {0.0001, 0.0005, 0.001, 0.005, 0.01,
-                                                              0.05,   0.1,    0.5,   1,     5};
+// A held call is one observation of its whole wait, which can be minutes (a queue whose learner
+// is slow or restarting), hence the long tail.
+const prometheus::Histogram::BucketBoundaries kWaitBuckets = {
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300};
 
 // One call that the rate limiter of `table` held back, from its first refused try until now:
 // one observation per call, however many deadlines it waited through.
