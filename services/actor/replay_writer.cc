@@ -1,5 +1,11 @@
 #include "services/actor/replay_writer.h"
 
+#include <google/protobuf/wire_format.h>
+
+#include <algorithm>
+#include <bit>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "common/net/proto_wire.h"
 #include "common/net/server.h"
@@ -55,6 +61,155 @@ grpc::Slice Serialize(const v1::Trajectory& trajectory, const std::string& actor
   return out;
 }
 
+// The key (actor_id, sequence) of an item, serialised: it follows the trajectory's own bytes.
+std::string KeyBytes(const std::string& actor_id, uint64_t sequence) {
+  v1::Trajectory key;
+  key.set_actor_id(actor_id);
+  key.set_sequence(sequence);
+  return key.SerializeAsString();
+}
+
+// Builds an item's bytes as slices: encoded bytes gather in `head` until an array is referenced.
+class Pieces {
+ public:
+  explicit Pieces(std::shared_ptr<const v1::Trajectory> owner) : owner_(std::move(owner)) {}
+
+  std::string& head() { return head_; }
+  // Appends `message` serialised (its size cached by ByteSizeLong).
+  void AppendMessage(const google::protobuf::Message& message, size_t size) {
+    const size_t at = head_.size();
+    head_.resize(at + size);
+    message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(head_.data() + at));
+  }
+  // Appends field `field` of `message` as protobuf serialises it.
+  void AppendField(const google::protobuf::Message& message,
+                   const google::protobuf::FieldDescriptor* field) {
+    using google::protobuf::internal::WireFormat;
+    // (FieldByteSize counts an absent singular field's default value.)
+    if (!field->is_repeated() && !message.GetReflection()->HasField(message, field)) return;
+    const size_t size = WireFormat::FieldByteSize(field, message);
+    if (size == 0) return;
+    const size_t at = head_.size();
+    head_.resize(at + size);
+    auto* target = reinterpret_cast<uint8_t*>(head_.data() + at);
+    google::protobuf::io::EpsCopyOutputStream stream(
+        target, static_cast<int>(size),
+        google::protobuf::io::CodedOutputStream::IsDefaultSerializationDeterministic());
+    WireFormat::InternalSerializeField(field, message, target, &stream);
+  }
+  // Appends `bytes` bytes at `data` (inside the owner) by reference.
+  void Reference(const void* data, size_t bytes) {
+    Flush();
+    auto* hold = new std::shared_ptr<const v1::Trajectory>(owner_);
+    slices_.emplace_back(
+        const_cast<void*>(data), bytes,
+        [](void* p) { delete static_cast<std::shared_ptr<const v1::Trajectory>*>(p); }, hold);
+    referenced_ += bytes;
+  }
+  size_t size() const { return encoded_ + head_.size() + referenced_; }
+  std::vector<grpc::Slice> Finish() {
+    Flush();
+    return std::move(slices_);
+  }
+
+ private:
+  void Flush() {
+    if (head_.empty()) return;
+    encoded_ += head_.size();
+    slices_.emplace_back(head_.data(), head_.size());  // copies the (small) encoded bytes
+    head_.clear();
+  }
+
+  std::shared_ptr<const v1::Trajectory> owner_;
+  std::string head_;
+  std::vector<grpc::Slice> slices_;
+  size_t encoded_ = 0;
+  size_t referenced_ = 0;
+};
+
+// The packed fixed-width arrays of `turn` that travel by reference: those of at least
+// kReferenceArrayBytes. Their memory is their wire form on a little-endian machine.
+struct TurnArray {
+  int field;
+  const void* data;
+  size_t bytes;
+};
+std::vector<TurnArray> LargeArrays(const v1::Turn& turn) {
+  static_assert(std::endian::native == std::endian::little);
+  std::vector<TurnArray> out;
+  auto add = [&](int field, const auto& values) {
+    const size_t bytes = values.size() * sizeof(values[0]);
+    if (bytes >= kReferenceArrayBytes) out.push_back({field, values.data(), bytes});
+  };
+  add(v1::Turn::kObservationFieldNumber, turn.observation());
+  add(v1::Turn::kObservationTokensFieldNumber, turn.observation_tokens());
+  add(v1::Turn::kActionTokensFieldNumber, turn.action_tokens());
+  add(v1::Turn::kBehaviourLogProbsFieldNumber, turn.behaviour_log_probs());
+  return out;
+}
+
+bool HasUnknownFields(const google::protobuf::Message& m) {
+  return !m.GetReflection()->GetUnknownFields(m).empty();
+}
+
+// EncodeTrajectory's work; nullopt where the pieces would not parse as `t` (unknown fields).
+std::optional<std::vector<grpc::Slice>> EncodeByReference(
+    const std::shared_ptr<const v1::Trajectory>& trajectory, const std::string& key) {
+  const v1::Trajectory& t = *trajectory;
+  if (HasUnknownFields(t)) return std::nullopt;
+  Pieces out(trajectory);
+  // The trajectory's fields other than its turns and key, then each turn as a `turns`
+  // occurrence, then the key: the order of fields does not matter to a parser, that of one
+  // field's values does.
+  const auto* descriptor = t.GetDescriptor();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const int number = descriptor->field(i)->number();
+    if (number != v1::Trajectory::kTurnsFieldNumber &&
+        number != v1::Trajectory::kActorIdFieldNumber &&
+        number != v1::Trajectory::kSequenceFieldNumber) {
+      out.AppendField(t, descriptor->field(i));
+    }
+  }
+  for (const v1::Turn& turn : t.turns()) {
+    const size_t size = turn.ByteSizeLong();
+    AppendFieldHeader(out.head(), v1::Trajectory::kTurnsFieldNumber, size);
+    const std::vector<TurnArray> arrays = LargeArrays(turn);
+    if (arrays.empty()) {
+      out.AppendMessage(turn, size);
+      continue;
+    }
+    if (HasUnknownFields(turn)) return std::nullopt;
+    const size_t start = out.size();
+    const auto* turn_descriptor = turn.GetDescriptor();
+    for (int i = 0; i < turn_descriptor->field_count(); ++i) {
+      const auto* field = turn_descriptor->field(i);
+      if (std::none_of(arrays.begin(), arrays.end(),
+                       [&](const TurnArray& a) { return a.field == field->number(); })) {
+        out.AppendField(turn, field);
+      }
+    }
+    for (const TurnArray& a : arrays) {
+      AppendFieldHeader(out.head(), a.field, a.bytes);
+      out.Reference(a.data, a.bytes);
+    }
+    if (out.size() - start != size) return std::nullopt;
+  }
+  out.head() += key;
+  return out.Finish();
+}
+
+}  // namespace
+
+std::vector<grpc::Slice> EncodeTrajectory(std::shared_ptr<const v1::Trajectory> trajectory,
+                                          const std::string& actor_id, uint64_t sequence) {
+  if (auto pieces = EncodeByReference(trajectory, KeyBytes(actor_id, sequence))) {
+    return *std::move(pieces);
+  }
+  return {Serialize(*trajectory, actor_id, sequence)};
+}
+
+namespace {
+
 // The InsertRequest fields that precede each trajectory on a stream: the tables and priority.
 std::string RequestPrefix(const std::vector<std::string>& tables) {
   v1::InsertRequest req;
@@ -86,46 +241,67 @@ grpc::ByteBuffer ReplayWriter::Frame(const std::string& prefix,
     AppendFieldHeader(item_head,
                       item.compressed ? v1::InsertRequest::kTrajectoryZstdFieldNumber
                                       : v1::InsertRequest::kTrajectoryFieldNumber,
-                      item.body.size());
+                      item.bytes);
     std::string head;
     if (i > 0) {
-      AppendFieldHeader(head, v1::InsertRequest::kMoreFieldNumber,
-                        item_head.size() + item.body.size());
+      AppendFieldHeader(head, v1::InsertRequest::kMoreFieldNumber, item_head.size() + item.bytes);
     }
     head += item_head;
     slices.emplace_back(head);
-    slices.push_back(item.body);
+    slices.insert(slices.end(), item.body.begin(), item.body.end());
   }
   return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
-bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
+std::shared_ptr<ReplayWriter::Outgoing> ReplayWriter::Reserve() {
   auto out = std::make_shared<Outgoing>();
-  uint64_t sequence = 0;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
-    if (stop_) return false;
-    sequence = next_sequence_++;
-    out->sequence = sequence;
-    unacked_.push_back(out);
-    if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
-  }
-  out->body = Serialize(trajectory, actor_id_, sequence);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return stop_ || unacked_.size() < max_in_flight_; });
+  if (stop_) return nullptr;
+  out->sequence = next_sequence_++;
+  unacked_.push_back(out);
+  if (in_flight_) in_flight_->Set(static_cast<double>(unacked_.size()));
+  return out;
+}
+
+void ReplayWriter::MarkReady(Outgoing& out, std::vector<grpc::Slice> body) {
+  size_t bytes = 0;
+  for (const grpc::Slice& s : body) bytes += s.size();
   // Large items travel compressed; the replay decompresses them before validating.
-  if (out->body.size() > kWireCompressAboveBytes) {
-    std::string z = compressor_.Compress(
-        std::string_view(reinterpret_cast<const char*>(out->body.begin()), out->body.size()));
+  if (bytes > kWireCompressAboveBytes) {
+    std::string z = compressor_.Compress(bytes, [&] {
+      std::string flat;
+      flat.reserve(bytes);
+      for (const grpc::Slice& s : body)
+        flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      return flat;
+    });
     if (!z.empty()) {
-      out->body = OwningSlice(std::move(z));
-      out->compressed = true;
+      bytes = z.size();
+      body = {OwningSlice(std::move(z))};
+      out.compressed = true;
     }
   }
+  out.body = std::move(body);
+  out.bytes = bytes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    out->ready = true;
+    out.ready = true;
   }
   ready_cv_.notify_one();
+}
+
+bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
+  std::shared_ptr<Outgoing> out = Reserve();
+  if (out == nullptr) return false;
+  MarkReady(*out, {Serialize(trajectory, actor_id_, out->sequence)});
+  return true;
+}
+
+bool ReplayWriter::Push(std::shared_ptr<const v1::Trajectory> trajectory) {
+  std::shared_ptr<Outgoing> out = Reserve();
+  if (out == nullptr) return false;
+  MarkReady(*out, EncodeTrajectory(std::move(trajectory), actor_id_, out->sequence));
   return true;
 }
 
@@ -214,8 +390,8 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
       // Everything ready goes out in one message, up to kMaxBatchBytes (at least one item).
       size_t bytes = 0;
       while (sent_ < unacked_.size() && unacked_[sent_]->ready &&
-             (batch.empty() || bytes + unacked_[sent_]->body.size() <= kMaxBatchBytes)) {
-        bytes += unacked_[sent_]->body.size();
+             (batch.empty() || bytes + unacked_[sent_]->bytes <= kMaxBatchBytes)) {
+        bytes += unacked_[sent_]->bytes;
         batch.push_back(unacked_[sent_++]);
       }
     }

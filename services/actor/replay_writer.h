@@ -9,9 +9,11 @@
 //
 // Push() also encodes, on the pushing thread, so that several actor threads encode in parallel
 // while the one sending thread only writes: it serialises the trajectory once, straight into a
-// gRPC slice, and compresses it there when it is above 16 KiB and compresses well. The sending
-// thread frames that slice as an InsertRequest without copying it (the stream carries raw
-// bytes), and the slice is kept until the ack, so a resend costs no second encoding. Items
+// gRPC slice, and compresses it there when it is above 16 KiB and compresses well; a trajectory
+// pushed as shared and unchanging keeps its large arrays where they are, referenced by slices
+// (EncodeTrajectory). The sending thread frames those slices as an InsertRequest without
+// copying them (the stream carries raw bytes), and they are kept until the ack, so a resend
+// costs no second encoding. Items
 // ready together go out in one message (InsertRequest.more, up to kMaxBatchBytes): a fast
 // actor's small items do not cost a message each, and a slow one's are not held back. The
 // writer's stream has a TCP connection of its own (not shared with the actor's other channels).
@@ -40,6 +42,17 @@ namespace rally {
 std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
     const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx);
 
+// Arrays of a turn (token ids, observations, log-probabilities) from this size on travel by
+// reference (EncodeTrajectory).
+inline constexpr size_t kReferenceArrayBytes = 4096;
+
+// `trajectory` serialised, with `actor_id` and `sequence` as its key, as slices that parse as one
+// Trajectory: a turn's packed fixed-width arrays of kReferenceArrayBytes or more are referenced
+// where they lie (each slice holds `trajectory`), everything else is encoded. A trajectory with
+// fields this build does not know is encoded whole.
+std::vector<grpc::Slice> EncodeTrajectory(std::shared_ptr<const v1::Trajectory> trajectory,
+                                          const std::string& actor_id, uint64_t sequence);
+
 class ReplayWriter {
  public:
   ReplayWriter(std::string address, std::vector<std::string> tables, std::string actor_id,
@@ -49,6 +62,10 @@ class ReplayWriter {
   // Numbers, encodes and queues `trajectory` (its actor_id and sequence are the writer's, whatever
   // `trajectory` holds); false if the writer was stopped.
   bool Push(const v1::Trajectory& trajectory);
+  // The same for a trajectory that no one changes any more: its large arrays go out from where
+  // they lie rather than copied (EncodeTrajectory), and it is held until acknowledged. For
+  // language-model turns, whose token arrays are most of an item's bytes.
+  bool Push(std::shared_ptr<const v1::Trajectory> trajectory);
   // Blocks until every pushed trajectory is acknowledged or `timeout` passes; true if all were.
   bool Flush(std::chrono::milliseconds timeout);
   // Stops sending; what is not acknowledged by then is dropped.
@@ -68,7 +85,8 @@ class ReplayWriter {
   // number) in order, then encode outside the lock; the sender waits for `ready`.
   struct Outgoing {
     uint64_t sequence = 0;
-    grpc::Slice body;  // the serialised Trajectory, or its zstd frame
+    std::vector<grpc::Slice> body;  // the serialised Trajectory in pieces, or its zstd frame
+    size_t bytes = 0;               // of the body
     bool compressed = false;
     bool ready = false;
   };
@@ -77,6 +95,10 @@ class ReplayWriter {
   // in `more`; each is `prefix` (tables, priority) and its body. Bodies are referenced, not copied.
   static grpc::ByteBuffer Frame(const std::string& prefix,
                                 const std::vector<std::shared_ptr<const Outgoing>>& items);
+  // Waits for room, then queues a new item and numbers it; nullptr if the writer was stopped.
+  std::shared_ptr<Outgoing> Reserve();
+  // Compresses `body` where that pays and hands it to the sender.
+  void MarkReady(Outgoing& out, std::vector<grpc::Slice> body);
   void Loop();
   // Runs one stream until it breaks or the writer stops.
   void RunStream(const std::shared_ptr<grpc::Channel>& channel);

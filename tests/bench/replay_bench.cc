@@ -81,7 +81,9 @@ IngestRate Ingest(const Cluster& c, size_t item_bytes, int writers, double secon
   for (int w = 0; w < writers; ++w) {
     threads.emplace_back([&, w] {
       std::mt19937 rng(w + 1);
-      v1::Trajectory item = Item(item_bytes, rng);
+      // Shared and unchanging, as an actor hands over a finished trajectory: its token array
+      // goes out from where it lies.
+      auto item = std::make_shared<const v1::Trajectory>(Item(item_bytes, rng));
       while (!stop) {
         if (!ws[w]->Push(item)) return;
       }

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <map>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -492,8 +493,8 @@ TEST_F(ReplayServiceTest, LargeItemsTravelCompressedBothWays) {
 TEST_F(ReplayServiceTest, StreamsSamplingTheSameItemsAtOnceEachGetThemWhole) {
   // The replay lends stored trajectories to each response instead of copying them. Four
   // streams sample the same 12 items (uniform, never removed) at once, large and small, plain
-  // and zstd: every copy that arrives must be the item as inserted, and the items must still
-  // be stored and sampled afterwards.
+  // and zstd, some sent with their token arrays by reference: every copy that arrives must be
+  // the item as inserted, and the items must still be stored and sampled afterwards.
   ASSERT_FALSE(SubmitJob("game: tictactoe\nreplay: {tables: [{name: pool, sampler: uniform, "
                          "remover: fifo, max_times_sampled: 0, rate_limiter: min_size, "
                          "min_size_to_sample: 12, max_size: 12}]}\n"
@@ -502,15 +503,25 @@ TEST_F(ReplayServiceTest, StreamsSamplingTheSameItemsAtOnceEachGetThemWhole) {
   std::map<uint64_t, std::string> inserted;  // sequence -> serialised trajectory
   {
     ReplayWriter writer(replay_address_, {"pool"}, "lender", 16, nullptr);
+    std::mt19937 rng(5);
     for (uint64_t seq = 1; seq <= 12; ++seq) {
       v1::Trajectory t = ValidTrajectory(seq);
       t.set_actor_id("lender");
-      // Every third item is 40 KB of repeating ids (compressible), the others small.
+      // Every third item is 40 KB of repeating ids (compressible); of the others, every second
+      // is 24 KB of random ids pushed shared (the array goes out by reference, plain), the
+      // rest small.
       for (int i = 0; seq % 3 == 0 && i < 10000; ++i) {
         t.mutable_turns(0)->add_observation_tokens(static_cast<uint32_t>(seq * 1000 + i % 31));
       }
+      for (int i = 0; seq % 3 == 1 && i < 6000; ++i) {
+        t.mutable_turns(0)->add_observation_tokens(static_cast<uint32_t>(rng()));
+      }
       inserted[seq] = t.SerializeAsString();
-      ASSERT_TRUE(writer.Push(t));
+      if (seq % 3 == 1) {
+        ASSERT_TRUE(writer.Push(std::make_shared<const v1::Trajectory>(std::move(t))));
+      } else {
+        ASSERT_TRUE(writer.Push(t));
+      }
     }
     ASSERT_TRUE(writer.Flush(10s));
   }
