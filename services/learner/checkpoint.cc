@@ -215,6 +215,12 @@ absl::StatusOr<int64_t> ReservedVersions(const std::string& dir, const std::stri
   return j.value("job_id", "") == job_id ? through->get<int64_t>() : -1;
 }
 
+int64_t FirstVersionAfterRestart(int64_t checkpoint_version,
+                                 const absl::StatusOr<int64_t>& reserved) {
+  if (!reserved.ok()) return checkpoint_version + kVersionsSkippedWhenReservationsAreLost;
+  return std::max(checkpoint_version, *reserved + 1);
+}
+
 absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through) {
   std::error_code ec;
   fs::create_directories(dir, ec);

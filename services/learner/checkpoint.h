@@ -69,6 +69,15 @@ inline constexpr int64_t kVersionBlock = 64;
 absl::StatusOr<int64_t> ReservedVersions(const std::string& dir, const std::string& job_id);
 // Records that versions up to `through` may be published for `job_id`.
 absl::Status ReserveVersions(const std::string& dir, const std::string& job_id, int64_t through);
+// How far beyond its checkpoint a resumed learner numbers when the reservations were lost (a
+// damaged versions.json): no bound on what the run before published is known, so numbering
+// skips further than that run could have gone without a checkpoint, leaving a gap rather than
+// publishing a number twice.
+inline constexpr int64_t kVersionsSkippedWhenReservationsAreLost = int64_t{1} << 20;
+// The first version a learner resumed at `checkpoint_version` publishes, given what
+// ReservedVersions() read: above every version reserved before.
+int64_t FirstVersionAfterRestart(int64_t checkpoint_version,
+                                 const absl::StatusOr<int64_t>& reserved);
 
 // Loads the newest checkpoint in `dir` into `net` and `optimizer` and returns its state;
 // NOT_FOUND when there is none, or when it belongs to another job than `job_id`.

@@ -157,23 +157,24 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   // that the previous run may have published.
   int64_t reserved = -1;
   if (saves) {
-    auto read = ReservedVersions(options.checkpoint_dir, job_id);
-    if (read.ok()) {
-      reserved = *read;
-    } else {
+    const absl::StatusOr<int64_t> read = ReservedVersions(options.checkpoint_dir, job_id);
+    const int64_t first = FirstVersionAfterRestart(version, read);
+    if (!read.ok()) {
       LogError(
-          "reserved policy versions unknown; numbering continues from the checkpoint, and "
-          "versions published before the restart may be published again",
-          {{"error", read.status().ToString()}});
+          "reserved policy versions unknown; numbering skips ahead of the checkpoint so that no "
+          "version published before the restart is published again",
+          {{"error", read.status().ToString()},
+           {"checkpoint_version", version},
+           {"version", first}});
+    } else if (first > version) {
+      LogInfo("policy versions continue above those reserved before the restart",
+              {{"job_id", job_id},
+               {"checkpoint_version", version},
+               {"reserved_through", *read},
+               {"version", first}});
     }
-  }
-  if (reserved >= version) {
-    LogInfo("policy versions continue above those reserved before the restart",
-            {{"job_id", job_id},
-             {"checkpoint_version", version},
-             {"reserved_through", reserved},
-             {"version", reserved + 1}});
-    version = reserved + 1;
+    if (read.ok()) reserved = *read;
+    version = first;
   }
   net->to(device);
 

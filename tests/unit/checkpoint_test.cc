@@ -342,5 +342,20 @@ TEST(Checkpoint, ReservedVersionsBelongToTheirJob) {
   fs::remove_all(dir);
 }
 
+TEST(Checkpoint, AResumedLearnerNumbersAboveEveryVersionThatMayHaveBeenPublished) {
+  // Nothing reserved (a first run, or another job's file): the checkpoint's version goes on.
+  EXPECT_EQ(FirstVersionAfterRestart(0, -1), 0);
+  EXPECT_EQ(FirstVersionAfterRestart(40, -1), 40);
+  // Reserved through 127 before the restart: 128 on, whatever the checkpoint's version.
+  EXPECT_EQ(FirstVersionAfterRestart(50, 127), 128);
+  EXPECT_EQ(FirstVersionAfterRestart(0, 63), 64);
+  // A reservation below the checkpoint's version (not written since) does not move it back.
+  EXPECT_EQ(FirstVersionAfterRestart(200, 127), 200);
+  // Reservations lost: a gap far beyond the checkpoint rather than a number used twice.
+  const absl::StatusOr<int64_t> lost = absl::DataLossError("versions.json is not ...");
+  EXPECT_EQ(FirstVersionAfterRestart(50, lost), 50 + kVersionsSkippedWhenReservationsAreLost);
+  EXPECT_GT(kVersionsSkippedWhenReservationsAreLost, 1000 * kVersionBlock);
+}
+
 }  // namespace
 }  // namespace rally
