@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rally {
 
@@ -32,6 +33,17 @@ inline grpc::Slice OwningSlice(std::string s) {
   auto* owned = new std::string(std::move(s));
   return grpc::Slice(
       owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+}
+
+// The bytes of `slices` in one string (a copy).
+inline std::string JoinSlices(const std::vector<grpc::Slice>& slices) {
+  std::string out;
+  size_t bytes = 0;
+  for (const grpc::Slice& s : slices) bytes += s.size();
+  out.reserve(bytes);
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
 }
 
 }  // namespace rally

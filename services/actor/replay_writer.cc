@@ -45,28 +45,26 @@ ReplayWriter::~ReplayWriter() { Stop(); }
 
 namespace {
 
-// `trajectory` serialised with `actor_id` and `sequence` as its key. They are appended as a
-// second message: parsing concatenated messages merges them, and the last value of a singular
-// field wins, so the trajectory itself need not be copied to set them.
-grpc::Slice Serialize(const v1::Trajectory& trajectory, const std::string& actor_id,
-                      uint64_t sequence) {
+// An item's key: the trajectory fields `actor_id` and `sequence`, as a message of their own.
+// It is appended to the trajectory's bytes: parsing concatenated messages merges them, and the
+// last value of a singular field wins, so the trajectory itself need not be copied to set them.
+v1::Trajectory Key(const std::string& actor_id, uint64_t sequence) {
   v1::Trajectory key;
   key.set_actor_id(actor_id);
   key.set_sequence(sequence);
+  return key;
+}
+
+// `trajectory` serialised with `actor_id` and `sequence` as its key, in one slice.
+grpc::Slice Serialize(const v1::Trajectory& trajectory, const std::string& actor_id,
+                      uint64_t sequence) {
+  const v1::Trajectory key = Key(actor_id, sequence);
   const size_t body = trajectory.ByteSizeLong();
   const size_t tail = key.ByteSizeLong();
   grpc::Slice out(body + tail);
   auto* p = const_cast<uint8_t*>(out.begin());
   key.SerializeWithCachedSizesToArray(trajectory.SerializeWithCachedSizesToArray(p));
   return out;
-}
-
-// The key (actor_id, sequence) of an item, serialised: it follows the trajectory's own bytes.
-std::string KeyBytes(const std::string& actor_id, uint64_t sequence) {
-  v1::Trajectory key;
-  key.set_actor_id(actor_id);
-  key.set_sequence(sequence);
-  return key.SerializeAsString();
 }
 
 // Builds an item's bytes as slices: encoded bytes gather in `head` until an array is referenced.
@@ -208,7 +206,7 @@ std::optional<std::vector<grpc::Slice>> EncodeByReference(
 
 std::vector<grpc::Slice> EncodeTrajectory(std::shared_ptr<const v1::Trajectory> trajectory,
                                           const std::string& actor_id, uint64_t sequence) {
-  if (auto pieces = EncodeByReference(trajectory, KeyBytes(actor_id, sequence))) {
+  if (auto pieces = EncodeByReference(trajectory, Key(actor_id, sequence).SerializeAsString())) {
     return *std::move(pieces);
   }
   return {Serialize(*trajectory, actor_id, sequence)};
@@ -275,13 +273,7 @@ void ReplayWriter::MarkReady(Outgoing& out, std::vector<grpc::Slice> body) {
   for (const grpc::Slice& s : body) bytes += s.size();
   // Large items travel compressed; the replay decompresses them before validating.
   if (bytes > kWireCompressAboveBytes) {
-    std::string z = compressor_.Compress(bytes, [&] {
-      std::string flat;
-      flat.reserve(bytes);
-      for (const grpc::Slice& s : body)
-        flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      return flat;
-    });
+    std::string z = compressor_.Compress(bytes, [&] { return JoinSlices(body); });
     if (!z.empty()) {
       bytes = z.size();
       body = {OwningSlice(std::move(z))};

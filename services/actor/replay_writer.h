@@ -13,10 +13,10 @@
 // pushed as shared and unchanging keeps its large arrays where they are, referenced by slices
 // (EncodeTrajectory). The sending thread frames those slices as an InsertRequest without
 // copying them (the stream carries raw bytes), and they are kept until the ack, so a resend
-// costs no second encoding. Items
-// ready together go out in one message (InsertRequest.more, up to kMaxBatchBytes): a fast
-// actor's small items do not cost a message each, and a slow one's are not held back. The
-// writer's stream has a TCP connection of its own (not shared with the actor's other channels).
+// costs no second encoding. Items ready together go out in one message (InsertRequest.more, up
+// to kMaxBatchBytes): a fast actor's small items do not cost a message each, and a slow one's
+// are not held back. The writer's stream has a TCP connection of its own (not shared with the
+// actor's other channels).
 // Thread safety: Push() from any thread.
 #pragma once
 

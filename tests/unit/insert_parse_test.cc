@@ -270,13 +270,6 @@ v1::Trajectory Mixed() {
   return t;
 }
 
-std::string Join(const std::vector<grpc::Slice>& slices) {
-  std::string out;
-  for (const grpc::Slice& s : slices)
-    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
-
 TEST(EncodeTrajectory, ReferencesALanguageModelTurnsArraysAndParsesToTheKeyedTrajectory) {
   auto t = std::make_shared<const v1::Trajectory>(Mixed());
   std::vector<grpc::Slice> slices = EncodeTrajectory(t, "actor-3", 42);
@@ -285,7 +278,7 @@ TEST(EncodeTrajectory, ReferencesALanguageModelTurnsArraysAndParsesToTheKeyedTra
   expected.set_sequence(42);
 
   v1::Trajectory parsed;
-  const std::string bytes = Join(slices);
+  const std::string bytes = JoinSlices(slices);
   ASSERT_TRUE(parsed.ParseFromString(bytes));
   EXPECT_EQ(parsed.SerializeAsString(), expected.SerializeAsString());
   EXPECT_EQ(bytes.size(), expected.ByteSizeLong());
@@ -337,7 +330,7 @@ TEST(EncodeTrajectory, SmallArraysAndUnknownFieldsAreEncodedWhole) {
   expected.set_actor_id("a");
   expected.set_sequence(5);
   v1::Trajectory parsed;
-  ASSERT_TRUE(parsed.ParseFromString(Join(slices)));
+  ASSERT_TRUE(parsed.ParseFromString(JoinSlices(slices)));
   EXPECT_EQ(parsed.SerializeAsString(), expected.SerializeAsString());
 
   // A field from a newer build (unknown here) in a turn with a large array: kept, by encoding
@@ -350,7 +343,7 @@ TEST(EncodeTrajectory, SmallArraysAndUnknownFieldsAreEncodedWhole) {
   auto shared = std::make_shared<const v1::Trajectory>(newer);
   slices = EncodeTrajectory(shared, "a", 6);
   ASSERT_EQ(slices.size(), 1u);
-  ASSERT_TRUE(parsed.ParseFromString(Join(slices)));
+  ASSERT_TRUE(parsed.ParseFromString(JoinSlices(slices)));
   EXPECT_EQ(parsed.turns(1).GetReflection()->GetUnknownFields(parsed.turns(1)).field_count(), 1);
   EXPECT_EQ(parsed.turns(1).observation_tokens_size(), 5000);
   EXPECT_EQ(parsed.sequence(), 6u);
