@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -125,18 +126,148 @@ absl::Status CutTo(const std::string& path, int64_t bytes) {
   return status;
 }
 
-// Segment indices present in `dir`, ascending.
-std::vector<uint64_t> Segments(const std::string& dir) {
+// The index N of a file named `prefix`N`suffix` (N decimal digits only); nullopt otherwise.
+std::optional<uint64_t> IndexIn(std::string_view name, std::string_view prefix,
+                                std::string_view suffix) {
+  if (name.size() <= prefix.size() + suffix.size() || name.substr(0, prefix.size()) != prefix ||
+      name.substr(name.size() - suffix.size()) != suffix) {
+    return std::nullopt;
+  }
+  const std::string_view digits =
+      name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 19 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return std::stoull(std::string(digits));
+}
+
+// Indices of the files named `prefix`N`suffix` in `dir`, ascending.
+std::vector<uint64_t> Indexed(const std::string& dir, std::string_view prefix,
+                              std::string_view suffix) {
   std::vector<uint64_t> out;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string n = e.path().filename().string();
-    if (n.rfind("wal-", 0) == 0 && n.size() > 8 && n.substr(n.size() - 4) == ".log") {
-      out.push_back(std::stoull(n.substr(4, n.size() - 8)));
-    }
+    if (auto i = IndexIn(e.path().filename().string(), prefix, suffix)) out.push_back(*i);
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Segment indices present in `dir`, ascending.
+std::vector<uint64_t> Segments(const std::string& dir) { return Indexed(dir, "wal-", ".log"); }
+
+// Checked snapshots: `snapshot-<next_segment>.pb`, the 8 bytes "RALLYSN1", the payload's length
+// (u64) and CRC-32C (u32), little-endian, then the payload (a ReplaySnapshot).
+constexpr std::string_view kSnapshotMagic = "RALLYSN1";
+constexpr size_t kSnapshotHeaderBytes = 8 + 8 + 4;
+// The one unchecked snapshot written before them (no header); read, never written.
+constexpr char kLegacySnapshot[] = "snapshot.pb";
+// What a file found damaged is renamed to end with (kept for inspection, never read again).
+constexpr char kDamaged[] = ".damaged";
+
+std::string SnapshotName(uint64_t next_segment) {
+  return absl::StrCat("snapshot-", next_segment, ".pb");
+}
+
+// Next-segment indices of the checked snapshots in `dir`, ascending.
+std::vector<uint64_t> Snapshots(const std::string& dir) { return Indexed(dir, "snapshot-", ".pb"); }
+
+std::string EncodeSnapshot(const v1::ReplaySnapshot& snapshot) {
+  const std::string payload = snapshot.SerializeAsString();
+  std::string out(kSnapshotMagic);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
+  PutU32(out, Crc32c(0, payload));
+  return out + payload;
+}
+
+std::string Hex(uint32_t v) { return absl::StrCat("0x", absl::Hex(v, absl::PadSpec::kZeroPad8)); }
+
+// The snapshot `data` holds (checked: with the header; else the legacy form), or what is wrong
+// with it, as a DATA_LOSS status whose message completes "<file>: ".
+absl::StatusOr<v1::ReplaySnapshot> DecodeSnapshot(std::string_view data, bool checked) {
+  v1::ReplaySnapshot snapshot;
+  if (!checked) {
+    if (!snapshot.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+      return absl::DataLossError(absl::StrCat("does not parse (", data.size(), " bytes)"));
+    }
+    return snapshot;
+  }
+  if (data.size() < kSnapshotHeaderBytes) {
+    return absl::DataLossError(absl::StrCat("truncated (", data.size(), " bytes, shorter than the ",
+                                            kSnapshotHeaderBytes, "-byte header)"));
+  }
+  if (data.substr(0, kSnapshotMagic.size()) != kSnapshotMagic) {
+    return absl::DataLossError(absl::StrCat("missing its header (does not begin with \"",
+                                            std::string(kSnapshotMagic), "\")"));
+  }
+  uint64_t length = 0;
+  for (int i = 0; i < 8; ++i) {
+    length |= static_cast<uint64_t>(static_cast<uint8_t>(data[kSnapshotMagic.size() + i]))
+              << (8 * i);
+  }
+  const uint32_t stored = GetU32(data.data() + 16);
+  const std::string_view payload = data.substr(kSnapshotHeaderBytes);
+  if (payload.size() != length) {
+    return absl::DataLossError(
+        absl::StrCat(payload.size() < length ? "truncated" : "too long", " (the header says ",
+                     length, " payload bytes, the file holds ", payload.size(), ")"));
+  }
+  if (const uint32_t computed = Crc32c(0, payload); computed != stored) {
+    return absl::DataLossError(
+        absl::StrCat("checksum mismatch (stored ", Hex(stored), ", computed ", Hex(computed), ")"));
+  }
+  if (!snapshot.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return absl::DataLossError("does not parse (its checksum matches)");
+  }
+  return snapshot;
+}
+
+// The bytes of the file at `path`, or why they cannot be read.
+absl::StatusOr<std::string> ReadFileBytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::DataLossError(absl::StrCat("cannot be opened: ", std::strerror(errno)));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return absl::DataLossError("cannot be read");
+  return ss.str();
+}
+
+// Renames `dir`/`name` to `name`.damaged (or .damaged-2, ... when that is taken), so that it is
+// kept for inspection and never read as data again; returns what the file is called now.
+std::string SetAside(const fs::path& dir, const std::string& name) {
+  std::string to = absl::StrCat(name, kDamaged);
+  for (int n = 2; fs::exists(dir / to); ++n) to = absl::StrCat(name, kDamaged, "-", n);
+  std::error_code ec;
+  fs::rename(dir / name, dir / to, ec);
+  if (ec) return absl::StrCat(name, " (which cannot be renamed: ", ec.message(), ")");
+  SyncDirectory(dir).IgnoreError();
+  return to;
+}
+
+// Whether `dir` holds a checked snapshot set aside as damaged whose index is above `index`.
+bool DamagedSnapshotAbove(const std::string& dir, uint64_t index) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.find(absl::StrCat(".pb", kDamaged));
+    if (at == std::string::npos) continue;
+    if (auto i = IndexIn(name.substr(0, at + 3), "snapshot-", ".pb"); i && *i > index) return true;
+  }
+  return false;
+}
+
+// The name of a snapshot or log segment in `dir`; empty when it holds none.
+std::string DataFileIn(const std::string& dir) {
+  if (const auto s = Snapshots(dir); !s.empty()) return SnapshotName(s.back());
+  if (fs::exists(fs::path(dir) / kLegacySnapshot)) return std::string(kLegacySnapshot);
+  if (const auto s = Segments(dir); !s.empty()) return SegmentName(s.back());
+  return "";
+}
+
+// "wal-3.log" or "wal-3.log to wal-6.log".
+std::string SegmentRange(uint64_t from, uint64_t to) {
+  return from == to ? SegmentName(from) : absl::StrCat(SegmentName(from), " to ", SegmentName(to));
 }
 
 }  // namespace
@@ -254,17 +385,114 @@ DurableStore::~DurableStore() {
 }
 
 absl::Status DurableStore::Recover() {
-  fs::path snap = fs::path(options_.dir) / "snapshot.pb";
-  uint64_t first = 0;
-  if (fs::exists(snap)) {
-    std::ifstream in(snap, std::ios::binary);
-    if (!recovered_.snapshot.ParseFromIstream(&in)) {
-      return absl::DataLossError(absl::StrCat(snap.string(), " does not parse"));
-    }
-    first = recovered_.snapshot.next_segment();
-    for (const auto& t : recovered_.snapshot.tables()) lsn_ = std::max(lsn_, t.last_lsn());
+  const std::vector<uint64_t> segments = Segments(options_.dir);
+  const std::vector<uint64_t> snapshots = Snapshots(options_.dir);
+  const std::string used = LoadNewestGoodSnapshot(snapshots);
+  const uint64_t first = used.empty() ? 0 : recovered_.snapshot.next_segment();
+  for (const auto& t : recovered_.snapshot.tables()) lsn_ = std::max(lsn_, t.last_lsn());
+  CheckLog(segments, first, used, !snapshots.empty());
+  if (auto s = ReadLog(segments, first); !s.ok()) return s;
+  // New segments go after every index in use (a damaged snapshot's included).
+  segment_ = first;
+  if (!segments.empty()) segment_ = std::max(segment_, segments.back());
+  if (!snapshots.empty()) segment_ = std::max(segment_, snapshots.back());
+  return absl::OkStatus();
+}
+
+void DurableStore::Report(const std::string& problem, bool data_lost) {
+  recovered_.problems.push_back(problem);
+  recovered_.data_lost = recovered_.data_lost || data_lost;
+  LogError(data_lost ? "replay data lost: acknowledged items may be missing"
+                     : "replay data directory: a damaged or missing file",
+           {{"dir", options_.dir}, {"problem", problem}});
+}
+
+std::string DurableStore::LoadNewestGoodSnapshot(const std::vector<uint64_t>& snapshots) {
+  const fs::path dir(options_.dir);
+  std::vector<std::string> candidates;
+  for (auto it = snapshots.rbegin(); it != snapshots.rend(); ++it) {
+    candidates.push_back(SnapshotName(*it));
   }
-  std::vector<uint64_t> segments = Segments(options_.dir);
+  if (fs::exists(dir / kLegacySnapshot)) candidates.emplace_back(kLegacySnapshot);
+  std::vector<std::pair<std::string, std::string>> damaged;  // what is wrong, where it is kept
+  std::string used;
+  for (const std::string& name : candidates) {
+    const bool checked = name != kLegacySnapshot;
+    absl::StatusOr<v1::ReplaySnapshot> snapshot = absl::DataLossError("");
+    if (absl::StatusOr<std::string> bytes = ReadFileBytes(dir / name); bytes.ok()) {
+      snapshot = DecodeSnapshot(*bytes, checked);
+    } else {
+      snapshot = bytes.status();
+    }
+    if (snapshot.ok() && checked && SnapshotName(snapshot->next_segment()) != name) {
+      snapshot = absl::DataLossError(
+          absl::StrCat("holds the snapshot named ", SnapshotName(snapshot->next_segment())));
+    }
+    if (snapshot.ok()) {
+      recovered_.snapshot = std::move(*snapshot);
+      used = name;
+      break;
+    }
+    ++damaged_files_;
+    damaged.push_back({absl::StrCat(name, ": ", snapshot.status().message()),
+                       absl::StrCat("kept as ", SetAside(dir, name))});
+  }
+  const std::string outcome = used.empty()
+                                  ? "no good snapshot is left: recovering from the log alone"
+                                  : absl::StrCat("fell back to ", used, " and the log from ",
+                                                 SegmentName(recovered_.snapshot.next_segment()));
+  for (const auto& [what, kept] : damaged) {
+    Report(absl::StrCat(what, "; ", outcome, "; ", kept), false);
+  }
+  return used;
+}
+
+void DurableStore::CheckLog(const std::vector<uint64_t>& segments, uint64_t first,
+                            const std::string& used, bool had_snapshots) {
+  std::vector<uint64_t> needed;
+  for (uint64_t s : segments) {
+    if (s >= first) needed.push_back(s);
+  }
+  const std::string after =
+      used.empty() ? "and no good snapshot covers it" : absl::StrCat("(the log after ", used, ")");
+  if (needed.empty()) {
+    if (!used.empty() || had_snapshots) {
+      Report(used.empty() ? absl::StrCat(SegmentName(first),
+                                         ": missing and no good snapshot is left: nothing was "
+                                         "recovered, every acknowledged item is lost")
+                          : absl::StrCat(SegmentName(first), ": missing ", after,
+                                         ": items acknowledged after that snapshot are lost"),
+             true);
+    }
+    return;
+  }
+  if (needed.front() != first) {
+    Report(absl::StrCat(SegmentRange(first, needed.front() - 1), ": missing ", after,
+                        ": acknowledged items in it may be lost; recovered what ",
+                        SegmentName(needed.front()), " on holds"),
+           true);
+  }
+  for (size_t i = 1; i < needed.size(); ++i) {
+    if (needed[i] != needed[i - 1] + 1) {
+      Report(absl::StrCat(SegmentRange(needed[i - 1] + 1, needed[i] - 1),
+                          ": missing from the middle of the log: acknowledged items in it may "
+                          "be lost"),
+             true);
+    }
+  }
+  // The segments before a checked snapshot's next_segment go only once a newer snapshot is
+  // durable (this one kept as its fallback): with none of them left, that newer one is gone
+  // (unless it was found damaged, and reported, at an earlier start). Nothing is lost.
+  if (!used.empty() && used != kLegacySnapshot && first > 0 && segments.front() >= first &&
+      !DamagedSnapshotAbove(options_.dir, first)) {
+    Report(absl::StrCat("a snapshot newer than ", used, " is missing (the log before ",
+                        SegmentName(first), " is gone, which happens only once a newer one is ",
+                        "durable); recovered from ", used, " and the complete log after it"),
+           false);
+  }
+}
+
+absl::Status DurableStore::ReadLog(const std::vector<uint64_t>& segments, uint64_t first) {
   for (size_t i = 0; i < segments.size(); ++i) {
     if (segments[i] < first) continue;
     std::string path = (fs::path(options_.dir) / SegmentName(segments[i])).string();
@@ -297,7 +525,6 @@ absl::Status DurableStore::Recover() {
       if (auto s = CutTo(path, read->good_bytes); !s.ok()) return s;
     }
   }
-  segment_ = segments.empty() ? first : std::max(first, segments.back());
   return absl::OkStatus();
 }
 
@@ -396,17 +623,17 @@ int DurableStore::OpenDirectLocked(const std::string& path) {
 }
 
 absl::Status DurableStore::StartJob(const v1::WalJob& job) {
+  if (const std::string held = DataFileIn(options_.dir); !held.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start job '", job.job_id(), "' in ", options_.dir, ": it holds ", held,
+                     " (another job's data, kept): give each job a directory of its own"));
+  }
   {
     std::unique_lock<std::mutex> lock(mu_);
     sync_cv_.wait(lock, [&] { return !syncing_ && !writing_; });
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
     direct_ = false;
-    std::error_code ec;
-    for (uint64_t s : Segments(options_.dir))
-      fs::remove(fs::path(options_.dir) / SegmentName(s), ec);
-    fs::remove(fs::path(options_.dir) / "snapshot.pb", ec);
-    recovered_ = RecoveredState();
     error_ = absl::OkStatus();
     lsn_ = 0;
     synced_lsn_ = 0;
@@ -716,17 +943,34 @@ absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot(
   }
   v1::ReplaySnapshot snapshot = capture();
   snapshot.set_next_segment(covered);
-  const fs::path dir(options_.dir);
-  // Durable, name included, before the segments it covers go.
-  if (auto s = ReplaceFileDurably(dir / "snapshot.pb", snapshot.SerializeAsString()); !s.ok()) {
+  // Durable, name included, before anything older goes.
+  if (auto s = ReplaceFileDurably(fs::path(options_.dir) / SnapshotName(covered),
+                                  EncodeSnapshot(snapshot));
+      !s.ok()) {
     return s;
   }
-  std::error_code ec;
-  for (uint64_t s : Segments(options_.dir)) {
-    if (s < covered) fs::remove(dir / SegmentName(s), ec);
-  }
+  DropOutdated(covered);
   records_since_snapshot_ = 0;
   return absl::OkStatus();
+}
+
+void DurableStore::DropOutdated(uint64_t newest) {
+  const fs::path dir(options_.dir);
+  // The fallback: the newest checked snapshot before `newest`, else the legacy one, else none
+  // (the whole log).
+  std::optional<uint64_t> fallback;
+  for (uint64_t s : Snapshots(options_.dir)) {
+    if (s < newest) fallback = s;
+  }
+  if (!fallback) return;
+  std::error_code ec;
+  for (uint64_t s : Snapshots(options_.dir)) {
+    if (s < *fallback) fs::remove(dir / SnapshotName(s), ec);
+  }
+  fs::remove(dir / kLegacySnapshot, ec);
+  for (uint64_t s : Segments(options_.dir)) {
+    if (s < *fallback) fs::remove(dir / SegmentName(s), ec);
+  }
 }
 
 absl::Status DurableStore::health() const {

@@ -1,7 +1,11 @@
 // Durability of rally-replay: a write-ahead log of every table mutation plus periodic snapshots,
-// in one directory per replay process:
-//   snapshot.pb      the latest ReplaySnapshot (written to a temp file, fsynced, renamed)
-//   wal-<N>.log      log segments; the snapshot names the first segment it does not cover
+// in one directory per replay job:
+//   wal-<N>.log            log segments, N = 0, 1, 2, ... in the order they were written
+//   snapshot-<N>.pb        a ReplaySnapshot covering every segment before wal-<N>.log: the 8
+//                          bytes "RALLYSN1", the payload's length (u64) and CRC-32C (u32),
+//                          little-endian, then the payload (the serialised ReplaySnapshot)
+//   snapshot.pb            a snapshot from before the header (unchecked): read, never written
+//   <file>.damaged         a snapshot recovery found damaged, kept for inspection, never read
 // A segment is the 8 bytes "RALLYWL2", then records, each [u32 length][u32 CRC-32C of
 // payload][payload = WalRecord], little-endian. (Segments without the header, from before,
 // hold records checked with zlib's CRC-32; recovery reads both.)
@@ -16,6 +20,13 @@
 // thread syncs every interval_ms, so a machine crash can lose the acknowledged items of the last
 // interval (a process crash cannot).
 //
+// Snapshots: WriteSnapshot writes snapshot-<N>.pb to a temporary file, fsyncs it, renames it
+// and syncs the directory; only then does anything older go. The newest two snapshots are kept
+// (the legacy snapshot.pb counts as the oldest), and the segments the older of the two needs
+// stay, so that the older snapshot and the log after it are always a complete fallback: older
+// snapshots and the segments before the older one's N are deleted. The first snapshot in a
+// directory has no fallback but the whole log, so it deletes nothing.
+//
 // Writing: with fsync = interval or never, an append writes its record into the page cache at
 // once (Flush() has nothing to do). With fsync = every_batch, where the file system allows it,
 // a segment is written with direct I/O: appends copy records into an aligned staging buffer,
@@ -28,9 +39,17 @@
 // Direct I/O spares the page cache: its copy, its buffer heads and freeing its pages cost about
 // a quarter of the machine at the log's full rate.
 //
-// Recovery reads the snapshot and the segments after it; a torn last record (a crash mid-write)
-// is detected by its length or checksum, reported, and cut off. A bad record before the last
-// segment's end, or a segment that begins with neither header nor record, is DATA_LOSS.
+// Recovery tries the snapshots newest first (checked ones, then snapshot.pb). One that is
+// truncated, lacks its header, fails its checksum, does not parse or does not match its name is
+// renamed to <name>.damaged and reported, and the next older one is used; with none, the log
+// alone from wal-0.log. Then it reads the segments from the snapshot's N to the last, which must
+// all be there: a missing first segment or a gap is reported as data lost (acknowledged items
+// may be missing) and what the remaining segments hold is recovered. Every such finding is a
+// line in RecoveredState::problems and the process log (an error); data_lost says whether
+// acknowledged items may be missing. Damage never makes Open fail, and never passes for an empty
+// directory. In the log, a torn last record (a crash mid-write) is detected by its length or
+// checksum, reported, and cut off; a bad record before the last segment's end, or a segment
+// that begins with neither header nor record, is DATA_LOSS (Open fails; the bytes stay).
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
@@ -73,6 +92,10 @@ struct RecoveredState {
   std::vector<v1::WalRecord> records;  // after the snapshot, in order
   bool torn_tail = false;              // a torn last record was cut off
   int64_t torn_bytes = 0;
+  // One line per damaged or missing file, naming it, what is wrong, and what recovery did.
+  std::vector<std::string> problems;
+  // No complete snapshot-and-log chain was found: acknowledged items may be missing.
+  bool data_lost = false;
 };
 
 class DurableStore : public TableObserver {
@@ -83,9 +106,12 @@ class DurableStore : public TableObserver {
 
   const RecoveredState& recovered() const { return recovered_; }
 
-  // Starts a fresh log for `job`: drops the old snapshot and segments and writes the job record.
+  // Starts the log of a new `job` (its first record) in wal-0.log. Deletes nothing: a directory
+  // that holds a snapshot or a segment (another job's data, or this one's) is refused with
+  // FAILED_PRECONDITION. recovered() keeps what recovery found.
   absl::Status StartJob(const v1::WalJob& job);
-  // Continues the recovered log (same job): new records go to a new segment.
+  // Continues the recovered log (same job), also after recovery found problems or nothing at
+  // all: new records go to a new segment, after the highest index any file in the directory had.
   absl::Status ContinueJob();
 
   // TableObserver: appends one record each and returns its LSN.
@@ -114,7 +140,8 @@ class DurableStore : public TableObserver {
   // Changes the fsync policy (a job's replay.fsync); see the guarantee above.
   void SetFsync(FsyncPolicy policy, int interval_ms);
   // Starts a new segment, then writes the snapshot `capture` returns (its next_segment filled
-  // in) and deletes the older segments. Records appended while `capture` runs land in the new
+  // in) durably and, once it is, deletes what the previous snapshot no longer needs (see the
+  // top of this file). Records appended while `capture` runs land in the new
   // segment; tables skip, on replay, the records their captured state already includes
   // (TableSnapshot.last_lsn), so nothing is lost or applied twice.
   absl::Status WriteSnapshot(const std::function<v1::ReplaySnapshot()>& capture);
@@ -122,6 +149,8 @@ class DurableStore : public TableObserver {
   absl::Status health() const;
   int64_t records_since_snapshot() const { return records_since_snapshot_; }
   int64_t bytes_written() const { return bytes_written_; }
+  // Snapshot files recovery found damaged (and renamed to <name>.damaged).
+  int64_t damaged_files() const { return damaged_files_; }
 
   // Encodes a trajectory as the log stores it: compressed when it is above
   // `compress_above_bytes` and `compressor` (by default the log's own, for its inserts) finds
@@ -142,6 +171,20 @@ class DurableStore : public TableObserver {
   explicit DurableStore(DurabilityOptions options)
       : options_(std::move(options)), fsync_(options_.fsync), interval_ms_(options_.interval_ms) {}
   absl::Status Recover();
+  // Adds `problem` to recovered_.problems (and data_lost) and logs it as an error.
+  void Report(const std::string& problem, bool data_lost);
+  // Loads the newest whole snapshot of `snapshots` (checked, ascending), else snapshot.pb;
+  // sets each damaged one aside and reports it. Returns the file's name, empty for none.
+  std::string LoadNewestGoodSnapshot(const std::vector<uint64_t>& snapshots);
+  // Reports a segment missing from `first` (the snapshot's next_segment, 0 without one) to the
+  // last of `segments`, and a newest snapshot that is missing.
+  void CheckLog(const std::vector<uint64_t>& segments, uint64_t first, const std::string& used,
+                bool had_snapshots);
+  // Reads the records of `segments` from `first` on; cuts a torn tail or padding off.
+  absl::Status ReadLog(const std::vector<uint64_t>& segments, uint64_t first);
+  // After snapshot-<newest>.pb is durable: deletes the snapshots older than the one before it,
+  // and the segments that one does not need.
+  void DropOutdated(uint64_t newest);
   // Waits for a commit in progress, then rolls to the next segment (`first`: segment 0).
   absl::Status OpenSegmentLocked(std::unique_lock<std::mutex>& lock, bool first);
   // Writes every record up to `lsn` (from the staging buffer) and, with `sync`, makes it
@@ -214,6 +257,7 @@ class DurableStore : public TableObserver {
   absl::Status error_;
   std::atomic<int64_t> records_since_snapshot_{0};
   std::atomic<int64_t> bytes_written_{0};
+  int64_t damaged_files_ = 0;  // set by Recover
   std::thread sync_thread_;
   std::condition_variable stop_cv_;
   bool stop_ = false;

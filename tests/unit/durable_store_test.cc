@@ -10,15 +10,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <vector>
 
+#include "common/util/crc32c.h"
 #include "common/util/zstd.h"
 
 namespace rally {
@@ -497,23 +500,30 @@ TEST(DurableStore, SnapshotCoversOlderSegments) {
   ASSERT_TRUE((*store)->StartJob(v1::WalJob()).ok());
   auto table = QueueTable();
   table->set_observer(store->get());
+  const auto capture = [&] {
+    v1::ReplaySnapshot s;
+    s.mutable_job()->set_job_id("j");
+    s.add_tables()->set_last_lsn(table->Snapshot().last_lsn);
+    return s;
+  };
   ASSERT_TRUE(table->Insert(Item(1), 1, Clock::now()).ok());
-  ASSERT_TRUE((*store)
-                  ->WriteSnapshot([&] {
-                    v1::ReplaySnapshot s;
-                    s.mutable_job()->set_job_id("j");
-                    s.add_tables()->set_last_lsn(table->Snapshot().last_lsn);
-                    return s;
-                  })
-                  .ok());
+  ASSERT_TRUE((*store)->WriteSnapshot(capture).ok());
+  // The first snapshot has no older one to fall back to: the whole log stays.
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-0.log"));
   ASSERT_TRUE(table->Insert(Item(2), 1, Clock::now()).ok());
-  ASSERT_TRUE((*store)->Sync().ok());
+  ASSERT_TRUE((*store)->WriteSnapshot(capture).ok());
+  // The second one's fallback is the first, which needs the log from wal-1.log on.
   EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-0.log"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-1.log"));
+  ASSERT_TRUE(table->Insert(Item(3), 1, Clock::now()).ok());
+  ASSERT_TRUE((*store)->Sync().ok());
   auto reopened = DurableStore::Open({dir});
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->recovered().snapshot.job().job_id(), "j");
+  EXPECT_EQ((*reopened)->recovered().snapshot.next_segment(), 2u);
   ASSERT_EQ((*reopened)->recovered().records.size(), 1u);  // only the insert after the snapshot
-  EXPECT_EQ((*reopened)->recovered().records[0].insert().key(), 2u);
+  EXPECT_EQ((*reopened)->recovered().records[0].insert().key(), 3u);
+  EXPECT_TRUE((*reopened)->recovered().problems.empty());
 }
 
 TEST(DurableStore, SegmentsWrittenBeforeCrc32cAreStillRead) {
@@ -577,6 +587,7 @@ TEST(DurableStore, ASegmentThatCannotBeCreatedLeavesAppendsInTheCurrentOne) {
     EXPECT_NE(s.message().find("wal-1.log"), std::string::npos) << s;
     EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-1.log"));
     EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot.pb"));
+    EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot-1.pb"));
     ASSERT_TRUE(log.table->Insert(Item(2), 1, Clock::now()).ok());
     ASSERT_TRUE(log.store->Sync().ok());
     EXPECT_TRUE(log.store->health().ok());
@@ -627,6 +638,336 @@ TEST(DurableStore, DamageBeforeTheLastRecordIsDataLossAndLeavesTheBytes) {
             std::string::npos)
       << damaged.status();
   EXPECT_EQ(fs::file_size(only), bytes);
+}
+
+// A snapshot of `table` as the replay captures one: its items and the last LSN they include.
+v1::ReplaySnapshot SnapshotOf(const Table& table) {
+  v1::ReplaySnapshot s;
+  s.mutable_job()->set_job_id("j");
+  const Table::State state = table.Snapshot();
+  v1::TableSnapshot* ts = s.add_tables();
+  ts->set_name("t");
+  ts->set_last_lsn(state.last_lsn);
+  for (const StoredItem& item : state.items) {
+    DurableStore::FillWalInsert(
+        "t", item, {absl::Cord(item.trajectory->SerializeAsString()), false}, ts->add_items());
+  }
+  return s;
+}
+
+// The keys a recovery brings back: the snapshot's items and the inserts logged after them,
+// ascending.
+std::vector<uint64_t> RecoveredKeys(const RecoveredState& rec) {
+  std::vector<uint64_t> keys;
+  uint64_t covered = 0;
+  for (const v1::TableSnapshot& t : rec.snapshot.tables()) {
+    covered = t.last_lsn();
+    for (const v1::WalInsert& item : t.items()) keys.push_back(item.key());
+  }
+  for (const v1::WalRecord& r : rec.records) {
+    if (r.has_insert() && r.lsn() > covered) keys.push_back(r.insert().key());
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+std::vector<uint64_t> KeysUpTo(uint64_t n) {
+  std::vector<uint64_t> keys(n);
+  for (uint64_t i = 0; i < n; ++i) keys[i] = i + 1;
+  return keys;
+}
+
+// Thirty items logged in `dir`, a snapshot after the 10th and the 20th: snapshot-1.pb (keys
+// 1-10), snapshot-2.pb (keys 1-20), wal-1.log (keys 11-20) and wal-2.log (keys 21-30); wal-0.log
+// went once the second snapshot was durable. The job record is LSN 1, key k's insert LSN k + 1.
+void LogThirtyItemsAndTwoSnapshots(const std::string& dir) {
+  LoggedTable log = StartLogged(dir);
+  for (uint64_t i = 1; i <= 30; ++i) {
+    ASSERT_TRUE(log.table->Insert(Item(i), 1, Clock::now()).ok());
+    if (i % 10 == 0 && i < 30) {
+      ASSERT_TRUE(log.store->WriteSnapshot([&] { return SnapshotOf(*log.table); }).ok());
+    }
+  }
+  ASSERT_TRUE(log.store->Sync().ok());
+}
+
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+uint64_t LittleEndian(std::string_view bytes) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    v |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  }
+  return v;
+}
+
+bool AnyContains(const std::vector<std::string>& lines, const std::string& what) {
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& l) { return l.find(what) != std::string::npos; });
+}
+
+// Recovery fell back to snapshot-1.pb and the log from wal-1.log, and lost nothing.
+void ExpectFellBackToTheFirstSnapshot(const DurableStore& store) {
+  const RecoveredState& rec = store.recovered();
+  EXPECT_EQ(rec.snapshot.next_segment(), 1u);
+  ASSERT_EQ(rec.snapshot.tables_size(), 1);
+  EXPECT_EQ(rec.snapshot.tables(0).items_size(), 10);
+  ASSERT_EQ(rec.records.size(), 20u);  // keys 11-30
+  EXPECT_EQ(rec.records.front().lsn(), 12u);
+  EXPECT_EQ(rec.records.back().lsn(), 31u);
+  EXPECT_EQ(RecoveredKeys(rec), KeysUpTo(30));
+  EXPECT_EQ(store.last_lsn(), 31u);
+  EXPECT_FALSE(rec.data_lost);
+}
+
+TEST(DurableStore, ASnapshotCarriesItsLengthAndChecksumAndTheOneBeforeStays) {
+  std::string dir = FreshDir("snapshot-format");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  const std::string bytes = ReadAll(fs::path(dir) / "snapshot-2.pb");
+  ASSERT_GE(bytes.size(), 20u);
+  EXPECT_EQ(bytes.substr(0, 8), "RALLYSN1");
+  const std::string_view payload = std::string_view(bytes).substr(20);
+  EXPECT_EQ(LittleEndian(std::string_view(bytes).substr(8, 8)), payload.size());
+  EXPECT_EQ(LittleEndian(std::string_view(bytes).substr(16, 4)), Crc32c(0, payload));
+  v1::ReplaySnapshot snapshot;
+  ASSERT_TRUE(snapshot.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+  EXPECT_EQ(snapshot.next_segment(), 2u);
+  EXPECT_EQ(snapshot.tables(0).items_size(), 20);
+  EXPECT_EQ(snapshot.tables(0).last_lsn(), 21u);
+  // The one before is the fallback: it stays, and so does the log it needs.
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-1.pb"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-1.log"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-0.log"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot.pb"));
+}
+
+TEST(DurableStore, AFlippedByteInTheNewestSnapshotFallsBackToThePreviousOneAndTheLog) {
+  std::string dir = FreshDir("snapshot-flipped");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  const fs::path newest = fs::path(dir) / "snapshot-2.pb";
+  const auto size = fs::file_size(newest);
+  {
+    std::fstream f(newest, std::ios::binary | std::ios::in | std::ios::out);
+    const auto at = static_cast<std::streamoff>(20 + (size - 20) / 2);
+    f.seekg(at);
+    const char c = static_cast<char>(f.get());
+    f.seekp(at);
+    f.put(static_cast<char>(c ^ 0x04));
+  }
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_NO_FATAL_FAILURE(ExpectFellBackToTheFirstSnapshot(**store));
+  const RecoveredState& rec = (*store)->recovered();
+  ASSERT_EQ(rec.problems.size(), 1u);
+  EXPECT_NE(rec.problems[0].find("snapshot-2.pb: checksum mismatch"), std::string::npos)
+      << rec.problems[0];
+  EXPECT_NE(rec.problems[0].find("fell back to snapshot-1.pb"), std::string::npos)
+      << rec.problems[0];
+  EXPECT_EQ((*store)->damaged_files(), 1);
+  // Kept for inspection, under a name recovery never reads as a snapshot.
+  EXPECT_FALSE(fs::exists(newest));
+  EXPECT_EQ(fs::file_size(fs::path(dir) / "snapshot-2.pb.damaged"), size);
+}
+
+TEST(DurableStore, ADeletedNewestSnapshotFallsBackToThePreviousOneAndTheLog) {
+  std::string dir = FreshDir("snapshot-deleted");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  fs::remove(fs::path(dir) / "snapshot-2.pb");
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_NO_FATAL_FAILURE(ExpectFellBackToTheFirstSnapshot(**store));
+  // wal-0.log goes only once a newer snapshot than snapshot-1.pb is durable: that one is gone.
+  const RecoveredState& rec = (*store)->recovered();
+  ASSERT_EQ(rec.problems.size(), 1u);
+  EXPECT_NE(rec.problems[0].find("newer than snapshot-1.pb is missing"), std::string::npos)
+      << rec.problems[0];
+}
+
+TEST(DurableStore, ATruncatedSnapshotOpensAndFallsBack) {
+  std::string dir = FreshDir("snapshot-truncated");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  fs::resize_file(fs::path(dir) / "snapshot-2.pb", 100);
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_NO_FATAL_FAILURE(ExpectFellBackToTheFirstSnapshot(**store));
+  const RecoveredState& rec = (*store)->recovered();
+  ASSERT_EQ(rec.problems.size(), 1u);
+  EXPECT_NE(rec.problems[0].find("snapshot-2.pb: truncated"), std::string::npos) << rec.problems[0];
+  // The next start finds snapshot-1.pb and its log, and a damaged file already set aside.
+  store->reset();
+  auto again = DurableStore::Open({dir});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_NO_FATAL_FAILURE(ExpectFellBackToTheFirstSnapshot(**again));
+}
+
+TEST(DurableStore, NoSnapshotAndNoFirstSegmentRecoversTheRestAndSaysDataWasLost) {
+  std::string dir = FreshDir("snapshot-none");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  fs::remove(fs::path(dir) / "snapshot-1.pb");
+  fs::remove(fs::path(dir) / "snapshot-2.pb");
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  const RecoveredState& rec = (*store)->recovered();
+  EXPECT_TRUE(rec.data_lost);
+  EXPECT_TRUE(AnyContains(rec.problems, "wal-0.log")) << rec.problems.size();
+  EXPECT_EQ(rec.snapshot.tables_size(), 0);
+  ASSERT_EQ(rec.records.size(), 20u);  // wal-1.log and wal-2.log: keys 11-30
+  EXPECT_EQ(rec.records.front().lsn(), 12u);
+  EXPECT_EQ(rec.records.front().insert().key(), 11u);
+  EXPECT_EQ(rec.records.back().lsn(), 31u);
+  // The log goes on after the highest segment, its LSNs after the last recovered.
+  ASSERT_TRUE((*store)->ContinueJob().ok());
+  EXPECT_EQ((*store)->OnDelete("t", 11), 32u);
+  ASSERT_TRUE((*store)->Sync().ok());
+  EXPECT_GT(fs::file_size(fs::path(dir) / "wal-3.log"), 8u);
+}
+
+TEST(DurableStore, EverySnapshotDamagedAndNoLogLeavesNothingButLoudlyAndTheLogGoesOn) {
+  std::string dir = FreshDir("snapshot-all-damaged");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  for (const char* name : {"snapshot-1.pb", "snapshot-2.pb"}) {
+    std::ofstream(fs::path(dir) / name, std::ios::binary | std::ios::trunc) << "garbage";
+  }
+  fs::remove(fs::path(dir) / "wal-1.log");
+  fs::remove(fs::path(dir) / "wal-2.log");
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  const RecoveredState& rec = (*store)->recovered();
+  EXPECT_TRUE(rec.data_lost);
+  EXPECT_EQ(rec.records.size(), 0u);
+  EXPECT_EQ(rec.snapshot.tables_size(), 0);
+  EXPECT_EQ((*store)->damaged_files(), 2);
+  EXPECT_TRUE(AnyContains(rec.problems, "snapshot-1.pb: truncated"));
+  EXPECT_TRUE(AnyContains(rec.problems, "snapshot-2.pb: truncated"));
+  EXPECT_GE(rec.problems.size(), 3u);  // and the log that is missing
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-1.pb.damaged"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-2.pb.damaged"));
+  ASSERT_TRUE((*store)->ContinueJob().ok());
+  EXPECT_EQ((*store)->OnDelete("t", 1), 1u);
+  ASSERT_TRUE((*store)->Sync().ok());
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-3.log"));  // after the highest index there was
+}
+
+TEST(DurableStore, SegmentsGoOnlyOnceASnapshotNewerThanTheirFallbackIsDurable) {
+  std::string dir = FreshDir("snapshot-retention");
+  ASSERT_NO_FATAL_FAILURE(LogThirtyItemsAndTwoSnapshots(dir));
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->ContinueJob().ok());  // wal-3.log
+  const v1::ReplaySnapshot all = [&] {
+    v1::ReplaySnapshot s = (*store)->recovered().snapshot;
+    for (const v1::WalRecord& r : (*store)->recovered().records) {
+      *s.mutable_tables(0)->add_items() = r.insert();
+    }
+    s.mutable_tables(0)->set_last_lsn(31);
+    return s;
+  }();
+  // A snapshot that cannot be written (a directory stands where its temporary file goes)
+  // deletes nothing.
+  fs::create_directories(fs::path(dir) / "snapshot-4.pb.tmp");
+  EXPECT_FALSE((*store)->WriteSnapshot([&] { return all; }).ok());
+  for (const char* name : {"snapshot-1.pb", "snapshot-2.pb", "wal-1.log", "wal-2.log"}) {
+    EXPECT_TRUE(fs::exists(fs::path(dir) / name)) << name;
+  }
+  fs::remove(fs::path(dir) / "snapshot-4.pb.tmp");
+  ASSERT_TRUE((*store)->WriteSnapshot([&] { return all; }).ok());  // snapshot-5.pb
+  // Kept: snapshot-5.pb and its fallback snapshot-2.pb, with the log from wal-2.log on.
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-5.pb"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-2.pb"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot-1.pb"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-1.log"));
+  for (const char* name : {"wal-2.log", "wal-3.log", "wal-4.log", "wal-5.log"}) {
+    EXPECT_TRUE(fs::exists(fs::path(dir) / name)) << name;
+  }
+  store->reset();
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->recovered().snapshot.next_segment(), 5u);
+  EXPECT_EQ(RecoveredKeys((*reopened)->recovered()), KeysUpTo(30));
+  EXPECT_TRUE((*reopened)->recovered().problems.empty());
+}
+
+TEST(DurableStore, StartJobRefusesADirectoryThatHoldsDataAndDeletesNothing) {
+  std::string dir = FreshDir("start-refused");
+  {
+    LoggedTable log = StartLogged(dir);
+    ASSERT_TRUE(log.table->Insert(Item(1), 1, Clock::now()).ok());
+    ASSERT_TRUE(log.table->Insert(Item(2), 1, Clock::now()).ok());
+    ASSERT_TRUE(log.store->WriteSnapshot([&] { return SnapshotOf(*log.table); }).ok());
+  }
+  const auto log_bytes = fs::file_size(fs::path(dir) / "wal-0.log");
+  {
+    auto store = DurableStore::Open({dir});
+    ASSERT_TRUE(store.ok()) << store.status();
+    v1::WalJob other;
+    other.set_job_id("other");
+    absl::Status s = (*store)->StartJob(other);
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_NE(s.message().find(dir), std::string::npos) << s;
+  }
+  EXPECT_EQ(fs::file_size(fs::path(dir) / "wal-0.log"), log_bytes);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-1.pb"));
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(RecoveredKeys((*reopened)->recovered()), KeysUpTo(2));
+  // A snapshot alone is data too.
+  std::string lone = FreshDir("start-refused-snapshot");
+  fs::create_directories(lone);
+  v1::ReplaySnapshot old;
+  old.mutable_job()->set_job_id("old");
+  std::ofstream(fs::path(lone) / "snapshot.pb", std::ios::binary) << old.SerializeAsString();
+  auto store = DurableStore::Open({lone});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->StartJob(v1::WalJob()).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(fs::path(lone) / "wal-0.log"));
+}
+
+TEST(DurableStore, ASnapshotFromBeforeTheChecksumIsRecoveredAndGoesOnceTwoNewerAreDurable) {
+  // A directory as the replay left it before snapshots were checked: snapshot.pb (keys 1-5,
+  // next_segment 1) and the log after it.
+  std::string dir = FreshDir("snapshot-legacy");
+  v1::ReplaySnapshot legacy;
+  {
+    LoggedTable log = StartLogged(dir);
+    for (uint64_t i = 1; i <= 5; ++i) ASSERT_TRUE(log.table->Insert(Item(i), 1, Clock::now()).ok());
+    legacy = SnapshotOf(*log.table);
+    legacy.set_next_segment(1);
+    ASSERT_TRUE(log.store->ContinueJob().ok());
+    for (uint64_t i = 6; i <= 8; ++i) ASSERT_TRUE(log.table->Insert(Item(i), 1, Clock::now()).ok());
+  }
+  fs::remove(fs::path(dir) / "wal-0.log");
+  std::ofstream(fs::path(dir) / "snapshot.pb", std::ios::binary) << legacy.SerializeAsString();
+  auto store = DurableStore::Open({dir});
+  ASSERT_TRUE(store.ok()) << store.status();
+  const RecoveredState& rec = (*store)->recovered();
+  EXPECT_TRUE(rec.problems.empty());
+  EXPECT_FALSE(rec.data_lost);
+  EXPECT_EQ(rec.snapshot.next_segment(), 1u);
+  ASSERT_EQ(rec.records.size(), 3u);
+  EXPECT_EQ(rec.records.front().lsn(), 7u);
+  EXPECT_EQ(RecoveredKeys(rec), KeysUpTo(8));
+  ASSERT_TRUE((*store)->ContinueJob().ok());  // wal-2.log
+  const auto capture = [&] {
+    v1::ReplaySnapshot s = legacy;
+    s.mutable_tables(0)->set_last_lsn(9);
+    return s;
+  };
+  ASSERT_TRUE((*store)->WriteSnapshot(capture).ok());  // snapshot-3.pb
+  // The old snapshot is the new one's fallback until a second checked one is durable.
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-3.pb"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot.pb"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-1.log"));
+  ASSERT_TRUE((*store)->WriteSnapshot(capture).ok());  // snapshot-4.pb
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "snapshot.pb"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "snapshot-3.pb"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-1.log"));
+  EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-2.log"));
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-3.log"));
 }
 
 }  // namespace
