@@ -47,7 +47,8 @@ VtraceReturns ComputeVtrace(const torch::Tensor& log_rhos, const torch::Tensor& 
   double next_acc = 0;  // v_{t+1} - V(x_{t+1})
   for (size_t i = n; i-- > 0;) {
     if (done[i] != 0 || i + 1 == n) next_v = next_vs = next_acc = 0;
-    const double ratio = std::exp(log_rho[i]);
+    const double ratio =
+        std::exp(std::clamp(log_rho[i], -kMaxLogImportanceRatio, kMaxLogImportanceRatio));
     const double rho = Truncate(ratio, o.rho_bar);
     const double c = o.vtrace_lambda * Truncate(ratio, o.c_bar);
     const double delta = rho * (r[i] + o.discount * next_v - v[i]);
@@ -88,7 +89,7 @@ LossTerms ComputeLossFromLogits(const torch::Tensor& logits, const torch::Tensor
     }
     case Algorithm::kPpo: {
       const torch::Tensor chosen = logp.gather(1, batch.actions.unsqueeze(1)).squeeze(1);
-      const torch::Tensor ratio = (chosen - batch.behaviour_log_probs).exp();
+      const torch::Tensor ratio = ClampedLogRatio(chosen, batch.behaviour_log_probs).exp();
       const torch::Tensor& adv = batch.advantages;
       const torch::Tensor clipped = ratio.clamp(1 - o.clip_epsilon, 1 + o.clip_epsilon);
       const torch::Tensor policy_loss = -torch::min(ratio * adv, clipped * adv).mean();

@@ -41,7 +41,9 @@ struct LossOptions {
 //        + kl_coef * mean KL(pi || pi_ref)               (if reference_log_probs is defined)
 //        + magnet_coef * mean KL(pi || magnet)
 // REINFORCE: ReinforceLoss. PPO: -mean(min(r A, clip(r, 1 - eps, 1 + eps) A)) with
-// r = pi(a|s) / mu(a|s) and A the RAE advantages. V-trace: -mean(rho_s (r_s + gamma v_{s+1} -
+// r = pi(a|s) / mu(a|s) and A the RAE advantages (every pi/mu of every loss is exp of the
+// log-ratio clamped to +-kMaxLogImportanceRatio, so that one extreme behaviour log-probability
+// cannot make the loss or its gradient inf or NaN). V-trace: -mean(rho_s (r_s + gamma v_{s+1} -
 // V(x_s)) log pi(a_s|x_s)) and value_loss = 0.5 * mean((v_s - V(x_s))^2), targets without
 // gradient. KLs sum over legal actions only. `reference_log_probs` and `magnet_log_probs` are
 // [T, num_actions] log-probabilities (PolicyLogProbs); an undefined magnet is uniform over the
@@ -60,7 +62,8 @@ LossTerms ComputeLossFromLogits(const torch::Tensor& logits, const torch::Tensor
 // V-trace targets over a batch of sequences that end at `dones` (the value after a done is 0; a
 // last row that is not done is treated as done). Inputs are [T]: log pi/mu of the chosen
 // actions, V(x_t), rewards, dones. Computed backwards, without gradient:
-//   rho_t = min(rho_bar, pi/mu), c_t = lambda min(c_bar, pi/mu),
+//   rho_t = min(rho_bar, pi/mu), c_t = lambda min(c_bar, pi/mu), log(pi/mu) clamped to
+//   +-kMaxLogImportanceRatio,
 //   v_s - V(x_s) = rho_s (r_s + gamma V(x_{s+1}) - V(x_s)) + gamma c_s (v_{s+1} - V(x_{s+1})).
 struct VtraceReturns {
   torch::Tensor vs;             // [T] value targets v_s

@@ -103,6 +103,10 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
   return b;
 }
 
+torch::Tensor ClampedLogRatio(const torch::Tensor& log_pi, const torch::Tensor& log_mu) {
+  return (log_pi - log_mu).clamp(-kMaxLogImportanceRatio, kMaxLogImportanceRatio);
+}
+
 LossTerms ReinforceLoss(PolicyNet& net, const TurnBatch& batch, double entropy_coef,
                         double rho_bar) {
   return ReinforceLossFromLogProbs(
@@ -115,7 +119,7 @@ LossTerms ReinforceLossFromLogProbs(const torch::Tensor& log_probs, const TurnBa
   torch::Tensor chosen = log_probs.gather(1, batch.actions.unsqueeze(1)).squeeze(1);
   torch::Tensor weight = torch::ones_like(chosen);
   if (rho_bar > 0) {
-    weight = (chosen.detach() - batch.behaviour_log_probs).exp().clamp_max(rho_bar);
+    weight = ClampedLogRatio(chosen.detach(), batch.behaviour_log_probs).exp().clamp_max(rho_bar);
   }
   torch::Tensor policy_loss = -(weight * batch.advantages * chosen).mean();
   torch::Tensor entropy = MeanEntropy(log_probs, batch.legal_mask);

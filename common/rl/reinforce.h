@@ -56,6 +56,17 @@ absl::StatusOr<TurnBatch> BuildTurnBatch(const std::vector<const v1::Trajectory*
                                          RoleBaselines& baselines,
                                          Objective objective = Objective::kReturn);
 
+// Bound on |log pi(a|s) - log mu(a|s)| before it is exponentiated into an importance ratio, in
+// every loss (REINFORCE's weight, PPO's ratio, V-trace's rho and c). One turn whose recorded
+// behaviour log-probability is extreme (-1e30 overflows exp to inf, and inf * 0 is NaN in the
+// backward pass) would otherwise turn the whole batch's loss or gradient into inf or NaN. e^20
+// (about 5e8) is far beyond any ratio that truncation or clipping keeps, so ordinary data is
+// unaffected; the ratio's gradient is 0 outside the bound.
+inline constexpr double kMaxLogImportanceRatio = 20;
+
+// log pi - log mu clamped to [-kMaxLogImportanceRatio, kMaxLogImportanceRatio].
+torch::Tensor ClampedLogRatio(const torch::Tensor& log_pi, const torch::Tensor& log_mu);
+
 // The loss of one step and its terms, for metrics. Terms a loss does not use stay 0.
 struct LossTerms {
   torch::Tensor loss;  // scalar, differentiable
@@ -69,10 +80,11 @@ struct LossTerms {
 };
 
 // loss = -mean_t(w_t * A_t * log pi(a_t|s_t)) - entropy_coef * mean_t(H(pi(.|s_t))), with
-// w_t = min(rho_bar, pi(a_t|s_t) / mu(a_t|s_t)) (no gradient through w_t): the truncated importance
-// weight that corrects for actors acting with a policy a few versions older than the learner's
-// (as V-trace truncates rho). Without it, REINFORCE on data a handful of versions stale
-// collapses to a deterministic policy. rho_bar <= 0 turns the correction off (w_t = 1).
+// w_t = min(rho_bar, pi(a_t|s_t) / mu(a_t|s_t)) (no gradient through w_t; the log-ratio clamped
+// to +-kMaxLogImportanceRatio): the truncated importance weight that corrects for actors acting
+// with a policy a few versions older than the learner's (as V-trace truncates rho). Without it,
+// REINFORCE on data a handful of versions stale collapses to a deterministic policy. rho_bar <= 0
+// turns the correction off (w_t = 1).
 LossTerms ReinforceLoss(PolicyNet& net, const TurnBatch& batch, double entropy_coef,
                         double rho_bar = 1.0);
 // The same from the policy's masked log-probabilities [T, num_actions] (MaskedLogSoftmax).

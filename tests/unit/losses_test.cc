@@ -232,6 +232,58 @@ TEST(ComputeLoss, ValueLossTrainsTheValueHeadAndTorsoNeverThePolicyOutput) {
   EXPECT_FALSE(torch::equal(with.at("layers.0.weight"), without.at("layers.0.weight")));
 }
 
+TEST(ComputeLoss, ExtremeBehaviourLogProbsGiveAFiniteLossAndGradient) {
+  // One turn recorded with log mu = -1e30 (pi/mu overflows to inf unclamped) and one with
+  // +1e30 (pi/mu underflows to 0), under either sign of advantage and of reward; the others
+  // are ordinary. Every algorithm's loss, terms and gradients stay finite, and no importance
+  // weight exceeds e^kMaxLogImportanceRatio.
+  TurnBatch b =
+      Batch({{1, 1}, {1, 1}, {1, 1}, {1, 1}, {1, 1}}, {0, 1, 0, 1, 0}, {1, -1, 1, -1, 0},
+            {-1e30f, -1e30f, 1e30f, 1e30f, std::log(0.5f)}, {1, -1, 1, -1, 0}, {0, 1, 0, 1, 1});
+  for (Algorithm algorithm : {Algorithm::kReinforce, Algorithm::kPpo, Algorithm::kVtrace}) {
+    for (double rho_bar : {1.0, 0.0}) {
+      SCOPED_TRACE(testing::Message()
+                   << "algorithm " << static_cast<int>(algorithm) << ", rho_bar " << rho_bar);
+      torch::Tensor logits = torch::zeros({5, 2}, torch::requires_grad());
+      torch::Tensor values = torch::tensor({0.5f, -0.2f, 0.3f, 0.f, 1.f}, torch::requires_grad());
+      LossOptions o;
+      o.algorithm = algorithm;
+      o.rho_bar = rho_bar;
+      o.c_bar = rho_bar;
+      o.entropy_coef = 0.01;
+      LossTerms l = ComputeLossFromLogits(logits, values, b, o, torch::Tensor(), torch::Tensor());
+      EXPECT_TRUE(std::isfinite(l.loss.item<double>()));
+      EXPECT_TRUE(std::isfinite(l.policy_loss));
+      EXPECT_TRUE(std::isfinite(l.value_loss));
+      EXPECT_TRUE(std::isfinite(l.mean_importance_weight));
+      EXPECT_LE(l.mean_importance_weight, std::exp(kMaxLogImportanceRatio));
+      l.loss.backward();
+      EXPECT_TRUE(torch::isfinite(logits.grad()).all().item<bool>()) << logits.grad();
+      if (values.grad().defined()) {
+        EXPECT_TRUE(torch::isfinite(values.grad()).all().item<bool>()) << values.grad();
+      }
+    }
+  }
+}
+
+TEST(ComputeVtrace, ExtremeLogRhosGiveFiniteTargetsWithTruncationOff) {
+  // rho_bar = c_bar = 0 turns truncation off (weights 1); a large bar keeps the clamped
+  // weight e^kMaxLogImportanceRatio, finite.
+  for (double bar : {0.0, 1e30}) {
+    SCOPED_TRACE(testing::Message() << "bar " << bar);
+    LossOptions o;
+    o.rho_bar = bar;
+    o.c_bar = bar;
+    VtraceReturns v =
+        ComputeVtrace(torch::tensor({1e30f, -1e30f, 0.f}), torch::tensor({0.5f, -0.2f, 0.3f}),
+                      torch::tensor({0.f, 0.f, 1.f}), torch::tensor({0, 0, 1}).to(torch::kBool), o);
+    EXPECT_TRUE(torch::isfinite(v.vs).all().item<bool>()) << v.vs;
+    EXPECT_TRUE(torch::isfinite(v.pg_advantages).all().item<bool>()) << v.pg_advantages;
+    EXPECT_TRUE(torch::isfinite(v.rhos).all().item<bool>()) << v.rhos;
+    EXPECT_LE(v.rhos.max().item<double>(), std::exp(kMaxLogImportanceRatio) * (1 + 1e-6));
+  }
+}
+
 TEST(UpdateEma, MovesTheTargetTowardTheSource) {
   torch::manual_seed(5);
   PolicyNet target(2, std::vector<int>{3}, 2);

@@ -193,5 +193,28 @@ TEST(ReinforceLoss, TruncatesImportanceWeightsOfStaleActions) {
   EXPECT_NEAR(ReinforceLoss(net, batch, 0.0, 0.0).mean_importance_weight, 1.0, 1e-9);
 }
 
+TEST(ReinforceLoss, ExtremeBehaviourLogProbsGiveAFiniteLossAndGradient) {
+  torch::manual_seed(0);
+  PolicyNet net(2, std::vector<int>{4}, 3);
+  RoleBaselines baselines(0.95);
+  v1::Trajectory a = Episode(1, -1);
+  auto batch = BuildTurnBatch({&a}, 2, 3, baselines).value();
+  // log mu = -1e30: pi/mu overflows to inf; +1e30: it underflows to 0.
+  batch.behaviour_log_probs = torch::tensor({-1e30f, 1e30f, -1e30f});
+  // A cap far above any weight a learner would use: the clamped log-ratio alone bounds the weight.
+  for (double rho_bar : {1.0, 0.0, 1e30}) {
+    SCOPED_TRACE(testing::Message() << "rho_bar " << rho_bar);
+    net->zero_grad();
+    LossTerms loss = ReinforceLoss(net, batch, 0.01, rho_bar);
+    EXPECT_TRUE(std::isfinite(loss.loss.item<double>()));
+    EXPECT_TRUE(std::isfinite(loss.policy_loss));
+    EXPECT_LE(loss.mean_importance_weight, std::exp(kMaxLogImportanceRatio) * (1 + 1e-6));
+    loss.loss.backward();
+    for (const torch::Tensor& p : net->parameters()) {
+      if (p.grad().defined()) EXPECT_TRUE(torch::isfinite(p.grad()).all().item<bool>());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace rally
