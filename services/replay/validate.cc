@@ -12,6 +12,35 @@ absl::Status Bad(const std::string& field, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
 }
 
+absl::Status CheckId(const std::string& field, const std::string& id) {
+  if (id.size() <= kMaxIdBytes) return absl::OkStatus();
+  return Bad(field, absl::StrCat(id.size(), " bytes, longer than the limit of ", kMaxIdBytes));
+}
+
+// A return or reward: finite and within +-kMaxAbsReward.
+absl::Status CheckReward(const std::string& field, float value) {
+  if (!std::isfinite(value)) return Bad(field, "not finite");
+  if (std::abs(value) > kMaxAbsReward) {
+    return Bad(field,
+               absl::StrCat(value, " is outside [", -kMaxAbsReward, ", ", kMaxAbsReward, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBehaviourLogProb(const std::string& field, float lp) {
+  if (!std::isfinite(lp)) return Bad(field, "not finite");
+  if (lp > 0) {
+    return Bad(field, absl::StrCat(lp, " is above 0, the log-probability of a certain action"));
+  }
+  if (lp < kMinBehaviourLogProb) {
+    return Bad(field, absl::StrCat(lp, " is below ", kMinBehaviourLogProb,
+                                   ": an action of probability e^", kMinBehaviourLogProb,
+                                   " is never sampled, so this is not the log-probability of the "
+                                   "action drawn"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
@@ -24,8 +53,10 @@ absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
                absl::StrCat(t.returns_size(), " entries, the game has ", players, " players"));
   }
   for (int i = 0; i < t.returns_size(); ++i) {
-    if (!std::isfinite(t.returns(i))) return Bad(absl::StrCat("returns[", i, "]"), "not finite");
+    if (auto s = CheckReward(absl::StrCat("returns[", i, "]"), t.returns(i)); !s.ok()) return s;
   }
+  if (auto s = CheckId("task_id", t.task_id()); !s.ok()) return s;
+  if (auto s = CheckId("opponent_id", t.opponent_id()); !s.ok()) return s;
   if (t.learning_seats_size() == 0) return Bad("learning_seats", "empty");
   for (int seat : t.learning_seats()) {
     if (seat < 0 || seat >= players) {
@@ -73,11 +104,11 @@ absl::Status ValidateTrajectory(const Game& game, const v1::Trajectory& t) {
       return Bad(at + ".behaviour_log_probs",
                  absl::StrCat(turn.behaviour_log_probs_size(), " entries, expected 1"));
     }
-    float lp = turn.behaviour_log_probs(0);
-    if (!std::isfinite(lp) || lp > 0) {
-      return Bad(at + ".behaviour_log_probs", "must be a finite log-probability (<= 0)");
+    if (auto s = CheckBehaviourLogProb(at + ".behaviour_log_probs[0]", turn.behaviour_log_probs(0));
+        !s.ok()) {
+      return s;
     }
-    if (!std::isfinite(turn.reward())) return Bad(at + ".reward", "not finite");
+    if (auto s = CheckReward(at + ".reward", turn.reward()); !s.ok()) return s;
     if (turn.policy_version() < 0) return Bad(at + ".policy_version", "negative");
   }
   return absl::OkStatus();

@@ -62,7 +62,9 @@ TEST(ValidateTrajectory, NamesTheFieldThatDoesNotFit) {
 
   t = Valid();
   t.mutable_turns(0)->set_behaviour_log_probs(0, 0.5f);
-  EXPECT_EQ(Check(t), "turns[0].behaviour_log_probs: must be a finite log-probability (<= 0)");
+  EXPECT_EQ(Check(t),
+            "turns[0].behaviour_log_probs[0]: 0.5 is above 0, the log-probability of a certain "
+            "action");
 
   t = Valid();
   t.mutable_turns(0)->set_legal_actions(1, 0);
@@ -75,6 +77,49 @@ TEST(ValidateTrajectory, NamesTheFieldThatDoesNotFit) {
   t = Valid();
   t.clear_turns();
   EXPECT_EQ(Check(t), "turns: empty");
+}
+
+TEST(ValidateTrajectory, BehaviourLogProbsLieInTheRangeASampledActionCanHave) {
+  auto t = Valid();
+  for (int i = 0; i < 3; ++i) *t.add_turns() = t.turns(0);
+  t.mutable_turns(3)->set_behaviour_log_probs(0, -1e30f);
+  EXPECT_EQ(Check(t),
+            "turns[3].behaviour_log_probs[0]: -1e+30 is below -100: an action of probability "
+            "e^-100 is never sampled, so this is not the log-probability of the action drawn");
+  t.mutable_turns(3)->set_behaviour_log_probs(0, std::nanf(""));
+  EXPECT_EQ(Check(t), "turns[3].behaviour_log_probs[0]: not finite");
+  t.mutable_turns(3)->set_behaviour_log_probs(0, -INFINITY);
+  EXPECT_EQ(Check(t), "turns[3].behaviour_log_probs[0]: not finite");
+  // Both ends of the range are accepted.
+  t.mutable_turns(3)->set_behaviour_log_probs(0, -100.f);
+  t.mutable_turns(2)->set_behaviour_log_probs(0, 0.f);
+  EXPECT_EQ(Check(t), "ok");
+}
+
+TEST(ValidateTrajectory, TaskAndOpponentIdsAreAtMost256Bytes) {
+  auto t = Valid();
+  t.set_task_id(std::string(256, 't'));
+  t.set_opponent_id(std::string(256, 'o'));
+  EXPECT_EQ(Check(t), "ok");
+  t.set_task_id(std::string(257, 't'));
+  EXPECT_EQ(Check(t), "task_id: 257 bytes, longer than the limit of 256");
+  t.set_task_id("");
+  t.set_opponent_id(std::string(100000, 'o'));
+  EXPECT_EQ(Check(t), "opponent_id: 100000 bytes, longer than the limit of 256");
+}
+
+TEST(ValidateTrajectory, RewardsAndReturnsAreAtMostAMillionInMagnitude) {
+  auto t = Valid();
+  t.set_returns(0, 1e6f);
+  t.set_returns(1, -1e6f);
+  t.mutable_turns(0)->set_reward(-1e6f);
+  EXPECT_EQ(Check(t), "ok");
+  t.set_returns(1, -3e38f);
+  EXPECT_EQ(Check(t), "returns[1]: -3e+38 is outside [-1e+06, 1e+06]");
+  t = Valid();
+  *t.add_turns() = t.turns(0);
+  t.mutable_turns(1)->set_reward(2e6f);
+  EXPECT_EQ(Check(t), "turns[1].reward: 2e+06 is outside [-1e+06, 1e+06]");
 }
 
 }  // namespace
