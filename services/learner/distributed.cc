@@ -169,11 +169,18 @@ absl::Status DataParallel::Broadcast(const std::vector<at::Tensor>& tensors) {
 
 absl::StatusOr<bool> DataParallel::AverageGradients(const std::vector<at::Tensor>& parameters,
                                                     bool stop) {
+  absl::StatusOr<StepFlags> flags = AverageGradients(parameters, StepFlags{.stop = stop});
+  if (!flags.ok()) return flags.status();
+  return flags->stop;
+}
+
+absl::StatusOr<StepFlags> DataParallel::AverageGradients(const std::vector<at::Tensor>& parameters,
+                                                         StepFlags flags) {
   torch::NoGradGuard no_grad;
   try {
-    // Buckets of consecutive parameters; the first bucket also carries the stop flag.
+    // Buckets of consecutive parameters; the first bucket also carries the flags.
     size_t begin = 0;
-    bool any_stop = false;
+    StepFlags any;
     bool first = true;
     while (begin < parameters.size() || first) {
       size_t end = begin;
@@ -191,8 +198,8 @@ absl::StatusOr<bool> DataParallel::AverageGradients(const std::vector<at::Tensor
       }
       if (first) {
         auto device = parameters.empty() ? torch::Device(torch::kCPU) : parameters[0].device();
-        flat_parts.push_back(
-            torch::full({1}, stop ? 1.0f : 0.0f, torch::TensorOptions().device(device)));
+        flat_parts.push_back(torch::tensor({flags.stop ? 1.0f : 0.0f, flags.skip ? 1.0f : 0.0f},
+                                           torch::TensorOptions().device(device)));
       }
       std::vector<at::Tensor> flat{torch::cat(flat_parts)};
       impl_->group->allreduce(flat)->wait();
@@ -208,11 +215,15 @@ absl::StatusOr<bool> DataParallel::AverageGradients(const std::vector<at::Tensor
         }
         offset += p.numel();
       }
-      if (first) any_stop = flat[0][offset].item<float>() > 0;
+      if (first) {
+        at::Tensor summed = flat[0].narrow(0, offset, 2).cpu();
+        any.stop = summed[0].item<float>() > 0;
+        any.skip = summed[1].item<float>() > 0;
+      }
       first = false;
       begin = end;
     }
-    return any_stop;
+    return any;
   } catch (const std::exception& e) {
     return FromTorch("gradient all-reduce", e);
   }

@@ -59,6 +59,13 @@ class Rendezvous {
   std::unique_ptr<Impl> impl_;
 };
 
+// What a rank says about an optimiser step, sent along with its gradients: the all-reduce ORs
+// each flag over the ranks, so that every rank takes the same decision.
+struct StepFlags {
+  bool stop = false;  // this rank has no batch (the job ended): every rank stops after the step
+  bool skip = false;  // this rank's loss is not finite: no rank applies the step
+};
+
 // One job's process group.
 class DataParallel {
  public:
@@ -75,7 +82,10 @@ class DataParallel {
   // Copies rank 0's tensors into every rank's (parameters at the start of a job).
   absl::Status Broadcast(const std::vector<at::Tensor>& tensors);
   // Replaces every parameter's gradient with its mean over the ranks (missing gradients count
-  // as zeros) and returns whether any rank asked to stop. `stop` is this rank's wish.
+  // as zeros) and returns the flags ORed over the ranks. `flags` are this rank's.
+  absl::StatusOr<StepFlags> AverageGradients(const std::vector<at::Tensor>& parameters,
+                                             StepFlags flags);
+  // The same with the stop flag alone: returns whether any rank asked to stop.
   absl::StatusOr<bool> AverageGradients(const std::vector<at::Tensor>& parameters, bool stop);
   // Sum over ranks of small CPU values (counters, statistics).
   absl::StatusOr<std::vector<double>> SumAcrossRanks(const std::vector<double>& values);

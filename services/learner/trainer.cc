@@ -27,6 +27,12 @@ using Clock = std::chrono::steady_clock;
 // Batches requested ahead of training.
 // Ranks compare weight digests every this many steps (and at the end of a job).
 constexpr int64_t kDigestCheckEverySteps = 100;
+constexpr char kBatchesSkipped[] = "rally_learner_batches_skipped_total";
+constexpr char kBatchesSkippedHelp[] =
+    "Batches not applied because their loss or a gradient was not finite.";
+constexpr char kWeightsRefused[] = "rally_learner_weights_refused_total";
+constexpr char kWeightsRefusedHelp[] =
+    "Weight sets neither published nor checkpointed because a parameter was not finite.";
 
 torch::Device ChooseDevice(const std::string& wanted) {
   if (wanted == "cpu") return torch::kCPU;
@@ -74,7 +80,77 @@ TrainerMetrics::TrainerMetrics(prometheus::Registry& r)
                                 {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})),
       batch_wait_seconds(AddHistogram(r, "rally_learner_batch_wait_seconds",
                                       "Time spent waiting for the next batch.",
-                                      {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5})) {}
+                                      {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5})),
+      skipped_non_finite_loss(
+          AddCounter(r, kBatchesSkipped, kBatchesSkippedHelp, {{"reason", "non_finite_loss"}})),
+      skipped_non_finite_gradient(
+          AddCounter(r, kBatchesSkipped, kBatchesSkippedHelp, {{"reason", "non_finite_gradient"}})),
+      refused_publish(
+          AddCounter(r, kWeightsRefused, kWeightsRefusedHelp, {{"destination", "publish"}})),
+      refused_checkpoint(
+          AddCounter(r, kWeightsRefused, kWeightsRefusedHelp, {{"destination", "checkpoint"}})) {}
+
+bool AllFinite(const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> finite;
+  for (const torch::Tensor& t : tensors) {
+    if (t.defined()) finite.push_back(torch::isfinite(t).all());
+  }
+  return finite.empty() || torch::stack(finite).all().item<bool>();
+}
+
+GuardedOptimiser::GuardedOptimiser(std::vector<torch::Tensor> parameters,
+                                   torch::optim::Optimizer& optimiser, DataParallel* dp,
+                                   TrainerMetrics& metrics)
+    : parameters_(std::move(parameters)), optimiser_(optimiser), dp_(dp), metrics_(metrics) {}
+
+absl::StatusOr<GuardedOptimiser::Outcome> GuardedOptimiser::Update(const torch::Tensor& loss) {
+  optimiser_.zero_grad();
+  StepFlags flags{.stop = !loss.defined()};
+  if (!flags.stop) {
+    flags.skip = !AllFinite({loss});
+    if (!flags.skip) loss.backward();
+  }
+  if (dp_ != nullptr) {
+    absl::StatusOr<StepFlags> any = dp_->AverageGradients(parameters_, flags);
+    if (!any.ok()) return any.status();
+    flags = *any;
+  }
+  if (flags.stop) return Outcome::kStopped;
+  if (flags.skip) return Skip(/*non_finite_loss=*/true);
+  std::vector<torch::Tensor> gradients;
+  for (const torch::Tensor& p : parameters_) gradients.push_back(p.grad());
+  if (!AllFinite(gradients)) return Skip(/*non_finite_loss=*/false);
+  optimiser_.step();
+  return Outcome::kApplied;
+}
+
+GuardedOptimiser::Outcome GuardedOptimiser::Skip(bool non_finite_loss) {
+  optimiser_.zero_grad();
+  (non_finite_loss ? metrics_.skipped_non_finite_loss : metrics_.skipped_non_finite_gradient)
+      .Increment();
+  ++skipped_;
+  // Logged at the 1st, 2nd, 4th, 8th, ... skip: a stream of bad batches cannot flood the log,
+  // and the count says how many there were.
+  if ((skipped_ & (skipped_ - 1)) == 0) {
+    LogWarning("skipped a batch whose loss or gradient is not finite",
+               {{"reason", non_finite_loss ? "non_finite_loss" : "non_finite_gradient"},
+                {"skipped_total", skipped_}});
+  }
+  return Outcome::kSkipped;
+}
+
+bool GuardedOptimiser::WeightsFinite(Destination destination) {
+  if (AllFinite(parameters_)) return true;
+  const bool publish = destination == Destination::kPublish;
+  (publish ? metrics_.refused_publish : metrics_.refused_checkpoint).Increment();
+  ++refused_;
+  if ((refused_ & (refused_ - 1)) == 0) {
+    LogError("weights hold a value that is not finite; they are not handed out",
+             {{"destination", publish ? "publish" : "checkpoint"}, {"refused_total", refused_}});
+  }
+  return false;
+}
 
 namespace {
 
@@ -195,6 +271,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
                               {"backend", dp->backend()},
                               {"step", step}});
   }
+  GuardedOptimiser guard(net->parameters(), optimiser, dp.get(), m);
   progress.steps = step;
   progress.version = version;
   // The newest published weight sets (up to kRecentWeightsBytes; references to the weight
@@ -214,6 +291,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
   // Publishes the current weights (on CPU: they leave the process; training is on `device`).
   int64_t retry_reservation_at = 0;
   auto publish = [&] {
+    if (!guard.WeightsFinite(GuardedOptimiser::Destination::kPublish)) return;
     if (saves && version > reserved && version >= retry_reservation_at) {
       const int64_t through = version + kVersionBlock - 1;
       if (auto s = ReserveVersions(options.checkpoint_dir, job_id, through); s.ok()) {
@@ -311,6 +389,7 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
             {{"version", target}, {"dir", options.checkpoint_dir + "/" + kTargetPolicy}});
   };
   auto save_checkpoint = [&] {
+    if (!guard.WeightsFinite(GuardedOptimiser::Destination::kCheckpoint)) return;
     net->to(torch::kCPU);
     LearnerState state{job_id,     config.game.name,   config.game.params, step,
                        version,    source.baselines(), obs_size,           config.policy.hidden,
@@ -364,7 +443,8 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
     for (auto& group : optimiser.param_groups()) {
       static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
     }
-    LossTerms loss;
+    LossTerms loss;  // of the latest update applied
+    bool applied = false;
     int64_t episodes = 0;
     double mean_return = 0;
     try {
@@ -373,27 +453,26 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
         episodes = (*next)->episodes;
         mean_return = (*next)->mean_return;
       }
-      // One learner step trains one batch with learner.epochs_per_batch optimiser updates.
+      // One learner step trains one batch with learner.epochs_per_batch optimiser updates. A
+      // batch whose loss or gradient is not finite is dropped at that update (on every rank).
       for (int epoch = 0; epoch < lc.epochs_per_batch; ++epoch) {
-        optimiser.zero_grad();
+        LossTerms terms;  // its loss stays undefined when this rank stops
         if (!stop) {
           const TurnBatch& turns = **next;
           torch::Tensor reference_log_probs, magnet_log_probs;
           if (reference) reference_log_probs = PolicyLogProbs(reference, turns);
           if (magnet) magnet_log_probs = PolicyLogProbs(magnet, turns);
-          loss = ComputeLoss(net, turns, loss_options, reference_log_probs, magnet_log_probs);
-          loss.loss.backward();
+          terms = ComputeLoss(net, turns, loss_options, reference_log_probs, magnet_log_probs);
         }
-        if (dp) {
-          auto any_stop = dp->AverageGradients(parameters, stop);
-          if (!any_stop.ok()) {
-            result = any_stop.status();
-            break;
-          }
-          stop = *any_stop;
+        absl::StatusOr<GuardedOptimiser::Outcome> outcome = guard.Update(terms.loss);
+        if (!outcome.ok()) {
+          result = outcome.status();
+          break;
         }
-        if (stop) break;
-        optimiser.step();
+        if (*outcome == GuardedOptimiser::Outcome::kStopped) stop = true;
+        if (*outcome != GuardedOptimiser::Outcome::kApplied) break;
+        loss = std::move(terms);
+        applied = true;
         if (magnet) UpdateEma(magnet, net, lc.magnet_ema_decay);
       }
     } catch (const c10::Error& e) {
@@ -402,6 +481,10 @@ absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& confi
       break;
     }
     if (stop || !result.ok()) break;
+    if (!applied) {
+      wait_start = Clock::now();
+      continue;
+    }
     ++step;
     if (reference && lc.kl_reference_update_steps > 0 && step % lc.kl_reference_update_steps == 0) {
       UpdateEma(reference, net, 0.0);
