@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +28,19 @@ absl::StatusOr<std::string> PortFlag(const std::string& flag) {
         "found no free TCP port on 127.0.0.1 between 10000 and ", EphemeralPortsStart()));
   }
   return absl::StrCat("--", flag, "=", port);
+}
+
+// How a process ended, from its waitpid status: "exit code 1", "killed by signal 9 (Killed)".
+std::string ExitText(int status) {
+  if (WIFSIGNALED(status)) {
+    return absl::StrCat("killed by signal ", WTERMSIG(status), " (", strsignal(WTERMSIG(status)),
+                        ")");
+  }
+  return absl::StrCat("exit code ", WEXITSTATUS(status));
+}
+
+std::string DurationText(RestartPolicy::Duration d) {
+  return absl::StrCat(std::chrono::duration<double>(d).count(), " s");
 }
 
 }  // namespace
@@ -71,11 +86,15 @@ absl::Status LocalCluster::Start() {
   fs::create_directories(fs::path(options_.workdir) / "checkpoints");
   std::string port_file = (fs::path(options_.workdir) / "control.port").string();
   fs::remove(port_file);
-  auto pid = Spawn("control", "rally-control",
+  // Control is not restarted: its budget is 0.
+  control_.push_back(
+      Unit{"control",
+           {Member{"control",
+                   "rally-control",
                    {"--port=0", "--port_file=" + port_file,
-                    "--db=" + (fs::path(options_.workdir) / "control.sqlite").string()});
-  if (!pid.ok()) return pid.status();
-  control_.push_back(Child{"control", *pid});
+                    "--db=" + (fs::path(options_.workdir) / "control.sqlite").string()}}},
+           RestartPolicy(RestartPolicy::Options{.max_restarts = 0})});
+  if (auto s = StartUnit(control_.back(), Clock::now()); !s.ok()) return s;
   int port = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -90,23 +109,23 @@ absl::Status LocalCluster::Start() {
   if (auto s = WaitForServing(control_address_, std::chrono::seconds(30)); !s.ok()) return s;
 
   std::string control = "--control=" + control_address_;
-  struct Spec {
-    std::string name, binary;
-    std::vector<std::string> args;
-  };
-  // Servers that may be restarted get a fixed port, so that their clients reconnect to them.
-  std::vector<Spec> specs;
+  const RestartPolicy policy(RestartPolicy::Options{.max_restarts = options_.max_restarts});
+  // Servers get a fixed port, so that their clients reconnect to them after a restart.
   for (int i = 0; i < options_.replay_shards; ++i) {
     std::string name = options_.replay_shards == 1 ? "replay" : absl::StrCat("replay-", i);
     auto port_flag = PortFlag("port");
     if (!port_flag.ok()) return port_flag.status();
-    specs.push_back({name,
+    workers_.push_back(
+        Unit{name,
+             {Member{name,
                      "rally-replay",
                      {control, absl::StrCat("--name=replay-", i), *port_flag,
-                      "--data_dir=" + (fs::path(options_.workdir) / name).string()}});
+                      "--data_dir=" + (fs::path(options_.workdir) / name).string()}}},
+             policy});
   }
   // Learner ranks rendezvous at rank 0 on loopback; rank 0 writes the checkpoints and the
-  // others take its state when a job starts.
+  // others take its state when a job starts (and when the group is restarted).
+  Unit learners{"learner", {}, policy};
   auto master_port = PortFlag("master_port");
   if (!master_port.ok()) return master_port.status();
   for (int r = 0; r < options_.learners; ++r) {
@@ -121,75 +140,175 @@ absl::Status LocalCluster::Start() {
       args.insert(args.end(), {absl::StrCat("--world_size=", options_.learners),
                                "--master_addr=127.0.0.1", *master_port});
     }
-    specs.push_back({r == 0 ? "learner" : absl::StrCat("learner-", r), "rally-learner", args});
+    learners.members.push_back(
+        Member{r == 0 ? "learner" : absl::StrCat("learner-", r), "rally-learner", args});
   }
-  specs.push_back({"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}});
+  workers_.push_back(std::move(learners));
+  workers_.push_back(
+      Unit{"evaluator",
+           {Member{"evaluator", "rally-actor", {control, "--mode=eval", "--name=evaluator-0"}}},
+           policy});
   for (int i = 0; i < options_.actors; ++i) {
     std::string name = absl::StrCat("actor-", i);
-    specs.push_back({name, "rally-actor", {control, "--mode=selfplay", "--name=" + name}});
+    workers_.push_back(
+        Unit{name,
+             {Member{name, "rally-actor", {control, "--mode=selfplay", "--name=" + name}}},
+             policy});
   }
-  for (const Spec& s : specs) {
-    auto child = Spawn(s.name, s.binary, s.args);
-    if (!child.ok()) return child.status();
-    // A data-parallel group does not survive the loss of a rank: with several learners a
-    // learner that exits ends the run instead of being restarted.
-    bool restartable =
-        (s.binary == "rally-learner" && options_.learners == 1) || s.binary == "rally-replay";
-    workers_.push_back(Child{s.name, *child, false, 0, s.binary, s.args, restartable});
+  for (Unit& unit : workers_) {
+    if (auto s = StartUnit(unit, Clock::now()); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
+absl::Status LocalCluster::StartUnit(Unit& unit, Clock::time_point now) {
+  for (Member& m : unit.members) {
+    auto pid = Spawn(m.name, m.binary, m.args);
+    if (!pid.ok()) return pid.status();
+    m.pid = *pid;
+    m.exited = false;
+  }
+  unit.state = Unit::State::kRunning;
+  unit.policy.Started(now);
+  return absl::OkStatus();
+}
+
 std::string LocalCluster::FirstExited() {
-  for (auto* group : {&control_, &workers_}) {
-    for (Child& c : *group) {
-      if (c.exited) return c.name;
-      if (waitpid(c.pid, &c.status, WNOHANG) != c.pid) continue;
-      c.exited = true;
-      if (c.restartable && restarts_ < options_.max_restarts) {
-        auto pid = Spawn(c.name, c.binary, c.args);
-        if (pid.ok()) {
-          ++restarts_;
-          std::fprintf(stderr, "%s exited (status %d); restarted it (restart %d of at most %d)\n",
-                       c.name.c_str(), c.status, restarts_, options_.max_restarts);
-          c.pid = *pid;
-          c.exited = false;
-          continue;
-        }
-      }
-      return c.name;
+  const Clock::time_point now = Clock::now();
+  for (auto* units : {&control_, &workers_}) {
+    for (Unit& unit : *units) {
+      Step(unit, now);
+      if (unit.state == Unit::State::kFailed) return unit.failed_member;
     }
   }
   return "";
 }
 
-void LocalCluster::StopChildren(std::vector<Child>& children, int grace_ms) {
-  for (Child& c : children) {
-    if (!c.exited) kill(c.pid, SIGTERM);
+std::map<std::string, int> LocalCluster::restarts() const {
+  std::map<std::string, int> out;
+  for (const auto* units : {&control_, &workers_}) {
+    for (const Unit& unit : *units) {
+      if (unit.policy.restarts() > 0) out[unit.name] = unit.policy.restarts();
+    }
+  }
+  return out;
+}
+
+void LocalCluster::Step(Unit& unit, Clock::time_point now) {
+  using State = Unit::State;
+  if (unit.state == State::kFailed || unit.state == State::kStopped) return;
+  const Member* first_exit = nullptr;
+  bool all_down = true;
+  for (Member& m : unit.members) {
+    if (!m.exited && waitpid(m.pid, &m.status, WNOHANG) == m.pid) {
+      m.exited = true;
+      if (first_exit == nullptr) first_exit = &m;
+    }
+    all_down = all_down && m.exited;
+  }
+  switch (unit.state) {
+    case State::kRunning:
+      if (first_exit != nullptr) OnExit(unit, *first_exit, now);
+      break;
+    case State::kStoppingSurvivors:
+      if (all_down) {
+        unit.state = State::kWaiting;
+      } else if (now >= unit.kill_at) {
+        for (const Member& m : unit.members) {
+          if (!m.exited) kill(m.pid, SIGKILL);  // reaped by the next step
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  if (unit.state == State::kWaiting && now >= unit.restart_at) Restart(unit, now);
+}
+
+void LocalCluster::OnExit(Unit& unit, const Member& member, Clock::time_point now) {
+  const std::optional<RestartPolicy::Duration> backoff = unit.policy.Exited(now);
+  if (!backoff) {
+    if (unit.policy.max_restarts() > 0) {
+      std::fprintf(stderr, "%s exited (%s); not restarted: its %d restarts are spent\n",
+                   member.name.c_str(), ExitText(member.status).c_str(),
+                   unit.policy.max_restarts());
+    }
+    unit.state = Unit::State::kFailed;
+    unit.failed_member = member.name;
+    return;
+  }
+  std::string what = unit.members.size() > 1
+                         ? absl::StrCat("the ", unit.name, " group (", unit.members.size(),
+                                        " ranks) ends its other ranks and restarts")
+                         : "restarting it";
+  std::fprintf(stderr, "%s exited (%s); %s in %s (restart %d of %d)\n", member.name.c_str(),
+               ExitText(member.status).c_str(), what.c_str(), DurationText(*backoff).c_str(),
+               unit.policy.restarts(), unit.policy.max_restarts());
+  unit.restart_at = now + *backoff;
+  unit.state = Unit::State::kWaiting;
+  for (const Member& m : unit.members) {
+    if (m.exited) continue;
+    kill(m.pid, SIGTERM);
+    unit.state = Unit::State::kStoppingSurvivors;
+    unit.kill_at = now + options_.group_stop_grace;
+  }
+}
+
+void LocalCluster::Restart(Unit& unit, Clock::time_point now) {
+  if (unit.members.size() > 1) {
+    // A learner group meets at a fresh master port: the old rank 0's TCPStore socket may still
+    // hold the previous one (TIME_WAIT), and a new store must not take a stale one's place.
+    auto master_port = PortFlag("master_port");
+    if (master_port.ok()) {
+      for (Member& m : unit.members) {
+        for (std::string& arg : m.args) {
+          if (arg.rfind("--master_port=", 0) == 0) arg = *master_port;
+        }
+      }
+    }
+  }
+  if (auto s = StartUnit(unit, now); !s.ok()) {
+    std::fprintf(stderr, "cannot restart %s: %s\n", unit.name.c_str(), s.ToString().c_str());
+    for (Member& m : unit.members) {
+      if (!m.exited) kill(m.pid, SIGTERM);  // ranks started before the failure; Stop reaps them
+    }
+    unit.state = Unit::State::kFailed;
+    unit.failed_member = unit.members.front().name;
+  }
+}
+
+void LocalCluster::StopUnits(std::vector<Unit>& units, int grace_ms) {
+  for (Unit& unit : units) {
+    unit.state = Unit::State::kStopped;
+    for (Member& m : unit.members) {
+      if (!m.exited) kill(m.pid, SIGTERM);
+    }
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
-  for (Child& c : children) {
-    while (!c.exited) {
-      if (waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
-        c.exited = true;
-        break;
+  for (Unit& unit : units) {
+    for (Member& m : unit.members) {
+      while (!m.exited) {
+        if (waitpid(m.pid, &m.status, WNOHANG) == m.pid) {
+          m.exited = true;
+          break;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+          kill(m.pid, SIGKILL);
+          waitpid(m.pid, &m.status, 0);
+          m.exited = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        kill(c.pid, SIGKILL);
-        waitpid(c.pid, &c.status, 0);
-        c.exited = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
 }
 
-void LocalCluster::StopWorkers(int grace_ms) { StopChildren(workers_, grace_ms); }
+void LocalCluster::StopWorkers(int grace_ms) { StopUnits(workers_, grace_ms); }
 
 void LocalCluster::Stop(int grace_ms) {
-  StopChildren(workers_, grace_ms);
-  StopChildren(control_, grace_ms);
+  StopUnits(workers_, grace_ms);
+  StopUnits(control_, grace_ms);
 }
 
 }  // namespace rally

@@ -1,14 +1,28 @@
 // A local rally cluster: rally-control, rally-replay, rally-learner, the actors and the
 // evaluator, each a separate OS process on loopback, with its log under <workdir>/logs/.
 // Processes are ended by pid: SIGTERM, then SIGKILL after a grace period.
+//
+// Restarts: every worker that exits is started again with the same arguments (and, for a server,
+// the same port, so that its clients reconnect; a replay resumes from its data directory, learner
+// rank 0 from its checkpoint), on a schedule and a budget of its own (restart_policy.h):
+// restart n waits min(30 s, 1 s × 2^(n−1)) after the exit, at most `max_restarts` restarts per
+// process. A data-parallel learner group does not survive the loss of a rank, so it is one
+// process here: when any rank exits, the others are ended and all ranks start again together.
+// Control is never restarted. Every restart prints one line on stderr.
+//
+// Not thread-safe: one thread (the CLI's loop) calls every method. Nothing blocks except
+// Start() (until control serves) and the Stop methods (up to their grace period).
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "services/cli/restart_policy.h"
 
 namespace rally {
 
@@ -17,8 +31,10 @@ struct ClusterOptions {
   std::string workdir;
   int actors = 1;
   int replay_shards = 1;
-  int learners = 1;  // data-parallel learner ranks
-  int max_restarts = 3;
+  int learners = 1;      // data-parallel learner ranks
+  int max_restarts = 5;  // per process (a learner group counts as one)
+  // How long the surviving ranks of a learner group get to stop before SIGKILL.
+  std::chrono::milliseconds group_stop_grace = std::chrono::seconds(10);
 };
 
 class LocalCluster {
@@ -30,35 +46,64 @@ class LocalCluster {
   absl::Status Start();
   // host:port of control.
   const std::string& control_address() const { return control_address_; }
-  // The name of a process that exited, or "" while all run. A learner or replay that exits is
-  // restarted first (same arguments and port; it resumes from its checkpoint or data directory),
-  // up to `max_restarts` times in all; only then is it reported.
+  // Reaps the processes that exited, schedules their restarts and starts those that are due;
+  // never waits. Returns the name of a process that exited and stays down (control, or a worker
+  // whose budget is spent; its log is logs/<name>.log), or "" while every process runs or waits
+  // to be restarted. Call it often (the CLI does, every 250-500 ms): restarts happen in it.
   std::string FirstExited();
-  int restarts() const { return restarts_; }
-  // Ends the workers (SIGTERM, SIGKILL after `grace_ms`); control keeps serving.
+  // Restarts so far of each process restarted at least once, by name ("learner" for a group).
+  std::map<std::string, int> restarts() const;
+  // Ends the workers (SIGTERM, SIGKILL after `grace_ms`) and cancels pending restarts; control
+  // keeps serving.
   void StopWorkers(int grace_ms = 10000);
   // Ends the workers, then control.
   void Stop(int grace_ms = 10000);
 
  private:
-  struct Child {
-    std::string name;
-    pid_t pid = -1;
-    bool exited = false;
-    int status = 0;
+  using Clock = RestartPolicy::Clock;
+
+  // One OS process.
+  struct Member {
+    std::string name;  // also its log's name
     std::string binary;
     std::vector<std::string> args;
-    bool restartable = false;
+    pid_t pid = -1;
+    bool exited = true;
+    int status = 0;  // as waitpid reports it
   };
+  // What is restarted as a whole: one process, or every rank of a learner group.
+  struct Unit {
+    enum class State {
+      kRunning,
+      kStoppingSurvivors,  // a rank exited; the others got SIGTERM, SIGKILL at `kill_at`
+      kWaiting,            // all down; started again at `restart_at`
+      kFailed,             // down for good: budget spent or could not start
+      kStopped,            // ended by Stop/StopWorkers
+    };
+    std::string name;
+    std::vector<Member> members;
+    RestartPolicy policy;
+    State state = State::kRunning;
+    Clock::time_point kill_at{};
+    Clock::time_point restart_at{};
+    std::string failed_member;  // the member whose exit made it kFailed
+  };
+
   absl::StatusOr<pid_t> Spawn(const std::string& name, const std::string& binary,
                               const std::vector<std::string>& args);
-  void StopChildren(std::vector<Child>& children, int grace_ms);
+  // Starts every member of `unit` and marks it running.
+  absl::Status StartUnit(Unit& unit, Clock::time_point now);
+  // Advances `unit` by one step of its life cycle: reap, schedule, end survivors, restart.
+  void Step(Unit& unit, Clock::time_point now);
+  // `member` of a running `unit` exited at `now`: schedule the restart or give up.
+  void OnExit(Unit& unit, const Member& member, Clock::time_point now);
+  void Restart(Unit& unit, Clock::time_point now);
+  void StopUnits(std::vector<Unit>& units, int grace_ms);
 
   ClusterOptions options_;
   std::string control_address_;
-  std::vector<Child> control_;
-  std::vector<Child> workers_;
-  int restarts_ = 0;
+  std::vector<Unit> control_;
+  std::vector<Unit> workers_;
 };
 
 }  // namespace rally

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -102,6 +103,15 @@ std::string ProgressLine(const v1::Job& job) {
                     absl::StrJoin(evals, ", "));
   }
   return line;
+}
+
+// "  | restarts: actor-0 ×2, replay ×1" while any process of the cluster was restarted, else "".
+std::string RestartsText(const std::map<std::string, int>& restarts) {
+  if (restarts.empty()) return "";
+  return absl::StrCat("  | restarts: ",
+                      absl::StrJoin(restarts, ", ", [](std::string* out, const auto& r) {
+                        absl::StrAppend(out, r.first, " ×", r.second);
+                      }));
 }
 
 nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
@@ -243,11 +253,12 @@ int Run(const std::string& config_path) {
       progress_log << Summary(job, "").dump() << "\n" << std::flush;
       last_logged = now;
     }
+    const std::string line = ProgressLine(job) + RestartsText(cluster.restarts());
     if (tty) {
-      std::printf("\r%s\x1b[K", ProgressLine(job).c_str());
+      std::printf("\r%s\x1b[K", line.c_str());
       std::fflush(stdout);
     } else if (!quiet && now - last_print > std::chrono::seconds(5)) {
-      std::printf("%s\n", ProgressLine(job).c_str());
+      std::printf("%s\n", line.c_str());
       std::fflush(stdout);
       last_print = now;
     }
@@ -280,7 +291,9 @@ int Run(const std::string& config_path) {
   }
   progress_log << Summary(job, "").dump() << "\n" << std::flush;
   auto summary = Summary(job, workdir);
-  std::printf("%s\n", ProgressLine(job).c_str());
+  const std::map<std::string, int> restarts = cluster.restarts();
+  summary["restarts"] = restarts;
+  std::printf("%s%s\n", ProgressLine(job).c_str(), RestartsText(restarts).c_str());
   std::printf("job %s %s: %s\n", job.id().c_str(), StateName(job.state()).c_str(),
               job.reason().c_str());
   // With exact evaluation in the job, the same figures of the policies the job saved: the one it
