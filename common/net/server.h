@@ -25,6 +25,9 @@ class GrpcServer {
   int port() const { return port_; }
   // host:port that clients use to reach this server.
   std::string address() const { return address_; }
+  // Sets the standard health service's status of `service` (a name of the process's choosing;
+  // "" is the whole server, SERVING from the start).
+  void SetServing(const std::string& service, bool serving);
   // Marks the server NOT_SERVING, then shuts down: calls still running after `grace` are
   // cancelled. Idempotent.
   void Shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));

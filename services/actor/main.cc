@@ -52,6 +52,9 @@ absl::Status RunSelfPlayJob(const v1::Assignment& a, const JobConfig& config, co
   for (const ReplayTableConfig& t : config.replay.tables) tables.push_back(t.name);
   ReplayWriter writer(replay, tables, absl::StrCat(name, "/", a.job_id()),
                       config.actors.envs_per_actor, &metrics);
+  LogInfo("inserting as producer", {{"actor_id", writer.actor_id()},
+                                    {"incarnation", absl::StrCat(writer.incarnation())},
+                                    {"replay", replay}});
   InferenceWorker inference(config.actors.max_batch,
                             std::chrono::microseconds(config.actors.batch_timeout_us),
                             static_cast<uint64_t>(config.seed) * 1000003 + a.index(), &metrics);

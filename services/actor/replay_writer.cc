@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <optional>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/net/proto_wire.h"
@@ -19,6 +21,7 @@ ReplayWriter::ReplayWriter(std::string address, std::vector<std::string> tables,
     : address_(std::move(address)),
       tables_(std::move(tables)),
       actor_id_(std::move(actor_id)),
+      incarnation_(DrawIncarnation()),
       max_in_flight_(static_cast<size_t>(max_in_flight)) {
   if (metrics != nullptr) {
     acked_counter_ = &AddCounter(*metrics, "rally_actor_trajectories_acked_total",
@@ -45,20 +48,21 @@ ReplayWriter::~ReplayWriter() { Stop(); }
 
 namespace {
 
-// An item's key: the trajectory fields `actor_id` and `sequence`, as a message of their own.
-// It is appended to the trajectory's bytes: parsing concatenated messages merges them, and the
-// last value of a singular field wins, so the trajectory itself need not be copied to set them.
-v1::Trajectory Key(const std::string& actor_id, uint64_t sequence) {
+// An item's key: the trajectory fields `actor_id`, `incarnation` and `sequence`, as a message of
+// their own. It is appended to the trajectory's bytes: parsing concatenated messages merges them,
+// and the last value of a singular field wins, so the trajectory itself need not be copied to set
+// them.
+v1::Trajectory Key(const ItemKey& item) {
   v1::Trajectory key;
-  key.set_actor_id(actor_id);
-  key.set_sequence(sequence);
+  key.set_actor_id(item.actor_id);
+  key.set_incarnation(item.incarnation);
+  key.set_sequence(item.sequence);
   return key;
 }
 
-// `trajectory` serialised with `actor_id` and `sequence` as its key, in one slice.
-grpc::Slice Serialize(const v1::Trajectory& trajectory, const std::string& actor_id,
-                      uint64_t sequence) {
-  const v1::Trajectory key = Key(actor_id, sequence);
+// `trajectory` serialised with `item` as its key, in one slice.
+grpc::Slice Serialize(const v1::Trajectory& trajectory, const ItemKey& item) {
+  const v1::Trajectory key = Key(item);
   const size_t body = trajectory.ByteSizeLong();
   const size_t tail = key.ByteSizeLong();
   grpc::Slice out(body + tail);
@@ -204,12 +208,29 @@ std::optional<std::vector<grpc::Slice>> EncodeByReference(
 
 }  // namespace
 
+uint64_t DrawIncarnation() {
+  std::random_device device;
+  // The clock too, in case the device is a fixed-seed stand-in (it may be where no entropy
+  // source is): two starts must not draw the same number.
+  std::seed_seq seed{
+      device(),
+      device(),
+      device(),
+      device(),
+      static_cast<unsigned>(std::chrono::system_clock::now().time_since_epoch().count()),
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count())};
+  std::mt19937_64 rng(seed);
+  uint64_t incarnation = 0;
+  while (incarnation == 0) incarnation = rng();
+  return incarnation;
+}
+
 std::vector<grpc::Slice> EncodeTrajectory(std::shared_ptr<const v1::Trajectory> trajectory,
-                                          const std::string& actor_id, uint64_t sequence) {
-  if (auto pieces = EncodeByReference(trajectory, Key(actor_id, sequence).SerializeAsString())) {
+                                          const ItemKey& key) {
+  if (auto pieces = EncodeByReference(trajectory, Key(key).SerializeAsString())) {
     return *std::move(pieces);
   }
-  return {Serialize(*trajectory, actor_id, sequence)};
+  return {Serialize(*trajectory, key)};
 }
 
 namespace {
@@ -292,14 +313,15 @@ void ReplayWriter::MarkReady(Outgoing& out, std::vector<grpc::Slice> body) {
 bool ReplayWriter::Push(const v1::Trajectory& trajectory) {
   std::shared_ptr<Outgoing> out = Reserve();
   if (out == nullptr) return false;
-  MarkReady(*out, {Serialize(trajectory, actor_id_, out->sequence)});
+  MarkReady(*out, {Serialize(trajectory, {actor_id_, incarnation_, out->sequence})});
   return true;
 }
 
 bool ReplayWriter::Push(std::shared_ptr<const v1::Trajectory> trajectory) {
   std::shared_ptr<Outgoing> out = Reserve();
   if (out == nullptr) return false;
-  MarkReady(*out, EncodeTrajectory(std::move(trajectory), actor_id_, out->sequence));
+  MarkReady(*out,
+            EncodeTrajectory(std::move(trajectory), {actor_id_, incarnation_, out->sequence}));
   return true;
 }
 

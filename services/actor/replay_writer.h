@@ -1,11 +1,13 @@
 // Streams an actor's trajectories to the replay over one Insert stream and counts the acks.
 //
-// Push() numbers a trajectory (its actor_id and the next sequence number, 1, 2, ...), queues it
+// Push() numbers a trajectory (its key: the writer's actor_id and incarnation, and the next
+// sequence number, 1, 2, ...), queues it
 // and blocks while `max_in_flight` trajectories are queued or sent but not yet acknowledged: a
 // slow or full replay pushes back on the environments. A trajectory counts as inserted only when
 // its ack arrives. When the stream breaks, the writer reconnects and sends the unacknowledged
 // trajectories again, in order; the replay recognises the ones it had already stored by their
-// (actor_id, sequence) and does not store them twice.
+// key and does not store them twice. Each writer draws a new incarnation: a restarted actor keeps
+// its actor_id but is a new producer, so nothing it sends is taken for its earlier life's.
 //
 // Push() also encodes, on the pushing thread, so that several actor threads encode in parallel
 // while the one sending thread only writes: it serialises the trajectory once, straight into a
@@ -46,12 +48,23 @@ std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> 
 // reference (EncodeTrajectory).
 inline constexpr size_t kReferenceArrayBytes = 4096;
 
-// `trajectory` serialised, with `actor_id` and `sequence` as its key, as slices that parse as one
-// Trajectory: a turn's packed fixed-width arrays of kReferenceArrayBytes or more are referenced
-// where they lie (each slice holds `trajectory`), everything else is encoded. A trajectory with
-// fields this build does not know is encoded whole.
+// An item's idempotency key (trajectory.proto): its producer (actor_id, incarnation) and its
+// sequence number.
+struct ItemKey {
+  std::string actor_id;
+  uint64_t incarnation = 0;
+  uint64_t sequence = 0;
+};
+
+// A random, non-zero incarnation for a producer starting now.
+uint64_t DrawIncarnation();
+
+// `trajectory` serialised, with `key` as its key, as slices that parse as one Trajectory: a turn's
+// packed fixed-width arrays of kReferenceArrayBytes or more are referenced where they lie (each
+// slice holds `trajectory`), everything else is encoded. A trajectory with fields this build does
+// not know is encoded whole.
 std::vector<grpc::Slice> EncodeTrajectory(std::shared_ptr<const v1::Trajectory> trajectory,
-                                          const std::string& actor_id, uint64_t sequence);
+                                          const ItemKey& key);
 
 class ReplayWriter {
  public:
@@ -59,8 +72,8 @@ class ReplayWriter {
                int max_in_flight, prometheus::Registry* metrics);
   ~ReplayWriter();
 
-  // Numbers, encodes and queues `trajectory` (its actor_id and sequence are the writer's, whatever
-  // `trajectory` holds); false if the writer was stopped.
+  // Numbers, encodes and queues `trajectory` (its key is the writer's, whatever `trajectory`
+  // holds); false if the writer was stopped.
   bool Push(const v1::Trajectory& trajectory);
   // The same for a trajectory that no one changes any more: its large arrays go out from where
   // they lie rather than copied (EncodeTrajectory), and it is held until acknowledged. For
@@ -71,6 +84,8 @@ class ReplayWriter {
   // Stops sending; what is not acknowledged by then is dropped.
   void Stop();
 
+  const std::string& actor_id() const { return actor_id_; }
+  uint64_t incarnation() const { return incarnation_; }
   int64_t acked() const { return acked_; }
   int64_t duplicates() const { return duplicates_; }
   // Sequence numbers acknowledged as stored (including duplicates), for tests.
@@ -106,6 +121,7 @@ class ReplayWriter {
   const std::string address_;
   const std::vector<std::string> tables_;
   const std::string actor_id_;
+  const uint64_t incarnation_;
   uint64_t next_sequence_ = 1;
   std::vector<uint64_t> acked_sequences_;
   const size_t max_in_flight_;

@@ -1,9 +1,11 @@
 // rally-replay: stores the trajectories actors stream in and serves batches to learners.
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "common/config/job_config.h"
 #include "common/games/registry.h"
 #include "common/metrics/metrics.h"
@@ -15,17 +17,21 @@
 #include "common/util/shutdown.h"
 #include "services/replay/curriculum.h"
 #include "services/replay/curriculum_service.h"
-#include "services/replay/durable_store.h"
+#include "services/replay/replay_job.h"
 #include "services/replay/replay_service.h"
 #include "services/replay/snapshot_pool.h"
 
 ABSL_FLAG(std::string, data_dir, "",
-          "directory for the write-ahead log and snapshots; empty: no durability (env "
-          "RALLY_REPLAY_DATA_DIR)");
+          "directory for the write-ahead logs and snapshots, one directory per job under "
+          "jobs/; empty: no durability (env RALLY_REPLAY_DATA_DIR)");
 
 using namespace rally;
 
 namespace {
+
+// The health check that answers NOT_SERVING while the installed job's recovery found that
+// acknowledged items may be missing; the whole server ("") stays SERVING.
+constexpr char kRecoveryHealth[] = "rally.replay.recovery";
 
 // The job's curriculum: its options from the spec, its tasks, seats from the game.
 absl::StatusOr<std::shared_ptr<Curriculum>> MakeCurriculum(const JobConfig& config) {
@@ -68,23 +74,20 @@ int main(int argc, char** argv) {
   if (data_dir.empty() && std::getenv("RALLY_REPLAY_DATA_DIR")) {
     data_dir = std::getenv("RALLY_REPLAY_DATA_DIR");
   }
-  std::unique_ptr<DurableStore> store;
   if (!data_dir.empty()) {
-    DurabilityOptions options;
-    options.dir = data_dir;
-    auto opened = DurableStore::Open(options);
-    if (!opened.ok()) {
-      LogError("cannot open the data directory", {{"error", opened.status().ToString()}});
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    absl::Status adopted =
+        ec ? absl::UnavailableError(absl::StrCat("cannot create ", data_dir, ": ", ec.message()))
+           : AdoptSharedDataDir(data_dir);
+    if (!adopted.ok()) {
+      LogError("cannot open the data directory", {{"error", adopted.ToString()}});
       return 1;
     }
-    store = std::move(*opened);
-    const RecoveredState& rec = store->recovered();
-    LogInfo("data directory opened", {{"dir", data_dir},
-                                      {"snapshot_job", rec.snapshot.job().job_id()},
-                                      {"records", static_cast<int64_t>(rec.records.size())},
-                                      {"torn_tail", rec.torn_tail}});
+    LogInfo("data directory opened: each job's log and snapshots in jobs/<job_id>",
+            {{"dir", data_dir}});
   }
-  ReplayServiceImpl service((*metrics)->registry(), store.get());
+  ReplayServiceImpl service((*metrics)->registry(), data_dir);
   CurriculumServiceImpl curriculum(&(*metrics)->registry());
   auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
                                   {&service, &curriculum});
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
     LogError("cannot start server", {{"error", server.status().ToString()}});
     return 1;
   }
+  (*server)->SetServing(kRecoveryHealth, true);
   std::string address = AdvertisedAddress((*server)->port());
   LogInfo("serving", {{"pid", static_cast<long long>(getpid())},
                       {"address", address},
@@ -120,9 +124,13 @@ int main(int argc, char** argv) {
     }
     if (auto s = service.SetJob(assignment->job_id(), assignment->spec_yaml(), *config); !s.ok()) {
       LogError("cannot install job", {{"error", s.ToString()}});
+      WaitForShutdown(std::chrono::seconds(5));
       continue;
     }
     job_id = assignment->job_id();
+    // A job whose data directory was damaged keeps running on what could be recovered; the
+    // named health check (and the metric, and the log) say that acknowledged items may be gone.
+    (*server)->SetServing(kRecoveryHealth, !service.recovery_data_lost());
     // With uniform or pfsp selection the opponent pool is the learner's snapshot pool.
     std::unique_ptr<SnapshotPoolPoller> pool;
     if (auto c = MakeCurriculum(*config); c.ok()) {
@@ -154,7 +162,10 @@ int main(int argc, char** argv) {
     }
     control.FlushReport();
     // Keep the tables (and their log) when shutting down mid-job: a restarted replay recovers them.
-    if (!ShutdownRequested()) service.ClearJob();
+    if (!ShutdownRequested()) {
+      service.ClearJob();
+      (*server)->SetServing(kRecoveryHealth, true);
+    }
     curriculum.ClearCurriculum();
     job_id.clear();
   }

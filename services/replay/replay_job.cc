@@ -1,10 +1,85 @@
 #include "services/replay/replay_job.h"
 
+#include <filesystem>
+
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/games/registry.h"
+#include "common/util/durable_file.h"
 #include "common/util/log.h"
 
 namespace rally {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The job whose data `rec` holds: the snapshot's, or the job record's at the log's start; ""
+// when neither survived.
+std::string RecoveredJobId(const RecoveredState& rec) {
+  if (!rec.snapshot.job().job_id().empty()) return rec.snapshot.job().job_id();
+  if (!rec.records.empty() && rec.records.front().has_job()) {
+    return rec.records.front().job().job_id();
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> JobDataDir(const std::string& data_dir, const std::string& job_id) {
+  const bool plain = !job_id.empty() && job_id != "." && job_id != ".." && job_id.size() <= 200 &&
+                     absl::c_all_of(job_id, [](char c) {
+                       return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
+                     });
+  if (!plain) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job id '", job_id, "' cannot name a data directory (letters, digits, '-', '_', '.')"));
+  }
+  return (fs::path(data_dir) / "jobs" / job_id).string();
+}
+
+absl::Status AdoptSharedDataDir(const std::string& data_dir) {
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(data_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() &&
+        (absl::StartsWith(name, "wal-") ||
+         (absl::StartsWith(name, "snapshot") && absl::EndsWith(name, ".pb")))) {
+      files.push_back(e.path());
+    }
+  }
+  if (files.empty()) return absl::OkStatus();
+  std::string job_id;
+  {
+    auto store = DurableStore::Open({data_dir});
+    if (!store.ok()) return store.status();
+    job_id = RecoveredJobId((*store)->recovered());
+  }
+  if (job_id.empty()) {
+    return absl::DataLossError(
+        absl::StrCat(data_dir,
+                     " holds a write-ahead log or snapshot whose job cannot be read; move them "
+                     "into jobs/<job_id>/ by hand"));
+  }
+  auto dir = JobDataDir(data_dir, job_id);
+  if (!dir.ok()) return dir.status();
+  fs::create_directories(*dir, ec);
+  for (const fs::path& f : files) {
+    fs::rename(f, fs::path(*dir) / f.filename(), ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot move ", f.string(), " into ", *dir, ": ", ec.message()));
+    }
+  }
+  if (auto s = SyncDirectory(*dir); !s.ok()) return s;
+  if (auto s = SyncDirectory(data_dir); !s.ok()) return s;
+  LogInfo("moved a job's log and snapshot into its own directory",
+          {{"job_id", job_id}, {"dir", *dir}, {"files", static_cast<int64_t>(files.size())}});
+  return absl::OkStatus();
+}
 
 TableOptions ToTableOptions(const ReplayTableConfig& c) {
   TableOptions o;
@@ -31,7 +106,7 @@ TableOptions ToTableOptions(const ReplayTableConfig& c) {
 absl::StatusOr<std::unique_ptr<ReplayJob>> ReplayJob::Create(const std::string& job_id,
                                                              const std::string& spec_yaml,
                                                              const JobConfig& config,
-                                                             DurableStore* store) {
+                                                             std::unique_ptr<DurableStore> store) {
   std::unique_ptr<ReplayJob> job(new ReplayJob());
   job->id_ = job_id;
   job->spec_yaml_ = spec_yaml;
@@ -45,31 +120,43 @@ absl::StatusOr<std::unique_ptr<ReplayJob>> ReplayJob::Create(const std::string& 
     if (!table.ok()) return table.status();
     job->tables_[tc.name] = std::move(*table);
   }
-  job->store_ = store;
-  if (store != nullptr) {
+  job->store_ = std::move(store);
+  if (DurableStore* store = job->store_.get()) {
     const std::string& f = config.replay.fsync;
     store->SetFsync(f == "every_batch" ? FsyncPolicy::kEveryBatch
                     : f == "interval"  ? FsyncPolicy::kInterval
                                        : FsyncPolicy::kNever,
                     config.replay.fsync_interval_ms);
-    const RecoveredState& rec = store->recovered();
-    if (rec.snapshot.job().job_id() == job_id ||
-        (!rec.records.empty() && rec.records.front().has_job() &&
-         rec.records.front().job().job_id() == job_id)) {
-      if (auto s = job->Recover(rec); !s.ok()) return s;
-      if (auto s = store->ContinueJob(); !s.ok()) return s;
-    } else {
-      v1::WalJob record;
-      record.set_job_id(job_id);
-      record.set_spec_yaml(spec_yaml);
-      if (auto s = store->StartJob(record); !s.ok()) return s;
-    }
+    if (auto s = job->OpenLog(); !s.ok()) return s;
     for (auto& [name, table] : job->tables_) table->set_observer(store);
     if (config.replay.snapshot_every_seconds > 0) {
       job->snapshot_thread_ = std::thread([j = job.get()] { j->SnapshotLoop(); });
     }
   }
   return job;
+}
+
+absl::Status ReplayJob::OpenLog() {
+  const RecoveredState& rec = store_->recovered();
+  recovery_problems_ = rec.problems;
+  recovery_data_lost_ = rec.data_lost;
+  const std::string held = RecoveredJobId(rec);
+  if (!held.empty() && held != id_) {
+    return absl::DataLossError(absl::StrCat("the data directory holds job '", held, "', not '", id_,
+                                            "': each job needs its own"));
+  }
+  if (held.empty() && rec.records.empty() && rec.snapshot.tables_size() == 0) {
+    v1::WalJob record;
+    record.set_job_id(id_);
+    record.set_spec_yaml(spec_yaml_);
+    absl::Status started = store_->StartJob(record);
+    // A directory whose files were all damaged: the store keeps them, and the log goes on
+    // after them.
+    if (started.ok() || !absl::IsFailedPrecondition(started)) return started;
+  } else if (auto s = Recover(rec); !s.ok()) {
+    return s;
+  }
+  return store_->ContinueJob();
 }
 
 ReplayJob::~ReplayJob() { Close(); }
@@ -94,7 +181,7 @@ absl::StatusOr<StoredItem> ItemFrom(const v1::WalInsert& in) {
 absl::Status ReplayJob::Recover(const RecoveredState& rec) {
   // The snapshot first ...
   std::map<std::string, uint64_t> last_lsn;
-  for (const auto& [actor, seq] : rec.snapshot.watermarks()) watermarks_[actor] = seq;
+  producers_.RestoreFrom(rec.snapshot);
   for (const v1::TableSnapshot& ts : rec.snapshot.tables()) {
     Table* t = table(ts.name());
     if (t == nullptr) {
@@ -148,11 +235,7 @@ absl::Status ReplayJob::Recover(const RecoveredState& rec) {
       case v1::WalRecord::kInsert: {
         auto item = ItemFrom(r.insert());
         if (!item.ok()) return item.status();
-        const v1::Trajectory& tr = *item->trajectory;
-        if (!tr.actor_id().empty()) {
-          uint64_t& w = watermarks_[tr.actor_id()];
-          w = std::max(w, tr.sequence());
-        }
+        producers_.Restore(*item->trajectory);
         s = t->RestoreInsert(*item);
         break;
       }
@@ -194,20 +277,6 @@ std::vector<Table*> ReplayJob::tables() const {
   return out;
 }
 
-bool ReplayJob::IsDuplicate(const std::string& actor_id, uint64_t sequence) const {
-  if (actor_id.empty() || sequence == 0) return false;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = watermarks_.find(actor_id);
-  return it != watermarks_.end() && sequence <= it->second;
-}
-
-void ReplayJob::MarkStored(const std::string& actor_id, uint64_t sequence) {
-  if (actor_id.empty() || sequence == 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  uint64_t& w = watermarks_[actor_id];
-  w = std::max(w, sequence);
-}
-
 absl::Status ReplayJob::SyncForAck(uint64_t lsn) {
   if (store_ == nullptr) return absl::OkStatus();
   return store_->SyncTo(lsn);
@@ -224,10 +293,7 @@ absl::Status ReplayJob::WriteSnapshot() {
     v1::ReplaySnapshot snap;
     snap.mutable_job()->set_job_id(id_);
     snap.mutable_job()->set_spec_yaml(spec_yaml_);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [actor, seq] : watermarks_) (*snap.mutable_watermarks())[actor] = seq;
-    }
+    producers_.SaveTo(&snap);
     // Stored items are a stream of their own: many arrived compressed, unlike the plain ones
     // the log's inserts see, so they do not share its backoff.
     AdaptiveCompressor compressor;

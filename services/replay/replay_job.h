@@ -1,10 +1,10 @@
-// The replay state of one job: its tables, the per-actor insert watermarks that make inserts
-// idempotent, and (when the replay has a data directory) the write-ahead log and snapshots that
-// make acknowledged items survive a crash.
+// The replay state of one job: its tables, the producer watermarks that make inserts
+// idempotent (producer_watermarks.h), and (when the replay has a data directory) the job's own
+// write-ahead log and snapshots, which make acknowledged items survive a crash.
 //
-// Idempotency: an actor numbers its trajectories 1, 2, 3, ... and sends them in order; after a
-// reconnect it resends the ones it saw no ack for. The job keeps the highest stored sequence per
-// actor id, and a trajectory at or below it is acknowledged as a duplicate without being stored.
+// A job's data is its own: the replay gives each job id a directory of its own
+// (`DATA_DIR/jobs/<job_id>`), and nothing here deletes another job's. A store that holds another
+// job's data is refused.
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
@@ -19,18 +19,20 @@
 #include "common/config/job_config.h"
 #include "common/games/game.h"
 #include "services/replay/durable_store.h"
+#include "services/replay/producer_watermarks.h"
 #include "services/replay/table.h"
 
 namespace rally {
 
 class ReplayJob {
  public:
-  // Builds the job's tables. With a `store`, recovers them from it when it holds the same job
-  // (and starts a fresh log otherwise), and snapshots every replay.snapshot_every_seconds.
+  // Builds the job's tables. With a `store` (the job's own directory), recovers them from what
+  // it holds, or starts its log when it holds nothing, and snapshots every
+  // replay.snapshot_every_seconds. DATA_LOSS when the store holds another job's data.
   static absl::StatusOr<std::unique_ptr<ReplayJob>> Create(const std::string& job_id,
                                                            const std::string& spec_yaml,
                                                            const JobConfig& config,
-                                                           DurableStore* store);
+                                                           std::unique_ptr<DurableStore> store);
   ~ReplayJob();
 
   const std::string& id() const { return id_; }
@@ -38,13 +40,17 @@ class ReplayJob {
   const JobConfig& config() const { return config_; }
   Table* table(const std::string& name) const;
   std::vector<Table*> tables() const;
-  DurableStore* store() const { return store_; }
+  DurableStore* store() const { return store_.get(); }
   // Items recovered from disk when the job was created (0 for a fresh job).
   int64_t recovered_items() const { return recovered_items_; }
+  // What recovery found damaged or missing, one line each (empty when all was well), and
+  // whether acknowledged items may be missing for it (RecoveredState).
+  const std::vector<std::string>& recovery_problems() const { return recovery_problems_; }
+  bool recovery_data_lost() const { return recovery_data_lost_; }
 
-  // True if (actor_id, sequence) is already stored.
-  bool IsDuplicate(const std::string& actor_id, uint64_t sequence) const;
-  void MarkStored(const std::string& actor_id, uint64_t sequence);
+  // The idempotency keys of the items stored: Claim() before storing an item.
+  ProducerWatermarks& producers() { return producers_; }
+  const ProducerWatermarks& producers() const { return producers_; }
 
   // Makes records up to `lsn` durable according to replay.fsync (group commit).
   absl::Status SyncForAck(uint64_t lsn);
@@ -61,6 +67,8 @@ class ReplayJob {
 
  private:
   ReplayJob() = default;
+  // Recovers the tables from the store, or starts its log; then appends go to a new segment.
+  absl::Status OpenLog();
   absl::Status Recover(const RecoveredState& recovered);
   void SnapshotLoop();
 
@@ -69,14 +77,25 @@ class ReplayJob {
   JobConfig config_;
   std::shared_ptr<const Game> game_;
   std::map<std::string, std::unique_ptr<Table>> tables_;
-  DurableStore* store_ = nullptr;
+  std::unique_ptr<DurableStore> store_;
   int64_t recovered_items_ = 0;
+  std::vector<std::string> recovery_problems_;
+  bool recovery_data_lost_ = false;
   mutable std::mutex mu_;
-  std::map<std::string, uint64_t> watermarks_;
+  ProducerWatermarks producers_;
   std::thread snapshot_thread_;
   std::condition_variable stop_cv_;
   bool stop_ = false;
 };
+
+// The directory of `job_id`'s log and snapshots under a replay's data directory:
+// DATA_DIR/jobs/<job_id>. INVALID_ARGUMENT for an id that could name another directory.
+absl::StatusOr<std::string> JobDataDir(const std::string& data_dir, const std::string& job_id);
+
+// A data directory written before each job had a directory of its own holds one job's log and
+// snapshot at its top: moves them into that job's directory, so that the job recovers them
+// and no other job's start can touch them. Nothing to do otherwise.
+absl::Status AdoptSharedDataDir(const std::string& data_dir);
 
 // The TableOptions a table config describes.
 TableOptions ToTableOptions(const ReplayTableConfig& config);

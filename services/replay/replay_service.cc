@@ -15,6 +15,7 @@
 #include "absl/base/casts.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
@@ -42,8 +43,8 @@ void ObserveHeld(prometheus::Family<prometheus::Histogram>& family, const std::s
 
 }  // namespace
 
-ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, DurableStore* store)
-    : store_(store),
+ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, std::string data_dir)
+    : data_dir_(std::move(data_dir)),
       registry_(metrics),
       inserted_(AddCounter(metrics, "rally_replay_items_inserted_total",
                            "Items stored and acknowledged.")),
@@ -78,6 +79,12 @@ ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, DurableStore
                    .Register(metrics)),
       wal_bytes_(AddGauge(metrics, "rally_replay_wal_bytes_written",
                           "Bytes appended to the write-ahead log by this process.")),
+      recovery_damaged_(AddGauge(metrics, "rally_replay_recovery_problems",
+                                 "Files the installed job's recovery found damaged or missing "
+                                 "(each logged as an error); 0 when all was well.")),
+      recovery_data_lost_(AddGauge(metrics, "rally_replay_recovery_data_lost",
+                                   "1 when the installed job's recovery found no complete "
+                                   "snapshot and log: acknowledged items may be missing.")),
       wal_direct_(AddGauge(metrics, "rally_replay_wal_direct_io",
                            "1 while the write-ahead log is written with direct I/O (fsync: "
                            "every_batch, where the file system takes it), 0 otherwise.")),
@@ -99,7 +106,17 @@ ReplayServiceImpl::~ReplayServiceImpl() { Close(); }
 absl::Status ReplayServiceImpl::SetJob(const std::string& job_id, const std::string& spec_yaml,
                                        const JobConfig& config) {
   ClearJob();
-  auto job = ReplayJob::Create(job_id, spec_yaml, config, store_);
+  std::unique_ptr<DurableStore> store;
+  if (!data_dir_.empty()) {
+    auto dir = JobDataDir(data_dir_, job_id);
+    if (!dir.ok()) return dir.status();
+    DurabilityOptions options;
+    options.dir = *dir;
+    auto opened = DurableStore::Open(options);
+    if (!opened.ok()) return opened.status();
+    store = std::move(*opened);
+  }
+  auto job = ReplayJob::Create(job_id, spec_yaml, config, std::move(store));
   if (!job.ok()) return job.status();
   std::shared_ptr<ReplayJob> shared = std::move(*job);
   for (Table* t : shared->tables()) {  // exported from the start, before any call is held
@@ -111,11 +128,24 @@ absl::Status ReplayServiceImpl::SetJob(const std::string& job_id, const std::str
     job_ = shared;
   }
   ExportTableMetrics(*shared);
-  LogInfo("job installed", {{"job_id", job_id},
-                            {"tables", static_cast<int64_t>(config.replay.tables.size())},
-                            {"recovered_items", shared->recovered_items()},
-                            {"game", config.game.name}});
+  recovery_damaged_.Set(static_cast<double>(shared->recovery_problems().size()));
+  recovery_data_lost_.Set(shared->recovery_data_lost() ? 1 : 0);
+  LogInfo("job installed",
+          {{"job_id", job_id},
+           {"tables", static_cast<int64_t>(config.replay.tables.size())},
+           {"recovered_items", shared->recovered_items()},
+           {"recovery_problems", static_cast<int64_t>(shared->recovery_problems().size())},
+           {"game", config.game.name}});
+  if (shared->recovery_data_lost()) {
+    LogError("the job's data directory was damaged: acknowledged items may be missing",
+             {{"job_id", job_id}, {"problems", absl::StrJoin(shared->recovery_problems(), "; ")}});
+  }
   return absl::OkStatus();
+}
+
+bool ReplayServiceImpl::recovery_data_lost() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return job_ != nullptr && job_->recovery_data_lost();
 }
 
 std::string ReplayServiceImpl::job_id() const {
@@ -161,9 +191,9 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
     auto& ev = evicted_.Add({{"table", t->name()}});
     ev.Increment(std::max(0.0, static_cast<double>(t->evicted_stale_total()) - ev.Value()));
   }
-  if (store_) {
-    wal_bytes_.Set(static_cast<double>(store_->bytes_written()));
-    wal_direct_.Set(store_->direct_io() ? 1 : 0);
+  if (const DurableStore* store = job.store()) {
+    wal_bytes_.Set(static_cast<double>(store->bytes_written()));
+    wal_direct_.Set(store->direct_io() ? 1 : 0);
   }
 }
 
@@ -344,7 +374,10 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
         absl::StrCat("priority: must be finite and >= 0, got ", req.priority));
   }
   if (auto s = ValidateTrajectory(job.game(), traj); !s.ok()) return s;
-  if (job.IsDuplicate(traj.actor_id(), traj.sequence())) {
+  // Held until the item is stored or refused: a resend racing it waits, then is a duplicate.
+  absl::StatusOr<ProducerClaim> claim = job.producers().Claim(traj);
+  if (!claim.ok()) return claim.status();
+  if (claim->duplicate()) {
     *duplicate = true;
     return absl::OkStatus();
   }
@@ -387,7 +420,7 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
     if (held_since) ObserveHeld(insert_blocked_, t->name(), *held_since);
     if (!status.ok()) return status;
   }
-  job.MarkStored(item->actor_id(), item->sequence());
+  claim->MarkStored();
   return absl::OkStatus();
 }
 
@@ -515,7 +548,7 @@ grpc::Status ReplayServiceImpl::InsertStream(
     // The request's own item, then those it carries in `more`, each acknowledged on its own.
     // Bytes that are not an InsertRequest end the stream (after the acks of what came before).
     // The bytes as they arrived are kept only for the write-ahead log.
-    if (absl::Status parsed = ParseInsertRequest(buffer, *pool_, store_ != nullptr, &items);
+    if (absl::Status parsed = ParseInsertRequest(buffer, *pool_, !data_dir_.empty(), &items);
         !parsed.ok()) {
       result = ToGrpc(parsed);
       break;

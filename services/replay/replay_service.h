@@ -4,7 +4,8 @@
 // FAILED_PRECONDITION. Insert streams acknowledge each item in order once it is stored in every
 // table it names (and, with replay.fsync = every_batch, synced to disk); an item that does not
 // fit the job's game, names an unknown table or has a bad priority gets an error ack and the
-// stream stays open. A resend of a stored (actor_id, sequence) is acknowledged as a duplicate.
+// stream stays open. A resend of a stored (actor_id, incarnation, sequence) is acknowledged as a
+// duplicate (see producer_watermarks.h).
 // Stored items that become durable together are acknowledged by one response (its `count`).
 // While a rate limiter holds an insert back, the stream reads nothing more, and gRPC flow
 // control pushes back on the actor: memory stays bounded however fast actors send.
@@ -46,15 +47,18 @@ absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, 
 
 class ReplayServiceImpl final : public v1::ReplayService::Service {
  public:
-  // `store` (may be null: no durability) must outlive the service.
-  ReplayServiceImpl(prometheus::Registry& metrics, DurableStore* store);
+  // With a `data_dir`, each job's items are logged and snapshotted in a directory of its own,
+  // DATA_DIR/jobs/<job_id> (JobDataDir); empty: no durability.
+  ReplayServiceImpl(prometheus::Registry& metrics, std::string data_dir);
   ~ReplayServiceImpl() override;
 
-  // Installs `job_id`, recovering its tables from the store when it holds them.
+  // Installs `job_id`, recovering its tables from its data directory when that holds them.
   absl::Status SetJob(const std::string& job_id, const std::string& spec_yaml,
                       const JobConfig& config);
   // The installed job's id, or "".
   std::string job_id() const;
+  // Whether the installed job's recovery found acknowledged items may be missing.
+  bool recovery_data_lost() const;
   // Drops the job's tables (waking blocked calls with CANCELLED).
   void ClearJob();
   // Wakes every blocked call; used at shutdown.
@@ -84,7 +88,7 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
                          bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
 
-  DurableStore* store_;
+  const std::string data_dir_;
   mutable std::mutex mu_;
   std::shared_ptr<ReplayJob> job_;
   std::atomic<bool> closed_{false};
@@ -101,6 +105,8 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   prometheus::Family<prometheus::Histogram>& staleness_;
   prometheus::Family<prometheus::Counter>& evicted_;
   prometheus::Gauge& wal_bytes_;
+  prometheus::Gauge& recovery_damaged_;
+  prometheus::Gauge& recovery_data_lost_;
   prometheus::Gauge& wal_direct_;
   // Trajectories of evicted items, reused by inserts (see TrajectoryPool).
   static constexpr size_t kKeptTrajectories = 64;

@@ -41,6 +41,7 @@ v1::Trajectory RandomEpisode(const Game& game, uint64_t sequence, std::mt19937_6
   t.set_game("tictactoe");
   t.set_opponent_id("latest");
   t.set_actor_id("bench");
+  t.set_incarnation(1);
   t.set_sequence(sequence);
   t.add_learning_seats(0);
   t.add_learning_seats(1);

@@ -128,7 +128,11 @@ std::string WaitForLogField(const std::string& log_path, const std::string& msg,
 v1::Trajectory TicTacToeTrajectory(uint64_t sequence, int action) {
   v1::Trajectory t;
   t.set_game("tictactoe");
-  t.set_sequence(sequence);
+  if (sequence != 0) {  // keyed: one producer, "test" in incarnation 1; 0: keyless
+    t.set_actor_id("test");
+    t.set_incarnation(1);
+    t.set_sequence(sequence);
+  }
   t.add_learning_seats(0);
   t.add_learning_seats(1);
   t.add_returns(0);

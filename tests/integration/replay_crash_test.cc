@@ -7,12 +7,14 @@
 #include <signal.h>
 #include <sys/vfs.h>
 
+#include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
 
 #include "common/net/free_port.h"
 #include "common/net/server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
@@ -167,6 +169,154 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
   if (statfs(dir.c_str(), &fsinfo) == 0 && fsinfo.f_type != TMPFS_MAGIC) {
     EXPECT_EQ(log.find("written through the page cache"), std::string::npos) << log;
   }
+}
+
+// The value of one series in a Prometheus text exposition, -1 when it is absent.
+double Series(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+}
+
+// Whether the replay's named health check `service` answers SERVING.
+bool Serving(const std::string& address, const std::string& service) {
+  auto health = grpc::health::v1::Health::NewStub(MakeChannel(address));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(5s));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  return health->Check(&ctx, req, &resp).ok() &&
+         resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+// Snapshots (snapshot-N.pb) and log segments (wal-N.log) in `dir`.
+std::vector<std::filesystem::path> Files(const std::string& dir, const std::string& prefix,
+                                         const std::string& suffix) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(prefix, 0) == 0 && n.size() > suffix.size() &&
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      out.push_back(e.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
+  // Before: a deleted snapshot made the restarted replay drop every acknowledged item and clear
+  // the log, without a word; a truncated one stopped it from starting at all.
+  const std::string dir = testing::TempDir("snapshots");
+  auto control = std::make_unique<Process>(
+      "rally-control",
+      std::vector<std::string>{"--port=0", "--port_file=" + dir + "/control.port",
+                               "--db=" + dir + "/control.sqlite"},
+      dir + "/control.log");
+  const std::string control_address =
+      "127.0.0.1:" + testing::WaitForPortFile(dir + "/control.port", 30s);
+  const int port = FreePort();
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  const std::vector<std::string> args = {"--control=" + control_address,
+                                         "--port=" + std::to_string(port),
+                                         "--data_dir=" + dir + "/replay", "--name=replay-0"};
+  const std::string log = dir + "/replay.log";
+  auto replay = std::make_unique<Process>("rally-replay", args, log);
+  ASSERT_TRUE(WaitForServing(address, 30s).ok());
+  std::string job_id;
+  {
+    auto jobs = v1::JobService::NewStub(MakeChannel(control_address));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(10s));
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(
+        "game: tictactoe\nstop: {max_wall_seconds: 600}\n"
+        "replay: {fsync: every_batch, snapshot_every_seconds: 0.2,\n"
+        "         tables: [{name: q, max_size: 100000}]}\n");
+    v1::Job job;
+    ASSERT_TRUE(jobs->SubmitJob(&ctx, req, &job).ok());
+    job_id = job.id();
+  }
+  const std::string job_dir = dir + "/replay/jobs/" + job_id;
+  auto stub = v1::ReplayService::NewStub(MakeChannel(address));
+  auto table_size = [&]() -> int64_t {
+    for (int i = 0; i < 600; ++i) {
+      grpc::ClientContext c;
+      c.set_deadline(DeadlineIn(2s));
+      v1::InfoResponse info;
+      if (stub->Info(&c, v1::InfoRequest(), &info).ok() && info.job_id() == job_id &&
+          info.tables_size() == 1) {
+        return info.tables(0).size();
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return -1;
+  };
+  ASSERT_EQ(table_size(), 0);
+  // The metrics address of the replay started `nth` (from 1): each start appends its "serving"
+  // line to the same log.
+  auto metrics_of = [&](size_t nth) -> std::string {
+    for (int i = 0; i < 300; ++i) {
+      auto lines = testing::LogLines(log, "serving");
+      if (lines.size() >= nth) return lines[nth - 1]["metrics"].get<std::string>();
+      std::this_thread::sleep_for(50ms);
+    }
+    return "";
+  };
+
+  // 400 items, acknowledged, with snapshots taken meanwhile; then the replay dies.
+  {
+    ReplayWriter writer(address, {"q"}, "writer-0", 16, nullptr);
+    for (int i = 0; i < 400; ++i) {
+      ASSERT_TRUE(writer.Push(testing::TicTacToeTrajectory(0, i % 9)));
+      if (i % 100 == 99) std::this_thread::sleep_for(300ms);  // a snapshot or two each time
+    }
+    ASSERT_TRUE(writer.Flush(60s));
+    ASSERT_EQ(writer.acked(), 400);
+    writer.Stop();
+  }
+  for (int i = 0; i < 100 && Files(job_dir, "snapshot-", ".pb").size() < 2; ++i) {
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_GE(Files(job_dir, "snapshot-", ".pb").size(), 2u);
+  kill(replay->pid(), SIGKILL);
+  replay->Wait(10s);
+
+  // The newest snapshot deleted: recovery falls back to the one before and the log after it,
+  // which that snapshot's successor kept. All 400 items come back, and the loss is reported.
+  std::vector<std::filesystem::path> snaps = Files(job_dir, "snapshot-", ".pb");
+  std::filesystem::remove(snaps.back());
+  replay = std::make_unique<Process>("rally-replay", args, log);
+  ASSERT_TRUE(WaitForServing(address, 30s).ok());
+  EXPECT_EQ(table_size(), 400);
+  std::string metrics = testing::HttpGet(metrics_of(2), "/metrics");
+  EXPECT_GE(Series(metrics, "rally_replay_recovery_problems"), 1) << metrics;
+  EXPECT_EQ(Series(metrics, "rally_replay_recovery_data_lost"), 0);
+  EXPECT_TRUE(Serving(address, "rally.replay.recovery"));
+  // Nothing names a deleted file; what it left behind does: the log it no longer needed is gone.
+  EXPECT_NE(testing::ReadFile(log).find("a snapshot newer than"), std::string::npos);
+
+  // Now every snapshot and the log's first segment are gone: what the later segments hold
+  // comes back, and the loss is said loudly: log, metric, health.
+  kill(replay->pid(), SIGKILL);
+  replay->Wait(10s);
+  for (const auto& f : Files(job_dir, "snapshot", ".pb")) std::filesystem::remove(f);
+  const std::vector<std::filesystem::path> segments = Files(job_dir, "wal-", ".log");
+  ASSERT_FALSE(segments.empty());
+  std::filesystem::remove(segments.front());
+  replay = std::make_unique<Process>("rally-replay", args, log);
+  ASSERT_TRUE(WaitForServing(address, 30s).ok());
+  const int64_t left = table_size();
+  EXPECT_GE(left, 0);
+  EXPECT_LT(left, 400);
+  const std::string metrics_after = testing::HttpGet(metrics_of(3), "/metrics");
+  EXPECT_EQ(Series(metrics_after, "rally_replay_recovery_data_lost"), 1) << metrics_after;
+  EXPECT_FALSE(Serving(address, "rally.replay.recovery"));
+  EXPECT_TRUE(Serving(address, ""));  // it serves on, with what could be recovered
+  EXPECT_NE(testing::ReadFile(log).find("acknowledged items may be missing"), std::string::npos);
+  kill(replay->pid(), SIGTERM);
+  replay->Wait(10s);
 }
 
 }  // namespace

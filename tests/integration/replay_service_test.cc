@@ -49,6 +49,7 @@ double SeriesValueOnce(const std::string& address, const std::string& series, do
 v1::Trajectory ValidTrajectory(uint64_t seq) {
   v1::Trajectory t = testing::TicTacToeTrajectory(seq);
   t.set_actor_id("test");
+  t.set_incarnation(1);
   t.set_returns(0, 1);
   t.set_returns(1, -1);
   return t;
@@ -213,6 +214,62 @@ v1::Trajectory PaddedTrajectory(uint64_t seq, size_t bytes) {
   v1::Trajectory t = ValidTrajectory(seq);
   for (size_t i = 0; i < bytes / 4; ++i) t.mutable_turns(0)->add_observation_tokens(i * 7919);
   return t;
+}
+
+TEST_F(ReplayServiceTest, AnActorRestartedUnderItsNameHasEveryItemStored) {
+  // A restarted actor keeps its name and numbers from 1 again. Before incarnations the replay
+  // acknowledged all 40 of its new items as duplicates of its first life's and dropped them.
+  ASSERT_FALSE(SubmitJob("game: tictactoe\nstop: {max_wall_seconds: 300}\n"
+                         "replay: {tables: [{name: selfplay, max_size: 1000}]}\n")
+                   .empty());
+  uint64_t incarnations[2] = {0, 0};
+  for (int life = 0; life < 2; ++life) {
+    ReplayWriter writer(replay_address_, {"selfplay"}, "actor-0/job", 8, nullptr);
+    incarnations[life] = writer.incarnation();
+    for (int i = 0; i < 40; ++i) ASSERT_TRUE(writer.Push(ValidTrajectory(0)));
+    ASSERT_TRUE(writer.Flush(30s));
+    EXPECT_EQ(writer.acked(), 40);
+    EXPECT_EQ(writer.duplicates(), 0) << "life " << life;
+    writer.Stop();
+  }
+  EXPECT_NE(incarnations[0], incarnations[1]);
+  EXPECT_NE(incarnations[0], 0u);
+  EXPECT_EQ(OnlyTable().size(), 80);
+
+  // Over the wire: a partial key is refused naming the field; a keyless item is stored each
+  // time (at least once), a keyed resend once.
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(30s));
+  auto stream = stub->Insert(&ctx);
+  v1::InsertRequest req;
+  v1::InsertResponse ack;
+  req.add_tables("selfplay");
+  auto send = [&](const v1::Trajectory& t) {
+    *req.mutable_trajectory() = t;
+    EXPECT_TRUE(stream->Write(req));
+    EXPECT_TRUE(stream->Read(&ack));
+    return ack;
+  };
+  v1::Trajectory partial = ValidTrajectory(5);
+  partial.clear_incarnation();
+  ack = send(partial);
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(ack.error().rfind("incarnation: missing from the key", 0), 0u) << ack.error();
+  partial = ValidTrajectory(0);  // an actor id and incarnation without a sequence
+  ack = send(partial);
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(ack.error().rfind("sequence: missing from the key", 0), 0u) << ack.error();
+  v1::Trajectory keyless = testing::TicTacToeTrajectory(0);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(send(keyless).code(), 0) << ack.error();
+  EXPECT_FALSE(ack.duplicate());
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(send(ValidTrajectory(1)).code(), 0) << ack.error();
+  EXPECT_TRUE(ack.duplicate());
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  v1::TableInfo table = OnlyTable();
+  EXPECT_EQ(table.size(), 83);
+  EXPECT_EQ(table.rejected_total(), 2);
 }
 
 TEST_F(ReplayServiceTest, MemoryStaysBoundedWhileItemsStreamThroughABoundedTable) {
@@ -507,6 +564,7 @@ TEST_F(ReplayServiceTest, StreamsSamplingTheSameItemsAtOnceEachGetThemWhole) {
     for (uint64_t seq = 1; seq <= 12; ++seq) {
       v1::Trajectory t = ValidTrajectory(seq);
       t.set_actor_id("lender");
+      t.set_incarnation(writer.incarnation());
       // Every third item is 40 KB of repeating ids (compressible); of the others, every second
       // is 24 KB of random ids pushed shared (the array goes out by reference, plain), the
       // rest small.

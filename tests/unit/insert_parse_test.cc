@@ -272,9 +272,10 @@ v1::Trajectory Mixed() {
 
 TEST(EncodeTrajectory, ReferencesALanguageModelTurnsArraysAndParsesToTheKeyedTrajectory) {
   auto t = std::make_shared<const v1::Trajectory>(Mixed());
-  std::vector<grpc::Slice> slices = EncodeTrajectory(t, "actor-3", 42);
+  std::vector<grpc::Slice> slices = EncodeTrajectory(t, {"actor-3", 77, 42});
   v1::Trajectory expected = *t;
   expected.set_actor_id("actor-3");
+  expected.set_incarnation(77);
   expected.set_sequence(42);
 
   v1::Trajectory parsed;
@@ -313,7 +314,7 @@ TEST(EncodeTrajectory, ReferencesALanguageModelTurnsArraysAndParsesToTheKeyedTra
 TEST(EncodeTrajectory, TheSlicesHoldTheTrajectory) {
   auto t = std::make_shared<const v1::Trajectory>(Mixed());
   std::weak_ptr<const v1::Trajectory> weak = t;
-  std::vector<grpc::Slice> slices = EncodeTrajectory(std::move(t), "a", 1);
+  std::vector<grpc::Slice> slices = EncodeTrajectory(std::move(t), {"a", 1, 1});
   std::vector<grpc::Slice> copies = {slices[1]};  // a second reference to one array's slice
   slices.clear();
   EXPECT_FALSE(weak.expired());
@@ -324,10 +325,11 @@ TEST(EncodeTrajectory, TheSlicesHoldTheTrajectory) {
 TEST(EncodeTrajectory, SmallArraysAndUnknownFieldsAreEncodedWhole) {
   // Nothing large: one encoded slice, the bytes the copying path makes.
   auto small = std::make_shared<const v1::Trajectory>(Tokens(0, kReferenceArrayBytes / 4 - 1));
-  std::vector<grpc::Slice> slices = EncodeTrajectory(small, "a", 5);
+  std::vector<grpc::Slice> slices = EncodeTrajectory(small, {"a", 1, 5});
   ASSERT_EQ(slices.size(), 1u);
   v1::Trajectory expected = *small;
   expected.set_actor_id("a");
+  expected.set_incarnation(1);
   expected.set_sequence(5);
   v1::Trajectory parsed;
   ASSERT_TRUE(parsed.ParseFromString(JoinSlices(slices)));
@@ -341,7 +343,7 @@ TEST(EncodeTrajectory, SmallArraysAndUnknownFieldsAreEncodedWhole) {
       ->MutableUnknownFields(newer.mutable_turns(1))
       ->AddVarint(99, 7);
   auto shared = std::make_shared<const v1::Trajectory>(newer);
-  slices = EncodeTrajectory(shared, "a", 6);
+  slices = EncodeTrajectory(shared, {"a", 1, 6});
   ASSERT_EQ(slices.size(), 1u);
   ASSERT_TRUE(parsed.ParseFromString(JoinSlices(slices)));
   EXPECT_EQ(parsed.turns(1).GetReflection()->GetUnknownFields(parsed.turns(1)).field_count(), 1);
