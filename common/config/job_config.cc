@@ -146,6 +146,24 @@ void CheckOpponent(YamlReader& r, const YAML::Node& map, const std::string& path
   if (!o.ok()) r.Error(map, path, key, std::string(o.status().message()));
 }
 
+// The self-play rule (DESIGN.md): a positive share for an opponent from outside the job is
+// allowed, but marks the job as not self-play and warns at the opponent's key.
+void CheckSelfPlay(const YAML::Node& opponents, const std::string& source, JobConfig* c) {
+  for (const auto& [name, share] : c->actors.opponents) {
+    if (share <= 0 || IsSelfPlayOpponent(name)) continue;
+    c->self_play = false;
+    const YAML::Mark mark = opponents[name].Mark();
+    const std::string where =
+        mark.line < 0 ? source : absl::StrCat(source, ":", mark.line + 1, ":", mark.column + 1);
+    c->warnings.push_back(absl::StrCat(
+        where, ": actors.opponents.", name, ": '", name,
+        "' is not a self-play opponent (DESIGN.md, Self-play rule): the job trains against it "
+        "on purpose and its result is not a self-play result (summary \"self_play\": false). "
+        "Self-play opponents: the policy itself, its snapshots (curriculum.opponent_selection "
+        "uniform or pfsp) and random"));
+  }
+}
+
 // The keys of a mapping, in order.
 std::vector<std::string> Keys(const YAML::Node& map) {
   std::vector<std::string> keys;
@@ -189,6 +207,8 @@ void ReadTarget(YamlReader& r, const YAML::Node& root, std::map<std::string, Opp
 }
 
 }  // namespace
+
+bool IsSelfPlayOpponent(const std::string& name) { return name == "random"; }
 
 double LinearSchedule::At(long step) const {
   if (final_value < 0 || decay_steps <= 0) return initial;
@@ -242,6 +262,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
       c.actors.opponents[name] = share;
     }
     if (total > 1 + 1e-9) r.Error(actors, ap, "opponents", "shares sum to more than 1");
+    CheckSelfPlay(opp, source, &c);
   }
   r.Read(actors, ap, "count", &c.actors.count);
   r.Read(actors, ap, "envs_per_actor", &c.actors.envs_per_actor);

@@ -29,7 +29,8 @@ struct ActorsConfig {
   int max_batch = 64;           // inference batch cap B
   int batch_timeout_us = 1000;  // how long a partial batch waits for more requests
   // Share of episodes played against each fixed opponent (the policy in one seat, alternating);
-  // the rest is self-play. Shares sum to at most 1.
+  // the rest is self-play. Shares sum to at most 1. Any opponent but "random" breaks the
+  // self-play rule (IsSelfPlayOpponent): allowed, with a warning.
   std::map<std::string, double> opponents;
 };
 
@@ -157,6 +158,14 @@ struct OpponentTarget {
 
 struct JobConfig {
   std::string source;  // file name the spec came from, for messages
+  // DESIGN.md, "Self-play rule": true when every training opponent comes from the job itself
+  // (the policy, its snapshots, uniform random play); false when actors.opponents gives a share
+  // to a solver, a heuristic or any other evaluation opponent. Such a job still runs, but its
+  // result is not a self-play result: `rally run` reports `"self_play": false`.
+  bool self_play = true;
+  // Problems that do not stop the job, one per line, each naming the file, line and key (as
+  // errors do). ParseJobConfig fills them; callers show them to the user.
+  std::vector<std::string> warnings;
   std::string name;
   long seed = 1;
   GameConfig game;
@@ -169,6 +178,12 @@ struct JobConfig {
   StopConfig stop;
   std::map<std::string, OpponentTarget> target;  // by opponent name
 };
+
+// The self-play rule for one fixed training opponent (actors.opponents): only uniform random play
+// comes from no one outside the job. "perfect" (an exact solver), "alpha_beta_D" (search with a
+// hand-written evaluation), "trader" (a hand-written heuristic) and every other opponent are held
+// out for evaluation.
+bool IsSelfPlayOpponent(const std::string& name);
 
 // Parses and validates a spec; `source` names it in messages (usually the file path).
 absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::string& source);

@@ -177,12 +177,18 @@ std::string BinDir() {
   return ec ? "." : exe.parent_path().string();
 }
 
+// Prints a parsed spec's warnings (a training opponent that breaks the self-play rule).
+void PrintWarnings(const JobConfig& config) {
+  for (const std::string& w : config.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+}
+
 int Run(const std::string& config_path) {
   auto config = LoadJobConfig(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  PrintWarnings(*config);
   bool ok = false;
   std::string spec = ReadFile(config_path, &ok);
   std::string workdir = absl::GetFlag(FLAGS_workdir);
@@ -291,6 +297,7 @@ int Run(const std::string& config_path) {
   }
   progress_log << Summary(job, "").dump() << "\n" << std::flush;
   auto summary = Summary(job, workdir);
+  summary["self_play"] = config->self_play;  // DESIGN.md, "Self-play rule"
   const std::map<std::string, int> restarts = cluster.restarts();
   summary["restarts"] = restarts;
   std::printf("%s%s\n", ProgressLine(job).c_str(), RestartsText(restarts).c_str());
@@ -410,7 +417,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
       return 2;
     }
-    std::printf("%s: valid (game %s)\n", arg.c_str(), config->game.name.c_str());
+    PrintWarnings(*config);
+    std::printf("%s: valid (game %s%s)\n", arg.c_str(), config->game.name.c_str(),
+                config->self_play ? "" : ", not self-play");
     return 0;
   }
   if (command == "export-policy") {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 namespace rally {
 namespace {
 
@@ -14,8 +16,91 @@ TEST(JobConfig, TheDefaultConfigParses) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->game.name, "tictactoe");
   EXPECT_DOUBLE_EQ(*c->target.at("best_response").max_exploitability, 0.0005);
-  EXPECT_DOUBLE_EQ(c->actors.opponents.at("perfect"), 0.5);
+  EXPECT_EQ(c->actors.opponents.count("perfect"), 0u);
+  EXPECT_TRUE(c->self_play);
   EXPECT_EQ(c->evaluation.games, 1000);
+}
+
+TEST(JobConfig, OnlyRandomIsASelfPlayFixedOpponent) {
+  EXPECT_TRUE(IsSelfPlayOpponent("random"));
+  for (const char* held_out :
+       {"perfect", "trader", "alpha_beta_1", "alpha_beta_2", "best_response"}) {
+    EXPECT_FALSE(IsSelfPlayOpponent(held_out)) << held_out;
+  }
+}
+
+TEST(JobConfig, SelfPlayOpponentsNeedNoWarning) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "actors:\n"
+      "  opponents: {random: 0.3}\n"
+      "learner: {snapshot_every_versions: 100}\n"
+      "curriculum: {opponent_selection: pfsp}\n"
+      "stop: {max_learner_steps: 10}\n",
+      "sp.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->self_play);
+  EXPECT_TRUE(c->warnings.empty());
+  auto none = ParseJobConfig("game: tictactoe\nstop: {max_learner_steps: 10}\n", "none.yaml");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->self_play);
+  EXPECT_TRUE(none->warnings.empty());
+}
+
+TEST(JobConfig, AHeldOutTrainingOpponentWarnsButIsAllowed) {
+  auto c = ParseJobConfig(
+      "game: tictactoe\n"
+      "actors:\n"
+      "  opponents:\n"
+      "    random: 0.15\n"
+      "    perfect: 0.5\n"
+      "stop: {max_learner_steps: 10}\n",
+      "configs/solver.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->self_play);
+  EXPECT_DOUBLE_EQ(c->actors.opponents.at("perfect"), 0.5);
+  ASSERT_EQ(c->warnings.size(), 1u);
+  EXPECT_EQ(c->warnings[0].rfind("configs/solver.yaml:5:14: actors.opponents.perfect: 'perfect' "
+                                 "is not a self-play opponent",
+                                 0),
+            0u)
+      << c->warnings[0];
+
+  auto two = ParseJobConfig(
+      "game: connect_four\n"
+      "actors: {opponents: {alpha_beta_1: 0.1, alpha_beta_2: 0.7}}\n"
+      "evaluation: {opponents: [alpha_beta_2]}\n"
+      "stop: {max_learner_steps: 10}\n",
+      "c4.yaml");
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_FALSE(two->self_play);
+  EXPECT_EQ(two->warnings.size(), 2u);
+}
+
+TEST(JobConfig, AZeroShareOfAHeldOutOpponentIsStillSelfPlay) {
+  auto c = ParseJobConfig(
+      "game: negotiation\n"
+      "actors: {opponents: {trader: 0}}\n"
+      "evaluation: {opponents: [trader]}\n"
+      "stop: {max_learner_steps: 10}\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->self_play);
+  EXPECT_TRUE(c->warnings.empty());
+}
+
+TEST(JobConfig, EveryShippedConfigIsSelfPlay) {
+  int files = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(RALLY_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    auto c = LoadJobConfig(entry.path().string());
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(c->self_play) << entry.path() << ": " << testing::PrintToString(c->warnings);
+    EXPECT_TRUE(c->warnings.empty()) << entry.path();
+  }
+  EXPECT_GE(files, 5);
 }
 
 TEST(JobConfig, GameParametersComeFromTheSpecAndAreChecked) {
