@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/util/crc32c.h"
@@ -82,11 +83,10 @@ absl::StatusOr<TensorSet> DecodeSafetensors(std::string_view blob) {
             absl::StrCat("safetensors: bad shape for tensor '", t.name, "'"));
       }
       t.shape.push_back(d.get<int64_t>());
-      elements *= t.shape.back();
-      // More elements than bytes cannot fit (and the product must not overflow).
-      if (elements > static_cast<int64_t>(data.size())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("safetensors: tensor '", t.name, "' is larger than the data"));
+      // The product saturates instead of overflowing: a later zero dimension still makes it 0
+      // (a tensor with no elements fits whatever the others are).
+      if (__builtin_mul_overflow(elements, t.shape.back(), &elements)) {
+        elements = std::numeric_limits<int64_t>::max();
       }
     }
     if (!e["data_offsets"][0].is_number_unsigned() || !e["data_offsets"][1].is_number_unsigned()) {
@@ -99,6 +99,11 @@ absl::StatusOr<TensorSet> DecodeSafetensors(std::string_view blob) {
     if (width == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("safetensors: unknown dtype '", t.dtype, "' for tensor '", t.name, "'"));
+    }
+    // More elements than bytes cannot fit (and the byte count must not overflow).
+    if (elements > static_cast<int64_t>(data.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("safetensors: tensor '", t.name, "' is larger than the data"));
     }
     if (begin > end || end > data.size() ||
         end - begin != static_cast<uint64_t>(elements * width)) {

@@ -235,19 +235,10 @@ namespace {
 // anything is loaded); the import's error when the model does not have the checkpoint's shape.
 absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::string& job_id,
                                             PolicyNet& net, torch::optim::Adam& optimizer) {
-  nlohmann::json manifest = nlohmann::json::parse(ReadFile(cp / "manifest.json"), nullptr, false);
-  if (manifest.is_discarded() || !manifest.is_object()) {
-    return absl::DataLossError(absl::StrCat((cp / "manifest.json").string(), " does not parse"));
-  }
-  const auto owner = manifest.find("job_id");
-  if (owner == manifest.end() || !owner->is_string()) {
-    return absl::DataLossError(
-        absl::StrCat((cp / "manifest.json").string(), " has no job_id string"));
-  }
-  if (owner->get<std::string>() != job_id) {
-    return absl::NotFoundError(absl::StrCat("checkpoint ", cp.string(), " belongs to job '",
-                                            owner->get<std::string>(), "'"));
-  }
+  const std::string manifest_path = (cp / "manifest.json").string();
+  auto parsed = ParseCheckpointManifest(ReadFile(cp / "manifest.json"), job_id, manifest_path);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json& manifest = parsed->document;
   auto decode = [&](const char* file) -> absl::StatusOr<TensorSet> {
     const std::string bytes = ReadFile(cp / file);
     if (auto s = VerifyFileChecksum(manifest, file, bytes, (cp / file).string()); !s.ok()) return s;
@@ -261,34 +252,15 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
   if (!weights.ok()) return weights.status();
   auto adam = decode("optimizer.safetensors");
   if (!adam.ok()) return adam.status();
-  LearnerState state;
-  std::map<std::string, int64_t> adam_steps;
-  std::string rng_bytes;
-  try {
-    state.job_id = job_id;
-    state.game = manifest.value("game", "");
-    state.game_params = manifest.value("game_params", GameParameters{});
-    state.step = manifest.value("learner_step", int64_t{0});
-    state.version = manifest.value("policy_version", int64_t{0});
-    state.observation_size = manifest.value("observation_size", 0);
-    state.num_actions = manifest.value("num_actions", 0);
-    if (manifest.contains("hidden")) state.hidden = manifest["hidden"].get<std::vector<int>>();
-    for (const auto& b : manifest.value("baselines", nlohmann::json::array())) {
-      state.baselines[{b.at("game").get<std::string>(), b.at("role").get<std::string>()}] =
-          b.at("value").get<double>();
-    }
-    adam_steps = manifest.value("adam_steps", std::map<std::string, int64_t>{});
-    rng_bytes = absl::HexStringToBytes(manifest.value("cpu_rng_state_hex", ""));
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(
-        absl::StrCat((cp / "manifest.json").string(), " is damaged: ", e.what()));
-  }
+  LearnerState state = std::move(parsed->state);
+  const std::map<std::string, int64_t>& adam_steps = parsed->adam_steps;
+  const std::string& rng_bytes = parsed->rng_bytes;
   // The RNG state is checked before anything is loaded, as the files were.
   auto gen = at::detail::getDefaultCPUGenerator();
   if (!rng_bytes.empty() && static_cast<int64_t>(rng_bytes.size()) != gen.get_state().numel()) {
-    return absl::DataLossError(absl::StrCat((cp / "manifest.json").string(),
-                                            ": cpu_rng_state_hex has ", rng_bytes.size(),
-                                            " bytes, not ", gen.get_state().numel()));
+    return absl::DataLossError(absl::StrCat(manifest_path, ": cpu_rng_state_hex has ",
+                                            rng_bytes.size(), " bytes, not ",
+                                            gen.get_state().numel()));
   }
   if (auto s = ImportParameters(net, weights->tensors); !s.ok()) return s;
   // The moments must be float32 and shaped as their parameters (checked only now: a model of

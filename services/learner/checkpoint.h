@@ -24,20 +24,9 @@
 #include "common/games/game.h"
 #include "common/models/policy_net.h"
 #include "common/rl/rae.h"
+#include "services/learner/checkpoint_manifest.h"
 
 namespace rally {
-
-struct LearnerState {
-  std::string job_id;
-  std::string game;
-  GameParameters game_params;  // the job's, over the game's defaults
-  int64_t step = 0;
-  int64_t version = 0;
-  std::map<RoleBaselines::Key, double> baselines;
-  int observation_size = 0;
-  std::vector<int> hidden;
-  int num_actions = 0;
-};
 
 // The Adam state of parameter `p`, created (zero moments, step 0) when the optimiser has none.
 torch::optim::AdamParamState& AdamState(torch::optim::Adam& optimizer, const torch::Tensor& p);

@@ -320,6 +320,38 @@ TEST(Checkpoint, NothingToResumeIsNotFound) {
   EXPECT_EQ(LoadLatestCheckpoint("", "j", net, opt).status().code(), absl::StatusCode::kNotFound);
 }
 
+// Found by tests/fuzz/checkpoint_manifest_fuzz (corpus file regression-float-hidden-width): a
+// float or out-of-range number where the manifest has an integer was converted unchecked
+// (undefined for 1e300 into an int); it is damage, naming the field.
+TEST(CheckpointManifest, NumbersThatAreNotIntegersInRangeAreDamage) {
+  for (const char* json : {
+           R"({"job_id": "job-1", "hidden": [1e300]})",
+           R"({"job_id": "job-1", "hidden": [16, 4294967296]})",
+           R"({"job_id": "job-1", "observation_size": 27.5})",
+           R"({"job_id": "job-1", "num_actions": -3000000000})",
+           R"({"job_id": "job-1", "learner_step": 18446744073709551615})",
+           R"({"job_id": "job-1", "policy_version": 1e19})",
+           R"({"job_id": "job-1", "adam_steps": {"w": 1e300}})",
+           R"({"job_id": "job-1", "hidden": {"a": 1}})",
+       }) {
+    auto m = ParseCheckpointManifest(json, "job-1", "cp/manifest.json");
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss) << json;
+    EXPECT_NE(m.status().message().find("cp/manifest.json is damaged"), std::string::npos)
+        << m.status();
+  }
+  auto m = ParseCheckpointManifest(
+      R"({"job_id": "job-1", "hidden": [16, 8], "learner_step": 9007199254740993,
+          "num_actions": -1, "adam_steps": {"w": 3}})",
+      "job-1", "cp/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->state.hidden, (std::vector<int>{16, 8}));
+  EXPECT_EQ(m->state.step, 9007199254740993);
+  EXPECT_EQ(m->state.num_actions, -1);
+  EXPECT_EQ(m->adam_steps.at("w"), 3);
+  EXPECT_EQ(ParseCheckpointManifest(R"({"job_id": "job-2"})", "job-1", "m").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST(Checkpoint, ReservedVersionsBelongToTheirJob) {
   const std::string dir =
       (fs::temp_directory_path() / ("rally-versions-" + std::to_string(getpid()))).string();

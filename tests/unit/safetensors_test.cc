@@ -76,6 +76,32 @@ TEST(Safetensors, RejectsOffsetsAndShapesThatAreNotWhatTheyClaimWithoutThrowing)
   }
 }
 
+// Found by tests/fuzz/safetensors_fuzz (corpus file regression-empty-tensor-with-a-large-
+// dimension): a tensor with a zero dimension has no elements, however large the dimensions
+// before it; it was refused when they exceeded the data, so a set holding one did not decode
+// after it was encoded again.
+TEST(Safetensors, ATensorWithAZeroDimensionDecodesWhateverItsOtherDimensions) {
+  auto set = DecodeSafetensors(
+      Blob(R"({"e": {"dtype": "BF16", "shape": [2, 0, 4], "data_offsets": [0, 0]}})", ""));
+  ASSERT_TRUE(set.ok()) << set.status();
+  ASSERT_EQ(set->tensors.size(), 1u);
+  EXPECT_EQ(set->tensors[0].shape, (std::vector<int64_t>{2, 0, 4}));
+  EXPECT_EQ(set->tensors[0].data, "");
+  // The fuzzer's input: "e" and a one-byte tensor, encoded again, decodes to the same.
+  TensorSet two;
+  two.tensors.push_back({"b", "BOOL", {}, std::string(1, '\x01')});
+  two.tensors.push_back({"e", "BF16", {2, 0, 4}, ""});
+  auto again = DecodeSafetensors(EncodeSafetensors(two));
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->tensors.size(), 2u);
+  EXPECT_EQ(again->tensors[1].shape, (std::vector<int64_t>{2, 0, 4}));
+  // Zero after a product that overflows 64 bits: still no elements.
+  EXPECT_TRUE(DecodeSafetensors(Blob(R"({"z": {"dtype": "F32", "shape": [4294967296, )"
+                                     R"(4294967296, 0], "data_offsets": [0, 0]}})",
+                                     ""))
+                  .ok());
+}
+
 TEST(PolicyParameters, ExportImportRoundTripAndShapeChecks) {
   torch::manual_seed(1);
   PolicyNet a(27, std::vector<int>{16}, 9);
