@@ -346,7 +346,7 @@ void ReplayWriter::Loop() {
     }
     RunStream(channel);
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_; });
+    cv_.wait_for(lock, retry_delay_, [&] { return stop_; });
   }
 }
 
@@ -373,6 +373,18 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
                    {{"sequence", ack.sequence()}, {"count", static_cast<int64_t>(count)}});
         break;
       }
+      // The replay could not make the item durable (a full disk): it is not stored, and goes
+      // out again, with the rest, on a new stream after a pause that grows while this lasts.
+      if (ack.code() == static_cast<int>(grpc::StatusCode::UNAVAILABLE)) {
+        ++retried_;
+        retry_delay_ = std::min(2 * retry_delay_, kMaxRetryDelay);
+        LogWarning("the replay could not store a trajectory; sending it again",
+                   {{"sequence", unacked_.front()->sequence},
+                    {"error", ack.error()},
+                    {"retry_in_ms", static_cast<int64_t>(retry_delay_.count())}});
+        break;
+      }
+      retry_delay_ = kRetryDelay;
       for (size_t i = 0; i < count; ++i) {
         const uint64_t sequence = unacked_.front()->sequence;
         if (ack.code() == 0) {

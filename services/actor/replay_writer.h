@@ -5,7 +5,9 @@
 // and blocks while `max_in_flight` trajectories are queued or sent but not yet acknowledged: a
 // slow or full replay pushes back on the environments. A trajectory counts as inserted only when
 // its ack arrives. When the stream breaks, the writer reconnects and sends the unacknowledged
-// trajectories again, in order; the replay recognises the ones it had already stored by their
+// trajectories again, in order; the same happens when the replay answers an item with
+// UNAVAILABLE (it could not make it durable: a full disk), after a pause that doubles up to 5 s
+// while that lasts. The replay recognises the ones it had already stored by their
 // key and does not store them twice. Each writer draws a new incarnation: a restarted actor keeps
 // its actor_id but is a new producer, so nothing it sends is taken for its earlier life's.
 //
@@ -91,6 +93,8 @@ class ReplayWriter {
   // Sequence numbers acknowledged as stored (including duplicates), for tests.
   std::vector<uint64_t> acked_sequences() const;
   int64_t rejected() const { return rejected_; }
+  // Items the replay could not make durable (UNAVAILABLE acks), each sent again.
+  int64_t retried() const { return retried_; }
 
   // The most bytes of encoded items sent in one message (one item may be larger).
   static constexpr size_t kMaxBatchBytes = 1 << 20;
@@ -136,6 +140,11 @@ class ReplayWriter {
   std::atomic<int64_t> acked_{0};
   std::atomic<int64_t> rejected_{0};
   std::atomic<int64_t> duplicates_{0};
+  std::atomic<int64_t> retried_{0};
+  // The pause before a new stream: 200 ms, doubling up to 5 s while the replay cannot store.
+  static constexpr std::chrono::milliseconds kRetryDelay{200};
+  static constexpr std::chrono::milliseconds kMaxRetryDelay{5000};
+  std::chrono::milliseconds retry_delay_ = kRetryDelay;  // guarded by mu_
   AdaptiveCompressor compressor_;
   std::thread thread_;
 

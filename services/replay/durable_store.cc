@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -680,8 +681,7 @@ uint64_t DurableStore::Append(v1::WalRecord& record, std::string_view tail,
   PutU32(header, crc);
   pieces[0] = header;
   if (direct_ ? !StageLocked(pieces, /*checksum=*/staged_whole) : !WriteAll(fd_, pieces)) {
-    error_ = Errno("write-ahead log append");
-    LogError("write-ahead log append failed", {{"error", error_.ToString()}});
+    FailLocked(Errno("write-ahead log append"));
     return 0;
   }
   ++lsn_;
@@ -762,10 +762,17 @@ absl::Status DurableStore::SyncTo(uint64_t lsn) {
 
 absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
   std::unique_lock<std::mutex> lock(mu_);
-  // A log that failed has dropped every append since: nothing is durable any more.
-  if (!error_.ok()) return error_;
   // An LSN from before StartJob (an old job's late ack) is beyond the new log's.
   lsn = std::min(lsn, lsn_);
+  // A record appended while the log was failing never becomes durable, even once it resumes.
+  if (LostLocked(lsn)) {
+    return absl::UnavailableError(absl::StrCat(
+        "not durable: the write-ahead log failed before record ", lsn, " reached the disk",
+        error_.ok() ? "" : absl::StrCat(" (", error_.message(), ")")));
+  }
+  if (lsn <= (sync ? synced_lsn_ : written_lsn_)) return absl::OkStatus();
+  // A log that failed takes no appends until it resumes: nothing more becomes durable.
+  if (!error_.ok()) return error_;
   while ((sync ? synced_lsn_ : written_lsn_) < lsn) {
     if (!error_.ok()) return error_;
     // One write at a time (it reads the stage's blocks, which stay where they are meanwhile;
@@ -803,9 +810,8 @@ absl::Status DurableStore::CommitTo(uint64_t lsn, bool sync) {
     }
     if (sync) syncing_ = false;
     if (!ok) {
-      error_ = absl::InternalError(absl::StrCat(written ? "fdatasync" : "write-ahead log write",
-                                                ": ", std::strerror(error)));
-      LogError("write-ahead log commit failed", {{"error", error_.ToString()}});
+      FailLocked(absl::UnavailableError(absl::StrCat(
+          written ? "fdatasync" : "write-ahead log write", ": ", std::strerror(error))));
     } else if (sync) {
       synced_lsn_ = std::max(synced_lsn_, target);
       synced_bytes_ = std::max(synced_bytes_, bytes);
@@ -827,8 +833,7 @@ void DurableStore::RoomLocked(std::unique_lock<std::mutex>& lock, size_t needed)
     if (StageRoom() >= needed || needed > StageCapacity() - kBlock) return;
     // Records not yet committed fill it: their whole blocks go to the disk now.
     if (!WriteStagedLocked(BlockStart(staged_to_))) {
-      error_ = Errno("write-ahead log write");
-      LogError("write-ahead log write failed", {{"error", error_.ToString()}});
+      FailLocked(Errno("write-ahead log write"));
       return;
     }
   }
@@ -935,21 +940,27 @@ void DurableStore::SyncLoop() {
 }
 
 absl::Status DurableStore::WriteSnapshot(const std::function<v1::ReplaySnapshot()>& capture) {
-  uint64_t covered;
+  if (!health().ok()) return Resume(capture);
+  uint64_t covered = 0;
+  return SnapshotNow(capture, &covered);
+}
+
+absl::Status DurableStore::SnapshotNow(const std::function<v1::ReplaySnapshot()>& capture,
+                                       uint64_t* covered) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (auto s = OpenSegmentLocked(lock, /*first=*/false); !s.ok()) return s;
-    covered = segment_;
+    *covered = segment_;
   }
   v1::ReplaySnapshot snapshot = capture();
-  snapshot.set_next_segment(covered);
+  snapshot.set_next_segment(*covered);
   // Durable, name included, before anything older goes.
-  if (auto s = ReplaceFileDurably(fs::path(options_.dir) / SnapshotName(covered),
+  if (auto s = ReplaceFileDurably(fs::path(options_.dir) / SnapshotName(*covered),
                                   EncodeSnapshot(snapshot));
       !s.ok()) {
     return s;
   }
-  DropOutdated(covered);
+  DropOutdated(*covered);
   records_since_snapshot_ = 0;
   return absl::OkStatus();
 }
@@ -976,6 +987,67 @@ void DurableStore::DropOutdated(uint64_t newest) {
 absl::Status DurableStore::health() const {
   std::lock_guard<std::mutex> lock(mu_);
   return error_;
+}
+
+void DurableStore::FailLocked(absl::Status error) {
+  if (!error_.ok()) return;
+  error_ = std::move(error);
+  ++failures_;
+  // What was written (synced, with fsync = every_batch) before the failure stays; every record
+  // after it may never reach the disk.
+  const uint64_t kept = fsync_ == FsyncPolicy::kEveryBatch ? synced_lsn_ : written_lsn_;
+  lost_.emplace_back(kept + 1, std::numeric_limits<uint64_t>::max());
+  if (lost_.size() > kMaxLostRanges) lost_.erase(lost_.begin());
+  LogError(
+      "write-ahead log failed: inserts are refused until it resumes",
+      {{"error", error_.ToString()}, {"not_durable_from_lsn", static_cast<int64_t>(kept + 1)}});
+}
+
+bool DurableStore::LostLocked(uint64_t lsn) const {
+  for (const auto& [from, to] : lost_) {
+    if (lsn >= from && lsn <= to) return true;
+  }
+  return false;
+}
+
+bool DurableStore::NotDurable(uint64_t lsn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lsn != 0 && LostLocked(lsn);
+}
+
+absl::Status DurableStore::Resume(const std::function<v1::ReplaySnapshot()>& capture) {
+  std::string segment;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (error_.ok()) return absl::OkStatus();
+    sync_cv_.wait(lock, [&] { return !syncing_ && !writing_; });
+    // The failed segment is left as the disk has it, cut after its last whole record: what
+    // follows is a record the failure tore. The records from the failure on belong to inserts
+    // that were refused; the snapshot below covers the segment, so recovery does not read them
+    // (unless it must fall back past that snapshot).
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    direct_ = false;
+    segment = (fs::path(options_.dir) / SegmentName(segment_)).string();
+  }
+  if (auto read = ReadSegment(segment); read.ok() && read->good_bytes < read->file_bytes) {
+    CutTo(segment, read->good_bytes).IgnoreError();
+  }
+  // A snapshot of the tables as they are: everything durable before the failure plus what
+  // happened in memory since (samples, deletes), without the refused inserts (the capture
+  // skips items whose record is not durable). Appends stay refused until it is durable.
+  uint64_t covered = 0;
+  if (auto s = SnapshotNow(capture, &covered); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  const absl::Status was = error_;
+  error_ = absl::OkStatus();
+  lost_.back().second = lsn_;         // every record appended until now, none after
+  synced_lsn_ = written_lsn_ = lsn_;  // nothing before the new segment is waited for
+  LogInfo("write-ahead log resumed",
+          {{"after", was.ToString()},
+           {"segment", static_cast<int64_t>(covered)},
+           {"not_durable_lsns", absl::StrCat(lost_.back().first, "-", lost_.back().second)}});
+  return absl::OkStatus();
 }
 
 }  // namespace rally

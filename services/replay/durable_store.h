@@ -139,14 +139,28 @@ class DurableStore : public TableObserver {
   uint64_t last_lsn() const;
   // Changes the fsync policy (a job's replay.fsync); see the guarantee above.
   void SetFsync(FsyncPolicy policy, int interval_ms);
-  // Starts a new segment, then writes the snapshot `capture` returns (its next_segment filled
+  // A log that failed resumes instead (Resume()). Otherwise:
+  // starts a new segment, then writes the snapshot `capture` returns (its next_segment filled
   // in) durably and, once it is, deletes what the previous snapshot no longer needs (see the
   // top of this file). Records appended while `capture` runs land in the new
   // segment; tables skip, on replay, the records their captured state already includes
   // (TableSnapshot.last_lsn), so nothing is lost or applied twice.
   absl::Status WriteSnapshot(const std::function<v1::ReplaySnapshot()>& capture);
-  // The first error any append met (appends after an error are dropped); OK otherwise.
+  // The first error any append or commit met since the log last resumed (appends meanwhile are
+  // dropped: the tables refuse the inserts they would log); OK otherwise.
   absl::Status health() const;
+  // Failures of the log so far (each one a health() error until Resume()).
+  int64_t failures() const { return failures_; }
+  // After a failure (a full disk, an I/O error): cuts the failed segment after its last whole
+  // record, starts a new one and writes a snapshot of what `capture` returns (it must leave out
+  // the items whose record is NotDurable()); once that is durable, appends go on. Records
+  // appended from the failure until now stay not durable for good: SyncTo() fails for them, so
+  // their inserts are refused, never acknowledged. An error (still no room) leaves the log
+  // failed; call again later. OK at once when the log is healthy.
+  absl::Status Resume(const std::function<v1::ReplaySnapshot()>& capture);
+  // Whether the record `lsn` was appended while the log was failing (and so never becomes
+  // durable). False for 0.
+  bool NotDurable(uint64_t lsn) const;
   int64_t records_since_snapshot() const { return records_since_snapshot_; }
   int64_t bytes_written() const { return bytes_written_; }
   // Snapshot files recovery found damaged (and renamed to <name>.damaged).
@@ -171,6 +185,12 @@ class DurableStore : public TableObserver {
   explicit DurableStore(DurabilityOptions options)
       : options_(std::move(options)), fsync_(options_.fsync), interval_ms_(options_.interval_ms) {}
   absl::Status Recover();
+  // WriteSnapshot's work: a new segment, then the snapshot, then what it makes outdated goes.
+  // `covered`: the new segment's index.
+  absl::Status SnapshotNow(const std::function<v1::ReplaySnapshot()>& capture, uint64_t* covered);
+  // The log failed with `error`: records from the last durable one on are lost (see Resume).
+  void FailLocked(absl::Status error);
+  bool LostLocked(uint64_t lsn) const;
   // Adds `problem` to recovered_.problems (and data_lost) and logs it as an error.
   void Report(const std::string& problem, bool data_lost);
   // Loads the newest whole snapshot of `snapshots` (checked, ascending), else snapshot.pb;
@@ -255,6 +275,11 @@ class DurableStore : public TableObserver {
   uint64_t staged_to_ = 0;
   uint64_t written_to_ = 0;
   absl::Status error_;
+  std::atomic<int64_t> failures_{0};
+  // LSN ranges [from, to] of records appended while the log was failing (the newest open-ended
+  // until it resumes); at most kMaxLostRanges, the oldest forgotten.
+  static constexpr size_t kMaxLostRanges = 64;
+  std::vector<std::pair<uint64_t, uint64_t>> lost_;
   std::atomic<int64_t> records_since_snapshot_{0};
   std::atomic<int64_t> bytes_written_{0};
   int64_t damaged_files_ = 0;  // set by Recover

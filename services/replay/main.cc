@@ -88,6 +88,10 @@ int main(int argc, char** argv) {
             {{"dir", data_dir}});
   }
   ReplayServiceImpl service((*metrics)->registry(), data_dir);
+  prometheus::Gauge& wal_failing =
+      AddGauge((*metrics)->registry(), "rally_replay_wal_failing",
+               "1 while the installed job's write-ahead log cannot write (a full disk, an I/O "
+               "error): inserts are refused and health is NOT_SERVING until it resumes.");
   CurriculumServiceImpl curriculum(&(*metrics)->registry());
   auto server = GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port),
                                   {&service, &curriculum});
@@ -146,7 +150,14 @@ int main(int argc, char** argv) {
     for (int tick = 0; control.IsActive(job_id) && !WaitForShutdown(std::chrono::milliseconds(200));
          ++tick) {
       if (tick % 5 == 0) curriculum.UpdateMetrics();
+      // While the write-ahead log fails (a full disk), inserts are refused: the replay is not
+      // serving, and says so until the log resumes.
+      const bool log_ok = service.log_health().ok();
+      (*server)->SetServing("", log_ok);
+      wal_failing.Set(log_ok ? 0 : 1);
     }
+    (*server)->SetServing("", true);
+    wal_failing.Set(0);
     if (pool) pool->Stop();
     if (auto c = curriculum.curriculum(); c != nullptr && pool != nullptr) {
       CurriculumStats stats = c->Stats();

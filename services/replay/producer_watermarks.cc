@@ -49,16 +49,17 @@ absl::StatusOr<ProducerClaim> ProducerWatermarks::Claim(const v1::Trajectory& t)
   const Producer producer{t.actor_id(), t.incarnation()};
   absl::MutexLock lock(&mu_);
   State& state = producers_[producer];
-  // The same key in flight (a resend racing its first copy): wait for the first to end.
+  // The same key in flight (a resend racing its first copy): wait for the first's fate.
   // `state` stays valid: an entry with a claim in flight is never forgotten.
+  Awaited awaited{&state, t.sequence()};
   mu_.Await(absl::Condition(
-      +[](State* s) { return s->in_flight == 0; }, &state));
+      +[](Awaited* a) { return a->state->in_flight.count(a->sequence) == 0; }, &awaited));
   state.last_used = ++tick_;
-  if (t.sequence() <= state.watermark) {
+  if (t.sequence() <= state.watermark && state.holes.count(t.sequence()) == 0) {
     claim.duplicate_ = true;
     return claim;
   }
-  state.in_flight = t.sequence();
+  state.in_flight.insert(t.sequence());
   claim.owner_ = this;
   claim.actor_id_ = t.actor_id();
   claim.incarnation_ = t.incarnation();
@@ -71,7 +72,8 @@ bool ProducerWatermarks::IsStored(const v1::Trajectory& t) const {
   if (Keyless(t)) return false;
   absl::MutexLock lock(&mu_);
   auto it = producers_.find({t.actor_id(), t.incarnation()});
-  return it != producers_.end() && t.sequence() <= it->second.watermark;
+  return it != producers_.end() && t.sequence() <= it->second.watermark &&
+         it->second.holes.count(t.sequence()) == 0;
 }
 
 void ProducerWatermarks::Restore(const v1::Trajectory& t) {
@@ -84,12 +86,21 @@ void ProducerWatermarks::Release(const Producer& producer, uint64_t sequence, bo
   absl::MutexLock lock(&mu_);
   auto it = producers_.find(producer);
   if (it == producers_.end()) return;
-  if (it->second.in_flight == sequence) it->second.in_flight = 0;
-  if (stored) Raise(producer, sequence);
+  State& state = it->second;
+  state.in_flight.erase(sequence);
+  if (stored) {
+    Raise(producer, sequence);
+    return;
+  }
+  // Not stored: once a later item is (now or in a moment, from another item in flight), this
+  // one must not pass for a duplicate.
+  state.holes.insert(sequence);
+  if (state.holes.size() > kMaxHoles) state.holes.erase(state.holes.begin());
 }
 
 void ProducerWatermarks::Raise(const Producer& producer, uint64_t sequence) {
   State& state = producers_[producer];
+  state.holes.erase(sequence);
   state.watermark = std::max(state.watermark, sequence);
   state.last_used = ++tick_;
 }
@@ -97,7 +108,7 @@ void ProducerWatermarks::Raise(const Producer& producer, uint64_t sequence) {
 void ProducerWatermarks::ForgetOldestLocked() {
   std::vector<std::pair<uint64_t, Producer>> idle;
   for (const auto& [producer, state] : producers_) {
-    if (state.in_flight == 0) idle.emplace_back(state.last_used, producer);
+    if (state.in_flight.empty()) idle.emplace_back(state.last_used, producer);
   }
   const size_t forget = std::min(idle.size(), std::max<size_t>(1, max_producers_ / 8));
   std::nth_element(idle.begin(), idle.begin() + static_cast<ptrdiff_t>(forget), idle.end());
@@ -105,14 +116,29 @@ void ProducerWatermarks::ForgetOldestLocked() {
   forgotten_ += static_cast<int64_t>(forget);
 }
 
-void ProducerWatermarks::SaveTo(v1::ReplaySnapshot* snapshot) const {
-  absl::MutexLock lock(&mu_);
-  for (const auto& [producer, state] : producers_) {
-    if (state.watermark == 0) continue;
+void ProducerWatermarks::SaveTo(
+    v1::ReplaySnapshot* snapshot,
+    const std::vector<std::shared_ptr<const v1::Trajectory>>& also_stored) const {
+  std::map<Producer, std::pair<uint64_t, std::set<uint64_t>>> saved;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [producer, state] : producers_) {
+      if (state.watermark > 0) saved[producer] = {state.watermark, state.holes};
+    }
+  }
+  // Items in flight that the snapshot holds count as stored in it.
+  for (const auto& t : also_stored) {
+    if (Keyless(*t) || !ValidateKey(*t).ok()) continue;
+    auto& [watermark, holes] = saved[{t->actor_id(), t->incarnation()}];
+    holes.erase(t->sequence());
+    watermark = std::max(watermark, t->sequence());
+  }
+  for (const auto& [producer, state] : saved) {
     v1::ProducerWatermark* w = snapshot->add_producers();
     w->set_actor_id(producer.first);
     w->set_incarnation(producer.second);
-    w->set_sequence(state.watermark);
+    w->set_sequence(state.first);
+    for (uint64_t hole : state.second) w->add_holes(hole);
   }
 }
 
@@ -120,7 +146,9 @@ void ProducerWatermarks::RestoreFrom(const v1::ReplaySnapshot& snapshot) {
   absl::MutexLock lock(&mu_);
   for (const auto& [actor, sequence] : snapshot.watermarks()) Raise({actor, 0}, sequence);
   for (const v1::ProducerWatermark& w : snapshot.producers()) {
-    Raise({w.actor_id(), w.incarnation()}, w.sequence());
+    const Producer producer{w.actor_id(), w.incarnation()};
+    Raise(producer, w.sequence());
+    producers_[producer].holes.insert(w.holes().begin(), w.holes().end());
   }
 }
 

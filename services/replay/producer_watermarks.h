@@ -9,9 +9,11 @@
 // Within a producer, items are sent in order on one stream at a time, and after a reconnect the
 // producer resends, in order, the items it saw no ack for. So the highest stored sequence per
 // producer (its watermark) tells a resend from a new item: a sequence at or below it is a
-// duplicate. A resend can overlap the first copy still being stored (a reconnect while the old
-// stream's insert waits on a rate limiter): Claim() then waits until the first copy is stored or
-// given up, so that exactly one is stored.
+// duplicate, unless it is a hole: an item given up (refused, or withdrawn because the log could
+// not make it durable) while later ones of the same producer were stored. A claim is held
+// from the item's arrival until it is known stored and durable (its ack) or given up; a resend
+// that arrives meanwhile (a reconnect while the old stream's copy waits on a rate limiter or a
+// commit) waits in Claim() until the first copy's fate is known, so exactly one is stored.
 //
 // Keyless items (actor_id empty, incarnation 0, sequence 0) are not deduplicated: stored at least
 // once, twice if resent. rally's actors never send them; docs/replay.md says so. A partial key is
@@ -28,8 +30,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -89,7 +94,11 @@ class ProducerWatermarks {
 
   // The watermarks as a snapshot stores them, and back (with a snapshot's legacy per-actor
   // watermarks read as incarnation 0).
-  void SaveTo(v1::ReplaySnapshot* snapshot) const ABSL_LOCKS_EXCLUDED(mu_);
+  // `also_stored`: items the snapshot holds whose claims are still in flight; they count as
+  // stored in it.
+  void SaveTo(v1::ReplaySnapshot* snapshot,
+              const std::vector<std::shared_ptr<const v1::Trajectory>>& also_stored = {}) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   void RestoreFrom(const v1::ReplaySnapshot& snapshot) ABSL_LOCKS_EXCLUDED(mu_);
 
   size_t producers() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -101,13 +110,21 @@ class ProducerWatermarks {
   using Producer = std::pair<std::string, uint64_t>;  // (actor_id, incarnation)
   struct State {
     uint64_t watermark = 0;
-    uint64_t in_flight = 0;  // the sequence a claim is storing, 0 for none
-    uint64_t last_used = 0;  // tick_ of the last claim or store
+    std::set<uint64_t> in_flight;  // sequences claimed and not yet stored or given up
+    std::set<uint64_t> holes;      // sequences given up (not stored), at most kMaxHoles
+    uint64_t last_used = 0;        // tick_ of the last claim or store
+  };
+  struct Awaited {
+    const State* state;
+    uint64_t sequence;
   };
   void Release(const Producer& producer, uint64_t sequence, bool stored) ABSL_LOCKS_EXCLUDED(mu_);
   void Raise(const Producer& producer, uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetOldestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Holes kept per producer: a producer resends its unacknowledged items soon, so the oldest
+  // ones are long resolved.
+  static constexpr size_t kMaxHoles = 4096;
   const size_t max_producers_;
   mutable absl::Mutex mu_;
   std::map<Producer, State> producers_ ABSL_GUARDED_BY(mu_);

@@ -43,6 +43,8 @@ class RateLimiter {
   bool CanInsert(int64_t size, int64_t n = 1) const;
   bool CanSample(int64_t size, int64_t n = 1) const;
   void Inserted(int64_t n = 1) { inserts_ += n; }
+  // An insert taken back (its item withdrawn before anyone could sample it).
+  void Uninserted() { --inserts_; }
   void Sampled(int64_t n = 1) { samples_ += n; }
 
   double cursor() const { return inserts_ * options_.samples_per_insert - samples_; }

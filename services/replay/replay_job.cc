@@ -129,9 +129,7 @@ absl::StatusOr<std::unique_ptr<ReplayJob>> ReplayJob::Create(const std::string& 
                     config.replay.fsync_interval_ms);
     if (auto s = job->OpenLog(); !s.ok()) return s;
     for (auto& [name, table] : job->tables_) table->set_observer(store);
-    if (config.replay.snapshot_every_seconds > 0) {
-      job->snapshot_thread_ = std::thread([j = job.get()] { j->SnapshotLoop(); });
-    }
+    job->snapshot_thread_ = std::thread([j = job.get()] { j->SnapshotLoop(); });
   }
   return job;
 }
@@ -289,43 +287,63 @@ absl::Status ReplayJob::Flush() {
 
 absl::Status ReplayJob::WriteSnapshot() {
   if (store_ == nullptr) return absl::OkStatus();
-  return store_->WriteSnapshot([&] {
-    v1::ReplaySnapshot snap;
-    snap.mutable_job()->set_job_id(id_);
-    snap.mutable_job()->set_spec_yaml(spec_yaml_);
-    producers_.SaveTo(&snap);
-    // Stored items are a stream of their own: many arrived compressed, unlike the plain ones
-    // the log's inserts see, so they do not share its backoff.
-    AdaptiveCompressor compressor;
-    for (const auto& [name, t] : tables_) {
-      Table::State state = t->Snapshot();
-      v1::TableSnapshot* ts = snap.add_tables();
-      ts->set_name(name);
-      for (const StoredItem& item : state.items) {
-        DurableStore::FillWalInsert(
-            name, item, store_->EncodeTrajectory(*item.trajectory, &compressor), ts->add_items());
-        ts->add_times_sampled(item.times_sampled);
-      }
-      ts->set_inserts(state.inserts);
-      ts->set_samples(state.samples);
-      ts->set_policy_version(state.policy_version);
-      ts->set_next_key(state.next_key);
-      ts->set_last_lsn(state.last_lsn);
+  return store_->WriteSnapshot([this] { return Capture(); });
+}
+
+v1::ReplaySnapshot ReplayJob::Capture() const {
+  v1::ReplaySnapshot snap;
+  snap.mutable_job()->set_job_id(id_);
+  snap.mutable_job()->set_spec_yaml(spec_yaml_);
+  // Stored items are a stream of their own: many arrived compressed, unlike the plain ones
+  // the log's inserts see, so they do not share its backoff.
+  AdaptiveCompressor compressor;
+  std::vector<std::shared_ptr<const v1::Trajectory>> captured;
+  for (const auto& [name, t] : tables_) {
+    Table::State state = t->Snapshot();
+    v1::TableSnapshot* ts = snap.add_tables();
+    ts->set_name(name);
+    for (const StoredItem& item : state.items) {
+      // An insert logged while the log was failing is refused: it is not kept.
+      if (store_->NotDurable(item.lsn)) continue;
+      DurableStore::FillWalInsert(
+          name, item, store_->EncodeTrajectory(*item.trajectory, &compressor), ts->add_items());
+      ts->add_times_sampled(item.times_sampled);
+      captured.push_back(item.trajectory);
     }
-    return snap;
-  });
+    ts->set_inserts(state.inserts);
+    ts->set_samples(state.samples);
+    ts->set_policy_version(state.policy_version);
+    ts->set_next_key(state.next_key);
+    ts->set_last_lsn(state.last_lsn);
+  }
+  // After the tables: the watermarks count every item the snapshot holds, also one whose
+  // insert was not yet acknowledged (its resend after a restart is then a duplicate).
+  producers_.SaveTo(&snap, captured);
+  return snap;
 }
 
 void ReplayJob::SnapshotLoop() {
-  auto period = std::chrono::duration<double>(config_.replay.snapshot_every_seconds);
+  using Clock = std::chrono::steady_clock;
+  const double every = config_.replay.snapshot_every_seconds;
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(every));
+  auto next_snapshot = Clock::now() + period;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    stop_cv_.wait_for(lock, period);
+    // A failed log is tried again every second (a full disk may have room again).
+    const Clock::time_point wake = Clock::now() + std::chrono::seconds(1);
+    stop_cv_.wait_until(lock, every > 0 ? std::min(wake, next_snapshot) : wake);
     if (stop_) break;
+    const bool failed = !store_->health().ok();
+    const bool due = every > 0 && Clock::now() >= next_snapshot;
+    if (!failed && !due) continue;
     lock.unlock();
-    if (auto s = WriteSnapshot(); !s.ok()) {
-      LogError("snapshot failed", {{"job_id", id_}, {"error", s.ToString()}});
+    absl::Status s = failed ? store_->Resume([this] { return Capture(); }) : WriteSnapshot();
+    if (!s.ok()) {
+      LogError(failed ? "write-ahead log cannot resume yet" : "snapshot failed",
+               {{"job_id", id_}, {"error", s.ToString()}});
     }
+    if (due) next_snapshot = Clock::now() + period;
     lock.lock();
   }
 }

@@ -70,6 +70,10 @@ class ReplayJob {
   // Recovers the tables from the store, or starts its log; then appends go to a new segment.
   absl::Status OpenLog();
   absl::Status Recover(const RecoveredState& recovered);
+  // The job's state as a snapshot stores it: its tables without the items whose insert was
+  // logged while the log was failing, and the producer watermarks.
+  v1::ReplaySnapshot Capture() const;
+  // Snapshots every replay.snapshot_every_seconds, and resumes a failed log every second.
   void SnapshotLoop();
 
   std::string id_;

@@ -41,6 +41,13 @@ void ObserveHeld(prometheus::Family<prometheus::Histogram>& family, const std::s
       .Observe(std::chrono::duration<double>(Clock::now() - since).count());
 }
 
+// The refusal of an item whose log record cannot be made durable (`why`: the log's error).
+absl::Status NotDurable(const absl::Status& why) {
+  return absl::UnavailableError(
+      absl::StrCat("not stored: the write-ahead log cannot make it durable (", why.message(),
+                   "); send it again later"));
+}
+
 }  // namespace
 
 ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, std::string data_dir)
@@ -49,7 +56,11 @@ ReplayServiceImpl::ReplayServiceImpl(prometheus::Registry& metrics, std::string 
       inserted_(AddCounter(metrics, "rally_replay_items_inserted_total",
                            "Items stored and acknowledged.")),
       rejected_(AddCounter(metrics, "rally_replay_items_rejected_total",
-                           "Items refused (invalid for the game, unknown table, no job).")),
+                           "Items refused (invalid for the game, unknown table, no job, not "
+                           "durable).")),
+      not_durable_(AddCounter(metrics, "rally_replay_items_not_durable_total",
+                              "Items refused because the write-ahead log could not make them "
+                              "durable (a full disk, an I/O error); writers send them again.")),
       duplicates_(AddCounter(metrics, "rally_replay_items_duplicate_total",
                              "Resent items acknowledged without storing them again.")),
       sampled_(AddCounter(metrics, "rally_replay_items_sampled_total", "Items sampled.")),
@@ -141,6 +152,12 @@ absl::Status ReplayServiceImpl::SetJob(const std::string& job_id, const std::str
              {{"job_id", job_id}, {"problems", absl::StrJoin(shared->recovery_problems(), "; ")}});
   }
   return absl::OkStatus();
+}
+
+absl::Status ReplayServiceImpl::log_health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (job_ == nullptr || job_->store() == nullptr) return absl::OkStatus();
+  return job_->store()->health();
 }
 
 bool ReplayServiceImpl::recovery_data_lost() const {
@@ -350,10 +367,16 @@ absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, 
   return absl::OkStatus();
 }
 
+void StoredInsert::Withdraw() {
+  for (const auto& [table, key] : keys) table->Withdraw(key);
+  keys.clear();
+  claim = ProducerClaim();  // given up: a resend may store it
+}
+
 absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
                                           std::string zstd_frame,
                                           const std::function<void()>& before_blocking,
-                                          bool* duplicate) {
+                                          StoredInsert* stored, bool* duplicate) {
   // None sent: an empty one, and validation says what is missing.
   if (!req.trajectory) req.trajectory = pool_->Take();
   const v1::Trajectory& traj = *req.trajectory;
@@ -374,13 +397,15 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
         absl::StrCat("priority: must be finite and >= 0, got ", req.priority));
   }
   if (auto s = ValidateTrajectory(job.game(), traj); !s.ok()) return s;
-  // Held until the item is stored or refused: a resend racing it waits, then is a duplicate.
+  // Held until the item is durable or given up: a resend racing it waits, then is a duplicate
+  // or stored.
   absl::StatusOr<ProducerClaim> claim = job.producers().Claim(traj);
   if (!claim.ok()) return claim.status();
   if (claim->duplicate()) {
     *duplicate = true;
     return absl::OkStatus();
   }
+  stored->claim = std::move(*claim);
   std::shared_ptr<v1::Trajectory> item = pool_->Share(std::move(req.trajectory));
   // The log's form of the item, made here rather than under each table's lock: the bytes as
   // the actor sent them (its zstd frame, or the serialised trajectory), unless the store
@@ -401,7 +426,10 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
       auto key = t->Insert(item, req.priority,
                            Clock::now() + (held_since ? kPollSlice : Clock::duration{}),
                            encoded ? &*encoded : nullptr);
-      if (key.ok()) break;
+      if (key.ok()) {
+        stored->keys.emplace_back(t, *key);
+        break;
+      }
       if (!absl::IsDeadlineExceeded(key.status())) {
         status = key.status();
         break;
@@ -418,9 +446,15 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
       }
     }
     if (held_since) ObserveHeld(insert_blocked_, t->name(), *held_since);
-    if (!status.ok()) return status;
+    if (!status.ok()) {
+      // In no table or in all: what the other tables took is taken back.
+      stored->Withdraw();
+      if (absl::IsUnavailable(status) && job.store() != nullptr) {
+        return NotDurable(job.store()->health());
+      }
+      return status;
+    }
   }
-  claim->MarkStored();
   return absl::OkStatus();
 }
 
@@ -435,6 +469,7 @@ grpc::Status ReplayServiceImpl::InsertStream(
     v1::InsertResponse ack;
     std::shared_ptr<ReplayJob> job;  // null: nothing to sync
     uint64_t lsn = 0;
+    StoredInsert stored;  // the item in its tables, until it is durable or taken back
   };
   // The reading thread wakes the acker once per request (its items are acknowledged together),
   // and the acker wakes the reader when it made room.
@@ -465,12 +500,23 @@ grpc::Status ReplayServiceImpl::InsertStream(
           if (q.job == p.job) lsn = std::max(lsn, q.lsn);
         }
         if (absl::Status s = p.job->SyncForAck(lsn); !s.ok()) {
+          // Not durable: not acknowledged as stored, and not kept (the writer sends it again).
           for (Pending& q : batch) {
             if (q.job != p.job) continue;
-            q.ack.set_code(static_cast<int>(absl::StatusCode::kUnavailable));
-            q.ack.set_error(absl::StrCat("stored but not durable: ", s.message()));
+            q.stored.Withdraw();
+            const absl::Status refused = NotDurable(s);
+            q.ack.set_code(static_cast<int>(refused.code()));
+            q.ack.set_error(std::string(refused.message()));
+            not_durable_.Increment();
+            rejected_.Increment();
+            ++q.job->rejected;
           }
         }
+      }
+      for (Pending& p : batch) {
+        if (!p.job || p.ack.code() != 0) continue;
+        p.stored.claim.MarkStored();
+        inserted_.Increment();
       }
       bool ok = true;
       for (size_t i = 0; i < batch.size() && ok; ++i) {
@@ -514,20 +560,20 @@ grpc::Status ReplayServiceImpl::InsertStream(
     const std::string actor_id = req.trajectory ? req.trajectory->actor_id() : "";
     bool duplicate = false;
     auto job = CurrentJob();
-    absl::Status status = !decoded.ok() ? decoded
-                          : job.ok()
-                              ? InsertOne(ctx, **job, req, std::move(frame), ack_now, &duplicate)
-                              : job.status();
+    absl::Status status =
+        !decoded.ok() ? decoded
+        : job.ok()    ? InsertOne(ctx, **job, req, std::move(frame), ack_now, &p.stored, &duplicate)
+                      : job.status();
     if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) return false;
     if (status.ok() && duplicate) {
       p.ack.set_duplicate(true);
       duplicates_.Increment();
       ++(*job)->duplicates;
     } else if (status.ok()) {
-      inserted_.Increment();
       p.job = *job;
       p.lsn = (*job)->last_lsn();
     } else {
+      if (absl::IsUnavailable(status)) not_durable_.Increment();
       rejected_.Increment();
       if (job.ok()) ++(*job)->rejected;
       p.ack.set_code(static_cast<int>(status.code()));

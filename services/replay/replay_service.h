@@ -42,6 +42,16 @@ struct InsertItem {
 // Parses the bytes of one InsertRequest into its items, in order: the request's own, then those
 // of `more`. Trajectories are parsed into messages from `pool`; with `keep_wire` their bytes are
 // kept as well (trajectory_wire). INVALID_ARGUMENT when the bytes are not an InsertRequest.
+// An item stored in its tables and not yet known durable: its key in each table, and the claim
+// on its producer key, which is marked stored once the item is durable.
+struct StoredInsert {
+  ProducerClaim claim;
+  std::vector<std::pair<Table*, uint64_t>> keys;
+  // Takes the item back out of its tables (its log record never became durable, or a table
+  // refused it) and gives up its claim.
+  void Withdraw();
+};
+
 absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, bool keep_wire,
                                 std::vector<InsertItem>* items);
 
@@ -59,6 +69,9 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   std::string job_id() const;
   // Whether the installed job's recovery found acknowledged items may be missing.
   bool recovery_data_lost() const;
+  // The installed job's write-ahead log: OK while it takes appends (or there is none), its
+  // error while it fails (inserts are then refused until it resumes).
+  absl::Status log_health() const;
   // Drops the job's tables (waking blocked calls with CANCELLED).
   void ClearJob();
   // Wakes every blocked call; used at shutdown.
@@ -79,13 +92,15 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
 
  private:
   absl::StatusOr<std::shared_ptr<ReplayJob>> CurrentJob() const;
-  // Stores one item; OK, a duplicate (OK with *duplicate set), or the reason it was refused.
-  // Does not wait for durability: the caller acknowledges after ReplayJob::SyncForAck.
+  // Stores one item in every table it names (into `stored`); OK, a duplicate (OK with
+  // *duplicate set), or the reason it was refused (then it is in no table). Does not wait for
+  // durability: the caller acknowledges after ReplayJob::SyncForAck, and withdraws it if that
+  // fails. UNAVAILABLE when the log cannot take it (a full disk): the writer sends it again.
   // `zstd_frame` is the trajectory as it arrived compressed, or empty. `before_blocking` runs
   // once if a table's rate limiter holds the item back.
   absl::Status InsertOne(grpc::ServerContext* ctx, ReplayJob& job, InsertItem& req,
                          std::string zstd_frame, const std::function<void()>& before_blocking,
-                         bool* duplicate);
+                         StoredInsert* stored, bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
 
   const std::string data_dir_;
@@ -96,6 +111,7 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
   prometheus::Registry& registry_;
   prometheus::Counter& inserted_;
   prometheus::Counter& rejected_;
+  prometheus::Counter& not_durable_;
   prometheus::Counter& duplicates_;
   prometheus::Counter& sampled_;
   prometheus::Family<prometheus::Gauge>& size_;

@@ -71,6 +71,20 @@ absl::Status Table::InsertLocked(StoredItem item) {
   return absl::OkStatus();
 }
 
+bool Table::WithdrawLocked(uint64_t key) {
+  if (!DeleteLocked(key).ok()) return false;
+  limiter_.Uninserted();
+  return true;
+}
+
+bool Table::Withdraw(uint64_t key) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const bool withdrawn = WithdrawLocked(key);
+  lock.unlock();
+  cv_.notify_all();  // room for an insert the rate limiter held back
+  return withdrawn;
+}
+
 absl::Status Table::DeleteLocked(uint64_t key) {
   auto it = items_.find(key);
   if (it == items_.end()) return absl::NotFoundError(absl::StrCat("no item with key ", key));
@@ -150,7 +164,16 @@ absl::StatusOr<uint64_t> Table::Insert(std::shared_ptr<const v1::Trajectory> tra
   }
   item.key = next_key_;
   if (auto s = InsertLocked(item); !s.ok()) return s;
-  if (observer_) Observed(observer_->OnInsert(options_.name, item, encoded));
+  if (observer_) {
+    const uint64_t lsn = observer_->OnInsert(options_.name, item, encoded);
+    if (lsn == 0) {
+      WithdrawLocked(item.key);
+      return absl::UnavailableError(
+          absl::StrCat("table '", name(), "': the write-ahead log did not take the insert"));
+    }
+    Observed(lsn);
+    items_[item.key].lsn = lsn;
+  }
   EnforceCapacityLocked();
   lock.unlock();
   cv_.notify_all();

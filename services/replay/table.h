@@ -58,6 +58,7 @@ struct StoredItem {
   int32_t times_sampled = 0;
   int64_t bytes = 0;
   int64_t policy_version = 0;  // oldest version that acted in the trajectory
+  uint64_t lsn = 0;            // the log record of its insert (0: none, or from a snapshot)
 };
 
 struct SampledItem {
@@ -103,7 +104,8 @@ class Table {
   void set_observer(TableObserver* observer);
 
   // Stores `trajectory` with `priority`; returns its key. `encoded` (optional) is handed to the
-  // observer, which then need not encode the trajectory under the table lock.
+  // observer, which then need not encode the trajectory under the table lock. With an observer
+  // that gives the insert no log record (its log has failed), nothing is stored: UNAVAILABLE.
   absl::StatusOr<uint64_t> Insert(std::shared_ptr<const v1::Trajectory> trajectory, double priority,
                                   Clock::time_point deadline,
                                   const EncodedTrajectory* encoded = nullptr);
@@ -117,6 +119,10 @@ class Table {
 
   // Replays observed events on a fresh table (recovery); these bypass the rate limiter's
   // blocking but keep its counters.
+  // Takes back the insert of `key` whose log record never became durable: the item goes, and
+  // the rate limiter's count of inserts with it, with nothing logged. False when the item is no
+  // longer there (sampled, evicted).
+  bool Withdraw(uint64_t key);
   absl::Status RestoreInsert(const StoredItem& item);
   absl::Status RestoreSample(const std::vector<uint64_t>& keys);
   absl::Status RestoreDelete(uint64_t key);
@@ -148,6 +154,7 @@ class Table {
 
   absl::Status InsertLocked(StoredItem item);
   absl::Status DeleteLocked(uint64_t key);
+  bool WithdrawLocked(uint64_t key);
   absl::Status SampledLocked(uint64_t key);
   void EvictStaleLocked();
   void EnforceCapacityLocked();

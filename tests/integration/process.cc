@@ -13,6 +13,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/net/server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace rally::testing {
@@ -196,6 +198,28 @@ std::optional<v1::SampleResponse> SampleOnce(v1::ReplayService::Stub& stub,
   stream->Finish();
   if (!got) return std::nullopt;
   return batch;
+}
+
+}  // namespace rally::testing
+
+namespace rally::testing {
+
+double MetricValue(const std::string& exposition, const std::string& series) {
+  const std::string line = "\n" + series + " ";
+  const size_t at = ("\n" + exposition).find(line);
+  if (at == std::string::npos) return -1;
+  return std::strtod(exposition.c_str() + at + series.size() + 1, nullptr);
+}
+
+bool HealthServing(const std::string& address, const std::string& service) {
+  auto health = grpc::health::v1::Health::NewStub(MakeChannel(address));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(std::chrono::seconds(5)));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  return health->Check(&ctx, req, &resp).ok() &&
+         resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
 }  // namespace rally::testing

@@ -72,4 +72,12 @@ std::optional<v1::SampleResponse> SampleOnce(v1::ReplayService::Stub& stub,
 // GET http://address/path on loopback; the response body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);
 
+// The value of `series` (a name, with its labels if it has any) in a Prometheus text
+// exposition; -1 when it is absent.
+double MetricValue(const std::string& exposition, const std::string& series);
+
+// Whether the standard health service at `address` answers SERVING for `service` ("": the whole
+// server).
+bool HealthServing(const std::string& address, const std::string& service);
+
 }  // namespace rally::testing

@@ -14,7 +14,6 @@
 
 #include "common/net/free_port.h"
 #include "common/net/server.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
@@ -171,24 +170,6 @@ TEST(ReplayCrash, EveryAcknowledgedItemSurvivesSigkillExactlyOnce) {
   }
 }
 
-// The value of one series in a Prometheus text exposition, -1 when it is absent.
-double Series(const std::string& text, const std::string& series) {
-  const size_t at = text.find("\n" + series + " ");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
-}
-
-// Whether the replay's named health check `service` answers SERVING.
-bool Serving(const std::string& address, const std::string& service) {
-  auto health = grpc::health::v1::Health::NewStub(MakeChannel(address));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(5s));
-  grpc::health::v1::HealthCheckRequest req;
-  req.set_service(service);
-  grpc::health::v1::HealthCheckResponse resp;
-  return health->Check(&ctx, req, &resp).ok() &&
-         resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
-}
-
 // Snapshots (snapshot-N.pb) and log segments (wal-N.log) in `dir`.
 std::vector<std::filesystem::path> Files(const std::string& dir, const std::string& prefix,
                                          const std::string& suffix) {
@@ -276,10 +257,14 @@ TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
     ASSERT_EQ(writer.acked(), 400);
     writer.Stop();
   }
-  for (int i = 0; i < 100 && Files(job_dir, "snapshot-", ".pb").size() < 2; ++i) {
-    std::this_thread::sleep_for(50ms);
-  }
-  ASSERT_GE(Files(job_dir, "snapshot-", ".pb").size(), 2u);
+  // Snapshots go on every 0.2 s: wait for the third, which deletes the log the first needed
+  // (so that a missing newest snapshot shows in what it left behind).
+  auto third_written = [&] {
+    return Files(job_dir, "snapshot-", ".pb").size() >= 2 &&
+           !std::filesystem::exists(job_dir + "/wal-0.log");
+  };
+  for (int i = 0; i < 200 && !third_written(); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(third_written());
   kill(replay->pid(), SIGKILL);
   replay->Wait(10s);
 
@@ -291,9 +276,9 @@ TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
   ASSERT_TRUE(WaitForServing(address, 30s).ok());
   EXPECT_EQ(table_size(), 400);
   std::string metrics = testing::HttpGet(metrics_of(2), "/metrics");
-  EXPECT_GE(Series(metrics, "rally_replay_recovery_problems"), 1) << metrics;
-  EXPECT_EQ(Series(metrics, "rally_replay_recovery_data_lost"), 0);
-  EXPECT_TRUE(Serving(address, "rally.replay.recovery"));
+  EXPECT_GE(testing::MetricValue(metrics, "rally_replay_recovery_problems"), 1) << metrics;
+  EXPECT_EQ(testing::MetricValue(metrics, "rally_replay_recovery_data_lost"), 0);
+  EXPECT_TRUE(testing::HealthServing(address, "rally.replay.recovery"));
   // Nothing names a deleted file; what it left behind does: the log it no longer needed is gone.
   EXPECT_NE(testing::ReadFile(log).find("a snapshot newer than"), std::string::npos);
 
@@ -311,9 +296,10 @@ TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
   EXPECT_GE(left, 0);
   EXPECT_LT(left, 400);
   const std::string metrics_after = testing::HttpGet(metrics_of(3), "/metrics");
-  EXPECT_EQ(Series(metrics_after, "rally_replay_recovery_data_lost"), 1) << metrics_after;
-  EXPECT_FALSE(Serving(address, "rally.replay.recovery"));
-  EXPECT_TRUE(Serving(address, ""));  // it serves on, with what could be recovered
+  EXPECT_EQ(testing::MetricValue(metrics_after, "rally_replay_recovery_data_lost"), 1)
+      << metrics_after;
+  EXPECT_FALSE(testing::HealthServing(address, "rally.replay.recovery"));
+  EXPECT_TRUE(testing::HealthServing(address, ""));  // it serves on, with what could be recovered
   EXPECT_NE(testing::ReadFile(log).find("acknowledged items may be missing"), std::string::npos);
   kill(replay->pid(), SIGTERM);
   replay->Wait(10s);

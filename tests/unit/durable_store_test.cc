@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -368,11 +369,17 @@ TEST(DurableStore, AWriteTheFileSystemRefusesFailsTheLogWithItsCause) {
     if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return 2;
     uint64_t lsn = 0;
     for (uint64_t i = 1; i <= 20; ++i) {
-      lsn = store.OnInsert("t", {.key = i, .trajectory = KeyedItem(i)}, nullptr);
+      const uint64_t appended =
+          store.OnInsert("t", {.key = i, .trajectory = KeyedItem(i)}, nullptr);
+      if (appended != 0) lsn = appended;  // 0: dropped, the log has failed
     }
     absl::Status s = store.SyncTo(lsn);
     if (s.ok() || s.message().find("File too large") == std::string::npos) return 4;
-    if (store.Flush().ok() || store.SyncTo(1).ok() || store.health().ok()) return 5;
+    // The job's record was synced before the failure: it stays durable; nothing after it is.
+    if (store.Flush().ok() || !store.SyncTo(1).ok() || store.SyncTo(2).ok() ||
+        store.health().ok() || !store.NotDurable(2)) {
+      return 5;
+    }
     return store.OnSample("t", {1}) == 0 ? 0 : 6;  // appends after the failure are dropped
   });
   ASSERT_TRUE(WIFEXITED(status));
@@ -968,6 +975,156 @@ TEST(DurableStore, ASnapshotFromBeforeTheChecksumIsRecoveredAndGoesOnceTwoNewerA
   EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-1.log"));
   EXPECT_FALSE(fs::exists(fs::path(dir) / "wal-2.log"));
   EXPECT_TRUE(fs::exists(fs::path(dir) / "wal-3.log"));
+}
+
+// A tmpfs of `bytes` mounted on a fresh directory for one test (root only; `ok()` false where
+// mounting is not allowed), unmounted when it goes.
+class SmallVolume {
+ public:
+  SmallVolume(const std::string& name, size_t bytes) : dir_(FreshDir(name)) {
+    fs::create_directories(dir_);
+    const std::string options = "size=" + std::to_string(bytes);
+    mounted_ = mount("tmpfs", dir_.c_str(), "tmpfs", 0, options.c_str()) == 0;
+  }
+  ~SmallVolume() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return mounted_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
+
+// Writes `bytes` of zeros to `path`; false when the volume has no room.
+// An item of about `bytes` that does not compress.
+std::shared_ptr<const v1::Trajectory> Incompressible(uint64_t seq, size_t bytes) {
+  static std::mt19937 rng(11);
+  auto t = std::make_shared<v1::Trajectory>();
+  t->set_actor_id("a");
+  t->set_sequence(seq);
+  v1::Turn* turn = t->add_turns();
+  for (size_t k = 0; k < bytes / 4; ++k) turn->add_observation_tokens(static_cast<uint32_t>(rng()));
+  return t;
+}
+
+bool Fill(const std::string& path, size_t bytes) {
+  std::ofstream out(path, std::ios::binary);
+  const std::string block(4096, '\0');
+  for (size_t n = 0; n < bytes; n += block.size()) out.write(block.data(), block.size());
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+TEST(DurableStore, AFullDiskRefusesInsertsAndTheLogResumesOnceThereIsRoom) {
+  // Before: on a full volume inserts were answered "stored but not durable" and kept, and once
+  // space was back every insert still failed until a restart.
+  SmallVolume volume("full", 4 << 20);
+  if (!volume.ok()) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string dir = volume.dir() + "/log";
+  const std::string filler = volume.dir() + "/filler";
+  // Freeing it leaves room for the snapshot that resuming writes (as large as the log's items).
+  ASSERT_TRUE(Fill(filler, 5 << 19));
+  TableOptions o;
+  o.max_size = 100000;
+  o.rate_limiter = RateLimiterOptions::MinSize(1);
+  LoggedTable log{StartedStore({dir}), std::move(*Table::Create(o))};
+  log.table->set_observer(log.store.get());
+  // Items of 16 KB, each committed before the next, until the volume is full.
+  std::vector<uint64_t> acked;
+  absl::Status refused;
+  uint64_t seq = 0;
+  while (refused.ok() && seq < 1000) {
+    auto key = log.table->Insert(Incompressible(++seq, 16 << 10), 1, Clock::now());
+    if (!key.ok()) {
+      refused = key.status();
+      break;
+    }
+    if (absl::Status s = log.store->SyncTo(log.store->last_lsn()); !s.ok()) {
+      refused = s;
+      ASSERT_TRUE(log.table->Withdraw(*key));
+      break;
+    }
+    acked.push_back(*key);
+  }
+  ASSERT_FALSE(refused.ok()) << "the volume never filled";
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  ASSERT_GT(acked.size(), 10u);
+  // Not kept, and the log says why until it resumes; further inserts are refused at once.
+  EXPECT_EQ(log.table->size(), static_cast<int64_t>(acked.size()));
+  EXPECT_FALSE(log.store->health().ok());
+  EXPECT_NE(log.store->health().message().find("No space left on device"), std::string::npos)
+      << log.store->health();
+  EXPECT_EQ(log.table->Insert(Item(++seq), 1, Clock::now()).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(log.store->failures(), 1);
+  // Still no room: resuming fails and changes nothing.
+  EXPECT_FALSE(log.store->Resume([&] { return SnapshotOf(*log.table); }).ok());
+  EXPECT_FALSE(log.store->health().ok());
+
+  // Room again: the log resumes without a restart, inserts are taken and made durable.
+  fs::remove(filler);
+  ASSERT_TRUE(log.store->Resume([&] { return SnapshotOf(*log.table); }).ok());
+  EXPECT_TRUE(log.store->health().ok());
+  for (int i = 0; i < 5; ++i) {
+    auto key = log.table->Insert(Incompressible(++seq, 16 << 10), 1, Clock::now());
+    ASSERT_TRUE(key.ok()) << key.status();
+    ASSERT_TRUE(log.store->SyncTo(log.store->last_lsn()).ok());
+    acked.push_back(*key);
+  }
+  // A restart recovers exactly the acknowledged items: none refused, none twice.
+  log.table.reset();
+  log.store.reset();
+  auto reopened = DurableStore::Open({dir});
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE((*reopened)->recovered().problems.empty());
+  EXPECT_EQ(RecoveredKeys((*reopened)->recovered()), acked);
+}
+
+TEST(DurableStore, RecordsAppendedWhileTheLogFailedNeverBecomeDurable) {
+  // A commit that fails leaves records appended but not synced: they stay not durable after
+  // the log resumes, so their inserts are refused rather than acknowledged late.
+  SmallVolume volume("tiny", 64 << 10);
+  if (!volume.ok()) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+  const std::string tiny = volume.dir() + "/log";
+  LoggedTable full{StartedStore({tiny}), QueueTable()};
+  full.table->set_observer(full.store.get());
+  ASSERT_TRUE(Fill(volume.dir() + "/filler", 16 << 10));
+  ASSERT_TRUE(full.table->Insert(Item(1), 1, Clock::now()).ok());
+  ASSERT_TRUE(full.store->SyncTo(full.store->last_lsn()).ok());
+  const uint64_t kept = full.store->last_lsn();
+  // Five items of 16 KB, appended without a commit: more than the volume has room for. Where
+  // the log writes through the page cache the append that finds no room fails; with direct
+  // I/O the records wait in its stage and the commit fails.
+  uint64_t lost = 0;
+  for (uint64_t i = 2; i <= 6; ++i) {
+    if (full.table->Insert(Incompressible(i, 16 << 10), 1, Clock::now()).ok()) {
+      lost = full.store->last_lsn();
+    }
+  }
+  ASSERT_GT(lost, kept) << "no record was appended before the volume filled";
+  EXPECT_FALSE(full.store->SyncTo(lost).ok());
+  ASSERT_FALSE(full.store->health().ok());
+  EXPECT_TRUE(full.store->SyncTo(kept).ok());  // durable before the failure
+  EXPECT_TRUE(full.store->NotDurable(lost));
+  EXPECT_FALSE(full.store->NotDurable(kept));
+  // The replay takes back the inserts whose records are not durable (each item knows its LSN).
+  int withdrawn = 0;
+  for (const StoredItem& item : full.table->Snapshot().items) {
+    if (full.store->NotDurable(item.lsn)) withdrawn += full.table->Withdraw(item.key);
+  }
+  EXPECT_EQ(withdrawn, static_cast<int>(lost - kept));
+  EXPECT_EQ(full.table->size(), 1);
+  fs::remove(volume.dir() + "/filler");
+  ASSERT_TRUE(full.store->Resume([&] { return SnapshotOf(*full.table); }).ok());
+  EXPECT_FALSE(full.store->SyncTo(lost).ok()) << "a record from the failure became durable";
+  EXPECT_TRUE(full.store->NotDurable(lost));
+  ASSERT_TRUE(full.table->Insert(Item(500), 1, Clock::now()).ok());
+  const uint64_t after = full.store->last_lsn();
+  EXPECT_GT(after, lost);
+  EXPECT_FALSE(full.store->NotDurable(after));
+  EXPECT_TRUE(full.store->SyncTo(after).ok());
 }
 
 }  // namespace

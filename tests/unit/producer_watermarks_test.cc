@@ -141,5 +141,42 @@ TEST(ProducerWatermarks, ForgetsTheLeastRecentProducersBeyondItsBound) {
   EXPECT_TRUE(w.IsStored(Keyed("p", 17, 1)));
 }
 
+TEST(ProducerWatermarks, AnItemGivenUpWhileALaterOneIsStoredIsStoredWhenResent) {
+  // Items 1 and 2 in flight; 2 becomes durable, 1 is withdrawn (its commit failed). The
+  // writer sends 1 (and 2) again: 1 is stored, 2 is a duplicate. Before holes, the watermark 2
+  // made 1 pass for a duplicate, and it was lost.
+  ProducerWatermarks w;
+  auto first = w.Claim(Keyed("a", 1, 1));
+  auto second = w.Claim(Keyed("a", 1, 2));
+  ASSERT_TRUE(first.ok() && second.ok());
+  second->MarkStored();
+  *first = ProducerClaim();  // given up
+  EXPECT_FALSE(w.IsStored(Keyed("a", 1, 1)));
+  v1::ReplaySnapshot snapshot;
+  w.SaveTo(&snapshot);
+  ASSERT_EQ(snapshot.producers_size(), 1);
+  EXPECT_EQ(snapshot.producers(0).holes_size(), 1);
+  EXPECT_TRUE(Store(w, Keyed("a", 1, 1)));
+  EXPECT_FALSE(Store(w, Keyed("a", 1, 2)));
+  EXPECT_FALSE(Store(w, Keyed("a", 1, 1)));
+  // A restart from the snapshot taken while 1 was a hole stores its resend too.
+  ProducerWatermarks restored;
+  restored.RestoreFrom(snapshot);
+  EXPECT_TRUE(Store(restored, Keyed("a", 1, 1)));
+  EXPECT_FALSE(Store(restored, Keyed("a", 1, 2)));
+}
+
+TEST(ProducerWatermarks, ASnapshotCountsTheItemsItHoldsThatAreStillInFlight) {
+  ProducerWatermarks w;
+  ASSERT_TRUE(Store(w, Keyed("a", 1, 1)));
+  auto in_flight = w.Claim(Keyed("a", 1, 2));  // in the tables, not yet durable-acknowledged
+  ASSERT_TRUE(in_flight.ok());
+  v1::ReplaySnapshot snapshot;
+  w.SaveTo(&snapshot, {std::make_shared<const v1::Trajectory>(Keyed("a", 1, 2))});
+  ProducerWatermarks restored;
+  restored.RestoreFrom(snapshot);
+  EXPECT_TRUE(restored.IsStored(Keyed("a", 1, 2)));  // its resend after a restart: a duplicate
+}
+
 }  // namespace
 }  // namespace rally
