@@ -16,6 +16,10 @@ packages=(
   iproute2
   # Tests only: the write-ahead log's checksum is built for 64-bit Arm and run under QEMU.
   g++-aarch64-linux-gnu qemu-user
+  # Tests only: the fuzz targets (tests/fuzz/run.sh) are built with clang and its libFuzzer.
+  clang
+  # Tests only: libFuzzer's runtime (libclang_rt.fuzzer-x86_64.a) for Debian's clang-14.
+  libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do
