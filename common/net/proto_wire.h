@@ -5,6 +5,7 @@
 // followed by a second occurrence of a submessage that carries only the large bytes.
 #pragma once
 
+#include <google/protobuf/descriptor.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <grpcpp/support/slice.h>
@@ -12,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rally {
@@ -45,5 +47,12 @@ inline std::string JoinSlices(const std::vector<grpc::Slice>& slices) {
     out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
+
+// Where `bytes` stop reading as a message of type `type`, for an error that names it: the path
+// of the field, from `type`'s fields down (".more[1].trajectory.turns[0].observation_tokens"),
+// and what is wrong there ("length 4000 runs past the end: 12 bytes left"). Empty when the wire
+// format holds together (the message may still be refused for what the fields say, e.g. a
+// string that is not UTF-8, also reported). For the error path only: it walks the bytes again.
+std::string DescribeMalformed(const google::protobuf::Descriptor* type, std::string_view bytes);
 
 }  // namespace rally

@@ -16,6 +16,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/net/proto_wire.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
@@ -362,7 +363,15 @@ absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, 
   if (!ParseInsertItem(in, bytes ? &*bytes : nullptr, pool, /*top=*/true, *items) ||
       !in.ConsumedEntireMessage()) {
     items->clear();
-    return absl::InvalidArgumentError("the request is not an InsertRequest");
+    // Where it went wrong, found by walking the bytes again (this path only).
+    std::vector<grpc::Slice> slices;
+    buffer.Dump(&slices).IgnoreError();
+    const std::string where =
+        DescribeMalformed(v1::InsertRequest::descriptor(), JoinSlices(slices));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not an InsertRequest: ",
+                     where.empty() ? "its fields hold together but do not parse (a size limit?)"
+                                   : absl::StrCat("InsertRequest", where)));
   }
   return absl::OkStatus();
 }

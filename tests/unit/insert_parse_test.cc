@@ -231,10 +231,56 @@ TEST(ParseInsertRequest, BytesThatAreNotAnInsertRequestAreInvalidArgument) {
   absl::Status s = ParseInsertRequest(cut, *pool, /*keep_wire=*/true, &items);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("not an InsertRequest"), std::string::npos) << s;
+  // The error names the field where the bytes stop making sense.
+  EXPECT_NE(s.message().find("InsertRequest.trajectory: length"), std::string::npos) << s;
   EXPECT_TRUE(items.empty());
   grpc::ByteBuffer junk = Buffer(std::string("\xff\xff\xff\xff\xff\xff", 6), 1);
-  EXPECT_EQ(ParseInsertRequest(junk, *pool, /*keep_wire=*/true, &items).code(),
-            absl::StatusCode::kInvalidArgument);
+  s = ParseInsertRequest(junk, *pool, /*keep_wire=*/true, &items);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("byte 0 does not begin a field"), std::string::npos) << s;
+}
+
+TEST(ParseInsertRequest, AMalformedFieldDeepInsideIsNamedByItsPath) {
+  auto pool = TrajectoryPool::Create(4);
+  std::vector<InsertItem> items;
+  // The second item of `more`, its trajectory's first turn: fixed32 token ids whose byte count
+  // is not a multiple of 4.
+  std::string turn_bytes;
+  turn_bytes += std::string("\x08\x01", 2);  // seat = 1
+  AppendFieldHeader(turn_bytes, v1::Turn::kObservationTokensFieldNumber, 6);
+  turn_bytes += std::string(6, '\x07');
+  std::string trajectory;
+  AppendFieldHeader(trajectory, v1::Trajectory::kTurnsFieldNumber, turn_bytes.size());
+  trajectory += turn_bytes;
+  std::string bad_item;
+  AppendFieldHeader(bad_item, v1::InsertRequest::kTrajectoryFieldNumber, trajectory.size());
+  bad_item += trajectory;
+  v1::InsertRequest good;
+  good.add_tables("queue");
+  *good.mutable_trajectory() = Tokens(1, 10);
+  std::string request = good.SerializeAsString();
+  for (const std::string& item : {good.SerializeAsString(), bad_item}) {
+    AppendFieldHeader(request, v1::InsertRequest::kMoreFieldNumber, item.size());
+    request += item;
+  }
+  grpc::ByteBuffer buffer = Buffer(request, 3);
+  absl::Status s = ParseInsertRequest(buffer, *pool, /*keep_wire=*/false, &items);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("InsertRequest.more[1].trajectory.turns[0].observation_tokens: 6 "
+                             "bytes are not whole 4-byte values"),
+            std::string::npos)
+      << s;
+  // A trajectory's string that is not UTF-8 (the generated parser refuses it).
+  v1::InsertRequest named;
+  named.add_tables("queue");
+  named.mutable_trajectory()->set_actor_id("actor");
+  std::string bytes = named.SerializeAsString();
+  bytes.back() = '\xff';
+  grpc::ByteBuffer not_utf8 = Buffer(bytes, 1);
+  s = ParseInsertRequest(not_utf8, *pool, /*keep_wire=*/false, &items);
+  EXPECT_NE(s.message().find("InsertRequest.trajectory.actor_id: not valid UTF-8"),
+            std::string::npos)
+      << s;
 }
 
 }  // namespace
