@@ -239,15 +239,22 @@ absl::StatusOr<std::vector<SampledItem>> Table::Sample(int n, Clock::time_point 
 }
 
 absl::Status Table::UpdatePriorities(const std::vector<std::pair<uint64_t, double>>& updates) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [key, priority] : updates) {
-    if (!items_.count(key)) {
-      return absl::NotFoundError(absl::StrCat("table '", name(), "' has no item with key ", key,
-                                              " (sampled away or evicted?)"));
-    }
+  // A value that can never be right is refused whatever its key; then every key must be there.
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const auto& [key, priority] = updates[i];
     if (!(priority >= 0) || !std::isfinite(priority)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("priority for key ", key, " must be finite and >= 0, got ", priority));
+      return absl::InvalidArgumentError(absl::StrCat("updates[", i, "].priority: must be finite ",
+                                                     "and >= 0, got ", priority, " (key ", key,
+                                                     ")"));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < updates.size(); ++i) {
+    const uint64_t key = updates[i].first;
+    if (!items_.count(key)) {
+      return absl::NotFoundError(absl::StrCat("updates[", i, "].key: table '", name(),
+                                              "' has no item with key ", key,
+                                              " (sampled away or evicted?)"));
     }
   }
   for (const auto& [key, priority] : updates) {

@@ -5,10 +5,13 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cmath>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/net/server.h"
@@ -270,6 +273,165 @@ TEST_F(ReplayServiceTest, AnActorRestartedUnderItsNameHasEveryItemStored) {
   v1::TableInfo table = OnlyTable();
   EXPECT_EQ(table.size(), 83);
   EXPECT_EQ(table.rejected_total(), 2);
+}
+
+// One row of docs/reliability.md's table of bad input: what is sent, the code and the error.
+struct BadInsert {
+  const char* what;
+  std::function<void(v1::InsertRequest&)> spoil;
+  grpc::StatusCode code;
+  const char* error;
+};
+
+TEST_F(ReplayServiceTest, EveryClassOfBadInputGetsItsOwnErrorAndTheReplayServesOn) {
+  ASSERT_FALSE(SubmitJob("game: tictactoe\nstop: {max_wall_seconds: 300}\n"
+                         "replay: {tables: [{name: selfplay, max_size: 16, max_bytes: 200000}]}\n")
+                   .empty());
+  using C = grpc::StatusCode;
+  const std::vector<BadInsert> rows = {
+      {"wrong game", [](auto& r) { r.mutable_trajectory()->set_game("chess"); },
+       C::INVALID_ARGUMENT, "game: 'chess' but this job plays 'tictactoe'"},
+      {"wrong shape", [](auto& r) { r.mutable_trajectory()->mutable_turns(0)->add_observation(0); },
+       C::INVALID_ARGUMENT, "turns[0].observation: 28 floats, the game's observation has 27"},
+      {"out-of-range action",
+       [](auto& r) { r.mutable_trajectory()->mutable_turns(0)->set_action(9); },
+       C::INVALID_ARGUMENT, "turns[0].action: 9 is not among the legal actions"},
+      {"out-of-range seat", [](auto& r) { r.mutable_trajectory()->mutable_turns(0)->set_seat(5); },
+       C::INVALID_ARGUMENT, "turns[0].seat: 5 out of range [0, 2)"},
+      {"non-finite reward",
+       [](auto& r) { r.mutable_trajectory()->mutable_turns(0)->set_reward(NAN); },
+       C::INVALID_ARGUMENT, "turns[0].reward"},
+      {"non-finite observation",
+       [](auto& r) { r.mutable_trajectory()->mutable_turns(0)->set_observation(0, INFINITY); },
+       C::INVALID_ARGUMENT, "turns[0].observation: holds a value that is not finite"},
+      {"extreme log-probability",
+       [](auto& r) {
+         r.mutable_trajectory()->mutable_turns(0)->set_behaviour_log_probs(0, -1e30f);
+       },
+       C::INVALID_ARGUMENT, "turns[0].behaviour_log_probs[0]"},
+      {"oversize id", [](auto& r) { r.mutable_trajectory()->set_task_id(std::string(300, 't')); },
+       C::INVALID_ARGUMENT, "task_id"},
+      {"oversize item",
+       [](auto& r) {
+         for (int i = 0; i < 60000; ++i) {
+           r.mutable_trajectory()->mutable_turns(0)->add_observation_tokens(i);
+         }
+       },
+       C::INVALID_ARGUMENT, "exceeds the table's max_bytes (200000)"},
+      {"negative priority", [](auto& r) { r.set_priority(-1); }, C::INVALID_ARGUMENT,
+       "priority: must be finite and >= 0, got -1"},
+      {"no table", [](auto& r) { r.clear_tables(); }, C::INVALID_ARGUMENT,
+       "tables: name at least one table"},
+      {"unknown table",
+       [](auto& r) {
+         r.clear_tables();
+         r.add_tables("nope");
+       },
+       C::NOT_FOUND, "unknown table 'nope' (this job has selfplay)"},
+      {"partial key", [](auto& r) { r.mutable_trajectory()->clear_incarnation(); },
+       C::INVALID_ARGUMENT, "incarnation: missing from the key"},
+      {"both forms", [](auto& r) { r.set_trajectory_zstd("x"); }, C::INVALID_ARGUMENT,
+       "set trajectory or trajectory_zstd, not both"},
+      {"malformed zstd frame",
+       [](auto& r) {
+         r.clear_trajectory();
+         r.set_trajectory_zstd("not a frame");
+       },
+       C::INVALID_ARGUMENT, "trajectory_zstd: "},
+  };
+  auto stub = v1::ReplayService::NewStub(MakeChannel(replay_address_));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(60s));
+  auto stream = stub->Insert(&ctx);
+  uint64_t seq = 0;
+  for (const BadInsert& row : rows) {
+    v1::InsertRequest req;
+    req.add_tables("selfplay");
+    *req.mutable_trajectory() = ValidTrajectory(++seq);
+    row.spoil(req);
+    v1::InsertResponse ack;
+    ASSERT_TRUE(stream->Write(req)) << row.what;
+    ASSERT_TRUE(stream->Read(&ack)) << row.what;
+    EXPECT_EQ(ack.code(), static_cast<int>(row.code)) << row.what << ": " << ack.error();
+    EXPECT_NE(ack.error().find(row.error), std::string::npos) << row.what << ": " << ack.error();
+    std::printf("| Insert | %s | %d | %s |\n", row.what, ack.code(), ack.error().c_str());
+  }
+  // The stream and the replay serve on: a good item is stored.
+  v1::InsertRequest good;
+  good.add_tables("selfplay");
+  *good.mutable_trajectory() = ValidTrajectory(++seq);
+  v1::InsertResponse ack;
+  ASSERT_TRUE(stream->Write(good));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.code(), 0) << ack.error();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(OnlyTable().size(), 1);
+  EXPECT_EQ(OnlyTable().rejected_total(), static_cast<int64_t>(rows.size()));
+
+  // Sample and UpdatePriorities: the stream or call gets the code, the replay serves on.
+  auto sample_error = [&](v1::SampleRequest req) {
+    grpc::ClientContext c;
+    c.set_deadline(DeadlineIn(5s));
+    auto s = stub->Sample(&c);
+    s->Write(req);
+    v1::SampleResponse resp;
+    while (s->Read(&resp)) {
+    }
+    return s->Finish();
+  };
+  v1::SampleRequest unknown;
+  unknown.set_table("nope");
+  unknown.set_batch_size(1);
+  unknown.set_credits(1);
+  grpc::Status st = sample_error(unknown);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(st.error_message(), "unknown table 'nope'");
+  v1::SampleRequest zero = unknown;
+  zero.set_table("selfplay");
+  zero.set_batch_size(0);
+  st = sample_error(zero);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(), "batch_size 0 must be at least 1");
+  // Credits below zero count as none: nothing is sent until the client grants some.
+  v1::SampleRequest negative = zero;
+  negative.set_batch_size(1);
+  negative.set_credits(-5);
+  {
+    grpc::ClientContext c;
+    c.set_deadline(DeadlineIn(10s));
+    auto s = stub->Sample(&c);
+    ASSERT_TRUE(s->Write(negative));
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(OnlyTable().size(), 1) << "a batch went out without credits";
+    v1::SampleRequest grant;
+    grant.set_credits(1);
+    ASSERT_TRUE(s->Write(grant));
+    v1::SampleResponse resp;
+    ASSERT_TRUE(s->Read(&resp));
+    EXPECT_EQ(resp.items_size(), 1);
+    c.TryCancel();
+    s->Finish();
+  }
+  for (const auto& [priority, key, code, error] :
+       std::vector<std::tuple<double, uint64_t, grpc::StatusCode, std::string>>{
+           {NAN, 1, grpc::StatusCode::INVALID_ARGUMENT,
+            "updates[0].priority: must be finite and >= 0, got nan"},
+           {1.0, 999999, grpc::StatusCode::NOT_FOUND,
+            "updates[0].key: table 'selfplay' has no item with key 999999"}}) {
+    grpc::ClientContext c;
+    c.set_deadline(DeadlineIn(5s));
+    v1::UpdatePrioritiesRequest req;
+    req.set_table("selfplay");
+    auto* u = req.add_updates();
+    u->set_key(key);
+    u->set_priority(priority);
+    v1::UpdatePrioritiesResponse resp;
+    st = stub->UpdatePriorities(&c, req, &resp);
+    EXPECT_EQ(st.error_code(), code) << st.error_message();
+    EXPECT_NE(st.error_message().find(error), std::string::npos) << st.error_message();
+  }
+  EXPECT_TRUE(testing::HealthServing(replay_address_, ""));
 }
 
 TEST_F(ReplayServiceTest, MemoryStaysBoundedWhileItemsStreamThroughABoundedTable) {
