@@ -9,20 +9,60 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <gloo/common/error.h>
+
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace rally {
 namespace {
 
-absl::Status FromTorch(const char* what, const std::exception& e) {
-  if (auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
-    return absl::UnavailableError(absl::StrCat(what, ": ", c10->what_without_backtrace()));
+constexpr char kPeerLostPayload[] = "type.rally.dev/learner.PeerLost";
+
+// What the failures of a lost peer say where their type does not: the TCPStore's timeouts and
+// the socket errors of a closed connection (the store's, and NCCL's).
+constexpr const char* kPeerLostMessages[] = {
+    "Socket Timeout",
+    "Wait timeout",
+    "Connection reset by peer",
+    "Connection closed by peer",
+    "Broken pipe",
+#ifdef USE_C10D_NCCL
+    "NCCL communicator was aborted",
+    "Watchdog caught collective operation timeout",
+#endif
+};
+
+// Whether `e`, thrown by a collective or while a group forms, says that a peer rank is gone
+// rather than that the call was wrong. Gloo throws gloo::IoException for every transport failure
+// (a connection reset, closed or refused, a timeout waiting for a peer's data); its other
+// exceptions (gloo::EnforceNotMet: mismatched sizes, bad arguments) and LibTorch's checks are
+// errors of their own.
+bool IsPeerLossException(const std::exception& e) {
+  if (dynamic_cast<const gloo::IoException*>(&e) != nullptr) return true;
+  if (dynamic_cast<const gloo::Exception*>(&e) != nullptr) return false;
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  const absl::string_view message = c10 != nullptr ? c10->what_without_backtrace() : e.what();
+  for (const char* marker : kPeerLostMessages) {
+    if (absl::StrContains(message, marker)) return true;
   }
-  return absl::UnavailableError(absl::StrCat(what, ": ", e.what()));
+  return false;
+}
+
+std::string Describe(const char* what, const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  return absl::StrCat(what, ": ", c10 != nullptr ? c10->what_without_backtrace() : e.what());
+}
+
+// The rendezvous: its failures are errors (the group never formed: a wrong master, a rank that
+// never came), not the loss of a peer.
+absl::Status FromTorch(const char* what, const std::exception& e) {
+  return absl::UnavailableError(Describe(what, e));
 }
 
 absl::Status EnvInt(const char* name, int min, int max, int& out) {
@@ -39,6 +79,21 @@ absl::Status EnvInt(const char* name, int min, int max, int& out) {
 }
 
 }  // namespace
+
+absl::Status PeerLostError(absl::string_view message) {
+  absl::Status status = absl::UnavailableError(absl::StrCat("lost a peer rank: ", message));
+  status.SetPayload(kPeerLostPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsPeerLost(const absl::Status& status) {
+  return status.GetPayload(kPeerLostPayload).has_value();
+}
+
+absl::Status CollectiveError(const char* what, const std::exception& e) {
+  if (IsPeerLossException(e)) return PeerLostError(Describe(what, e));
+  return absl::UnavailableError(Describe(what, e));
+}
 
 absl::StatusOr<DistributedOptions> DistributedOptionsFromEnv(DistributedOptions o) {
   if (auto s = EnvInt("WORLD_SIZE", 1, 1 << 16, o.world_size); !s.ok()) return s;
@@ -145,10 +200,10 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::Create(Rendezvous& r
       impl->backend = "gloo";
     }
   } catch (const std::exception& e) {
-    return FromTorch(absl::StrCat("process group for ", group, " (rank ", o.rank, " of ",
-                                  o.world_size, ", local address ", o.local_host, ")")
-                         .c_str(),
-                     e);
+    return CollectiveError(absl::StrCat("process group for ", group, " (rank ", o.rank, " of ",
+                                        o.world_size, ", local address ", o.local_host, ")")
+                               .c_str(),
+                           e);
   }
   return std::unique_ptr<DataParallel>(new DataParallel(std::move(impl)));
 }
@@ -162,7 +217,7 @@ absl::Status DataParallel::Broadcast(const std::vector<at::Tensor>& tensors) {
       if (!t.is_contiguous()) t.copy_(one[0]);
     }
   } catch (const std::exception& e) {
-    return FromTorch("broadcast", e);
+    return CollectiveError("broadcast", e);
   }
   return absl::OkStatus();
 }
@@ -225,7 +280,7 @@ absl::StatusOr<StepFlags> DataParallel::AverageGradients(const std::vector<at::T
     }
     return any;
   } catch (const std::exception& e) {
-    return FromTorch("gradient all-reduce", e);
+    return CollectiveError("gradient all-reduce", e);
   }
 }
 
@@ -239,7 +294,7 @@ absl::StatusOr<std::vector<double>> DataParallel::SumAcrossRanks(
     std::memcpy(out.data(), sum.data_ptr<double>(), out.size() * sizeof(double));
     return out;
   } catch (const std::exception& e) {
-    return FromTorch("all-reduce of statistics", e);
+    return CollectiveError("all-reduce of statistics", e);
   }
 }
 
@@ -257,7 +312,7 @@ absl::StatusOr<std::vector<uint64_t>> DataParallel::GatherDigests(
       digests.push_back(static_cast<uint64_t>(t.cpu().item<int64_t>()));
     return digests;
   } catch (const std::exception& e) {
-    return FromTorch("all-gather of weight digests", e);
+    return CollectiveError("all-gather of weight digests", e);
   }
 }
 

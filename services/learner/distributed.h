@@ -8,18 +8,26 @@
 // Every collective is matched across ranks: the trainer calls them in the same order on every
 // rank. A rank that has to stop (no more batches, job ended) still takes part in the step's
 // all-reduce with its stop flag set, and every rank then stops after the same step.
+//
+// Losing a rank: a collective whose peer is gone fails on every surviving rank, at once when the
+// peer's process exited (its connections are reset or closed) or after the group's timeout when
+// it hangs. Such a failure is returned as a peer-lost status (IsPeerLost): not an error of the
+// job, but the end of this group, which the ranks cannot mend in place; the learner exits and is
+// restarted with its whole group (main.cc). Every other failure is an error of its own.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace c10d {
 class Store;
@@ -38,6 +46,17 @@ struct DistributedOptions {
   // Gradients are all-reduced in flat buckets of at most this many bytes.
   size_t bucket_bytes = 16 << 20;
 };
+
+// The status of a collective, or of creating a process group, that failed because a peer rank
+// was lost: its process exited (Gloo's connection reset or closed by the peer) or did not answer
+// within DistributedOptions::timeout. Code UNAVAILABLE with a payload that IsPeerLost reads.
+absl::Status PeerLostError(absl::string_view message);
+bool IsPeerLost(const absl::Status& status);
+// The status of `e`, thrown by the collective or group creation `what`: PeerLostError for
+// Gloo's transport failures (gloo::IoException: a connection reset, closed or refused, a peer's
+// data not come within the timeout) and the TCPStore's timeouts and closed sockets; UNAVAILABLE
+// for anything else (a bad argument, mismatched sizes: errors of their own).
+absl::Status CollectiveError(const char* what, const std::exception& e);
 
 // Fills rank, world size and the master from RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT
 // where set; `defaults` gives the rest. Errors name the variable and its value.
@@ -70,7 +89,8 @@ struct StepFlags {
 class DataParallel {
  public:
   // `group` names the process group in the store (the job id): ranks must agree on it.
-  // `device` is the training device: NCCL for CUDA tensors when built with it, else Gloo.
+  // `cuda`: NCCL for CUDA tensors when built with it, else Gloo. PeerLostError when a peer's
+  // connection fails while the group forms.
   static absl::StatusOr<std::unique_ptr<DataParallel>> Create(Rendezvous& rendezvous,
                                                               const std::string& group, bool cuda);
   ~DataParallel();
@@ -78,6 +98,9 @@ class DataParallel {
   int rank() const;
   int world_size() const;
   const std::string& backend() const;
+
+  // Every collective below fails with PeerLostError when a peer rank is lost (see above), and with
+  // another status for any other failure.
 
   // Copies rank 0's tensors into every rank's (parameters at the start of a job).
   absl::Status Broadcast(const std::vector<at::Tensor>& tensors);

@@ -25,6 +25,11 @@ ABSL_FLAG(int, rendezvous_timeout_s, 300, "how long ranks wait for each other");
 
 using namespace rally;
 
+// The exit status of a rank that lost a peer rank mid-job (EX_TEMPFAIL): the group cannot go on
+// without it, so this rank exits for the cluster to restart the whole group, which resumes the
+// job from rank 0's latest checkpoint. Distinct from 1 (the rank could not start).
+constexpr int kExitPeerLost = 75;
+
 int main(int argc, char** argv) {
   ParseWorkerFlags(argc, argv, "rally-learner: a learner rank of a rally cluster");
   SetLogComponent("learner");
@@ -94,6 +99,7 @@ int main(int argc, char** argv) {
   options.rank = rank;
   options.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
   std::unique_ptr<Rendezvous> rendezvous;
+  int exit_code = 0;
   while (!ShutdownRequested()) {
     auto assignment = control.WaitForActiveAssignment(std::chrono::seconds(1));
     if (!assignment) continue;
@@ -117,6 +123,16 @@ int main(int argc, char** argv) {
     if (s.ok()) {
       s = RunTrainer(*assignment, *config, options, control, weights, trainer_metrics, progress);
     }
+    if (IsPeerLost(s)) {
+      // Not the job's error: control keeps the job, which recovers when the group is back.
+      LogError("lost a peer rank; exiting so the group restarts",
+               {{"job_id", assignment->job_id()},
+                {"rank", rank},
+                {"exit_code", kExitPeerLost},
+                {"error", std::string(s.message())}});
+      exit_code = kExitPeerLost;
+      break;
+    }
     if (!s.ok()) {
       LogError("job failed", {{"job_id", assignment->job_id()}, {"error", s.ToString()}});
       {
@@ -137,6 +153,6 @@ int main(int argc, char** argv) {
   weights.Close();
   (*server)->Shutdown();
   control.Stop();
-  LogInfo("stopped");
-  return 0;
+  LogInfo("stopped", {{"exit_code", exit_code}});
+  return exit_code;
 }

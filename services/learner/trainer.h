@@ -114,6 +114,9 @@ struct TrainerOptions {
   Rendezvous* rendezvous = nullptr;
 };
 
+// Trains `assignment`'s job until it ends. Returns IsPeerLost (distributed.h) when a collective
+// lost a peer rank: not an error of the job, but the end of this process's group; the caller
+// leaves it (the learner exits, and its group is restarted to resume from rank 0's checkpoint).
 absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& config,
                         const TrainerOptions& options, ControlClient& control,
                         WeightServiceImpl& weights, TrainerMetrics& metrics,

@@ -1,7 +1,8 @@
 // `rally run` restarts the workers of its local cluster that exit: an actor and the evaluator
 // killed with SIGKILL mid-job are started again and the job finishes, the restarts reported on
 // stderr, on the progress line and in the summary JSON; a learner group that loses a rank is
-// restarted as a whole and its ranks meet again.
+// restarted as a whole and its ranks meet again, and when that happens mid-job the job resumes
+// from rank 0's checkpoint and succeeds.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -167,8 +168,7 @@ pid_t ServingPid(const std::string& log) {
 
 // Drives LocalCluster itself: rank 1 is killed before any job, so that the test sees the whole
 // group restart and then a job trained by the restarted ranks, which meet at a new master port.
-// (A rank lost in the middle of a job is a learner matter: the surviving rank reports the failed
-// all-reduce to control as the job's error, which ends the job before the group is back.)
+// (The next test kills a rank in the middle of a job.)
 TEST(ClusterRestarts, ALearnerGroupThatLosesARankRestartsAsAWholeAndMeetsAgain) {
   const auto start = Clock::now();
   const std::string dir = testing::TempDir("group_restart");
@@ -233,6 +233,104 @@ TEST(ClusterRestarts, ALearnerGroupThatLosesARankRestartsAsAWholeAndMeetsAgain) 
   EXPECT_EQ(cluster.restarts(), (std::map<std::string, int>{{"learner", 1}}));
   cluster.Stop();
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 90);
+}
+
+// A job of `cluster`, asked for with GetJob.
+class JobWatch {
+ public:
+  JobWatch(LocalCluster& cluster, const std::string& spec_path)
+      : cluster_(cluster), stub_(v1::JobService::NewStub(MakeChannel(cluster.control_address()))) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(10s));
+    v1::SubmitJobRequest req;
+    req.set_spec_yaml(testing::ReadFile(testing::SourcePath(spec_path)));
+    submitted_ = stub_->SubmitJob(&ctx, req, &job_).ok();
+  }
+  bool submitted() const { return submitted_; }
+  const v1::Job& job() const { return job_; }
+  // Lets the cluster restart what exited (nothing may stay down), then reads the job.
+  const v1::Job& Poll() {
+    EXPECT_EQ(cluster_.FirstExited(), "");
+    grpc::ClientContext ctx;
+    ctx.set_deadline(DeadlineIn(5s));
+    v1::GetJobRequest req;
+    req.set_id(job_.id());
+    if (v1::Job latest; stub_->GetJob(&ctx, req, &latest).ok()) job_ = latest;
+    return job_;
+  }
+
+ private:
+  LocalCluster& cluster_;
+  std::unique_ptr<v1::JobService::Stub> stub_;
+  v1::Job job_;
+  bool submitted_ = false;
+};
+
+// Rank 1 is SIGKILLed while the two ranks train a job. Rank 0's all-reduce fails at once; it
+// takes that for a lost peer, not for the job's error: it exits (75) without telling control of
+// an error, the cluster restarts the group, and the new ranks resume from rank 0's latest
+// checkpoint (rank 1 taking rank 0's state) and train the job to its last step.
+TEST(ClusterRestarts, ALearnerRankKilledMidJobRestartsTheGroupWhichResumesTheJob) {
+  const auto start = Clock::now();
+  const std::string dir = testing::TempDir("group_restart_mid_job");
+  ClusterOptions options;
+  options.bin_dir = RALLY_BIN_DIR;
+  options.workdir = dir + "/run";
+  options.learners = 2;
+  options.group_stop_grace = 5s;
+  LocalCluster cluster(options);
+  ASSERT_TRUE(cluster.Start().ok());
+  const std::string rank0_log = options.workdir + "/logs/learner.log";
+  const std::string rank1_log = options.workdir + "/logs/learner-1.log";
+  JobWatch watch(cluster, "tests/integration/configs/group_restart.yaml");
+  ASSERT_TRUE(watch.submitted());
+
+  // Mid-job: running, past rank 0's second checkpoint (every 10 steps) and far from its 120.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const v1::Job& job = watch.Poll();
+        return IsTerminal(job.state()) || job.progress().learner_steps() >= 25;
+      },
+      90s))
+      << watch.job().DebugString();
+  ASSERT_EQ(watch.job().state(), v1::JOB_STATE_RUNNING) << watch.job().DebugString();
+  const int64_t steps_at_kill = watch.job().progress().learner_steps();
+  ASSERT_LT(steps_at_kill, 100);
+  ASSERT_EQ(kill(ServingPid(rank1_log), SIGKILL), 0);
+
+  ASSERT_TRUE(WaitFor([&] { return IsTerminal(watch.Poll().state()); }, 120s))
+      << watch.job().DebugString() << testing::ReadFile(rank0_log);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const v1::Job& job = watch.job();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.DebugString();
+  EXPECT_EQ(job.progress().learner_steps(), 120) << job.DebugString();
+  EXPECT_EQ(cluster.restarts(), (std::map<std::string, int>{{"learner", 1}}));
+
+  // Rank 0 left the group for the lost peer, and reported no error.
+  const std::string rank0 = testing::ReadFile(rank0_log);
+  EXPECT_EQ(CountLogLines(rank0_log, "lost a peer rank; exiting so the group restarts"), 1u)
+      << rank0;
+  EXPECT_EQ(CountLogLines(rank0_log, "job failed"), 0u) << rank0;
+  auto stopped = testing::LogLines(rank0_log, "stopped");
+  ASSERT_FALSE(stopped.empty()) << rank0;
+  EXPECT_EQ(stopped.front()["exit_code"], 75) << rank0;
+
+  // The restarted rank 0 resumed from a checkpoint it wrote before the kill, and rank 1 took its
+  // state: both start training at that step.
+  auto resumed = testing::LogLines(rank0_log, "resumed from checkpoint");
+  ASSERT_EQ(resumed.size(), 1u) << rank0;
+  const int64_t resumed_step = resumed.front()["step"].get<int64_t>();
+  EXPECT_GE(resumed_step, 10);
+  EXPECT_EQ(resumed_step % 10, 0);
+  EXPECT_LT(resumed_step, 120);
+  for (const std::string& log : {rank0_log, rank1_log}) {
+    auto data_parallel = testing::LogLines(log, "data parallel");
+    ASSERT_EQ(data_parallel.size(), 2u) << testing::ReadFile(log);
+    EXPECT_EQ(data_parallel.front()["step"], 0) << log;
+    EXPECT_EQ(data_parallel.back()["step"], resumed_step) << log;
+  }
+  cluster.Stop();
+  EXPECT_LT(seconds, 150) << rank0;
 }
 
 }  // namespace
