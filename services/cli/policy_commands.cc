@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "common/eval/exploitability.h"
 #include "common/eval/game_tree.h"
@@ -74,13 +75,41 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat(*dir, "/manifest.json: missing game or model shape"));
   }
+  // A damaged manifest is an error naming the field, never an exception or an overflow.
+  const std::string where = absl::StrCat(*dir, "/manifest.json: ");
+  const nlohmann::json& hidden = manifest["hidden"];
+  const bool hidden_ok =
+      hidden.is_array() && absl::c_all_of(hidden, [](const nlohmann::json& h) {
+        return h.is_number_integer() && h.get<int64_t>() >= 1 && h.get<int64_t>() <= (1 << 20);
+      });
+  if (!manifest["game"].is_string()) return absl::DataLossError(where + "game: not a string");
+  if (!hidden_ok) {
+    return absl::DataLossError(where + "hidden: not a list of layer widths from 1 to 2^20");
+  }
+  for (const char* field : {"policy_version", "learner_step"}) {
+    if (manifest.contains(field) && !manifest[field].is_number_integer()) {
+      return absl::DataLossError(absl::StrCat(where, field, ": not an integer"));
+    }
+  }
+  if (manifest.contains("job_id") && !manifest["job_id"].is_string()) {
+    return absl::DataLossError(where + "job_id: not a string");
+  }
+  if (manifest.contains("game_params") && !manifest["game_params"].is_object()) {
+    return absl::DataLossError(where + "game_params: not an object");
+  }
   LoadedPolicy p;
   p.dir = *dir;
   p.game_name = manifest["game"].get<std::string>();
-  auto game = LoadGame(p.game_name, manifest.value("game_params", GameParameters{}));
+  GameParameters params;
+  try {
+    params = manifest.value("game_params", GameParameters{});
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat(where, "game_params: ", e.what()));
+  }
+  auto game = LoadGame(p.game_name, params);
   if (!game.ok()) return game.status();
   p.game = *game;
-  p.hidden = manifest["hidden"].get<std::vector<int>>();
+  p.hidden = hidden.get<std::vector<int>>();
   p.policy_version = manifest.value("policy_version", int64_t{0});
   p.job_id = manifest.value("job_id", "");
   p.net = PolicyNet(p.game->ObservationSize(), p.hidden, p.game->NumDistinctActions());

@@ -122,6 +122,17 @@ TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
   EXPECT_NE(ReadFile(dir + "/damaged.out").find(weights_path + ": its checksum is crc32c:"),
             std::string::npos)
       << ReadFile(dir + "/damaged.out");
+  // A damaged manifest is refused naming the field (it used to throw out of the command).
+  nlohmann::json bad = manifest;
+  bad["game"] = 5;
+  std::ofstream(workdir + "/checkpoints/target/manifest.json", std::ios::trunc) << bad.dump();
+  EXPECT_EQ(RunToCompletion("rally",
+                            {"export-policy", "--checkpoint=" + workdir + "/checkpoints/target",
+                             "--out=" + dir + "/bad.json"},
+                            dir + "/bad.out", 60s),
+            1);
+  EXPECT_NE(ReadFile(dir + "/bad.out").find("manifest.json: game: not a string"), std::string::npos)
+      << ReadFile(dir + "/bad.out");
 }
 
 TEST(Cluster, ExportAndExactlyEvaluateTheTrainedPolicy) {
