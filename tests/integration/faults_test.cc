@@ -16,9 +16,7 @@
 #include <random>
 #include <thread>
 
-#include "common/net/free_port.h"
 #include "common/net/server.h"
-#include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
 #include "tests/integration/process.h"
@@ -29,7 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-using testing::Process;
 
 // One line of the printed table.
 struct FaultRow {
@@ -83,100 +80,18 @@ v1::Trajectory Incompressible(std::mt19937& rng, size_t bytes) {
   return t;
 }
 
-// rally-control and one rally-replay on a data directory, with a job of one table.
-class ReplayUnderFaults {
- public:
-  ReplayUnderFaults(const std::string& dir, const std::string& data_dir) : dir_(dir) {
-    control_ = std::make_unique<Process>(
-        "rally-control",
-        std::vector<std::string>{"--port=0", "--port_file=" + dir + "/control.port",
-                                 "--db=" + dir + "/control.sqlite"},
-        dir + "/control.log");
-    control_address_ = "127.0.0.1:" + testing::WaitForPortFile(dir + "/control.port", 30s);
-    const int port = FreePort();
-    address_ = "127.0.0.1:" + std::to_string(port);
-    args_ = {"--control=" + control_address_, "--port=" + std::to_string(port),
-             "--data_dir=" + data_dir, "--name=replay-0"};
-    Start();
+// The items of table `q`, drained: the count of each (writer, sequence).
+std::map<std::pair<std::string, uint64_t>, int> Drain(const std::string& address, int64_t size) {
+  std::map<std::pair<std::string, uint64_t>, int> seen;
+  auto stub = v1::ReplayService::NewStub(MakeChannel(address));
+  auto batch = testing::SampleOnce(*stub, "q", static_cast<int>(size), false, 60s);
+  EXPECT_TRUE(batch.has_value());
+  if (!batch) return seen;
+  for (const auto& item : batch->items()) {
+    ++seen[{item.trajectory().actor_id(), item.trajectory().sequence()}];
   }
-
-  void Start() {
-    replay_ = std::make_unique<Process>("rally-replay", args_, dir_ + "/replay.log");
-    ++starts_;
-    EXPECT_TRUE(WaitForServing(address_, 30s).ok());
-  }
-  void Kill() {
-    kill(replay_->pid(), SIGKILL);
-    replay_->Wait(10s);
-  }
-  void Stop() {
-    kill(replay_->pid(), SIGTERM);
-    replay_->Wait(10s);
-  }
-
-  std::string SubmitJob(const std::string& spec) {
-    auto jobs = v1::JobService::NewStub(MakeChannel(control_address_));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(DeadlineIn(10s));
-    v1::SubmitJobRequest req;
-    req.set_spec_yaml(spec);
-    v1::Job job;
-    EXPECT_TRUE(jobs->SubmitJob(&ctx, req, &job).ok());
-    return job.id();
-  }
-
-  // The table's size once the replay serves `job_id`; -1 if it does not within 30 s.
-  int64_t TableSize(const std::string& job_id) {
-    auto stub = v1::ReplayService::NewStub(MakeChannel(address_));
-    for (int i = 0; i < 600; ++i) {
-      grpc::ClientContext c;
-      c.set_deadline(DeadlineIn(2s));
-      v1::InfoResponse info;
-      if (stub->Info(&c, v1::InfoRequest(), &info).ok() && info.job_id() == job_id &&
-          info.tables_size() == 1) {
-        return info.tables(0).size();
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return -1;
-  }
-
-  // The current process's /metrics.
-  std::string Metrics() {
-    for (int i = 0; i < 300; ++i) {
-      auto lines = testing::LogLines(dir_ + "/replay.log", "serving");
-      if (static_cast<int>(lines.size()) >= starts_) {
-        return testing::HttpGet(lines[starts_ - 1]["metrics"].get<std::string>(), "/metrics");
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return "";
-  }
-
-  // Every item of table `q`, drained; the count of each (writer, sequence).
-  std::map<std::pair<std::string, uint64_t>, int> Drain(int64_t size) {
-    std::map<std::pair<std::string, uint64_t>, int> seen;
-    auto stub = v1::ReplayService::NewStub(MakeChannel(address_));
-    auto batch = testing::SampleOnce(*stub, "q", static_cast<int>(size), false, 60s);
-    EXPECT_TRUE(batch.has_value());
-    if (!batch) return seen;
-    for (const auto& item : batch->items()) {
-      ++seen[{item.trajectory().actor_id(), item.trajectory().sequence()}];
-    }
-    return seen;
-  }
-
-  const std::string& address() const { return address_; }
-
- private:
-  std::string dir_;
-  std::unique_ptr<Process> control_;
-  std::unique_ptr<Process> replay_;
-  std::string control_address_;
-  std::string address_;
-  std::vector<std::string> args_;
-  int starts_ = 0;
-};
+  return seen;
+}
 
 // Counts, for what `writers` saw acknowledged, how many are missing from `seen` and how many
 // are there more than once.
@@ -208,7 +123,7 @@ TEST(Faults, AFullVolumeRefusesInsertsUntilFreedAndLosesNothing) {
     const std::string block(1 << 20, 'f');
     for (int i = 0; i < 18; ++i) out.write(block.data(), block.size());
   }
-  ReplayUnderFaults replay(dir, data + "/replay");
+  testing::ControlAndReplay replay(dir, data + "/replay");
   const std::string job = replay.SubmitJob(
       "game: tictactoe\nstop: {max_wall_seconds: 600}\n"
       "replay: {fsync: every_batch, snapshot_every_seconds: 0,\n"
@@ -268,13 +183,13 @@ TEST(Faults, AFullVolumeRefusesInsertsUntilFreedAndLosesNothing) {
   EXPECT_TRUE(testing::HealthServing(replay.address(), ""));
   const int64_t size = replay.TableSize(job);
   EXPECT_EQ(size, kWriters * kPerWriter);
-  Tally(writers, replay.Drain(size), &row);
+  Tally(writers, Drain(replay.address(), size), &row);
   for (auto& w : writers) w->Stop();
   PrintTable(seed, {row});
   EXPECT_EQ(row.acked, kWriters * kPerWriter);
   EXPECT_EQ(row.lost, 0);
   EXPECT_EQ(row.duplicates, 0);
-  replay.Stop();
+  replay.StopReplay();
 }
 
 TEST(Faults, KilledReplaysAndLostSnapshotsLoseNothing) {
@@ -283,7 +198,7 @@ TEST(Faults, KilledReplaysAndLostSnapshotsLoseNothing) {
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
   std::mt19937 rng(static_cast<uint32_t>(seed));
   const std::string dir = testing::TempDir("faults-kill");
-  ReplayUnderFaults replay(dir, dir + "/replay");
+  testing::ControlAndReplay replay(dir, dir + "/replay");
   const std::string job = replay.SubmitJob(
       "game: tictactoe\nstop: {max_wall_seconds: 600}\n"
       "replay: {fsync: every_batch, snapshot_every_seconds: 0.3,\n"
@@ -317,7 +232,7 @@ TEST(Faults, KilledReplaysAndLostSnapshotsLoseNothing) {
   for (int round = 1; round <= 3; ++round) {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(std::uniform_int_distribution<int>(300, 1200)(rng)));
-    replay.Kill();
+    replay.KillReplay();
     std::vector<fs::path> snapshots;
     for (const auto& e : fs::directory_iterator(job_dir)) {
       const std::string n = e.path().filename().string();
@@ -340,7 +255,7 @@ TEST(Faults, KilledReplaysAndLostSnapshotsLoseNothing) {
       ++killed.injected;
     }
     const auto start = Clock::now();
-    replay.Start();
+    replay.StartReplay();
     EXPECT_GE(replay.TableSize(job), 0);
     recovery = std::chrono::duration<double>(Clock::now() - start).count();
     (round == 1 ? killed : round == 2 ? deleted : damaged).recovery_seconds = recovery;
@@ -353,7 +268,7 @@ TEST(Faults, KilledReplaysAndLostSnapshotsLoseNothing) {
   const int64_t size = replay.TableSize(job);
   EXPECT_EQ(size, kWriters * kPerWriter);
   FaultRow all{"all of the above (totals)", killed.injected + deleted.injected + damaged.injected};
-  Tally(writers, replay.Drain(size), &all);
+  Tally(writers, Drain(replay.address(), size), &all);
   all.recovery_seconds = recovery;
   for (auto& w : writers) w->Stop();
   const std::string metrics = replay.Metrics();
@@ -366,7 +281,7 @@ TEST(Faults, KilledReplaysAndLostSnapshotsLoseNothing) {
   EXPECT_EQ(damaged.injected, 1);
   EXPECT_GE(testing::MetricValue(metrics, "rally_replay_recovery_problems"), 1);
   EXPECT_EQ(testing::MetricValue(metrics, "rally_replay_recovery_data_lost"), 0);
-  replay.Stop();
+  replay.StopReplay();
 }
 
 }  // namespace

@@ -190,61 +190,15 @@ TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
   // Before: a deleted snapshot made the restarted replay drop every acknowledged item and clear
   // the log, without a word; a truncated one stopped it from starting at all.
   const std::string dir = testing::TempDir("snapshots");
-  auto control = std::make_unique<Process>(
-      "rally-control",
-      std::vector<std::string>{"--port=0", "--port_file=" + dir + "/control.port",
-                               "--db=" + dir + "/control.sqlite"},
-      dir + "/control.log");
-  const std::string control_address =
-      "127.0.0.1:" + testing::WaitForPortFile(dir + "/control.port", 30s);
-  const int port = FreePort();
-  const std::string address = "127.0.0.1:" + std::to_string(port);
-  const std::vector<std::string> args = {"--control=" + control_address,
-                                         "--port=" + std::to_string(port),
-                                         "--data_dir=" + dir + "/replay", "--name=replay-0"};
-  const std::string log = dir + "/replay.log";
-  auto replay = std::make_unique<Process>("rally-replay", args, log);
-  ASSERT_TRUE(WaitForServing(address, 30s).ok());
-  std::string job_id;
-  {
-    auto jobs = v1::JobService::NewStub(MakeChannel(control_address));
-    grpc::ClientContext ctx;
-    ctx.set_deadline(DeadlineIn(10s));
-    v1::SubmitJobRequest req;
-    req.set_spec_yaml(
-        "game: tictactoe\nstop: {max_wall_seconds: 600}\n"
-        "replay: {fsync: every_batch, snapshot_every_seconds: 0.2,\n"
-        "         tables: [{name: q, max_size: 100000}]}\n");
-    v1::Job job;
-    ASSERT_TRUE(jobs->SubmitJob(&ctx, req, &job).ok());
-    job_id = job.id();
-  }
+  testing::ControlAndReplay replay(dir, dir + "/replay");
+  const std::string& address = replay.address();
+  const std::string& log = replay.replay_log();
+  const std::string job_id = replay.SubmitJob(
+      "game: tictactoe\nstop: {max_wall_seconds: 600}\n"
+      "replay: {fsync: every_batch, snapshot_every_seconds: 0.2,\n"
+      "         tables: [{name: q, max_size: 100000}]}\n");
   const std::string job_dir = dir + "/replay/jobs/" + job_id;
-  auto stub = v1::ReplayService::NewStub(MakeChannel(address));
-  auto table_size = [&]() -> int64_t {
-    for (int i = 0; i < 600; ++i) {
-      grpc::ClientContext c;
-      c.set_deadline(DeadlineIn(2s));
-      v1::InfoResponse info;
-      if (stub->Info(&c, v1::InfoRequest(), &info).ok() && info.job_id() == job_id &&
-          info.tables_size() == 1) {
-        return info.tables(0).size();
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return -1;
-  };
-  ASSERT_EQ(table_size(), 0);
-  // The metrics address of the replay started `nth` (from 1): each start appends its "serving"
-  // line to the same log.
-  auto metrics_of = [&](size_t nth) -> std::string {
-    for (int i = 0; i < 300; ++i) {
-      auto lines = testing::LogLines(log, "serving");
-      if (lines.size() >= nth) return lines[nth - 1]["metrics"].get<std::string>();
-      std::this_thread::sleep_for(50ms);
-    }
-    return "";
-  };
+  ASSERT_EQ(replay.TableSize(job_id), 0);
 
   // 400 items, acknowledged, with snapshots taken meanwhile; then the replay dies.
   {
@@ -265,17 +219,15 @@ TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
   };
   for (int i = 0; i < 200 && !third_written(); ++i) std::this_thread::sleep_for(50ms);
   ASSERT_TRUE(third_written());
-  kill(replay->pid(), SIGKILL);
-  replay->Wait(10s);
+  replay.KillReplay();
 
   // The newest snapshot deleted: recovery falls back to the one before and the log after it,
   // which that snapshot's successor kept. All 400 items come back, and the loss is reported.
   std::vector<std::filesystem::path> snaps = Files(job_dir, "snapshot-", ".pb");
   std::filesystem::remove(snaps.back());
-  replay = std::make_unique<Process>("rally-replay", args, log);
-  ASSERT_TRUE(WaitForServing(address, 30s).ok());
-  EXPECT_EQ(table_size(), 400);
-  std::string metrics = testing::HttpGet(metrics_of(2), "/metrics");
+  replay.StartReplay();
+  EXPECT_EQ(replay.TableSize(job_id), 400);
+  std::string metrics = replay.Metrics();
   EXPECT_GE(testing::MetricValue(metrics, "rally_replay_recovery_problems"), 1) << metrics;
   EXPECT_EQ(testing::MetricValue(metrics, "rally_replay_recovery_data_lost"), 0);
   EXPECT_TRUE(testing::HealthServing(address, "rally.replay.recovery"));
@@ -284,25 +236,22 @@ TEST(ReplayCrash, ALostSnapshotLosesNothingAndLostDataIsReportedNotHidden) {
 
   // Now every snapshot and the log's first segment are gone: what the later segments hold
   // comes back, and the loss is said loudly: log, metric, health.
-  kill(replay->pid(), SIGKILL);
-  replay->Wait(10s);
+  replay.KillReplay();
   for (const auto& f : Files(job_dir, "snapshot", ".pb")) std::filesystem::remove(f);
   const std::vector<std::filesystem::path> segments = Files(job_dir, "wal-", ".log");
   ASSERT_FALSE(segments.empty());
   std::filesystem::remove(segments.front());
-  replay = std::make_unique<Process>("rally-replay", args, log);
-  ASSERT_TRUE(WaitForServing(address, 30s).ok());
-  const int64_t left = table_size();
+  replay.StartReplay();
+  const int64_t left = replay.TableSize(job_id);
   EXPECT_GE(left, 0);
   EXPECT_LT(left, 400);
-  const std::string metrics_after = testing::HttpGet(metrics_of(3), "/metrics");
+  const std::string metrics_after = replay.Metrics();
   EXPECT_EQ(testing::MetricValue(metrics_after, "rally_replay_recovery_data_lost"), 1)
       << metrics_after;
   EXPECT_FALSE(testing::HealthServing(address, "rally.replay.recovery"));
   EXPECT_TRUE(testing::HealthServing(address, ""));  // it serves on, with what could be recovered
   EXPECT_NE(testing::ReadFile(log).find("acknowledged items may be missing"), std::string::npos);
-  kill(replay->pid(), SIGTERM);
-  replay->Wait(10s);
+  replay.StopReplay();
 }
 
 }  // namespace
