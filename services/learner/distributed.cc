@@ -41,8 +41,9 @@ constexpr const char* kPeerLostMessages[] = {
 // Whether `e`, thrown by a collective or while a group forms, says that a peer rank is gone
 // rather than that the call was wrong. Gloo throws gloo::IoException for every transport failure
 // (a connection reset, closed or refused, a timeout waiting for a peer's data); its other
-// exceptions (gloo::EnforceNotMet: mismatched sizes, bad arguments) and LibTorch's checks are
-// errors of their own.
+// gloo::Exception kinds are errors of their own. An exception of another type (LibTorch's checks
+// of arguments and sizes, gloo::EnforceNotMet, the TCPStore's and NCCL's errors) is a lost peer
+// only when its message names one of kPeerLostMessages.
 bool IsPeerLossException(const std::exception& e) {
   if (dynamic_cast<const gloo::IoException*>(&e) != nullptr) return true;
   if (dynamic_cast<const gloo::Exception*>(&e) != nullptr) return false;
