@@ -20,6 +20,8 @@ packages=(
   clang
   # Tests only: libFuzzer's runtime (libclang_rt.fuzzer-x86_64.a) for Debian's clang-14.
   libclang-rt-14-dev
+  # Tests only: g++'s sanitizer runtimes (tests/sanitizers/run.sh); g++-12 already pulls them in.
+  libasan8 libubsan1 libtsan2
 )
 missing=()
 for p in "${packages[@]}"; do
