@@ -73,35 +73,6 @@ std::optional<v1::SampleResponse> SampleOnce(v1::ReplayService::Stub& stub,
 // GET http://address/path on loopback; the response body, or "" on failure.
 std::string HttpGet(const std::string& address, const std::string& path);
 
-// rally-control and one rally-replay under `dir` (their logs there), the replay on a fixed
-// port so that it can be killed and started again, with `data_dir` ("": none).
-class ControlAndReplay {
- public:
-  ControlAndReplay(const std::string& dir, const std::string& data_dir);
-  // Starts the replay (again) and waits until it serves.
-  void StartReplay();
-  void KillReplay();  // SIGKILL, waited for
-  void StopReplay();  // SIGTERM, waited for
-  // Submits `spec_yaml` to control; the job's id.
-  std::string SubmitJob(const std::string& spec_yaml);
-  // The size of the one table of `job_id` once the replay serves it; -1 if not within 30 s.
-  int64_t TableSize(const std::string& job_id);
-  // /metrics of the replay started last.
-  std::string Metrics();
-  const std::string& address() const { return address_; }
-  const std::string& replay_log() const { return replay_log_; }
-
- private:
-  std::string dir_;
-  std::string replay_log_;
-  std::unique_ptr<Process> control_;
-  std::unique_ptr<Process> replay_;
-  std::string control_address_;
-  std::string address_;
-  std::vector<std::string> args_;
-  size_t starts_ = 0;
-};
-
 // The value of `series` (a name, with its labels if it has any) in a Prometheus text
 // exposition; -1 when it is absent.
 double MetricValue(const std::string& exposition, const std::string& series);

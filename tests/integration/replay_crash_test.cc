@@ -17,6 +17,7 @@
 #include "rally/v1/control.grpc.pb.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/replay_writer.h"
+#include "tests/integration/control_and_replay.h"
 #include "tests/integration/process.h"
 
 namespace rally {
