@@ -190,7 +190,10 @@ void ReplayServiceImpl::Close() {
 
 absl::StatusOr<std::shared_ptr<ReplayJob>> ReplayServiceImpl::CurrentJob() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (job_ == nullptr) return absl::FailedPreconditionError("replay has no job assigned yet");
+  // Transient (a replay restarted, or started before its job): writers send again later.
+  if (job_ == nullptr) {
+    return absl::UnavailableError("replay has no job assigned yet; send it again later");
+  }
   return job_;
 }
 
@@ -582,7 +585,7 @@ grpc::Status ReplayServiceImpl::InsertStream(
       p.job = *job;
       p.lsn = (*job)->last_lsn();
     } else {
-      if (absl::IsUnavailable(status)) not_durable_.Increment();
+      if (absl::IsUnavailable(status) && job.ok()) not_durable_.Increment();
       rejected_.Increment();
       if (job.ok()) ++(*job)->rejected;
       p.ack.set_code(static_cast<int>(status.code()));

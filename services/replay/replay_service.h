@@ -1,9 +1,10 @@
 // rally-replay's gRPC service over the current job's tables (ReplayJob).
 //
 // A job is installed by SetJob() when control assigns one; until then every call fails with
-// FAILED_PRECONDITION. Insert streams acknowledge each item in order once it is stored in every
-// table it names (and, with replay.fsync = every_batch, synced to disk); an item that does not
-// fit the job's game, names an unknown table or has a bad priority gets an error ack and the
+// UNAVAILABLE (a writer sends its items again later: a replay restarted after a crash gets its
+// job back within seconds). Insert streams acknowledge each item in order once it is stored in
+// every table it names (and, with replay.fsync = every_batch, synced to disk); an item that does
+// not fit the job's game, names an unknown table or has a bad priority gets an error ack and the
 // stream stays open. A resend of a stored (actor_id, incarnation, sequence) is acknowledged as a
 // duplicate (see producer_watermarks.h).
 // Stored items that become durable together are acknowledged by one response (its `count`).

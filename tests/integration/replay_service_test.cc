@@ -434,6 +434,22 @@ TEST_F(ReplayServiceTest, EveryClassOfBadInputGetsItsOwnErrorAndTheReplayServesO
   EXPECT_TRUE(testing::HealthServing(replay_address_, ""));
 }
 
+TEST_F(ReplayServiceTest, ItemsSentBeforeTheReplayHasItsJobAreSentAgainNotDropped) {
+  // A replay restarted after a crash serves before control gives it its job back. Its answer
+  // to inserts meanwhile was FAILED_PRECONDITION, which writers took for a refusal and dropped.
+  ReplayWriter writer(replay_address_, {"selfplay"}, "early", 8, nullptr);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(writer.Push(ValidTrajectory(0)));
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(writer.acked(), 0);
+  EXPECT_GT(writer.retried(), 0);
+  ASSERT_FALSE(SubmitJob().empty());
+  ASSERT_TRUE(writer.Flush(30s));
+  EXPECT_EQ(writer.acked(), 5);
+  EXPECT_EQ(writer.rejected(), 0);
+  EXPECT_EQ(OnlyTable().size(), 5);
+  writer.Stop();
+}
+
 TEST_F(ReplayServiceTest, MemoryStaysBoundedWhileItemsStreamThroughABoundedTable) {
   // 256 MB of 64 KB items through a table that keeps 32 of them: the replay's resident memory
   // grows by far less than what passed through (a leaked request buffer would keep it all).
