@@ -174,6 +174,7 @@ std::optional<std::vector<grpc::Slice>> EncodeByReference(
     const int number = descriptor->field(i)->number();
     if (number != v1::Trajectory::kTurnsFieldNumber &&
         number != v1::Trajectory::kActorIdFieldNumber &&
+        number != v1::Trajectory::kIncarnationFieldNumber &&
         number != v1::Trajectory::kSequenceFieldNumber) {
       out.AppendField(t, descriptor->field(i));
     }
