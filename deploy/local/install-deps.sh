@@ -12,6 +12,8 @@ packages=(
   # small, and the Prometheus endpoint of every process that loads LibTorch fails to start.
   libblis4-pthread
   prometheus-cpp-dev libyaml-cpp-dev libsqlite3-dev nlohmann-json3-dev libzstd-dev
+  # Tokenizers (common/lm): PCRE2 for the pre-tokeniser's lookahead and \p{L}, utf8proc for NFC.
+  libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev
   iproute2
   # Tests only: the write-ahead log's checksum is built for 64-bit Arm and run under QEMU.

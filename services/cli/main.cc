@@ -37,6 +37,7 @@
 #include "nlohmann/json.hpp"
 #include "rally/v1/control.grpc.pb.h"
 #include "services/cli/local_cluster.h"
+#include "services/cli/lm_commands.h"
 #include "services/cli/policy_commands.h"
 
 ABSL_FLAG(std::string, workdir, "",
@@ -76,7 +77,10 @@ const char* kUsage =
     "  export-policy --checkpoint DIR --out FILE.json\n"
     "  evaluate-policy FILE.json\n"
     "  evaluate-checkpoint --checkpoint DIR --opponent NAME --games N [--greedy] [--seed S]\n"
-    "  play --checkpoint DIR [--games N] [--seat S] [--greedy]";
+    "  play --checkpoint DIR [--games N] [--seat S] [--greedy]\n"
+    "  lm-tokenize --tokenizer FILE --text TEXT\n"
+    "  lm-score --model DIR --token-ids 1,5,9,...\n"
+    "  lm-generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S]";
 
 std::string StateName(v1::JobState s) {
   std::string n = v1::JobState_Name(s);
@@ -401,6 +405,9 @@ int main(int argc, char** argv) {
   }
   std::string command = positional[1];
   std::string arg = positional.size() > 2 ? positional[2] : "";
+  if (command == "lm-tokenize") return rally::LmTokenizeCommand();
+  if (command == "lm-score") return rally::LmScoreCommand();
+  if (command == "lm-generate") return rally::LmGenerateCommand();
   if (command == "run" || command == "validate" || command == "submit") {
     if (arg.empty()) {
       std::fprintf(stderr, "rally %s: needs a CONFIG file\n", command.c_str());

@@ -1,0 +1,15 @@
+// The language-model tools of the `rally` CLI. Each reads its own flags (defined beside it) and
+// returns the process's exit status: 0 on success, 1 with an error on stderr, 2 for bad usage.
+#pragma once
+
+namespace rally {
+
+// `rally lm-tokenize --tokenizer FILE --text TEXT`: {"ids": [...]} (services/cli/lm_tokenize.cc).
+int LmTokenizeCommand();
+// `rally lm-score --model DIR --token-ids 1,5,9`: {"log_probs": [...]} (lm_model_commands.cc).
+int LmScoreCommand();
+// `rally lm-generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T]
+// [--seed S]`: the continuation only (lm_model_commands.cc).
+int LmGenerateCommand();
+
+}  // namespace rally
