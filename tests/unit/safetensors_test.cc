@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "common/models/policy_net.h"
@@ -100,6 +101,58 @@ TEST(Safetensors, ATensorWithAZeroDimensionDecodesWhateverItsOtherDimensions) {
                                      R"(4294967296, 0], "data_offsets": [0, 0]}})",
                                      ""))
                   .ok());
+}
+
+TEST(Safetensors, AViewDecodesAsTheCopyWithoutCopyingTheBytes) {
+  TensorSet set;
+  set.tensors.push_back({"b", "F16", {2}, std::string("\x00\x3c\x00\xc0", 4)});
+  set.tensors.push_back({"a", "F32", {1}, std::string("\x00\x00\x80\x3f", 4)});
+  set.metadata["format"] = "pt";
+  const std::string blob = EncodeSafetensors(set);
+  auto view = DecodeSafetensorsView(blob);
+  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_EQ(view->tensors.size(), 2u);
+  EXPECT_EQ(view->tensors[0].name, "a");  // sorted by name
+  EXPECT_EQ(view->tensors[1].dtype, "F16");
+  EXPECT_EQ(view->tensors[1].shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ(view->tensors[1].data, set.tensors[0].data);
+  // The bytes are the blob's own: the data of "b" is first after the header.
+  EXPECT_GE(view->tensors[1].data.data(), blob.data());
+  EXPECT_EQ(view->tensors[1].data.data() + 8, blob.data() + blob.size());
+  EXPECT_EQ(view->metadata.at("format"), "pt");
+  EXPECT_EQ(DecodeSafetensorsView(blob.substr(0, blob.size() - 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+float F32At(const std::string& bytes, size_t i) {
+  float f;
+  std::memcpy(&f, bytes.data() + 4 * i, 4);
+  return f;
+}
+
+TEST(Safetensors, HalfPrecisionBytesConvertToF32AndBack) {
+  // Little-endian: BF16 0x3F80 = 1.0, 0xC040 = -3.0; F16 0x3C00 = 1.0, 0x0001 = 2^-24.
+  auto bf16 = ToF32Bytes(std::string("\x80\x3f\x40\xc0", 4), "BF16");
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  ASSERT_EQ(bf16->size(), 8u);
+  EXPECT_EQ(F32At(*bf16, 0), 1.0f);
+  EXPECT_EQ(F32At(*bf16, 1), -3.0f);
+  auto f16 = ToF32Bytes(std::string("\x00\x3c\x01\x00", 4), "F16");
+  ASSERT_TRUE(f16.ok()) << f16.status();
+  EXPECT_EQ(F32At(*f16, 0), 1.0f);
+  EXPECT_EQ(F32At(*f16, 1), std::ldexp(1.0f, -24));
+  EXPECT_EQ(*ToF32Bytes(*bf16, "F32"), *bf16);
+  // Back, rounded: 1 + 2^-8 is a BF16 tie (to 0x3F80), 1 + 3 * 2^-8 rounds up to 0x3F82.
+  const float values[2] = {1.0f + std::ldexp(1.0f, -8), 1.0f + 3 * std::ldexp(1.0f, -8)};
+  const std::string f32(reinterpret_cast<const char*>(values), sizeof(values));
+  EXPECT_EQ(*FromF32Bytes(f32, "BF16"), std::string("\x80\x3f\x82\x3f", 4));
+  // In F16 both are exact: 0x3C04 and 0x3C0C.
+  EXPECT_EQ(*FromF32Bytes(f32, "F16"), std::string("\x04\x3c\x0c\x3c", 4));
+  EXPECT_EQ(*FromF32Bytes(f32, "F32"), f32);
+  EXPECT_EQ(ToF32Bytes("abc", "BF16").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ToF32Bytes("abcdefgh", "I64").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FromF32Bytes("abcdef", "F16").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FromF32Bytes(f32, "I8").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PolicyParameters, ExportImportRoundTripAndShapeChecks) {
