@@ -1,11 +1,10 @@
-#include "services/actor/evaluator.h"
+#include "common/eval/network_evaluation.h"
 
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/eval/exploitability.h"
 #include "common/eval/policy.h"
-#include "services/actor/inference.h"
 
 namespace rally {
 

@@ -15,7 +15,7 @@
 #include "common/eval/opponents.h"
 #include "common/games/game.h"
 #include "rally/v1/control.pb.h"
-#include "services/actor/policy.h"
+#include "common/models/network_policy.h"
 
 namespace rally {
 

@@ -62,5 +62,10 @@ class TabularPolicy final : public Policy {
 ActionsAndProbs UniformOver(const std::vector<int>& actions);
 // Samples an action by its probability (`probs` non-empty).
 int SampleAction(const ActionsAndProbs& probs, std::mt19937_64& rng);
+// Samples from the dense row `probs` restricted to `legal` (probabilities need not sum exactly to
+// 1), or takes the most probable legal action when `greedy`. Returns the action and its
+// probability. A network's output row, as the actor's inference worker and the evaluator use it.
+std::pair<int, float> SampleAction(const float* probs, const std::vector<int>& legal, bool greedy,
+                                   std::mt19937_64& rng);
 
 }  // namespace rally

@@ -1,4 +1,4 @@
-#include "services/actor/policy.h"
+#include "common/models/network_policy.h"
 
 #include <torch/torch.h>
 

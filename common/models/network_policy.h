@@ -1,4 +1,5 @@
-// A policy version held by an actor: the network with the weights of one published version.
+// A policy version held by an actor, the evaluator or the CLI: the network with the weights of
+// one published version.
 // Shared read-only between environments (each episode keeps the version it started with) and
 // used for forward passes by the inference thread only.
 #pragma once

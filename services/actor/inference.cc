@@ -3,31 +3,9 @@
 #include <cmath>
 #include <map>
 
-namespace rally {
+#include "common/eval/policy.h"
 
-std::pair<int, float> SampleAction(const float* probs, const std::vector<int>& legal, bool greedy,
-                                   std::mt19937_64& rng) {
-  if (greedy) {
-    int best = legal.front();
-    for (int a : legal) {
-      if (probs[a] > probs[best]) best = a;
-    }
-    return {best, probs[best]};
-  }
-  double total = 0;
-  for (int a : legal) total += probs[a];
-  double x = std::uniform_real_distribution<double>(0.0, total)(rng);
-  double c = 0;
-  for (int a : legal) {
-    c += probs[a];
-    if (x < c && probs[a] > 0) return {a, probs[a]};
-  }
-  // Rounding left x at the very top: the last legal action with probability mass.
-  for (auto it = legal.rbegin(); it != legal.rend(); ++it) {
-    if (probs[*it] > 0) return {*it, probs[*it]};
-  }
-  return {legal.back(), probs[legal.back()]};
-}
+namespace rally {
 
 InferenceWorker::InferenceWorker(int max_batch, std::chrono::microseconds timeout, uint64_t seed,
                                  prometheus::Registry* metrics)

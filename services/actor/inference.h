@@ -14,7 +14,7 @@
 
 #include "common/concurrency/dynamic_batcher.h"
 #include "common/metrics/metrics.h"
-#include "services/actor/policy.h"
+#include "common/models/network_policy.h"
 
 namespace rally {
 
@@ -50,10 +50,5 @@ class InferenceWorker {
   prometheus::Histogram* batch_size_ = nullptr;
   prometheus::Counter* forward_passes_ = nullptr;
 };
-
-// Samples from `probs` restricted to `legal` (probabilities need not sum exactly to 1). Returns
-// the action and its probability.
-std::pair<int, float> SampleAction(const float* probs, const std::vector<int>& legal, bool greedy,
-                                   std::mt19937_64& rng);
 
 }  // namespace rally

@@ -21,7 +21,7 @@
 #include "common/util/shutdown.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/weights.grpc.pb.h"
-#include "services/actor/evaluator.h"
+#include "common/eval/network_evaluation.h"
 #include "services/actor/inference.h"
 #include "services/actor/opponent_source.h"
 #include "services/actor/selfplay.h"

@@ -31,7 +31,7 @@
 
 #include "common/metrics/metrics.h"
 #include "rally/v1/curriculum.grpc.pb.h"
-#include "services/actor/policy.h"
+#include "common/models/network_policy.h"
 #include "services/actor/snapshot_cache.h"
 
 namespace rally {

@@ -20,7 +20,7 @@
 #include "common/games/game.h"
 #include "services/actor/inference.h"
 #include "services/actor/opponent_source.h"
-#include "services/actor/policy.h"
+#include "common/models/network_policy.h"
 #include "services/actor/replay_writer.h"
 
 namespace rally {

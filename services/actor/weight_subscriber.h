@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "common/metrics/metrics.h"
 #include "rally/v1/weights.pb.h"
-#include "services/actor/policy.h"
+#include "common/models/network_policy.h"
 
 namespace rally {
 

@@ -16,8 +16,8 @@
 #include "common/games/registry.h"
 #include "common/models/policy_net.h"
 #include "common/models/safetensors.h"
-#include "services/actor/evaluator.h"
-#include "services/actor/policy.h"
+#include "common/eval/network_evaluation.h"
+#include "common/models/network_policy.h"
 
 namespace rally {
 namespace {

@@ -32,7 +32,7 @@ absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& chec
 
 // `rally evaluate-checkpoint`: the checkpoint's policy plays `games` games against the fixed
 // opponent `opponent` (a name of common/eval/opponents.h), seats alternating, as the job's
-// evaluator plays them (services/actor/evaluator.h): sampling from its probabilities, or its
+// evaluator plays them (common/eval/network_evaluation.h): sampling from its probabilities, or its
 // most probable action when `greedy`. {"game", "checkpoint", "policy_version", "opponent",
 // "games", "greedy", "seed", "wins", "draws", "losses", "win_rate"}, from the policy's side.
 absl::StatusOr<nlohmann::json> EvaluateCheckpoint(const std::string& checkpoint_path,

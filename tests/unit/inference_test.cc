@@ -8,7 +8,7 @@
 #include "common/games/registry.h"
 #include "common/games/tictactoe.h"
 #include "common/models/policy_net.h"
-#include "services/actor/evaluator.h"
+#include "common/eval/network_evaluation.h"
 
 namespace rally {
 namespace {

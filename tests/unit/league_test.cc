@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "services/actor/evaluator.h"
+#include "common/eval/network_evaluation.h"
 
 namespace rally {
 namespace {
