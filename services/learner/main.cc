@@ -121,7 +121,9 @@ int main(int argc, char** argv) {
       }
     }
     if (s.ok()) {
-      s = RunTrainer(*assignment, *config, options, control, weights, trainer_metrics, progress);
+      auto trainer = Trainer::Create(*assignment, *config, options, control, weights,
+                                     trainer_metrics, progress);
+      s = trainer.ok() ? (*trainer)->Run() : trainer.status();
     }
     if (IsPeerLost(s)) {
       // Not the job's error: control keeps the job, which recovers when the group is back.

@@ -1,13 +1,19 @@
-// The training loop of one learner rank for one job: samples batches of episodes from the
-// replay's stream, computes the job's loss, steps Adam, and (rank 0) publishes every
-// learner.publish_every_steps steps and checkpoints every learner.checkpoint_every_steps.
-// Runs on the calling thread until the job ends, shutdown is requested, or an error occurs.
+// The training loop of one learner rank for one job (Trainer): samples batches of episodes from
+// the replay's streams, computes the job's loss, steps Adam across the data-parallel group, and
+// (rank 0) publishes every learner.publish_every_steps steps and checkpoints every
+// learner.checkpoint_every_steps. What is particular to a kind of policy (its model, batches and
+// loss) sits behind PolicyLearner (policy_learner.h).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -15,7 +21,9 @@
 #include "common/config/job_config.h"
 #include "common/metrics/metrics.h"
 #include "common/net/control_client.h"
+#include "common/rl/losses.h"
 #include "rally/v1/control.pb.h"
+#include "services/learner/policy_learner.h"
 #include "services/learner/weight_service.h"
 
 namespace rally {
@@ -114,12 +122,131 @@ struct TrainerOptions {
   Rendezvous* rendezvous = nullptr;
 };
 
-// Trains `assignment`'s job until it ends. Returns IsPeerLost (distributed.h) when a collective
-// lost a peer rank: not an error of the job, but the end of this process's group; the caller
-// leaves it (the learner exits, and its group is restarted to resume from rank 0's checkpoint).
-absl::Status RunTrainer(const v1::Assignment& assignment, const JobConfig& config,
-                        const TrainerOptions& options, ControlClient& control,
-                        WeightServiceImpl& weights, TrainerMetrics& metrics,
-                        TrainerProgress& progress);
+// Trains one job on one learner rank: the loop every kind of policy (PolicyLearner) goes through.
+//
+// Create() builds the job's policy and its Adam optimiser from the job's seed, resumes from the
+// newest checkpoint in options.checkpoint_dir (same step and version numbering, optimiser
+// moments, baselines and RNG state; rank 0 numbers versions above all those reserved before a
+// restart), and, in a world of several ranks, joins the job's data-parallel group and takes rank
+// 0's training state.
+//
+// Run() publishes the starting weights (rank 0), waits until the job is RUNNING, opens the
+// sample streams and trains learner steps until the job ends, shutdown is requested,
+// stop.max_learner_steps is reached or an error occurs. One learner step: take a batch, train it
+// with learner.epochs_per_batch guarded optimiser updates (TrainBatch), then complete it
+// (CompleteStep): metrics, a new policy version every publish_every_steps (published by rank 0),
+// a comparison of the ranks' weights every kDigestCheckEverySteps, a checkpoint every
+// checkpoint_every_steps. At the end: a last comparison of the ranks' weights, a checkpoint of
+// the final policy, and the version that met the job's target saved as checkpoint_dir/target
+// (the last two by rank 0 with a checkpoint directory).
+//
+// Errors of both: IsPeerLost (distributed.h) when a collective lost a peer rank: not an error of
+// the job, but the end of this process's group; the caller leaves it (the learner exits, and its
+// group is restarted to resume from rank 0's checkpoint).
+//
+// Threads: the calling thread owns the Trainer and Run() blocks it; Run() starts one watcher
+// thread that ends the sample streams when the job ends or shutdown is requested. The references
+// given to Create() must outlive the Trainer. Run() at most once.
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const v1::Assignment& assignment, const JobConfig& config, const TrainerOptions& options,
+      ControlClient& control, WeightServiceImpl& weights, TrainerMetrics& metrics,
+      TrainerProgress& progress);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  absl::Status Run();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  // What training one batch came to.
+  struct TrainedBatch {
+    bool stop = false;     // some rank had no batch: every rank stops after this step
+    bool applied = false;  // at least one optimiser update was applied
+    LossTerms loss;        // of the latest update applied
+    BatchSummary summary;  // of this rank's batch
+  };
+  // A weight set the weight service published (a reference to its blob, not a copy).
+  struct Published {
+    int64_t version;
+    int64_t step;
+    grpc::Slice blob;
+  };
+
+  Trainer(const v1::Assignment& assignment, const JobConfig& config, const TrainerOptions& options,
+          ControlClient& control, WeightServiceImpl& weights, TrainerMetrics& metrics,
+          TrainerProgress& progress, std::unique_ptr<PolicyLearner> learner, Algorithm algorithm);
+
+  // Create()'s steps.
+  absl::Status Restore();
+  void ContinueVersionNumbering();
+  absl::Status JoinDataParallel();
+  absl::Status BroadcastTrainingState();
+
+  // Run()'s steps.
+  void WaitUntilRunning();
+  absl::Status OpenBatches();
+  void WatchForEnd();
+  absl::Status Train();
+  // One pass of the loop: whether to go on; an error ends training.
+  absl::StatusOr<bool> Step();
+  void ApplySchedules();
+  absl::StatusOr<TrainedBatch> TrainBatch(bool have_batch);
+  absl::StatusOr<bool> CompleteStep(const TrainedBatch& batch, Clock::time_point step_start);
+  void RecordMetrics(const TrainedBatch& batch);
+  absl::Status Finish(absl::Status result);
+
+  // What leaves the process.
+  void Publish();
+  void ReserveVersionsAhead();
+  void KeepPublished(grpc::Slice blob);
+  void WriteCheckpoint();
+  void SaveTargetPolicy();
+  // Every rank's weights digest, equal across ranks (a difference is a bug, not noise).
+  absl::StatusOr<uint64_t> CheckIdenticalWeights();
+  // The job's part of a checkpoint's state; the PolicyLearner describes its model.
+  LearnerState JobState(int64_t step, int64_t version) const;
+
+  const v1::Assignment& assignment_;
+  const JobConfig& config_;
+  const LearnerConfig& learner_config_;
+  const TrainerOptions options_;
+  ControlClient& control_;
+  WeightServiceImpl& weights_;
+  TrainerMetrics& metrics_;
+  TrainerProgress& progress_;
+  const std::string job_id_;
+  const bool rank0_;
+  // Rank 0 with a checkpoint directory keeps what outlives this run there: version
+  // reservations, checkpoints, and the policy that met the target.
+  const bool saves_;
+  const torch::Device device_;
+
+  std::unique_ptr<PolicyLearner> learner_;
+  torch::optim::Adam optimiser_;
+  std::unique_ptr<DataParallel> dp_;  // null: a single rank
+  int world_size_ = 1;
+  std::unique_ptr<GuardedOptimiser> guard_;
+  LossOptions loss_options_;
+
+  int64_t step_ = 0;
+  int64_t version_ = 0;
+  std::atomic<int64_t> acting_version_{0};  // version_, read by the sample streams
+  // Versions are reserved ahead of publishing (checkpoint.h): the last reserved (-1: none), and
+  // the version at which a failed reservation is tried again.
+  int64_t reserved_ = -1;
+  int64_t retry_reservation_at_ = 0;
+  // The newest published weight sets, up to kRecentWeightsBytes: when the job ends because an
+  // evaluation round met its target, the learner has trained on for a second or two, and the
+  // version that round measured is saved from here. A weight set over the bound is not kept.
+  std::deque<Published> recent_;
+  size_t recent_bytes_ = 0;
+
+  Clock::time_point wait_start_;   // when the wait for the next batch began
+  std::atomic<bool> done_{false};  // training ended: the watcher stops
+  std::thread watcher_;
+};
 
 }  // namespace rally
