@@ -92,6 +92,16 @@ class KuhnPokerText final : public TextRendering {
     return absl::InvalidArgumentError(absl::StrCat(
         "'", std::string(move), "' is not a Kuhn poker move: [Check], [Bet], [Call] or [Fold]"));
   }
+
+  absl::StatusOr<std::vector<int>> Path(const State& state) const override {
+    const auto& s = static_cast<const KuhnPokerState&>(state);
+    std::vector<int> path;
+    for (int p = 0; p < 2; ++p) {
+      if (s.card(p) >= 0) path.push_back(s.card(p));
+    }
+    path.insert(path.end(), s.history().begin(), s.history().end());
+    return path;
+  }
 };
 
 }  // namespace

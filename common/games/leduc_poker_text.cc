@@ -142,6 +142,24 @@ class LeducPokerText final : public TextRendering {
                      "' is not a Leduc poker move: [Check], [Bet], [Fold], [Call] or [Raise]"));
   }
 
+  absl::StatusOr<std::vector<int>> Path(const State& state) const override {
+    const auto& s = static_cast<const LeducPokerState&>(state);
+    std::vector<int> path;
+    for (int p = 0; p < 2; ++p) {
+      if (s.card(p) >= 0) path.push_back(s.card(p));
+    }
+    bool public_dealt = false;
+    for (const Move& m : Betting(s)) {
+      if (m.round == 1 && !public_dealt) {
+        path.push_back(s.public_card());
+        public_dealt = true;
+      }
+      path.push_back(m.action);
+    }
+    if (s.public_card() >= 0 && !public_dealt) path.push_back(s.public_card());
+    return path;
+  }
+
  private:
   static std::string SpiralObservation(const LeducPokerState& s, int player,
                                        const std::vector<Move>& betting,

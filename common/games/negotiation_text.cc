@@ -141,6 +141,21 @@ class NegotiationText final : public TextRendering {
     return ParseOffer(s, player, move);
   }
 
+  absl::StatusOr<std::vector<int>> Path(const State& state) const override {
+    const auto& s = static_cast<const NegotiationState&>(state);
+    if (s.IsChanceNode()) {
+      return absl::UnimplementedError(
+          "a negotiation state keeps its deal only once it is complete");
+    }
+    std::vector<int> path;
+    for (int p = 0; p < 2; ++p) {
+      path.insert(path.end(), s.values(p).begin(), s.values(p).end());
+      path.insert(path.end(), s.starting_holdings(p).begin(), s.starting_holdings(p).end());
+    }
+    path.insert(path.end(), s.history().begin(), s.history().end());
+    return path;
+  }
+
  private:
   static std::string SpiralObservation(const NegotiationState& s, int player) {
     const std::vector<int>& h = s.history();

@@ -169,6 +169,17 @@ absl::StatusOr<std::string> CompactTranscript(const TextRendering& rendering, co
   return transcript;
 }
 
+absl::StatusOr<std::vector<int>> TextRendering::Path(const State& /*state*/) const {
+  return absl::UnimplementedError("this game's states do not keep the actions that led to them");
+}
+
+absl::StatusOr<std::string> CompactPrompt(const TextRendering& rendering, const Game& game,
+                                          const State& state, int player) {
+  absl::StatusOr<std::vector<int>> path = rendering.Path(state);
+  if (!path.ok()) return path.status();
+  return CompactTranscript(rendering, game, *path, player);
+}
+
 TextMatch::TextMatch(std::shared_ptr<const Game> game, const TextRendering* rendering,
                      const TextMatchOptions& options)
     : game_(std::move(game)),

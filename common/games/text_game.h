@@ -25,7 +25,8 @@
 // Negotiation's states hold their history, so their texts are functions of the seat's information
 // state. TicTacToe's and Connect Four's states are positions (transpositions share one); their
 // compact transcripts repeat the boards the seat saw at its turns, so they tell transpositions
-// apart while every single Observation does not.
+// apart while every single Observation does not; CompactPrompt gives the exact evaluator one
+// prompt per TicTacToe position, that of a fixed move order.
 //
 // Every rendering is stateless and thread-safe; FindTextRendering returns a long-lived instance.
 #pragma once
@@ -75,6 +76,11 @@ class TextRendering {
   // game, is malformed, or is not legal now.
   virtual absl::StatusOr<int> ParseMoveText(const State& state, int player,
                                             std::string_view move) const = 0;
+  // Actions (chance outcomes included) that lead from the initial state to `state`: the state's
+  // own history where it keeps one; for TicTacToe, whose state is its position, x's cells then
+  // o's cells each ascending, taken in turns (a legal order to any position without a line).
+  // UNIMPLEMENTED where neither is available (Connect Four).
+  virtual absl::StatusOr<std::vector<int>> Path(const State& state) const;
 };
 
 // The rendering of the game registered as `game_name` (registry.h), or NOT_FOUND naming those
@@ -114,6 +120,13 @@ std::string TurnPrompt(const TextRendering& rendering, PromptStyle style, const 
 // illegal action.
 absl::StatusOr<std::string> CompactTranscript(const TextRendering& rendering, const Game& game,
                                               std::span<const int> actions, int player);
+
+// `player`'s compact transcript at `state`: CompactTranscript of Path(state). For the exact
+// evaluator: the prompt after which a move's canonical answer is scored. Where the state keeps its
+// history this depends on the state only through `player`'s information state; for TicTacToe it
+// is a function of the position.
+absl::StatusOr<std::string> CompactPrompt(const TextRendering& rendering, const Game& game,
+                                          const State& state, int player);
 
 // A two-player game played from the text side, with the forfeit rule. Chance nodes are sampled
 // with the generator the caller passes. The game ends when the state is terminal (the game's

@@ -76,6 +76,20 @@ class TicTacToeText final : public TextRendering {
     }
     return cell;
   }
+
+  absl::StatusOr<std::vector<int>> Path(const State& state) const override {
+    const auto& s = static_cast<const TicTacToeState&>(state);
+    std::vector<std::vector<int>> cells(2);
+    for (int i = 0; i < 9; ++i) {
+      if (s.cell(i) != TicTacToeState::kEmpty) cells[s.cell(i)].push_back(i);
+    }
+    std::vector<int> path;
+    for (size_t k = 0; k < cells[0].size(); ++k) {
+      path.push_back(cells[0][k]);
+      if (k < cells[1].size()) path.push_back(cells[1][k]);
+    }
+    return path;
+  }
 };
 
 }  // namespace

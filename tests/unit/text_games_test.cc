@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -224,7 +226,7 @@ TEST(TextGames, KuhnPokerCanonicalAnswersParseBack) {
   ExpectCanonicalAnswersAreFixedPoints("kuhn_poker", 200);
 }
 TEST(TextGames, NegotiationCanonicalAnswersParseBack) {
-  ExpectCanonicalAnswersAreFixedPoints("negotiation", 10);
+  ExpectCanonicalAnswersAreFixedPoints("negotiation", 4);
 }
 
 TEST(TextGames, LeducPokerCanonicalAnswersParseBack) {
@@ -285,6 +287,140 @@ TEST(TextGames, ConnectFourTexts) {
             "Board:\nx . . . . . .\no . . . . . .\nx . . . . . .\no . . . . . .\n"
             "x . . o . . .\no . . x x . .\n0 1 2 3 4 5 6\n"
             "You play o. Your legal moves: [1], [2], [3], [4], [5], [6]");
+}
+
+TEST(TextGames, PathLeadsToTheState) {
+  for (const std::string name : {"tictactoe", "kuhn_poker", "negotiation", "leduc_poker"}) {
+    auto game = Load(name);
+    const TextRendering& r = Rendering(name);
+    std::mt19937_64 rng(5);
+    for (int g = 0; g < 50; ++g) {
+      auto s = game->NewInitialState();
+      while (!s->IsTerminal()) {
+        if (!s->IsChanceNode()) {
+          absl::StatusOr<std::vector<int>> path = r.Path(*s);
+          ASSERT_TRUE(path.ok()) << name << " " << path.status();
+          auto replayed = Play(*game, *path);
+          ASSERT_EQ(replayed->ToString(), s->ToString()) << name;
+          ASSERT_EQ(replayed->InformationStateString(0), s->InformationStateString(0)) << name;
+          ASSERT_EQ(replayed->InformationStateString(1), s->InformationStateString(1)) << name;
+        }
+        std::vector<int> legal = s->LegalActions();
+        s->ApplyAction(
+            s->IsChanceNode()
+                ? SampleChanceOutcome(*s, rng)
+                : legal[std::uniform_int_distribution<size_t>(0, legal.size() - 1)(rng)]);
+      }
+    }
+  }
+  EXPECT_EQ(Rendering("connect_four").Path(ConnectFourState()).status().code(),
+            absl::StatusCode::kUnimplemented);
+}
+
+// Every text of a seat at a decision node, for comparing information states.
+std::string Texts(const TextRendering& r, const Game& game, const State& s) {
+  int p = s.CurrentPlayer();
+  return r.Observation(s, p, kCompact) + "|" + r.Observation(s, p, kSpiral) + "|" +
+         CompactPrompt(r, game, s, p).value_or("error");
+}
+
+// Decision nodes of the whole tree: information-state string -> the set of texts seen there.
+void CollectTexts(const TextRendering& r, const Game& game, const State& s,
+                  std::map<std::string, std::set<std::string>>* texts) {
+  if (s.IsTerminal()) return;
+  if (!s.IsChanceNode()) {
+    (*texts)[s.InformationStateString(s.CurrentPlayer())].insert(Texts(r, game, s));
+  }
+  for (int a : s.LegalActions()) {
+    auto child = s.Clone();
+    child->ApplyAction(a);
+    CollectTexts(r, game, *child, texts);
+  }
+}
+
+// Texts reveal nothing the seat does not know (one text per information state), and tell apart
+// what it does know, up to suits in Leduc (12 Kuhn information states; 288 Leduc ones by rank).
+TEST(TextGames, PokerTextsAreFunctionsOfTheInformationState) {
+  for (const auto& [name, distinct] :
+       std::vector<std::pair<std::string, size_t>>{{"kuhn_poker", 12}, {"leduc_poker", 288}}) {
+    auto game = Load(name);
+    const TextRendering& r = Rendering(name);
+    std::map<std::string, std::set<std::string>> texts;
+    CollectTexts(r, *game, *game->NewInitialState(), &texts);
+    std::set<std::string> all;
+    for (const auto& [key, seen] : texts) {
+      ASSERT_EQ(seen.size(), 1u) << name << " " << key << ": " << *seen.begin();
+      EXPECT_EQ(seen.begin()->find("error"), std::string::npos) << key;
+      all.insert(*seen.begin());
+    }
+    EXPECT_EQ(all.size(), distinct) << name;
+  }
+}
+
+TEST(TextGames, TicTacToeCompactPromptIsAFunctionOfThePosition) {
+  auto game = Load("tictactoe");
+  const TextRendering& r = Rendering("tictactoe");
+  // Two move orders to one position; the prompt replays x's cells and o's cells ascending.
+  auto a = Play(*game, {0, 4, 8, 2});
+  auto b = Play(*game, {8, 2, 0, 4});
+  EXPECT_EQ(*CompactPrompt(r, *game, *a, 0), *CompactPrompt(r, *game, *b, 0));
+  EXPECT_EQ(*CompactPrompt(r, *game, *a, 0),
+            "TicTacToe, you are x (x moves first). Cells 0-8. Move [cell].\n"
+            "012\n345\n678\n[0]\nx1o\n345\n678\n[8]\nx1o\n3o5\n67x\n");
+  // Every non-terminal position has a prompt of its own.
+  std::map<std::string, std::unique_ptr<State>> positions;
+  std::vector<std::unique_ptr<State>> frontier;
+  frontier.push_back(game->NewInitialState());
+  std::set<std::string> prompts;
+  while (!frontier.empty()) {
+    std::unique_ptr<State> s = std::move(frontier.back());
+    frontier.pop_back();
+    if (s->IsTerminal() || positions.count(s->ToString())) continue;
+    prompts.insert(*CompactPrompt(r, *game, *s, s->CurrentPlayer()));
+    for (int action : s->LegalActions()) {
+      auto child = s->Clone();
+      child->ApplyAction(action);
+      frontier.push_back(std::move(child));
+    }
+    positions[s->ToString()] = std::move(s);
+  }
+  EXPECT_EQ(positions.size(), 4520u);
+  EXPECT_EQ(prompts.size(), 4520u);
+}
+
+// The opponent's private values and holdings do not show in a seat's negotiation texts.
+TEST(TextGames, NegotiationTextsHideTheOpponentsValuesAndHoldings) {
+  auto game = Load("negotiation");
+  const TextRendering& r = Rendering("negotiation");
+  std::mt19937_64 rng(9);
+  for (int g = 0; g < 20; ++g) {
+    for (int seat = 0; seat < 2; ++seat) {
+      // The seat's deal, and two deals of its opponent: random, and 25 of everything (so that
+      // every action of the random game stays legal).
+      std::vector<int> deal(20);
+      auto s = game->NewInitialState();
+      for (int i = 0; i < 20; ++i) {
+        deal[i] = SampleChanceOutcome(*s, rng);
+        s->ApplyAction(deal[i]);
+      }
+      std::vector<int> other = deal;
+      const int opponent = 1 - seat;
+      for (int i = 10 * opponent; i < 10 * opponent + 10; ++i) {
+        other[i] = i % 10 < 5 ? NegotiationValueRange(i % 5).second : kMaxHolding;
+      }
+      auto t = Play(*game, other);
+      while (!s->IsTerminal()) {
+        if (s->CurrentPlayer() == seat) {
+          ASSERT_EQ(Texts(r, *game, *s), Texts(r, *game, *t));
+        }
+        std::vector<int> legal = s->LegalActions();
+        int action = legal[std::uniform_int_distribution<size_t>(0, legal.size() - 1)(rng)];
+        ASSERT_TRUE(t->IsLegal(action));
+        s->ApplyAction(action);
+        t->ApplyAction(action);
+      }
+    }
+  }
 }
 
 TEST(TextGames, MoveIsTheLastBracketOrTheLastBoxed) {
