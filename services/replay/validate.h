@@ -24,6 +24,9 @@ inline constexpr size_t kMaxIdBytes = 256;
 // |reward| and |return|: games score in units (win = 1) or points; a million leaves room for
 // any scoring scheme while keeping sums over a batch far from float32's range.
 inline constexpr float kMaxAbsReward = 1e6;
+// Tokens in one turn, prompt and action together: a million (4 MiB of ids) is far above any
+// model's context, and keeps one item from filling a table's memory.
+inline constexpr size_t kMaxTokensPerTurn = size_t{1} << 20;
 
 // OK, or INVALID_ARGUMENT naming the first field that does not fit `game` or the bounds above
 // (e.g. "turns[3].action: 11 is not among the legal actions [0, 4, 7]").

@@ -122,5 +122,79 @@ TEST(ValidateTrajectory, RewardsAndReturnsAreAtMostAMillionInMagnitude) {
   EXPECT_EQ(Check(t), "turns[1].reward: 2e+06 is outside [-1e+06, 1e+06]");
 }
 
+// A language-model turn: the prompt's tokens, the generated tokens, one behaviour log-probability
+// and one policy version per generated token; no float observation or legal-action list.
+v1::Trajectory ValidTokens() {
+  v1::Trajectory t = Valid();
+  v1::Turn* turn = t.mutable_turns(0);
+  turn->clear_observation();
+  turn->clear_legal_actions();
+  turn->clear_behaviour_log_probs();
+  turn->set_action(0);
+  for (uint32_t id : {10u, 11u, 12u, 13u}) turn->add_observation_tokens(id);
+  for (uint32_t id : {91u, 52u, 93u}) turn->add_action_tokens(id);
+  for (float lp : {-0.5f, -1.0f, -0.1f}) turn->add_behaviour_log_probs(lp);
+  for (int64_t v : {6, 7, 7}) turn->add_action_token_versions(v);
+  turn->set_policy_version(7);
+  return t;
+}
+
+TEST(ValidateTrajectory, TokenTurnsCarryOneLogProbAndOneVersionPerGeneratedToken) {
+  EXPECT_EQ(Check(ValidTokens()), "ok");
+  auto t = ValidTokens();
+  t.mutable_turns(0)->clear_action_token_versions();  // all tokens of policy_version
+  EXPECT_EQ(Check(t), "ok");
+
+  t = ValidTokens();
+  t.mutable_turns(0)->mutable_behaviour_log_probs()->RemoveLast();
+  EXPECT_EQ(Check(t),
+            "turns[0].behaviour_log_probs: 2 entries, expected one per action token (3)");
+  t = ValidTokens();
+  t.mutable_turns(0)->add_behaviour_log_probs(-1.f);
+  EXPECT_EQ(Check(t),
+            "turns[0].behaviour_log_probs: 4 entries, expected one per action token (3)");
+  t = ValidTokens();
+  t.mutable_turns(0)->set_behaviour_log_probs(2, 0.5f);
+  EXPECT_EQ(Check(t), "turns[0].behaviour_log_probs[2]: 0.5 is above 0, the log-probability of a "
+                      "certain action");
+  t = ValidTokens();
+  t.mutable_turns(0)->add_action_token_versions(7);
+  EXPECT_EQ(Check(t), "turns[0].action_token_versions: 4 entries, expected none or one per action "
+                      "token (3)");
+  t = ValidTokens();
+  t.mutable_turns(0)->set_action_token_versions(0, 8);
+  EXPECT_EQ(Check(t), "turns[0].action_token_versions[0]: 8 is newer than the turn's "
+                      "policy_version 7");
+  t = ValidTokens();
+  t.mutable_turns(0)->set_action_token_versions(1, -1);
+  EXPECT_EQ(Check(t), "turns[0].action_token_versions[1]: negative");
+  t = ValidTokens();
+  t.mutable_turns(0)->add_legal_actions(3);
+  EXPECT_EQ(Check(t), "turns[0].legal_actions: 1 entries in a token turn, which has none");
+  t = ValidTokens();
+  t.mutable_turns(0)->add_observation(1.f);
+  EXPECT_EQ(Check(t), "turns[0].observation: 1 floats, a token turn has none or the game's 27");
+  t = ValidTokens();
+  t.mutable_turns(0)->clear_observation_tokens();
+  EXPECT_EQ(Check(t), "turns[0].observation_tokens: empty in a token turn (the prompt is context)");
+  // A version list or a prompt without generated tokens is a token turn that lost its action.
+  t = Valid();
+  t.mutable_turns(0)->add_action_token_versions(1);
+  EXPECT_EQ(Check(t), "turns[0].action_tokens: empty, but action_token_versions has 1 entries");
+}
+
+TEST(ValidateTrajectory, TokenTurnsHoldAtMostAMillionTokens) {
+  auto t = ValidTokens();
+  v1::Turn* turn = t.mutable_turns(0);
+  for (size_t k = turn->observation_tokens_size() + turn->action_tokens_size();
+       k < kMaxTokensPerTurn; ++k) {
+    turn->add_observation_tokens(1);
+  }
+  EXPECT_EQ(Check(t), "ok");
+  turn->add_observation_tokens(1);
+  EXPECT_EQ(Check(t), "turns[0]: 1048577 tokens (prompt and action), more than the limit of "
+                      "1048576");
+}
+
 }  // namespace
 }  // namespace rally
