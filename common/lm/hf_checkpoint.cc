@@ -1,6 +1,8 @@
 #include "common/lm/hf_checkpoint.h"
 
 #include <climits>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -23,6 +25,7 @@ constexpr char kConfigFile[] = "config.json";
 constexpr char kWeightsFile[] = "model.safetensors";
 constexpr char kIndexFile[] = "model.safetensors.index.json";
 constexpr char kTokenizerFile[] = "tokenizer.json";
+constexpr int kMaxLayers = 10000;
 
 absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
   std::error_code ec;
@@ -155,6 +158,12 @@ absl::Status ParseSizes(const json& j, const std::string& path, TransformerConfi
     if (!v.ok()) return v.status();
     *field = *v;
   }
+  // ExpectedTensors lists a dozen tensors a layer: a bound keeps a damaged file from asking for
+  // billions (the deepest public models have under 200 layers).
+  if (c.layers > kMaxLayers) {
+    return KeyError(path, "num_hidden_layers",
+                    absl::StrCat("is ", c.layers, ": more than ", kMaxLayers, " is not supported"));
+  }
   absl::StatusOr<int> kv_heads = PositiveInt(j, path, "num_key_value_heads", c.heads);
   if (!kv_heads.ok()) return kv_heads.status();
   c.kv_heads = *kv_heads;
@@ -191,6 +200,8 @@ class WeightCollector {
     expected_ = ExpectedTensors(config);
     for (const ExpectedTensor& t : expected_) shapes_[t.name] = &t.shape;
   }
+  WeightCollector(const WeightCollector&) = delete;
+  WeightCollector& operator=(const WeightCollector&) = delete;
 
   // Reads the safetensors file `path`. With `routed`, only the tensors in it are taken from this
   // file (the index assigns them here) and each must be in it.
@@ -341,6 +352,34 @@ absl::Status LoadWeights(const fs::path& dir, HfModel& model) {
 
 // ---- writing ----
 
+// The bytes of `t`, which must be F32 and shaped as `e`, in `dtype`. F16 refuses a finite value
+// it would round to infinity (beyond 65519.99...).
+absl::StatusOr<std::string> ConvertOne(const ExpectedTensor& e, const NamedTensor& t,
+                                       const std::string& dtype) {
+  if (t.dtype != "F32" || t.shape != e.shape) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' is ", t.dtype, " ",
+                                                   ShapeText(t.shape), ", the config needs F32 ",
+                                                   ShapeText(e.shape)));
+  }
+  int64_t elements = 1;
+  for (int64_t d : e.shape) elements *= d;
+  absl::StatusOr<std::string> data = FromF32Bytes(t.data, dtype);
+  if (!data.ok() || static_cast<int64_t>(t.data.size()) != 4 * elements) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", t.name, "' holds ", t.data.size(), " bytes, not ", 4 * elements));
+  }
+  for (int64_t i = 0; dtype == "F16" && i < elements; ++i) {
+    float v;
+    std::memcpy(&v, t.data.data() + 4 * i, 4);
+    if (std::isfinite(v) && std::isinf(HalfToFloat(FloatToHalf(v)))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", t.name, "' holds ", v, " at ", i,
+                       ", beyond fp16's range (largest 65504): ", "write bf16 or fp32"));
+    }
+  }
+  return data;
+}
+
 // The tensors of `weights` as ExpectedTensors(config) lists them, converted to `dtype`.
 absl::StatusOr<TensorSet> ConvertForWriting(const TransformerConfig& config,
                                             const TensorSet& weights, const std::string& dtype) {
@@ -357,19 +396,8 @@ absl::StatusOr<TensorSet> ConvertForWriting(const TransformerConfig& config,
     if (it == by_name.end()) {
       return absl::InvalidArgumentError(absl::StrCat("tensor '", e.name, "' is missing"));
     }
-    const NamedTensor& t = *it->second;
-    if (t.dtype != "F32" || t.shape != e.shape) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' is ", t.dtype, " ",
-                                                     ShapeText(t.shape), ", the config needs F32 ",
-                                                     ShapeText(e.shape)));
-    }
-    int64_t elements = 1;
-    for (int64_t d : e.shape) elements *= d;
-    absl::StatusOr<std::string> data = FromF32Bytes(t.data, dtype);
-    if (!data.ok() || static_cast<int64_t>(t.data.size()) != 4 * elements) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' holds ", t.data.size(),
-                                                     " bytes, not ", 4 * elements));
-    }
+    absl::StatusOr<std::string> data = ConvertOne(e, *it->second, dtype);
+    if (!data.ok()) return data.status();
     out.tensors.push_back({e.name, dtype, e.shape, *std::move(data)});
     by_name.erase(it);
   }

@@ -9,11 +9,12 @@
 // Tensor names and shapes are ExpectedTensors(config)'s (common/lm/model_config.h).
 //
 // What maps, and what is refused (every error names the file and the key or tensor):
-//   - config.json: num_hidden_layers, hidden_size, num_attention_heads, intermediate_size,
-//     vocab_size, max_position_embeddings are required positive integers; num_key_value_heads
-//     (default: num_attention_heads) must divide num_attention_heads; head_dim is optional
-//     (default hidden_size / num_attention_heads); rope_theta (default 10000, also read from
-//     rope_parameters), rms_norm_eps (default 1e-6), tie_word_embeddings (default false).
+//   - config.json: num_hidden_layers (at most 10000), hidden_size, num_attention_heads,
+//     intermediate_size, vocab_size, max_position_embeddings are required positive integers;
+//     num_key_value_heads (default: num_attention_heads) must divide num_attention_heads;
+//     head_dim is optional (default hidden_size / num_attention_heads); rope_theta (default
+//     10000, also read from rope_parameters), rms_norm_eps (default 1e-6), tie_word_embeddings
+//     (default false).
 //     Refused as not supported: rope_scaling other than null, a rope_parameters rope_type other
 //     than "default", hidden_act other than "silu", use_sliding_window true, mlp_bias true, and
 //     attention_bias true for llama and qwen3 (their bias is on o_proj as well; rally's attention

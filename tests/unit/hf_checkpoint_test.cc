@@ -361,6 +361,8 @@ TEST(HfCheckpoint, BadConfigsNameTheKey) {
       {"vocab_size", nullptr, {"vocab_size", "missing"}},
       {"hidden_size", "1024", {"hidden_size", "not an integer"}},
       {"num_hidden_layers", 0, {"num_hidden_layers", "positive"}},
+      {"num_hidden_layers", 10001, {"num_hidden_layers", "more than 10000"}},
+      {"hidden_size", 4294967296, {"hidden_size", "positive integer (up to 2^31-1)"}},
       {"intermediate_size", -3, {"intermediate_size", "positive"}},
       {"max_position_embeddings", 1.5, {"max_position_embeddings", "integer"}},
       {"num_key_value_heads", 3, {"num_key_value_heads", "does not divide"}},
@@ -683,6 +685,14 @@ TEST(HfCheckpoint, WritingRefusesWeightsThatAreNotTheConfigsAndWritesNothing) {
   ExpectNames(WriteHfDirectory(dir.string(), config, short_data, "fp32", ""),
               {"'model.layers.0.input_layernorm.weight'", "12 bytes"});
   ExpectNames(WriteHfDirectory(dir.string(), config, good, "int8", ""), {"int8"});
+  // fp16 would make 65520 infinite; bf16 holds it.
+  TensorSet large = good;
+  reinterpret_cast<float*>(large.tensors[3].data.data())[2] = 65520.0f;
+  ExpectNames(WriteHfDirectory(dir.string(), config, large, "fp16", ""),
+              {"'model.layers.0.self_attn.k_proj.weight'", "65520", "fp16"});
+  EXPECT_FALSE(fs::exists(dir));
+  ASSERT_TRUE(WriteHfDirectory(dir.string(), config, large, "bf16", "").ok());
+  fs::remove_all(dir);
   TransformerConfig both = config;
   both.qk_norm = true;
   both.attention_bias = true;
