@@ -1,6 +1,6 @@
 // Connect Four as text: the board from the top row down, x and o for the pieces and . for empty
 // cells, over a line of column numbers; a move is a column, "[3]".
-//   kCompact  rules   "Connect Four, you are x (x moves first). Columns 0-6. Move [column].\n"
+//   kCompact  rules   "Connect Four, you are x. Move [column].\n"
 //             turn    the board, 6 lines of 7 characters and "0123456\n"
 //   kSpiral   rules   a paragraph naming the seat's pieces, how pieces fall and the win condition
 //             turn    "Board:\n" the same board with spaces between cells, then
@@ -20,7 +20,7 @@ class ConnectFourText final : public TextRendering {
   std::string Rules(const Game& /*game*/, int player, PromptStyle style) const override {
     if (style == PromptStyle::kCompact) {
       return absl::StrCat("Connect Four, you are ", std::string(1, Mark(player)),
-                          " (x moves first). Columns 0-6. Move [column].\n");
+                          ". Move [column].\n");
     }
     return absl::StrCat(
         "You are Player ", player, " in Connect Four and play ", std::string(1, Mark(player)),

@@ -1,6 +1,6 @@
 // Kuhn poker as text, with SPIRAL's move words: pass is [Check] before a bet and [Fold] facing one;
 // bet is [Bet] before a bet and [Call] facing one. The last line lists the legal moves.
-//   kCompact  rules   "Kuhn poker (cards J<Q<K, ante 1, bet 1); you are P0, P0 acts first.\n"
+//   kCompact  rules   "Kuhn poker (J<Q<K), you are P0.\n"
 //             turn    on the seat's first turn "Card K\n"; then "Opp [Bet]\n" for the
 //                     opponent's move since the seat's previous turn, if any; then
 //                     "Moves [Fold] [Call]\n"
@@ -34,8 +34,7 @@ class KuhnPokerText final : public TextRendering {
  public:
   std::string Rules(const Game& /*game*/, int player, PromptStyle style) const override {
     if (style == PromptStyle::kCompact) {
-      return absl::StrCat("Kuhn poker (cards J<Q<K, ante 1, bet 1); you are P", player,
-                          ", P0 acts first.\n");
+      return absl::StrCat("Kuhn poker (J<Q<K), you are P", player, ".\n");
     }
     return absl::StrCat(
         "You are Player ", player,

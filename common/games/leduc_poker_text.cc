@@ -1,8 +1,7 @@
 // Leduc poker as text. Cards are told by rank (J, Q, K): suits never decide a hand. With nothing
 // owed, call is [Check] and raise is [Bet]; facing a bet, the moves are [Fold], [Call] and
 // [Raise]. The last line lists the legal moves.
-//   kCompact  rules   "Leduc poker (cards J J Q Q K K, ante 1, bets 2 then 4, a pair with the
-//                     public card wins); you are P0, P0 acts first each round.\n"
+//   kCompact  rules   "Leduc poker (J J Q Q K K, a pair wins), you are P0.\n"
 //             turn    on the seat's first turn "Card K\n"; then, in the order they happened
 //                     since the seat's previous turn, "Opp [Bet]\n" for each opponent move and
 //                     "Public Q\n" when the public card came; then "Moves [Fold] [Call] [Raise]\n"
@@ -66,10 +65,7 @@ class LeducPokerText final : public TextRendering {
  public:
   std::string Rules(const Game& /*game*/, int player, PromptStyle style) const override {
     if (style == PromptStyle::kCompact) {
-      return absl::StrCat(
-          "Leduc poker (cards J J Q Q K K, ante 1, bets 2 then 4, a pair with the public card "
-          "wins); you are P",
-          player, ", P0 acts first each round.\n");
+      return absl::StrCat("Leduc poker (J J Q Q K K, a pair wins), you are P", player, ".\n");
     }
     return absl::StrCat(
         "You are Player ", player,

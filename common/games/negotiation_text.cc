@@ -1,9 +1,8 @@
 // Simple Negotiation as text. An offer is written from its proposer's side: "[Offer: 3 Wheat ->
 // 2 Ore]" gives 3 Wheat for 2 Ore; the pending offer is the opponent's, so accepting it gives the
 // 2 Ore and receives the 3 Wheat.
-//   kCompact  rules   "Negotiation, you are P0 (P0 moves first), 10 turns in all. Moves
-//                     [Offer: 3 Wheat -> 2 Ore] (give 3 Wheat for 2 Ore, 1-5 units), [Accept],
-//                     [Deny]. Most value gained wins.\n"
+//   kCompact  rules   "Negotiation, you are P0, 10 turns. Move [Offer: 3 Wheat -> 2 Ore] (give
+//                     3 Wheat for 2 Ore, 1-5 units), [Accept] or [Deny].\n"
 //             turn    on the seat's first turn "Values: Wheat 5, Wood 10, ...\n" and
 //                     "Have: Wheat 12, Wood 7, ...\n"; then "Opp [Deny]\n" for the opponent's
 //                     move since the seat's previous turn, if any (an offer there is the pending
@@ -83,9 +82,9 @@ class NegotiationText final : public TextRendering {
     int turns = IntParameter(game, "max_turns", NegotiationOptions{}.max_turns);
     int units = IntParameter(game, "max_units", NegotiationOptions{}.max_units);
     if (style == PromptStyle::kCompact) {
-      return absl::StrCat("Negotiation, you are P", player, " (P0 moves first), ", turns,
-                          " turns in all. Moves ", kOfferFormat, " (give 3 Wheat for 2 Ore, 1-",
-                          units, " units), [Accept], [Deny]. Most value gained wins.\n");
+      return absl::StrCat("Negotiation, you are P", player, ", ", turns, " turns. Move ",
+                          kOfferFormat, " (give 3 Wheat for 2 Ore, 1-", units,
+                          " units), [Accept] or [Deny].\n");
     }
     return absl::StrCat(
         "You are Player ", player, " in a negotiation of ", turns,

@@ -1,6 +1,6 @@
 // TicTacToe as text. The board is drawn in 3 lines, each cell its mark (x or o) or, when empty,
 // its number, so that the moves left can be read off the board.
-//   kCompact  rules   "TicTacToe, you are x (x moves first). Cells 0-8. Move [cell].\n"
+//   kCompact  rules   "TicTacToe, you are x. Move [cell].\n"
 //             turn    the board: "x1o\n3x5\n67o\n"
 //   kSpiral   rules   a paragraph naming the seat's mark, the win condition and the cell numbers
 //             turn    "Board:\n x | 1 | o\n 3 | x | 5\n 6 | 7 | o\nYou play x. Your legal moves:
@@ -24,8 +24,7 @@ class TicTacToeText final : public TextRendering {
  public:
   std::string Rules(const Game& /*game*/, int player, PromptStyle style) const override {
     if (style == PromptStyle::kCompact) {
-      return absl::StrCat("TicTacToe, you are ", std::string(1, Mark(player)),
-                          " (x moves first). Cells 0-8. Move [cell].\n");
+      return absl::StrCat("TicTacToe, you are ", std::string(1, Mark(player)), ". Move [cell].\n");
     }
     return absl::StrCat(
         "You are Player ", player, " in TicTacToe and play ", std::string(1, Mark(player)),

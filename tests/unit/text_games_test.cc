@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <random>
@@ -84,8 +85,7 @@ TEST(TextGames, TicTacToeTexts) {
   auto game = Load("tictactoe");
   const TextRendering& r = Rendering("tictactoe");
   auto s = Play(*game, {4, 0, 2});  // x: 4, 2; o: 0; o to move
-  EXPECT_EQ(r.Rules(*game, 1, kCompact),
-            "TicTacToe, you are o (x moves first). Cells 0-8. Move [cell].\n");
+  EXPECT_EQ(r.Rules(*game, 1, kCompact), "TicTacToe, you are o. Move [cell].\n");
   EXPECT_EQ(r.Observation(*s, 1, kCompact), "o1x\n3x5\n678\n");
   EXPECT_EQ(r.Observation(*s, 1, kSpiral),
             "Board:\n o | 1 | x\n 3 | x | 5\n 6 | 7 | 8\n"
@@ -135,15 +135,15 @@ TEST(TextGames, KuhnPokerCompactTranscriptsOfOneHand) {
   const TextRendering& r = Rendering("kuhn_poker");
   const std::vector<int> hand = {2, 1, 0, 1, 1};  // K vs Q: check, bet, call
   EXPECT_EQ(*CompactTranscript(r, *game, hand, 0),
-            "Kuhn poker (cards J<Q<K, ante 1, bet 1); you are P0, P0 acts first.\n"
+            "Kuhn poker (J<Q<K), you are P0.\n"
             "Card K\nMoves [Check] [Bet]\n[Check]\n"
             "Opp [Bet]\nMoves [Fold] [Call]\n[Call]\n");
   EXPECT_EQ(*CompactTranscript(r, *game, hand, 1),
-            "Kuhn poker (cards J<Q<K, ante 1, bet 1); you are P1, P0 acts first.\n"
+            "Kuhn poker (J<Q<K), you are P1.\n"
             "Card Q\nOpp [Check]\nMoves [Check] [Bet]\n[Bet]\n");
   // Mid-hand, the transcript ends with the pending turn's prompt.
   EXPECT_EQ(*CompactTranscript(r, *game, std::vector<int>{2, 1, 0, 1}, 0),
-            "Kuhn poker (cards J<Q<K, ante 1, bet 1); you are P0, P0 acts first.\n"
+            "Kuhn poker (J<Q<K), you are P0.\n"
             "Card K\nMoves [Check] [Bet]\n[Check]\nOpp [Bet]\nMoves [Fold] [Call]\n");
   // Before a seat's first turn its transcript is empty.
   EXPECT_EQ(*CompactTranscript(r, *game, std::vector<int>{2, 1}, 1), "");
@@ -156,9 +156,8 @@ TEST(TextGames, NegotiationTexts) {
   const int kWheat = 0, kSheep = 2, kBrick = 3, kOre = 4;
   auto s = Play(*game, NegotiationActions({Offer(kWheat, 3, kOre, 2)}));
   EXPECT_EQ(r.Rules(*game, 1, kCompact),
-            "Negotiation, you are P1 (P0 moves first), 10 turns in all. Moves [Offer: 3 Wheat -> "
-            "2 Ore] (give 3 Wheat for 2 Ore, 1-5 units), [Accept], [Deny]. Most value gained "
-            "wins.\n");
+            "Negotiation, you are P1, 10 turns. Move [Offer: 3 Wheat -> 2 Ore] (give 3 Wheat for "
+            "2 Ore, 1-5 units), [Accept] or [Deny].\n");
   EXPECT_EQ(r.Observation(*s, 1, kCompact),
             "Values: Wheat 6, Wood 12, Sheep 12, Brick 20, Ore 32\n"
             "Have: Wheat 5, Wood 6, Sheep 7, Brick 8, Ore 9\n"
@@ -274,8 +273,7 @@ TEST(TextGames, ConnectFourTexts) {
   auto s = Play(*game, {3, 3, 4});  // x: 3, 4 on the bottom row; o on top of 3
   EXPECT_EQ(r.Observation(*s, 1, kCompact),
             ".......\n.......\n.......\n.......\n...o...\n...xx..\n0123456\n");
-  EXPECT_EQ(r.Rules(*game, 1, kCompact),
-            "Connect Four, you are o (x moves first). Columns 0-6. Move [column].\n");
+  EXPECT_EQ(r.Rules(*game, 1, kCompact), "Connect Four, you are o. Move [column].\n");
   for (int i = 0; i < 4; ++i) s->ApplyAction(0);  // column 0: o x o x
   s->ApplyAction(0);
   s->ApplyAction(0);  // column 0 full
@@ -365,7 +363,7 @@ TEST(TextGames, TicTacToeCompactPromptIsAFunctionOfThePosition) {
   auto b = Play(*game, {8, 2, 0, 4});
   EXPECT_EQ(*CompactPrompt(r, *game, *a, 0), *CompactPrompt(r, *game, *b, 0));
   EXPECT_EQ(*CompactPrompt(r, *game, *a, 0),
-            "TicTacToe, you are x (x moves first). Cells 0-8. Move [cell].\n"
+            "TicTacToe, you are x. Move [cell].\n"
             "012\n345\n678\n[0]\nx1o\n345\n678\n[8]\nx1o\n3o5\n67x\n");
   // Every non-terminal position has a prompt of its own.
   std::map<std::string, std::unique_ptr<State>> positions;
@@ -621,6 +619,29 @@ TEST(TextGames, MatchSpiralPromptsAreWholeChatPrompts) {
   EXPECT_NE(match->Prompt().find("Betting so far: Player 0 [Bet]\nYour legal moves: [Fold], "
                                  "[Call]\nPlease reason step by step"),
             std::string::npos);
+}
+
+// A seat's whole compact context stays short. Kuhn: the longest is player 0's check, bet, call
+// (or fold): 32 bytes of rules, 7 + 20 + 8 on its first turn, 10 + 20 + 7 on its second = 104.
+// TicTacToe: x's five turns of a full board, 35 + 5 * (12 + 4) = 115.
+TEST(TextGames, CompactTranscriptsStayShort) {
+  for (const auto& [name, longest] :
+       std::vector<std::pair<std::string, size_t>>{{"kuhn_poker", 104}, {"tictactoe", 115}}) {
+    std::mt19937_64 rng(13);
+    size_t seen = 0;
+    for (int g = 0; g < 300; ++g) {
+      TextMatch match = PlayMatch(name, {}, {}, rng());
+      while (!match.IsOver()) {
+        std::vector<int> legal = match.state().LegalActions();
+        int a = legal[std::uniform_int_distribution<size_t>(0, legal.size() - 1)(rng)];
+        ASSERT_TRUE(
+            match.Answer(match.rendering().MoveText(match.state(), match.CurrentPlayer(), a), rng)
+                .ok());
+      }
+      for (int p = 0; p < 2; ++p) seen = std::max(seen, match.Transcript(p).size());
+    }
+    EXPECT_EQ(seen, longest) << name;
+  }
 }
 
 }  // namespace
