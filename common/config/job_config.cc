@@ -8,6 +8,7 @@
 #include "common/config/yaml_reader.h"
 #include "common/eval/opponents.h"
 #include "common/games/registry.h"
+#include "common/games/text_game.h"
 
 namespace rally {
 namespace {
@@ -16,6 +17,123 @@ template <typename T>
 void RequireAtLeast(YamlReader& r, const YAML::Node& map, const std::string& path,
                     const std::string& key, T value, T minimum) {
   if (value < minimum) r.Error(map, path, key, absl::StrCat("must be at least ", minimum));
+}
+
+void ReadTransformerShape(YamlReader& r, const YAML::Node& p, PolicyConfig* policy) {
+  const std::string pp = "policy";
+  TransformerConfig& t = policy->transformer;
+  t.vocab = 0;  // the tokenizer's size unless given
+  r.Read(p, pp, "layers", &t.layers);
+  r.Read(p, pp, "d_model", &t.d_model);
+  r.Read(p, pp, "heads", &t.heads);
+  t.kv_heads = t.heads;
+  r.Read(p, pp, "kv_heads", &t.kv_heads);
+  r.Read(p, pp, "head_dim", &t.head_dim);
+  r.Read(p, pp, "d_ff", &t.d_ff);
+  r.Read(p, pp, "vocab", &t.vocab);
+  r.Read(p, pp, "max_seq_len", &t.max_seq_len);
+  r.Read(p, pp, "rope_theta", &t.rope_theta);
+  r.Read(p, pp, "rms_norm_eps", &t.rms_norm_eps);
+  r.Read(p, pp, "tie_embeddings", &t.tie_embeddings);
+  r.Read(p, pp, "qk_norm", &t.qk_norm);
+  r.Read(p, pp, "attention_bias", &t.attention_bias);
+  RequireAtLeast(r, p, pp, "layers", t.layers, 1);
+  RequireAtLeast(r, p, pp, "d_model", t.d_model, 1);
+  RequireAtLeast(r, p, pp, "heads", t.heads, 1);
+  RequireAtLeast(r, p, pp, "kv_heads", t.kv_heads, 1);
+  RequireAtLeast(r, p, pp, "head_dim", t.head_dim, 0);
+  RequireAtLeast(r, p, pp, "d_ff", t.d_ff, 1);
+  RequireAtLeast(r, p, pp, "max_seq_len", t.max_seq_len, 16);
+  RequireAtLeast(r, p, pp, "rms_norm_eps", t.rms_norm_eps, 0.0);
+  if (t.rope_theta <= 0) r.Error(p, pp, "rope_theta", "must be positive");
+  if (t.heads >= 1 && t.kv_heads >= 1 && t.heads % t.kv_heads != 0) {
+    r.Error(p, pp, "kv_heads", absl::StrCat("must divide heads (", t.heads, ")"));
+  }
+  if (t.head_dim == 0 && t.heads >= 1 && t.d_model % t.heads != 0) {
+    r.Error(p, pp, "heads", absl::StrCat("must divide d_model (", t.d_model, ") unless head_dim is given"));
+  }
+  if (t.heads >= 1 && t.HeadDim() % 2 != 0) {
+    r.Error(p, pp, "head_dim", absl::StrCat("the head width ", t.HeadDim(),
+                                            " must be even (rotary embeddings rotate pairs)"));
+  }
+}
+
+// The tokenizer and vocabulary: "byte" has kByteTokenizerVocab ids; a tokenizer.json file needs
+// `vocab` (the model's embedding rows, at least the file's size) unless `from` gives it.
+void ResolveTokenizer(YamlReader& r, const YAML::Node& p, PolicyConfig* policy) {
+  TransformerConfig& t = policy->transformer;
+  if (policy->tokenizer.empty() && policy->from.empty()) policy->tokenizer = "byte";
+  if (!policy->from.empty()) return;
+  if (policy->tokenizer == "byte") {
+    if (t.vocab == 0) t.vocab = kByteTokenizerVocab;
+    if (t.vocab < kByteTokenizerVocab) {
+      r.Error(p, "policy", "vocab",
+              absl::StrCat("must be at least ", kByteTokenizerVocab, " for the byte tokenizer"));
+    }
+  } else if (t.vocab < 1) {
+    r.Error(p, "policy", "vocab", "required with a tokenizer file: the model's embedding rows");
+  }
+}
+
+void ReadTransformer(YamlReader& r, const YAML::Node& p, const std::string& game,
+                     PolicyConfig* policy) {
+  const std::string pp = "policy";
+  r.Read(p, pp, "from", &policy->from);
+  for (const char* key : {"layers", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "vocab",
+                          "max_seq_len", "rope_theta", "rms_norm_eps", "tie_embeddings",
+                          "qk_norm", "attention_bias"}) {
+    if (!policy->from.empty() && p[key]) {
+      r.Error(p, pp, key, "not allowed beside `from`: the model's shape comes from its config.json");
+    }
+  }
+  if (policy->from.empty()) ReadTransformerShape(r, p, policy);
+  r.Read(p, pp, "tokenizer", &policy->tokenizer);
+  ResolveTokenizer(r, p, policy);
+  r.Read(p, pp, "prompt", &policy->prompt);
+  if (!ParsePromptStyle(policy->prompt).ok()) {
+    r.Error(p, pp, "prompt", absl::StrCat("'", policy->prompt, "': one of compact, spiral"));
+  }
+  r.Read(p, pp, "temperature", &policy->temperature);
+  r.Read(p, pp, "top_p", &policy->top_p);
+  r.Read(p, pp, "top_k", &policy->top_k);
+  r.Read(p, pp, "max_new_tokens", &policy->max_new_tokens);
+  r.Read(p, pp, "max_turns", &policy->max_turns);
+  RequireAtLeast(r, p, pp, "temperature", policy->temperature, 0.0);
+  if (policy->top_p <= 0 || policy->top_p > 1) r.Error(p, pp, "top_p", "must lie in (0, 1]");
+  RequireAtLeast(r, p, pp, "top_k", policy->top_k, 0);
+  RequireAtLeast(r, p, pp, "max_new_tokens", policy->max_new_tokens, 1);
+  RequireAtLeast(r, p, pp, "max_turns", policy->max_turns, 0);
+  if (!FindTextRendering(game).ok()) {
+    std::string games;
+    for (const std::string& g : GamesWithTextRendering()) absl::StrAppend(&games, games.empty() ? "" : ", ", g);
+    r.Error(p, pp, "kind", absl::StrCat("a transformer plays the game as text, and '", game,
+                                        "' has no text rendering (games with one: ", games, ")"));
+  }
+}
+
+void ReadPolicy(YamlReader& r, const YAML::Node& top, const std::string& game,
+                PolicyConfig* policy) {
+  YAML::Node p = r.Section(top, "", "policy");
+  r.Read(p, "policy", "kind", &policy->kind);
+  if (policy->kind == "transformer") {
+    r.CheckKeys(p, "policy",
+                {"kind", "layers", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "vocab",
+                 "max_seq_len", "rope_theta", "rms_norm_eps", "tie_embeddings", "qk_norm",
+                 "attention_bias", "from", "tokenizer", "prompt", "temperature", "top_p", "top_k",
+                 "max_new_tokens", "max_turns"});
+    ReadTransformer(r, p, game, policy);
+    return;
+  }
+  if (policy->kind != "mlp") {
+    r.Error(p, "policy", "kind", absl::StrCat("'", policy->kind, "': one of mlp, transformer"));
+    return;
+  }
+  r.CheckKeys(p, "policy", {"kind", "hidden"});
+  r.Read(p, "policy", "hidden", &policy->hidden);
+  if (policy->hidden.empty()) r.Error(top, "", "policy", "policy.hidden needs at least one layer");
+  for (int h : policy->hidden) {
+    if (h < 1 || h > 65536) r.Error(p, "policy", "hidden", "widths must lie in [1, 65536]");
+  }
 }
 
 void ReadGame(YamlReader& r, const YAML::Node& root, GameConfig* game) {
@@ -238,18 +356,13 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(top, "", "seed", &c.seed);
   ReadGame(r, top, &c.game);
 
-  YAML::Node policy = r.Section(top, "", "policy");
-  r.CheckKeys(policy, "policy", {"hidden"});
-  r.Read(policy, "policy", "hidden", &c.policy.hidden);
-  if (c.policy.hidden.empty()) r.Error(top, "", "policy", "policy.hidden needs at least one layer");
-  for (int h : c.policy.hidden) {
-    if (h < 1 || h > 65536) r.Error(policy, "policy", "hidden", "widths must lie in [1, 65536]");
-  }
+  ReadPolicy(r, top, c.game.name, &c.policy);
 
   YAML::Node actors = r.Section(top, "", "actors");
   const std::string ap = "actors";
   r.CheckKeys(actors, ap,
-              {"count", "envs_per_actor", "threads", "max_batch", "batch_timeout_us", "opponents"});
+              {"count", "envs_per_actor", "threads", "max_batch", "batch_timeout_us", "opponents",
+               "kv_cache_tokens"});
   {
     const YAML::Node opp = r.Section(actors, ap, "opponents");
     double total = 0;
@@ -274,6 +387,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   RequireAtLeast(r, actors, ap, "threads", c.actors.threads, 1);
   RequireAtLeast(r, actors, ap, "max_batch", c.actors.max_batch, 1);
   RequireAtLeast(r, actors, ap, "batch_timeout_us", c.actors.batch_timeout_us, 0);
+  r.Read(actors, ap, "kv_cache_tokens", &c.actors.kv_cache_tokens);
+  RequireAtLeast(r, actors, ap, "kv_cache_tokens", c.actors.kv_cache_tokens, 0L);
 
   ReadReplay(r, top, &c.replay);
 
@@ -283,6 +398,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.CheckKeys(learner, lp,
               {"algorithm",
                "batch_episodes",
+               "batch_tokens",
                "epochs_per_batch",
                "objective",
                "learning_rate",
@@ -321,6 +437,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(learner, lp, "table", &lc.table);
   r.Read(learner, lp, "algorithm", &lc.algorithm);
   r.Read(learner, lp, "batch_episodes", &lc.batch_episodes);
+  r.Read(learner, lp, "batch_tokens", &lc.batch_tokens);
   r.Read(learner, lp, "epochs_per_batch", &lc.epochs_per_batch);
   r.Read(learner, lp, "objective", &lc.objective);
   if (lc.objective != "return" && lc.objective != "win") {
@@ -357,6 +474,12 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
             "unknown algorithm '" + lc.algorithm + "' (known: reinforce_rae, ppo, vtrace)");
   }
   RequireAtLeast(r, learner, lp, "batch_episodes", lc.batch_episodes, 1);
+  RequireAtLeast(r, learner, lp, "batch_tokens", lc.batch_tokens, 1L);
+  if (c.policy.is_transformer() && lc.algorithm != "reinforce_rae" && lc.algorithm != "ppo") {
+    r.Error(learner, lp, "algorithm",
+            absl::StrCat("'", lc.algorithm, "' has no token-level form; a transformer policy "
+                         "trains with reinforce_rae or ppo"));
+  }
   RequireAtLeast(r, learner, lp, "epochs_per_batch", lc.epochs_per_batch, 1);
   if (lc.learning_rate <= 0) r.Error(learner, lp, "learning_rate", "must be positive");
   RequireAtLeast(r, learner, lp, "entropy_coef", lc.entropy_coef, 0.0);

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/games/game.h"
+#include "common/lm/model_config.h"
 
 namespace rally {
 
@@ -18,8 +19,30 @@ struct GameConfig {
   GameParameters params;  // over the game's defaults (`game: {name: N, params: {key: value}}`)
 };
 
+// The policy the job trains (docs/lm.md for language models).
 struct PolicyConfig {
-  std::vector<int> hidden = {128, 128};  // MLP hidden layer widths
+  std::string kind = "mlp";              // mlp | transformer
+  std::vector<int> hidden = {128, 128};  // mlp: hidden layer widths
+  // transformer: a decoder-only language model that plays the game as text
+  // (common/games/text_game.h). Its shape comes from the keys of TransformerConfig (layers,
+  // d_model, heads, kv_heads, head_dim, d_ff, vocab, max_seq_len, rope_theta, rms_norm_eps,
+  // tie_embeddings, qk_norm, attention_bias), or from a Hugging Face directory `from`, whose
+  // weights then start the training (no size keys beside it).
+  TransformerConfig transformer;
+  std::string from;
+  // "byte" (common/lm/tokenizer.h's byte tokenizer, 259 ids) or a tokenizer.json file; default:
+  // `from`'s tokenizer.json when it has one, else "byte".
+  std::string tokenizer;
+  std::string prompt = "compact";  // compact | spiral (common/games/text_game.h)
+  // Sampling of the behaviour policy: temperature (0: greedy), nucleus top_p (1: off), top_k (0:
+  // off); each turn's answer is at most max_new_tokens tokens, then cut (an invalid answer).
+  double temperature = 1.0;
+  double top_p = 1.0;
+  int top_k = 0;
+  int max_new_tokens = 16;
+  // Answers after which an unfinished text game is a draw; 0: only the game's own limit.
+  int max_turns = 0;
+  bool is_transformer() const { return kind == "transformer"; }
 };
 
 struct ActorsConfig {
@@ -28,6 +51,9 @@ struct ActorsConfig {
   int threads = 2;              // environment-stepping threads per actor
   int max_batch = 64;           // inference batch cap B
   int batch_timeout_us = 1000;  // how long a partial batch waits for more requests
+  // policy.kind transformer: the inference worker's KV cache holds at most this many tokens over
+  // all the sequences it generates for (its memory bound); 0: envs_per_actor x max_seq_len.
+  long kv_cache_tokens = 0;
   // Share of episodes played against each fixed opponent (the policy in one seat, alternating);
   // the rest is self-play. Shares sum to at most 1. Any opponent but "random" breaks the
   // self-play rule (IsSelfPlayOpponent): allowed, with a warning.
@@ -74,6 +100,9 @@ struct LearnerConfig {
   std::string algorithm = "reinforce_rae";  // reinforce_rae | ppo | vtrace
   std::string table;                        // replay table to sample; default: the first table
   int batch_episodes = 128;
+  // policy.kind transformer: a batch is packed by tokens (prompt and generated) rather than by
+  // episodes: whole episodes are added until the next would pass this many tokens.
+  long batch_tokens = 8192;
   int epochs_per_batch = 1;  // optimiser steps on each sampled batch
   // What a seat's episode is worth to the learner: "return", the game's return; "win", 1 for a
   // positive return and 0 otherwise (the win rate: a draw is worth no more than a loss).

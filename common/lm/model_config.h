@@ -45,6 +45,10 @@ struct TransformerConfig {
   int HeadDim() const { return head_dim > 0 ? head_dim : d_model / heads; }
 };
 
+// The byte tokenizer's vocabulary (common/lm/tokenizer.h): bytes 0..255 and three special
+// tokens ("<|endoftext|>", "<|im_start|>", "<|im_end|>").
+inline constexpr int kByteTokenizerVocab = 259;
+
 struct ExpectedTensor {
   std::string name;
   std::vector<int64_t> shape;

@@ -391,5 +391,83 @@ TEST(JobConfig, PoolSelectionNeedsSnapshots) {
       << Message(c);
 }
 
+TEST(JobConfig, APolicyIsAnMlpUnlessItSaysTransformer) {
+  auto c = ParseJobConfig("game: tictactoe\n", "mlp.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->policy.kind, "mlp");
+  EXPECT_FALSE(c->policy.is_transformer());
+  EXPECT_EQ(c->policy.hidden, (std::vector<int>{128, 128}));
+}
+
+TEST(JobConfig, ATransformerPolicyTakesItsShapeFromTheSpec) {
+  auto c = ParseJobConfig(
+      "game: kuhn_poker\n"
+      "policy: {kind: transformer, layers: 3, d_model: 96, heads: 6, kv_heads: 2, d_ff: 256,\n"
+      "         max_seq_len: 256, tie_embeddings: true, temperature: 0.7, top_p: 0.9,\n"
+      "         top_k: 20, max_new_tokens: 6}\n"
+      "actors: {kv_cache_tokens: 65536}\n"
+      "learner: {batch_tokens: 4096}\n"
+      "evaluation: {opponents: [random]}\n",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const TransformerConfig& t = c->policy.transformer;
+  EXPECT_TRUE(c->policy.is_transformer());
+  EXPECT_EQ(t.layers, 3);
+  EXPECT_EQ(t.d_model, 96);
+  EXPECT_EQ(t.heads, 6);
+  EXPECT_EQ(t.kv_heads, 2);
+  EXPECT_EQ(t.HeadDim(), 16);
+  EXPECT_EQ(t.d_ff, 256);
+  EXPECT_EQ(t.max_seq_len, 256);
+  EXPECT_TRUE(t.tie_embeddings);
+  EXPECT_EQ(c->policy.tokenizer, "byte");
+  EXPECT_EQ(t.vocab, kByteTokenizerVocab);  // the byte tokenizer's size when not given
+  EXPECT_EQ(c->policy.prompt, "compact");
+  EXPECT_DOUBLE_EQ(c->policy.temperature, 0.7);
+  EXPECT_DOUBLE_EQ(c->policy.top_p, 0.9);
+  EXPECT_EQ(c->policy.top_k, 20);
+  EXPECT_EQ(c->policy.max_new_tokens, 6);
+  EXPECT_EQ(c->actors.kv_cache_tokens, 65536);
+  EXPECT_EQ(c->learner.batch_tokens, 4096);
+
+  auto from = ParseJobConfig(
+      "game: tictactoe\npolicy: {kind: transformer, from: /models/qwen3, prompt: spiral}\n",
+      "from.yaml");
+  ASSERT_TRUE(from.ok()) << from.status();
+  EXPECT_EQ(from->policy.from, "/models/qwen3");
+  EXPECT_EQ(from->policy.tokenizer, "");  // the directory's tokenizer.json, found when loaded
+  EXPECT_EQ(from->policy.prompt, "spiral");
+}
+
+TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
+  auto refused = [](const std::string& policy) {
+    auto c = ParseJobConfig("game: tictactoe\npolicy: " + policy + "\n", "bad.yaml");
+    return c.ok() ? std::string("accepted") : Message(c);
+  };
+  EXPECT_NE(refused("{kind: transformer, hidden: [64]}").find("hidden"), std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, heads: 4, kv_heads: 3}").find("policy.kv_heads: must "
+                                                                        "divide heads (4)"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, d_model: 100, heads: 8}").find("policy.heads"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, d_model: 12, heads: 4}").find("must be even"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, vocab: 200}").find("at least 259 for the byte tokenizer"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, tokenizer: /t/tokenizer.json}").find("policy.vocab: "
+                                                                             "required"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, from: /m, layers: 2}").find("not allowed beside `from`"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, prompt: chat}").find("one of compact, spiral"),
+            std::string::npos);
+  EXPECT_NE(refused("{kind: transformer, top_p: 0}").find("policy.top_p"), std::string::npos);
+  EXPECT_NE(refused("{kind: rnn}").find("'rnn': one of mlp, transformer"), std::string::npos);
+  auto vtrace = ParseJobConfig(
+      "game: tictactoe\npolicy: {kind: transformer}\nlearner: {algorithm: vtrace}\n", "v.yaml");
+  ASSERT_FALSE(vtrace.ok());
+  EXPECT_NE(Message(vtrace).find("no token-level form"), std::string::npos) << Message(vtrace);
+}
+
 }  // namespace
 }  // namespace rally
