@@ -11,5 +11,8 @@ int LmScoreCommand();
 // `rally lm-generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T]
 // [--seed S]`: the continuation only (lm_model_commands.cc).
 int LmGenerateCommand();
+// `rally export-hf --checkpoint RUN --out DIR [--dtype bf16|fp16|fp32]`: a language-model
+// checkpoint as a Hugging Face directory (export_hf_command.cc).
+int ExportHfCommand();
 
 }  // namespace rally

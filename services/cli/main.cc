@@ -78,6 +78,7 @@ const char* kUsage =
     "  evaluate-policy FILE.json\n"
     "  evaluate-checkpoint --checkpoint DIR --opponent NAME --games N [--greedy] [--seed S]\n"
     "  play --checkpoint DIR [--games N] [--seat S] [--greedy]\n"
+    "  export-hf --checkpoint DIR --out DIR [--dtype bf16|fp16|fp32]\n"
     "  lm-tokenize --tokenizer FILE --text TEXT\n"
     "  lm-score --model DIR --token-ids 1,5,9,...\n"
     "  lm-generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S]";
@@ -408,6 +409,7 @@ int main(int argc, char** argv) {
   if (command == "lm-tokenize") return rally::LmTokenizeCommand();
   if (command == "lm-score") return rally::LmScoreCommand();
   if (command == "lm-generate") return rally::LmGenerateCommand();
+  if (command == "export-hf") return rally::ExportHfCommand();
   if (command == "run" || command == "validate" || command == "submit") {
     if (arg.empty()) {
       std::fprintf(stderr, "rally %s: needs a CONFIG file\n", command.c_str());
