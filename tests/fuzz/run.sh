@@ -11,7 +11,7 @@ seconds=${FUZZ_SECONDS:-30}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 out=${FUZZ_OUT:-$build/findings}
 targets=(insert_parse_fuzz wal_segment_fuzz snapshot_fuzz zstd_fuzz job_config_fuzz
-         policy_json_fuzz safetensors_fuzz checkpoint_manifest_fuzz)
+         policy_json_fuzz safetensors_fuzz checkpoint_manifest_fuzz hf_config_fuzz tokenizer_fuzz)
 [ $# -gt 0 ] && targets=("$@")
 
 cxx=${FUZZ_CXX:-$(command -v clang++ || command -v clang++-14)}
