@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -15,7 +16,8 @@
 namespace rally {
 namespace {
 
-using torch::indexing::Slice;
+// Query rows per k/v head up to which attention uses a broadcast product instead of a matmul.
+constexpr int64_t kFewQueryRows = 8;
 
 std::string ShapeString(c10::ArrayRef<int64_t> shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
@@ -88,11 +90,19 @@ torch::Tensor GroupedAttention(const torch::Tensor& q, const torch::Tensor& k,
   // Query heads g*group .. g*group+group-1 share k/v head g: fold them into the rows of one
   // matmul per k/v head instead of repeating k and v.
   torch::Tensor grouped = q.reshape({n, kv_heads, group * t, hd});
-  torch::Tensor scores = torch::matmul(grouped, k.transpose(-1, -2)) / std::sqrt(double(hd));
-  scores = scores.view({n, kv_heads, group, t, s})
+  // LibTorch's CPU bmm runs one GEMM call per batch entry: with few query rows per k/v head
+  // (decoding) a broadcast product replaces n * kv_heads tiny GEMM calls (on par with them at
+  // batch 64 on this machine; the GEMM calls' overhead grows with the batch).
+  const bool few_rows = group * t <= kFewQueryRows;
+  torch::Tensor scores = few_rows ? (grouped.unsqueeze(3) * k.unsqueeze(2)).sum(-1)
+                                  : torch::matmul(grouped, k.transpose(-1, -2));
+  scores = (scores / std::sqrt(double(hd)))
+               .view({n, kv_heads, group, t, s})
                .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
   torch::Tensor probs = torch::softmax(scores, -1).view({n, kv_heads, group * t, s});
-  return torch::matmul(probs, v).view({n, heads, t, hd});
+  torch::Tensor out =
+      few_rows ? (probs.unsqueeze(-1) * v.unsqueeze(2)).sum(-2) : torch::matmul(probs, v);
+  return out.view({n, heads, t, hd});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,6 +309,14 @@ struct Transformer::CacheWrite {
   torch::Tensor src_rows;   // [M] the valid tokens, as rows of the flattened [N*T] batch
   torch::Tensor dest_rows;  // [M*kv_heads] their rows in a cache tensor viewed [-1, head_dim]
   int64_t span = 0;         // keys to read per row: max over rows of past + length
+  // How attention reads the keys. When the batch's slots lie in a range of at most twice as many
+  // slots, attention runs over that range of the cache in place (no copy of the keys), batch row
+  // i as row rows[i] of the range, and the rows of other slots compute outputs that are dropped;
+  // `identity` when the range is the batch itself, in order. Otherwise (range 0) the batch's
+  // slots are gathered.
+  int64_t first = 0, range = 0;
+  torch::Tensor rows;  // [N] slot - first
+  bool identity = false;
 };
 
 torch::Tensor Transformer::Attention(const Layer& l, int index, const torch::Tensor& x,
@@ -327,10 +345,21 @@ torch::Tensor Transformer::Attention(const Layer& l, int index, const torch::Ten
     };
     cache_k.view({-1, hd}).index_copy_(0, cache->dest_rows, rows(k));
     cache_v.view({-1, hd}).index_copy_(0, cache->dest_rows, rows(v));
-    keys = cache_k.narrow(2, 0, cache->span).index_select(0, cache->slots);
-    values = cache_v.narrow(2, 0, cache->span).index_select(0, cache->slots);
+    if (cache->range > 0) {
+      keys = cache_k.narrow(0, cache->first, cache->range).narrow(2, 0, cache->span);
+      values = cache_v.narrow(0, cache->first, cache->range).narrow(2, 0, cache->span);
+      if (!cache->identity) {
+        q = torch::zeros({cache->range, heads, t, hd}, q.options()).index_copy_(0, cache->rows, q);
+      }
+    } else {
+      keys = cache_k.narrow(2, 0, cache->span).index_select(0, cache->slots);
+      values = cache_v.narrow(2, 0, cache->span).index_select(0, cache->slots);
+    }
   }
   torch::Tensor out = GroupedAttention(q, keys, values, allowed);
+  if (cache != nullptr && cache->range > 0 && !cache->identity) {
+    out = out.index_select(0, cache->rows);
+  }
   return torch::linear(out.transpose(1, 2).reshape({n, t, heads * hd}), l.o_w);
 }
 
@@ -349,6 +378,12 @@ torch::Tensor Transformer::Run(const torch::Tensor& tokens, const torch::Tensor&
   torch::Tensor allowed =
       torch::arange(span, long_opts).view({1, 1, span}) <= positions.unsqueeze(-1);
   allowed = allowed.view({n, 1, 1, t, span});
+  if (cache != nullptr && cache->range > 0 && !cache->identity) {
+    // The range's rows outside the batch see key 0 only.
+    torch::Tensor in_range = torch::zeros({cache->range, 1, 1, t, span}, allowed.options());
+    in_range.select(-1, 0).fill_(true);
+    allowed = in_range.index_copy_(0, cache->rows, allowed);
+  }
 
   torch::Tensor x = torch::embedding(embed_, tokens);
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -451,6 +486,19 @@ absl::StatusOr<torch::Tensor> Transformer::Extend(KvCache& cache,
   try {
     torch::NoGradGuard no_grad;
     CacheWrite write{&cache, on_device(slots), on_device(src_rows), on_device(dest_rows), span};
+    const auto [lo, hi] = std::minmax_element(slots.begin(), slots.end());
+    if (*hi - *lo + 1 <= 2 * n) {
+      write.first = *lo;
+      write.range = *hi - *lo + 1;
+      std::vector<int64_t> rows(n);
+      bool identity = write.range == n;
+      for (int64_t i = 0; i < n; ++i) {
+        rows[i] = slots[i] - *lo;
+        identity = identity && rows[i] == i;
+      }
+      write.rows = on_device(rows);
+      write.identity = identity;
+    }
     torch::Tensor hidden = Run(tokens.to(device_), on_device(past), &write);
     torch::Tensor logits;
     if (which == Logits::kLast) {

@@ -12,8 +12,6 @@
 namespace rally {
 namespace {
 
-using torch::indexing::Slice;
-
 TransformerConfig SmallConfig() {
   TransformerConfig c;
   c.layers = 2;
@@ -206,14 +204,13 @@ TEST(Transformer, RotaryScoresDependOnlyOnRelativePosition) {
   EXPECT_GT(std::abs(score(5, 2) - score(5, 3)), 1e-3);
 }
 
-TEST(Transformer, GroupedAttentionEqualsLoopsOverHeads) {
+// Queries at positions past[b] .. past[b] + t - 1 of each row, against `s` keys.
+void CheckGroupedAttentionAgainstLoops(int64_t t, const int64_t past[2]) {
   torch::manual_seed(4);
-  const int64_t n = 2, heads = 6, kv_heads = 2, t = 3, s = 5, hd = 4;
+  const int64_t n = 2, heads = 6, kv_heads = 2, s = 5, hd = 4;
   torch::Tensor q = torch::randn({n, heads, t, hd});
   torch::Tensor k = torch::randn({n, kv_heads, s, hd});
   torch::Tensor v = torch::randn({n, kv_heads, s, hd});
-  // Row 0: queries at positions 2..4 (two cached keys); row 1: at 0..2.
-  const int64_t past[2] = {2, 0};
   torch::Tensor allowed = torch::zeros({n, 1, 1, t, s}, torch::kBool);
   for (int64_t b = 0; b < n; ++b)
     for (int64_t i = 0; i < t; ++i)
@@ -243,6 +240,13 @@ TEST(Transformer, GroupedAttentionEqualsLoopsOverHeads) {
       }
     }
   }
+}
+
+TEST(Transformer, GroupedAttentionEqualsLoopsOverHeads) {
+  const int64_t prefill[2] = {2, 0};  // row 0 after two cached keys, row 1 from the start
+  CheckGroupedAttentionAgainstLoops(3, prefill);  // 9 query rows per k/v head: matmuls
+  const int64_t decode[2] = {4, 1};
+  CheckGroupedAttentionAgainstLoops(1, decode);  // 3 rows per k/v head: broadcast products
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -447,15 +451,14 @@ TEST(Transformer, ExportThenLoadGivesIdenticalLogits) {
 // ---------------------------------------------------------------------------------------------
 // The KV cache against the full forward.
 
-// Feeds `seqs` through the cache in chunks of the given sizes (chunk j of every sequence in one
-// Extend call, sequences that have ended left out and their slots released), checking every
-// logit against `full` [B, T, V].
-void CheckCacheAgainstFull(const Transformer& model, KvCache& cache,
+// Feeds `seqs` through the cache in the held `slots`, in chunks of the given sizes (chunk j of
+// every sequence in one Extend call, sequences that have ended left out and their slots released),
+// checking every logit against `full` [B, T, V].
+void CheckCacheAgainstFull(const Transformer& model, KvCache& cache, const std::vector<int>& slot,
                            const std::vector<std::vector<int32_t>>& seqs,
                            const std::vector<std::vector<int>>& chunk_sizes,
                            const torch::Tensor& full) {
-  std::vector<int> slot(seqs.size()), done(seqs.size(), 0);
-  for (size_t b = 0; b < seqs.size(); ++b) slot[b] = *cache.Allocate();
+  std::vector<int> done(seqs.size(), 0);
   for (size_t step = 0;; ++step) {
     std::vector<SequenceChunk> chunks;
     std::vector<size_t> rows;
@@ -507,16 +510,22 @@ TEST(Transformer, CachedPrefillDecodeAndAppendEqualTheFullForward) {
     auto seqs = RandomSequences(lengths, c.vocab, 25);
     auto [tokens, lens] = Batch(seqs, c.vocab);
     torch::Tensor full = *model.Forward(tokens, lens);
-    auto cache = KvCache::Create(c, 4, 16);
+    auto cache = KvCache::Create(c, 8, 16);
     ASSERT_TRUE(cache.ok()) << cache.status();
-    ASSERT_TRUE(cache->Allocate().ok());  // slot 0 held by a bystander: rows use slots 1..3
-    CheckCacheAgainstFull(model, *cache, seqs, chunk_sizes, full);
-    // The released slots are reused by new sequences; their stale keys are never read.
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(*cache->Allocate(), i);  // the others are bystanders
+    // Slots 1..3: read in place, the batch first in order, then with a hole when row 2 ends.
+    CheckCacheAgainstFull(model, *cache, {1, 2, 3}, seqs, chunk_sizes, full);
     EXPECT_EQ(cache->free_slots(), 3);
+    // Far-apart slots (gathered), and released slots reused in reverse order, whose stale keys
+    // must not be read.
     auto more = RandomSequences({4, 2}, c.vocab, 26);
     auto [more_tokens, more_lens] = Batch(more, c.vocab);
-    CheckCacheAgainstFull(model, *cache, more, {{1, 1, 2}, {2}},
-                          *model.Forward(more_tokens, more_lens));
+    const torch::Tensor more_full = *model.Forward(more_tokens, more_lens);
+    CheckCacheAgainstFull(model, *cache, {7, 0}, more, {{1, 1, 2}, {2}}, more_full);
+    ASSERT_EQ(*cache->Allocate(), 0);
+    ASSERT_EQ(*cache->Allocate(), 1);
+    ASSERT_EQ(*cache->Allocate(), 2);
+    CheckCacheAgainstFull(model, *cache, {2, 0}, more, {{3, 1}, {1, 1}}, more_full);
   }
 }
 
