@@ -59,7 +59,8 @@ ABSL_FLAG(std::string, opponent, "",
 ABSL_FLAG(int, seat, 0, "play: your seat in the first game");
 ABSL_FLAG(bool, greedy, false,
           "play, evaluate-checkpoint: the policy plays its most probable move instead of sampling");
-ABSL_FLAG(uint64_t, seed, 0, "play, evaluate-checkpoint: random seed (0: from the clock)");
+ABSL_FLAG(uint64_t, seed, 0,
+          "play, evaluate-checkpoint, lm-generate: random seed (0: from the clock)");
 
 using namespace rally;
 
