@@ -239,8 +239,8 @@ class AddedTokens {
       const AddedToken& t = tokens_[k];
       if (text.substr(i, t.content.size()) != t.content) continue;
       const size_t end = i + t.content.size();
-      if (t.single_word && ((i > 0 && IsWordByte(text[i - 1])) ||
-                            (end < text.size() && IsWordByte(text[end])))) {
+      if (t.single_word &&
+          ((i > 0 && IsWordByte(text[i - 1])) || (end < text.size() && IsWordByte(text[end])))) {
         continue;
       }
       return &t;
@@ -322,8 +322,8 @@ class Regex {
     if (code == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
-      return absl::InvalidArgumentError(absl::StrCat(
-          "does not compile at offset ", offset, ": ", reinterpret_cast<const char*>(message)));
+      return absl::InvalidArgumentError(absl::StrCat("does not compile at offset ", offset, ": ",
+                                                     reinterpret_cast<const char*>(message)));
     }
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // the interpreter runs it where JIT cannot
     return std::shared_ptr<const Regex>(new Regex(code));
@@ -546,9 +546,9 @@ class BpeModel {
   }
 
   absl::flat_hash_map<std::string, int32_t> vocab_;  // bytes -> id
-  std::vector<std::string> bytes_of_id_;              // id -> bytes ("" where no token)
-  std::array<int32_t, 256> byte_ids_{};               // the single-byte tokens
-  absl::flat_hash_map<uint64_t, MergeRule> merges_;   // Key(left, right) -> rule
+  std::vector<std::string> bytes_of_id_;             // id -> bytes ("" where no token)
+  std::array<int32_t, 256> byte_ids_{};              // the single-byte tokens
+  absl::flat_hash_map<uint64_t, MergeRule> merges_;  // Key(left, right) -> rule
   bool ignore_merges_ = false;
   size_t vocab_entries_ = 0;  // as the file lists them
   size_t merge_count_ = 0;
@@ -644,8 +644,7 @@ class BpeTokenizer final : public Tokenizer {
   const int vocab_size_;
   // Pieces already merged (at most kCacheEntries, cleared when full).
   mutable absl::Mutex cache_mu_;
-  mutable absl::flat_hash_map<std::string, std::vector<int32_t>> cache_
-      ABSL_GUARDED_BY(cache_mu_);
+  mutable absl::flat_hash_map<std::string, std::vector<int32_t>> cache_ ABSL_GUARDED_BY(cache_mu_);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -722,9 +721,9 @@ absl::StatusOr<AddedTokens> ReadAddedTokens(const json& root, const JsonReader& 
     auto id = reader.Id(entry.contains("id") ? entry["id"] : json(), key + ".id");
     if (!id.ok()) return id.status();
     token.id = *id;
-    for (auto [field, target] : {std::pair{"lstrip", &token.lstrip},
-                                 std::pair{"rstrip", &token.rstrip},
-                                 std::pair{"single_word", &token.single_word}}) {
+    for (auto [field, target] :
+         {std::pair{"lstrip", &token.lstrip}, std::pair{"rstrip", &token.rstrip},
+          std::pair{"single_word", &token.single_word}}) {
       auto value = reader.Bool(entry, field, key, false);
       if (!value.ok()) return value.status();
       *target = *value;
@@ -965,8 +964,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> ReadTokenizer(const json& root,
   auto nfc = ReadNormalizer(root.value("normalizer", json()), "normalizer", reader);
   if (!nfc.ok()) return nfc.status();
   std::vector<PreTokenizeStep> steps;
-  if (absl::Status s = ReadPreTokenizer(root.value("pre_tokenizer", json()), "pre_tokenizer",
-                                        reader, steps);
+  if (absl::Status s =
+          ReadPreTokenizer(root.value("pre_tokenizer", json()), "pre_tokenizer", reader, steps);
       !s.ok()) {
     return s;
   }

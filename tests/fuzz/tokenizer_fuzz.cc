@@ -19,8 +19,9 @@ namespace {
 std::string SmallTokenizerJson() {
   nlohmann::json vocab = nlohmann::json::object();
   const auto byte_char = [](int b) {
-    const auto printable = [](int x) { return (x >= 33 && x <= 126) || (x >= 161 && x <= 172) ||
-                                              x >= 174; };
+    const auto printable = [](int x) {
+      return (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || x >= 174;
+    };
     int cp = b;
     if (!printable(b)) {
       cp = 256;
@@ -39,8 +40,12 @@ std::string SmallTokenizerJson() {
   const std::string space = byte_char(' ');
   nlohmann::json merges = nlohmann::json::array();
   int next = 256;
-  for (const auto& [a, b] : {std::pair<std::string, std::string>{"t", "h"}, {"th", "e"},
-                             {space, "the"}, {"e", "r"}, {space, space}, {"i", "n"}}) {
+  for (const auto& [a, b] : {std::pair<std::string, std::string>{"t", "h"},
+                             {"th", "e"},
+                             {space, "the"},
+                             {"e", "r"},
+                             {space, space},
+                             {"i", "n"}}) {
     vocab[a + b] = next++;
     merges.push_back({a, b});
   }
@@ -54,10 +59,10 @@ std::string SmallTokenizerJson() {
          {"behavior", "Isolated"},
          {"invert", false}},
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
-  const nlohmann::json added = nlohmann::json::array(
-      {{{"id", next}, {"content", "<|endoftext|>"}, {"special", true}},
-       {{"id", next + 1}, {"content", "<|im_start|>"}, {"special", true}},
-       {{"id", next + 2}, {"content", "<|im"}, {"special", false}}});
+  const nlohmann::json added =
+      nlohmann::json::array({{{"id", next}, {"content", "<|endoftext|>"}, {"special", true}},
+                             {{"id", next + 1}, {"content", "<|im_start|>"}, {"special", true}},
+                             {{"id", next + 2}, {"content", "<|im"}, {"special", false}}});
   return nlohmann::json{{"added_tokens", added},
                         {"normalizer", nullptr},
                         {"pre_tokenizer", pre_tokenizer},
