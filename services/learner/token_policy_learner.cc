@@ -1,1 +1,496 @@
-// Placeholder: filled in by its owner.
+#include "services/learner/token_policy_learner.h"
+
+#include <prometheus/histogram.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/games/text_game.h"
+#include "common/lm/hf_checkpoint.h"
+#include "common/lm/lm_checkpoint.h"
+#include "common/lm/tokenizer.h"
+#include "common/models/safetensors.h"
+#include "common/net/server.h"
+#include "common/util/durable_file.h"
+#include "common/util/zstd.h"
+#include "rally/v1/replay.grpc.pb.h"
+#include "services/learner/checkpoint.h"
+
+namespace rally {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+NamedTensor ToNamed(const std::string& name, const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  NamedTensor nt;
+  nt.name = name;
+  nt.shape.assign(c.sizes().begin(), c.sizes().end());
+  nt.data.assign(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float));
+  return nt;
+}
+
+torch::Tensor FromNamed(const NamedTensor& nt, const torch::Tensor& like) {
+  torch::Tensor t = torch::empty(nt.shape, torch::kFloat32);
+  std::memcpy(t.data_ptr(), nt.data.data(), nt.data.size());
+  return t.to(like.device());
+}
+
+// The checkpoint directories in `dir` (step-N), by step.
+std::vector<std::pair<int64_t, std::string>> StepCheckpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    int64_t step = 0;
+    if (n.rfind("step-", 0) == 0 && absl::SimpleAtoi(n.substr(5), &step)) {
+      out.emplace_back(step, std::move(n));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+// The replay's sample streams, read on the training thread: one stream per shard, responses
+// taken from the shards in turn, each answered with a credit for one more.
+class TokenPolicyLearner::Streams {
+ public:
+  Streams(const BatchSourceOptions& options, const std::atomic<int64_t>& version,
+          prometheus::Histogram* policy_lag)
+      : version_(version), policy_lag_(policy_lag) {
+    for (const std::string& address : options.replay_addresses) {
+      auto shard = std::make_unique<Shard>();
+      shard->stub = v1::ReplayService::NewStub(MakeChannel(address));
+      shard->stream = shard->stub->Sample(&shard->ctx);
+      v1::SampleRequest req;
+      req.set_table(options.table);
+      req.set_batch_size(std::max(1, options.batch_episodes));
+      req.set_credits(options.credits_per_shard);
+      req.set_policy_version(version_);
+      req.set_accept_zstd(true);
+      shard->stream->Write(req);
+      shards_.push_back(std::move(shard));
+    }
+  }
+  ~Streams() {
+    Cancel();
+    Finish();
+  }
+
+  // The next episode; nullopt once the streams have ended or were cancelled.
+  absl::StatusOr<std::optional<v1::Trajectory>> Next() {
+    while (pending_.empty()) {
+      if (cancelled_ || shards_.empty()) return std::nullopt;
+      if (absl::Status s = Read(); !s.ok()) return s;
+      if (ended_) return std::nullopt;
+    }
+    v1::Trajectory episode = std::move(pending_.front());
+    pending_.pop_front();
+    return episode;
+  }
+  // Puts `episode` back to be the next one Next() returns.
+  void PutBack(v1::Trajectory episode) { pending_.push_front(std::move(episode)); }
+
+  void Cancel() {
+    cancelled_ = true;
+    for (auto& shard : shards_) shard->ctx.TryCancel();
+  }
+
+  grpc::Status Finish() {
+    if (finished_) return finish_status_;
+    for (auto& shard : shards_) {
+      shard->ctx.TryCancel();
+      grpc::Status s = shard->stream->Finish();
+      if (finish_status_.ok() && !s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+        finish_status_ = s;
+      }
+    }
+    finished_ = true;
+    return finish_status_;
+  }
+
+ private:
+  struct Shard {
+    std::unique_ptr<v1::ReplayService::Stub> stub;
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::SampleRequest, v1::SampleResponse>> stream;
+  };
+
+  // Reads one response into pending_; sets ended_ when a stream closed.
+  absl::Status Read() {
+    Shard& shard = *shards_[next_];
+    next_ = (next_ + 1) % shards_.size();
+    v1::SampleResponse response;
+    if (!shard.stream->Read(&response)) {
+      ended_ = true;
+      return absl::OkStatus();
+    }
+    v1::SampleRequest more;
+    more.set_credits(1);
+    more.set_policy_version(version_);
+    shard.stream->Write(more);
+    const int64_t version = version_;
+    for (v1::SampledItem& item : *response.mutable_items()) {
+      v1::Trajectory episode;
+      if (!item.trajectory_zstd().empty()) {
+        auto raw = ZstdDecompress(item.trajectory_zstd(), kMaxMessageBytes);
+        if (!raw.ok() || !episode.ParseFromString(*raw)) {
+          return absl::DataLossError(
+              absl::StrCat("sampled item ", item.key(), ": trajectory_zstd does not decode: ",
+                           raw.ok() ? "not a Trajectory" : raw.status().message()));
+        }
+      } else {
+        episode = std::move(*item.mutable_trajectory());
+      }
+      if (policy_lag_ != nullptr) {
+        for (const v1::Turn& t : episode.turns()) {
+          policy_lag_->Observe(static_cast<double>(version - t.policy_version()));
+        }
+      }
+      pending_.push_back(std::move(episode));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::atomic<int64_t>& version_;
+  prometheus::Histogram* policy_lag_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  size_t next_ = 0;
+  std::deque<v1::Trajectory> pending_;
+  std::atomic<bool> cancelled_{false};
+  bool ended_ = false;
+  bool finished_ = false;
+  grpc::Status finish_status_;
+};
+
+absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
+    const JobConfig& config, torch::Device device) {
+  absl::StatusOr<Algorithm> algorithm = ParseAlgorithm(config.learner.algorithm);
+  if (!algorithm.ok()) return algorithm.status();
+  if (*algorithm == Algorithm::kVtrace) {
+    return absl::InvalidArgumentError(
+        "learner.algorithm vtrace has no token-level form: use reinforce_rae or ppo");
+  }
+  const PolicyConfig& policy = config.policy;
+  std::optional<HfModel> hf;
+  if (!policy.from.empty()) {
+    absl::StatusOr<HfModel> loaded = LoadHfDirectory(policy.from);
+    if (!loaded.ok()) return loaded.status();
+    hf = *std::move(loaded);
+  }
+  const TransformerConfig shape = hf ? hf->config : policy.transformer;
+  absl::StatusOr<Transformer> model =
+      Transformer::Create(shape, static_cast<uint64_t>(config.seed), device);
+  if (!model.ok()) return model.status();
+  if (hf) {
+    if (absl::Status s = model->LoadWeights(hf->weights); !s.ok()) return s;
+  }
+  const std::string tokenizer_reference =
+      ResolveTokenizerReference(policy.tokenizer, policy.from);
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (tokenizer_reference == kByteTokenizerName) {
+    tokenizer = MakeByteTokenizer();
+  } else {
+    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = LoadTokenizer(tokenizer_reference);
+    if (!loaded.ok()) return loaded.status();
+    tokenizer = *std::move(loaded);
+  }
+  if (tokenizer->VocabSize() > shape.vocab) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "policy.tokenizer ", tokenizer_reference, " has ", tokenizer->VocabSize(),
+        " ids, more than the model's vocabulary of ", shape.vocab));
+  }
+  absl::StatusOr<PromptStyle> style = ParsePromptStyle(policy.prompt);
+  if (!style.ok()) return style.status();
+  TokenBatchOptions batch_options;
+  batch_options.objective =
+      config.learner.objective == "win" ? Objective::kWin : Objective::kReturn;
+  // An answer that ends with the style's end (one token) ended; one that does not was cut.
+  const std::vector<int32_t> end = tokenizer->Encode(AnswerEnd(*style));
+  if (end.size() == 1) batch_options.end_token = end[0];
+  batch_options.vocab = shape.vocab;
+  batch_options.max_seq_len = shape.max_seq_len;
+  return std::unique_ptr<TokenPolicyLearner>(
+      new TokenPolicyLearner(config, std::make_unique<Transformer>(*std::move(model)),
+                             tokenizer_reference, batch_options));
+}
+
+TokenPolicyLearner::TokenPolicyLearner(const JobConfig& config,
+                                       std::unique_ptr<Transformer> model,
+                                       std::string tokenizer_reference,
+                                       TokenBatchOptions batch_options)
+    : config_(config),
+      model_(std::move(model)),
+      tokenizer_reference_(std::move(tokenizer_reference)),
+      batch_options_(batch_options),
+      baselines_(config.learner.baseline_decay) {}
+
+TokenPolicyLearner::~TokenPolicyLearner() = default;
+
+std::vector<torch::Tensor> TokenPolicyLearner::Parameters() { return model_->parameters(); }
+
+std::vector<std::string> TokenPolicyLearner::ParameterNames() const {
+  std::vector<std::string> names;
+  for (const ExpectedTensor& e : ExpectedTensors(model_->config())) names.push_back(e.name);
+  return names;
+}
+
+void TokenPolicyLearner::ToDevice(const torch::Device& device) {
+  TORCH_CHECK(device == model_->device(), "the transformer was built on ",
+              model_->device().str(), ", not ", device.str());
+}
+
+std::string TokenPolicyLearner::EncodeWeights(int64_t version, int64_t step) {
+  TensorSet set = model_->ExportWeights();
+  set.metadata = {{"policy_version", absl::StrCat(version)}, {"learner_step", absl::StrCat(step)}};
+  return EncodeSafetensors(set);
+}
+
+void TokenPolicyLearner::DescribeModel(LearnerState& state) {
+  state.baselines = baselines_.values();
+  state.observation_size = 0;
+  state.hidden.clear();
+  state.num_actions = 0;
+}
+
+absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerState state,
+                                                torch::optim::Adam& optimiser, int keep) {
+  DescribeModel(state);
+  const std::string name = absl::StrCat("step-", state.step);
+  TensorSet weights = model_->ExportWeights();
+  weights.metadata = {{"policy_version", absl::StrCat(state.version)},
+                      {"learner_step", absl::StrCat(state.step)}};
+  TensorSet adam;
+  nlohmann::json adam_steps = nlohmann::json::object();
+  const std::vector<std::string> names = ParameterNames();
+  const std::vector<torch::Tensor> params = Parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    torch::optim::AdamParamState& s = AdamState(optimiser, params[i]);
+    adam.tensors.push_back(ToNamed(names[i] + ".exp_avg", s.exp_avg()));
+    adam.tensors.push_back(ToNamed(names[i] + ".exp_avg_sq", s.exp_avg_sq()));
+    adam_steps[names[i]] = s.step();
+  }
+  nlohmann::json baselines = nlohmann::json::array();
+  for (const auto& [key, value] : state.baselines) {
+    baselines.push_back({{"game", key.first}, {"role", key.second}, {"value", value}});
+  }
+  torch::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+  std::string rng_bytes(static_cast<const char*>(rng.data_ptr()), rng.numel());
+  nlohmann::json manifest = {{"format", "rally-learner-checkpoint/1"},
+                             {"job_id", state.job_id},
+                             {"game", state.game},
+                             {"game_params", state.game_params},
+                             {"observation_size", 0},
+                             {"hidden", nlohmann::json::array()},
+                             {"num_actions", 0},
+                             {"learner_step", state.step},
+                             {"policy_version", state.version},
+                             {"weights", "weights.safetensors"},
+                             {"optimizer", "optimizer.safetensors"},
+                             {"adam_steps", adam_steps},
+                             {"baselines", baselines},
+                             {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
+  manifest.update(LmManifestFields(model_->config(), tokenizer_reference_));
+  if (absl::Status s = WriteLmCheckpointDirectory(
+          dir, name, std::move(manifest),
+          {{"weights.safetensors", EncodeSafetensors(weights)},
+           {"optimizer.safetensors", EncodeSafetensors(adam)}},
+          tokenizer_reference_);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ReplaceFileDurably(fs::path(dir) / "latest", name + "\n"); !s.ok()) {
+    return s;
+  }
+  // Retention as checkpoint.h says: the newest `keep` up to this one.
+  std::vector<std::pair<int64_t, std::string>> all = StepCheckpoints(dir);
+  std::erase_if(all, [&](const auto& c) { return c.first > state.step; });
+  std::error_code ec;
+  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) {
+    fs::remove_all(fs::path(dir) / all[i].second, ec);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LearnerState> TokenPolicyLearner::Restore(const std::string& dir,
+                                                         const std::string& job_id,
+                                                         torch::optim::Adam& optimiser) {
+  const fs::path latest = fs::path(dir) / "latest";
+  if (dir.empty() || !fs::exists(latest)) return absl::NotFoundError("no checkpoint");
+  std::string name = ReadFile(latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const fs::path cp = fs::path(dir) / name;
+  const std::string manifest_path = (cp / "manifest.json").string();
+  absl::StatusOr<CheckpointManifest> parsed =
+      ParseCheckpointManifest(ReadFile(cp / "manifest.json"), job_id, manifest_path);
+  if (!parsed.ok()) return parsed.status();
+  absl::StatusOr<LmCheckpoint> lm = ReadLmCheckpoint(cp.string());
+  if (!lm.ok()) return lm.status();
+  if (HfConfigJson(lm->config) != HfConfigJson(model_->config())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        manifest_path, ": the checkpoint's transformer ", HfConfigJson(lm->config).dump(),
+        " is not the job's ", HfConfigJson(model_->config()).dump()));
+  }
+  const fs::path optimizer_path = cp / "optimizer.safetensors";
+  const std::string optimizer_bytes = ReadFile(optimizer_path);
+  if (auto s = VerifyFileChecksum(parsed->document, "optimizer.safetensors", optimizer_bytes,
+                                  optimizer_path.string());
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<TensorSet> adam = DecodeSafetensors(optimizer_bytes);
+  if (!adam.ok()) {
+    return absl::DataLossError(absl::StrCat(optimizer_path.string(), ": ",
+                                            adam.status().message()));
+  }
+  std::map<std::string, const NamedTensor*> by_name;
+  for (const NamedTensor& t : adam->tensors) by_name[t.name] = &t;
+  const std::vector<std::string> names = ParameterNames();
+  const std::vector<torch::Tensor> params = Parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    for (const char* suffix : {".exp_avg", ".exp_avg_sq"}) {
+      auto t = by_name.find(names[i] + suffix);
+      if (t == by_name.end()) continue;
+      if (t->second->dtype != "F32" || t->second->shape != params[i].sizes().vec()) {
+        return absl::DataLossError(absl::StrCat(optimizer_path.string(), ": '", t->first,
+                                                "' is not float32 of its parameter's shape"));
+      }
+    }
+  }
+  auto gen = at::detail::getDefaultCPUGenerator();
+  const std::string& rng_bytes = parsed->rng_bytes;
+  if (!rng_bytes.empty() && static_cast<int64_t>(rng_bytes.size()) != gen.get_state().numel()) {
+    return absl::DataLossError(
+        absl::StrCat(manifest_path, ": cpu_rng_state_hex has ", rng_bytes.size(), " bytes"));
+  }
+  if (absl::Status s = model_->LoadWeights(lm->weights); !s.ok()) return s;
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto avg = by_name.find(names[i] + ".exp_avg");
+    auto sq = by_name.find(names[i] + ".exp_avg_sq");
+    if (avg == by_name.end() || sq == by_name.end()) continue;
+    torch::optim::AdamParamState& s = AdamState(optimiser, params[i]);
+    auto steps = parsed->adam_steps.find(names[i]);
+    s.step(steps == parsed->adam_steps.end() ? 0 : steps->second);
+    s.exp_avg(FromNamed(*avg->second, params[i]));
+    s.exp_avg_sq(FromNamed(*sq->second, params[i]));
+  }
+  if (!rng_bytes.empty()) {
+    torch::Tensor rng = torch::empty({static_cast<int64_t>(rng_bytes.size())}, torch::kUInt8);
+    std::memcpy(rng.data_ptr(), rng_bytes.data(), rng_bytes.size());
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng);
+  }
+  baselines_.set_values(parsed->state.baselines);
+  return parsed->state;
+}
+
+std::unique_ptr<Transformer> TokenPolicyLearner::FrozenCopy() const {
+  absl::StatusOr<Transformer> copy = Transformer::Create(model_->config(), 0, model_->device());
+  TORCH_CHECK(copy.ok(), std::string(copy.status().message()));
+  absl::Status loaded = copy->LoadWeights(model_->ExportWeights());
+  TORCH_CHECK(loaded.ok(), std::string(loaded.message()));
+  for (torch::Tensor& p : copy->parameters()) p.set_requires_grad(false);
+  return std::make_unique<Transformer>(*std::move(copy));
+}
+
+void TokenPolicyLearner::Begin() {
+  if (config_.learner.kl_coef > 0) reference_ = FrozenCopy();
+}
+
+torch::Tensor TokenPolicyLearner::Logits(const Transformer& model) const {
+  absl::StatusOr<torch::Tensor> logits = model.Forward(batch_->tokens, batch_->lengths);
+  TORCH_CHECK(logits.ok(), std::string(logits.status().message()));
+  return *std::move(logits);
+}
+
+LossTerms TokenPolicyLearner::Loss(const LossOptions& options) {
+  torch::Tensor reference_logits;
+  if (reference_) {
+    torch::NoGradGuard no_grad;
+    reference_logits = Logits(*reference_);
+  }
+  return TokenLoss(Logits(*model_), *batch_, options, reference_logits);
+}
+
+void TokenPolicyLearner::AfterUpdate() {}
+
+void TokenPolicyLearner::AfterStep(int64_t step) {
+  const int64_t every = config_.learner.kl_reference_update_steps;
+  if (reference_ && every > 0 && step % every == 0) {
+    absl::Status loaded = reference_->LoadWeights(model_->ExportWeights());
+    TORCH_CHECK(loaded.ok(), std::string(loaded.message()));
+  }
+}
+
+void TokenPolicyLearner::OpenBatches(BatchSourceOptions options,
+                                     const std::atomic<int64_t>& version,
+                                     prometheus::Histogram* policy_lag) {
+  streams_ = std::make_unique<Streams>(options, version, policy_lag);
+}
+
+absl::StatusOr<bool> TokenPolicyLearner::NextBatch() {
+  batch_.reset();
+  const int64_t budget = config_.learner.batch_tokens;
+  std::vector<v1::Trajectory> episodes;
+  int64_t tokens = 0;
+  while (tokens < budget) {
+    absl::StatusOr<std::optional<v1::Trajectory>> next = streams_->Next();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) break;
+    const int64_t more = EpisodeTokens(**next);
+    if (!episodes.empty() && tokens + more > budget) {
+      streams_->PutBack(**std::move(next));
+      break;
+    }
+    tokens += more;
+    episodes.push_back(**std::move(next));
+  }
+  if (episodes.empty()) return false;
+  std::vector<const v1::Trajectory*> pointers;
+  for (const v1::Trajectory& e : episodes) pointers.push_back(&e);
+  if (absl::Status s = SetBatch(pointers); !s.ok()) return s;
+  return true;
+}
+
+absl::Status TokenPolicyLearner::SetBatch(const std::vector<const v1::Trajectory*>& episodes) {
+  batch_.reset();
+  absl::StatusOr<TokenBatch> batch = BuildTokenBatch(episodes, baselines_, batch_options_);
+  if (!batch.ok()) return batch.status();
+  batch_ = *std::move(batch);
+  return absl::OkStatus();
+}
+
+BatchSummary TokenPolicyLearner::PrepareBatch() {
+  const torch::Device device = model_->device();
+  for (torch::Tensor* t : {&batch_->tokens, &batch_->lengths, &batch_->action_mask,
+                           &batch_->advantages, &batch_->behaviour_log_probs}) {
+    *t = t->to(device);
+  }
+  return {.episodes = batch_->episodes, .mean_return = batch_->mean_return};
+}
+
+void TokenPolicyLearner::CancelBatches() {
+  if (streams_ != nullptr) streams_->Cancel();
+}
+
+grpc::Status TokenPolicyLearner::FinishBatches() {
+  return streams_ != nullptr ? streams_->Finish() : grpc::Status::OK;
+}
+
+}  // namespace rally

@@ -14,6 +14,7 @@
 #include "common/util/shutdown.h"
 #include "services/learner/checkpoint.h"
 #include "services/learner/distributed.h"
+#include "services/learner/token_policy_learner.h"
 #include "services/learner/turn_policy_learner.h"
 
 namespace rally {
@@ -147,8 +148,15 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   if (!algorithm.ok()) return algorithm.status();
 
   torch::manual_seed(static_cast<uint64_t>(config.seed));
-  auto learner = std::make_unique<TurnPolicyLearner>(config, (*game)->ObservationSize(),
-                                                     (*game)->NumDistinctActions());
+  std::unique_ptr<PolicyLearner> learner;
+  if (config.policy.is_transformer()) {
+    auto token_learner = TokenPolicyLearner::Create(config, ChooseDevice(config.learner.device));
+    if (!token_learner.ok()) return token_learner.status();
+    learner = *std::move(token_learner);
+  } else {
+    learner = std::make_unique<TurnPolicyLearner>(config, (*game)->ObservationSize(),
+                                                  (*game)->NumDistinctActions());
+  }
   std::unique_ptr<Trainer> trainer(new Trainer(assignment, config, options, control, weights,
                                                metrics, progress, std::move(learner), *algorithm));
   if (absl::Status s = trainer->Restore(); !s.ok()) return s;

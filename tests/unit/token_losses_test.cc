@@ -1,1 +1,466 @@
+#include "common/rl/token_losses.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "common/lm/hf_checkpoint.h"
+#include "common/lm/lm_checkpoint.h"
+#include "services/learner/checkpoint.h"
+#include "services/learner/token_policy_learner.h"
+
+namespace rally {
+namespace {
+
+namespace fs = std::filesystem;
+
+// --- The loss on hand-made tensors: vocab 3, two rows.
+// Row 0: prompt [0], action [1, 2] (length 3). Row 1: prompt [2], action [0], one pad (length 2).
+// Logits are logs of unnormalised probabilities, so each distribution is known exactly:
+//   row 0, position 0 -> p = [.25, .5, .25] predicts token 1: pi = .5
+//   row 0, position 1 -> p = [.25, .25, .5] predicts token 2: pi = .5
+//   row 1, position 0 -> p = [.25, .25, .5] predicts token 0: pi = .25
+// Every other position predicts no action token and holds junk.
+TokenBatch HandBatch() {
+  TokenBatch b;
+  b.tokens = torch::tensor({0, 1, 2, 2, 0, 0}, torch::kInt64).view({2, 3});
+  b.lengths = torch::tensor({3, 2}, torch::kInt64);
+  b.action_mask = torch::tensor({0.f, 1.f, 1.f, 0.f, 1.f, 0.f}).view({2, 3});
+  b.advantages = torch::tensor({1.f, -2.f});
+  // mu: .25 and 1 on row 0's tokens (ratios 2 and .5), .5 on row 1's (ratio .5).
+  b.behaviour_log_probs =
+      torch::tensor({0.f, std::log(0.25f), 0.f, 0.f, std::log(0.5f), 0.f}).view({2, 3});
+  b.action_tokens = 3;
+  return b;
+}
+
+torch::Tensor HandLogits(float junk) {
+  auto l = [](double a, double b, double c) {
+    return std::vector<float>{static_cast<float>(std::log(a)), static_cast<float>(std::log(b)),
+                              static_cast<float>(std::log(c))};
+  };
+  std::vector<float> v;
+  for (const auto& row : {l(1, 2, 1), l(1, 1, 2), std::vector<float>{junk, -junk, 3 * junk},
+                          l(1, 1, 2), std::vector<float>{-junk, junk, 0},
+                          std::vector<float>{2 * junk, 0, junk}}) {
+    v.insert(v.end(), row.begin(), row.end());
+  }
+  return torch::tensor(v).view({2, 3, 3}).requires_grad_(true);
+}
+
+const double kLogHalf = std::log(0.5);
+// H([.25, .5, .25]) = H([.25, .25, .5]) = 1.5 log 2.
+const double kEntropy = 1.5 * std::log(2.0);
+
+TEST(TokenLosses, TokenLogProbsReadsTheNextTokenUnderThePreviousPosition) {
+  torch::Tensor lp = TokenLogProbs(HandLogits(1.f), HandBatch().tokens);
+  ASSERT_EQ(lp.sizes(), (std::vector<int64_t>{2, 3}));
+  EXPECT_FLOAT_EQ(lp[0][0].item<float>(), 0.f);
+  EXPECT_NEAR(lp[0][1].item<double>(), kLogHalf, 1e-6);
+  EXPECT_NEAR(lp[0][2].item<double>(), kLogHalf, 1e-6);
+  EXPECT_NEAR(lp[1][1].item<double>(), std::log(0.25), 1e-6);
+}
+
+TEST(TokenLosses, ReinforceWithTruncatedWeightsMatchesHandComputation) {
+  LossOptions options;
+  options.algorithm = Algorithm::kReinforce;
+  options.rho_bar = 1;
+  options.entropy_coef = 0.1;
+  torch::Tensor logits = HandLogits(1.f);
+  LossTerms terms = TokenLoss(logits, HandBatch(), options, torch::Tensor());
+  // w = [min(1, 2), .5, .5], A = [1, 1, -2], log pi = [log .5, log .5, log .25]:
+  // policy = -(1/3) sum w A log pi:
+  const double policy = -(1.0 * 1 * kLogHalf + 0.5 * 1 * kLogHalf + 0.5 * -2 * std::log(0.25)) / 3;
+  EXPECT_NEAR(terms.policy_loss, policy, 1e-6);
+  EXPECT_NEAR(policy, kLogHalf / 6, 1e-12);  // the same, simplified by hand
+  EXPECT_NEAR(terms.entropy, kEntropy, 1e-6);
+  EXPECT_NEAR(terms.loss.item<double>(), policy - 0.1 * kEntropy, 1e-6);
+  EXPECT_NEAR(terms.mean_importance_weight, 2.0 / 3, 1e-6);
+  EXPECT_EQ(terms.kl, 0);
+
+  // Gradient of the policy term at row 0, position 0: -(1/3) w A (onehot(1) - p).
+  options.entropy_coef = 0;
+  TokenLoss(logits, HandBatch(), options, torch::Tensor()).loss.backward();
+  torch::Tensor g = logits.grad()[0][0];
+  EXPECT_NEAR(g[0].item<double>(), 1.0 / 12, 1e-6);
+  EXPECT_NEAR(g[1].item<double>(), -1.0 / 6, 1e-6);
+  EXPECT_NEAR(g[2].item<double>(), 1.0 / 12, 1e-6);
+}
+
+TEST(TokenLosses, RhoBarOffWeighsEveryTokenOne) {
+  LossOptions options;
+  options.rho_bar = 0;
+  LossTerms terms = TokenLoss(HandLogits(1.f), HandBatch(), options, torch::Tensor());
+  EXPECT_NEAR(terms.policy_loss, -(kLogHalf + kLogHalf - 2 * std::log(0.25)) / 3, 1e-6);
+  EXPECT_NEAR(terms.mean_importance_weight, 1.0, 1e-6);
+}
+
+TEST(TokenLosses, PpoClipsEachTokensRatio) {
+  LossOptions options;
+  options.algorithm = Algorithm::kPpo;
+  options.clip_epsilon = 0.2;
+  LossTerms terms = TokenLoss(HandLogits(1.f), HandBatch(), options, torch::Tensor());
+  // r = [2, .5, .5], A = [1, 1, -2]: min(2, 1.2) = 1.2; min(.5, .8) = .5; min(-1, -1.6) = -1.6.
+  EXPECT_NEAR(terms.policy_loss, -(1.2 + 0.5 - 1.6) / 3, 1e-6);
+  EXPECT_NEAR(terms.clip_fraction, 1.0, 1e-9);
+  EXPECT_NEAR(terms.mean_importance_weight, 3.0 / 3, 1e-6);
+}
+
+TEST(TokenLosses, ExactKlToTheReferenceOverTheVocabulary) {
+  LossOptions options;
+  options.entropy_coef = 0;
+  options.kl_coef = 0.5;
+  // A uniform reference: KL(p || u) = log 3 - H(p) at every action position.
+  torch::Tensor reference = torch::zeros({2, 3, 3});
+  LossTerms terms = TokenLoss(HandLogits(1.f), HandBatch(), options, reference);
+  const double kl = std::log(3.0) - kEntropy;
+  EXPECT_NEAR(terms.kl, kl, 1e-6);
+  EXPECT_NEAR(terms.loss.item<double>(), kLogHalf / 6 + 0.5 * kl, 1e-6);
+}
+
+TEST(TokenLosses, MaskedPositionsChangeNeitherLossNorGradient) {
+  LossOptions options;
+  options.entropy_coef = 0.3;
+  options.kl_coef = 0.2;
+  torch::Tensor reference = torch::randn({2, 3, 3});
+  torch::Tensor a = HandLogits(1.f);
+  torch::Tensor b = HandLogits(1e4f);
+  LossTerms ta = TokenLoss(a, HandBatch(), options, reference);
+  LossTerms tb = TokenLoss(b, HandBatch(), options, reference);
+  EXPECT_DOUBLE_EQ(ta.loss.item<double>(), tb.loss.item<double>());
+  ta.loss.backward();
+  tb.loss.backward();
+  EXPECT_TRUE(torch::equal(a.grad(), b.grad()));
+  // Positions that predict no action token get no gradient at all.
+  EXPECT_EQ(a.grad()[0][2].abs().sum().item<double>(), 0);
+  EXPECT_EQ(a.grad()[1][1].abs().sum().item<double>(), 0);
+  EXPECT_EQ(a.grad()[1][2].abs().sum().item<double>(), 0);
+  EXPECT_GT(a.grad()[1][0].abs().sum().item<double>(), 0);
+  // Even a NaN there stays out.
+  torch::Tensor c = HandLogits(std::nanf(""));
+  LossTerms tc = TokenLoss(c, HandBatch(), options, reference);
+  EXPECT_DOUBLE_EQ(tc.loss.item<double>(), ta.loss.item<double>());
+  tc.loss.backward();
+  EXPECT_TRUE(torch::equal(c.grad(), a.grad()));
+}
+
+TEST(TokenLosses, VtraceIsRefused) {
+  LossOptions options;
+  options.algorithm = Algorithm::kVtrace;
+  EXPECT_THROW(TokenLoss(HandLogits(1.f), HandBatch(), options, torch::Tensor()), c10::Error);
+}
+
+// --- Batches from episodes.
+v1::Turn TokenTurn(int seat, std::vector<uint32_t> prompt, std::vector<uint32_t> action,
+                   float log_mu) {
+  v1::Turn t;
+  t.set_seat(seat);
+  for (uint32_t id : prompt) t.add_observation_tokens(id);
+  for (uint32_t id : action) {
+    t.add_action_tokens(id);
+    t.add_behaviour_log_probs(log_mu);
+  }
+  return t;
+}
+
+v1::Trajectory TwoSeatEpisode(float return0, uint32_t end) {
+  v1::Trajectory e;
+  e.set_game("tictactoe");
+  e.set_opponent_id("latest");
+  *e.add_turns() = TokenTurn(0, {5, 6}, {7, end}, -0.5f);
+  *e.add_turns() = TokenTurn(1, {5}, {8, 9}, -0.25f);  // cut: does not end with `end`
+  e.add_returns(return0);
+  e.add_returns(-return0);
+  e.add_learning_seats(0);
+  e.add_learning_seats(1);
+  return e;
+}
+
+TEST(TokenBatches, RowsMasksAndRoleConditionedAdvantages) {
+  const uint32_t end = 10;
+  v1::Trajectory first = TwoSeatEpisode(1.f, end);
+  v1::Trajectory second = TwoSeatEpisode(-1.f, end);
+  RoleBaselines baselines(0.95);
+  TokenBatchOptions options;
+  options.end_token = end;
+  options.vocab = 16;
+  auto batch = BuildTokenBatch({&first, &second}, baselines, options);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->tokens.sizes(), (std::vector<int64_t>{4, 4}));
+  EXPECT_TRUE(torch::equal(batch->tokens[0], torch::tensor({5, 6, 7, 10}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(batch->tokens[1], torch::tensor({5, 8, 9, 0}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(batch->lengths, torch::tensor({4, 3, 4, 3}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(batch->action_mask[0], torch::tensor({0.f, 0.f, 1.f, 1.f})));
+  // The cut turn is masked entirely.
+  EXPECT_EQ(batch->action_mask[1].sum().item<float>(), 0.f);
+  EXPECT_EQ(batch->cut_turns, 2);
+  EXPECT_EQ(batch->action_tokens, 4);
+  EXPECT_FLOAT_EQ(batch->behaviour_log_probs[0][2].item<float>(), -0.5f);
+  EXPECT_FLOAT_EQ(batch->behaviour_log_probs[0][1].item<float>(), 0.f);
+  // Episode 1: baselines 0, A = R. Then b0 = .05, b1 = -.05; episode 2: A = -1 - .05, 1 + .05.
+  EXPECT_FLOAT_EQ(batch->advantages[0].item<float>(), 1.f);
+  EXPECT_FLOAT_EQ(batch->advantages[1].item<float>(), -1.f);
+  EXPECT_FLOAT_EQ(batch->advantages[2].item<float>(), -1.05f);
+  EXPECT_FLOAT_EQ(batch->advantages[3].item<float>(), 1.05f);
+  EXPECT_NEAR(baselines.baseline("tictactoe", "0"), 0.95 * 0.05 - 0.05, 1e-12);
+  EXPECT_EQ(batch->episodes, 2);
+  EXPECT_DOUBLE_EQ(batch->mean_return, 0);
+  // Without an end token nothing is taken to be cut.
+  options.end_token.reset();
+  RoleBaselines fresh;
+  auto uncut = BuildTokenBatch({&first}, fresh, options);
+  ASSERT_TRUE(uncut.ok());
+  EXPECT_EQ(uncut->action_tokens, 4);
+  EXPECT_EQ(EpisodeTokens(first), 4 + 3);
+}
+
+TEST(TokenBatches, RefusesBadTurnsNamingThem) {
+  v1::Trajectory e = TwoSeatEpisode(1.f, 10);
+  e.mutable_turns(1)->add_behaviour_log_probs(0.f);
+  RoleBaselines baselines;
+  TokenBatchOptions options;
+  auto batch = BuildTokenBatch({&e}, baselines, options);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.status().message().find("episode 0 turn 1"), std::string::npos)
+      << batch.status();
+  e = TwoSeatEpisode(1.f, 10);
+  options.vocab = 8;  // token 10 and 9 fall outside
+  EXPECT_FALSE(BuildTokenBatch({&e}, baselines, options).ok());
+  options.vocab = 0;
+  options.max_seq_len = 3;  // a 4-token row
+  EXPECT_FALSE(BuildTokenBatch({&e}, baselines, options).ok());
+}
+
+// --- The learner.
+JobConfig TinyJob() {
+  JobConfig config;
+  config.seed = 7;
+  config.policy.kind = "transformer";
+  config.policy.transformer.layers = 1;
+  config.policy.transformer.d_model = 16;
+  config.policy.transformer.heads = 2;
+  config.policy.transformer.kv_heads = 1;
+  config.policy.transformer.d_ff = 32;
+  config.policy.transformer.vocab = kByteTokenizerVocab;
+  config.policy.transformer.max_seq_len = 32;
+  config.policy.tokenizer = "byte";
+  config.policy.prompt = "compact";
+  config.learner.algorithm = "reinforce_rae";
+  config.learner.learning_rate = 1e-3;
+  return config;
+}
+
+std::vector<uint32_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+// A compact text game episode: answers end with "\n", the byte tokenizer's end of answer.
+v1::Trajectory TextEpisode() {
+  v1::Trajectory e;
+  e.set_game("tictactoe");
+  e.set_opponent_id("latest");
+  *e.add_turns() = TokenTurn(0, Bytes("board ..."), Bytes("[4]\n"), -5.5f);
+  *e.add_turns() = TokenTurn(1, Bytes("board x.."), Bytes("[0]\n"), -5.5f);
+  e.add_returns(1.f);
+  e.add_returns(-1.f);
+  e.add_learning_seats(0);
+  e.add_learning_seats(1);
+  return e;
+}
+
+std::vector<float> Floats(const NamedTensor& t) {
+  std::vector<float> v(t.data.size() / sizeof(float));
+  std::memcpy(v.data(), t.data.data(), t.data.size());
+  return v;
+}
+
+TEST(TokenPolicyLearner, OneStepLowersTheLossOnItsBatchAndChangesWeights) {
+  auto learner = TokenPolicyLearner::Create(TinyJob(), torch::kCPU);
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  v1::Trajectory episode = TextEpisode();
+  ASSERT_TRUE((*learner)->SetBatch({&episode}).ok());
+  EXPECT_EQ((*learner)->batch().action_tokens, 8);
+  EXPECT_EQ((*learner)->batch().cut_turns, 0);
+  torch::optim::Adam adam((*learner)->Parameters(), torch::optim::AdamOptions(1e-3));
+  (*learner)->ToDevice(torch::kCPU);
+  (*learner)->Begin();
+  (*learner)->PrepareBatch();
+  LossOptions options;
+  options.rho_bar = 0;  // weight 1: the loss is a fixed function of the weights
+  const TensorSet before = (*learner)->model().ExportWeights();
+  LossTerms first = (*learner)->Loss(options);
+  adam.zero_grad();
+  first.loss.backward();
+  adam.step();
+  LossTerms second = (*learner)->Loss(options);
+  EXPECT_LT(second.loss.item<double>(), first.loss.item<double>());
+  const TensorSet after = (*learner)->model().ExportWeights();
+  ASSERT_EQ(before.tensors.size(), after.tensors.size());
+  for (size_t i = 0; i < before.tensors.size(); ++i) {
+    EXPECT_NE(before.tensors[i].data, after.tensors[i].data) << before.tensors[i].name;
+  }
+  // Published weights: the model's tensors under their names, with version and step.
+  auto published = DecodeSafetensors((*learner)->EncodeWeights(5, 9));
+  ASSERT_TRUE(published.ok());
+  EXPECT_EQ(published->metadata.at("policy_version"), "5");
+  EXPECT_EQ(published->metadata.at("learner_step"), "9");
+  ASSERT_EQ(published->tensors.size(), after.tensors.size());
+  std::map<std::string, std::string> by_name;  // decoded sets come sorted by name
+  for (const NamedTensor& t : published->tensors) by_name[t.name] = t.data;
+  for (const NamedTensor& t : after.tensors) EXPECT_EQ(by_name[t.name], t.data) << t.name;
+}
+
+TEST(TokenPolicyLearner, RefusesVtrace) {
+  JobConfig config = TinyJob();
+  config.learner.algorithm = "vtrace";
+  EXPECT_FALSE(TokenPolicyLearner::Create(config, torch::kCPU).ok());
+}
+
+class TokenCheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("rally-token-ckpt-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  // A learner trained one step on TextEpisode, checkpointed at step 3, version 2.
+  std::unique_ptr<TokenPolicyLearner> TrainedAndSaved(torch::optim::Adam** adam_out) {
+    auto learner = TokenPolicyLearner::Create(TinyJob(), torch::kCPU);
+    EXPECT_TRUE(learner.ok()) << learner.status();
+    adam_ = std::make_unique<torch::optim::Adam>((*learner)->Parameters(),
+                                                 torch::optim::AdamOptions(1e-3));
+    v1::Trajectory episode = TextEpisode();
+    EXPECT_TRUE((*learner)->SetBatch({&episode}).ok());
+    (*learner)->Begin();
+    LossOptions options;
+    adam_->zero_grad();
+    (*learner)->Loss(options).loss.backward();
+    adam_->step();
+    LearnerState state;
+    state.job_id = "job";
+    state.game = "tictactoe";
+    state.step = 3;
+    state.version = 2;
+    absl::Status saved = (*learner)->SaveCheckpoint(dir_.string(), state, *adam_, 2);
+    EXPECT_TRUE(saved.ok()) << saved;
+    *adam_out = adam_.get();
+    return *std::move(learner);
+  }
+  fs::path dir_;
+  std::unique_ptr<torch::optim::Adam> adam_;
+};
+
+TEST_F(TokenCheckpointTest, SaveRestoreKeepsWeightsAdamAndBaselines) {
+  torch::optim::Adam* adam = nullptr;
+  std::unique_ptr<TokenPolicyLearner> saved = TrainedAndSaved(&adam);
+  JobConfig other = TinyJob();
+  other.seed = 99;  // different initial weights
+  auto restored = TokenPolicyLearner::Create(other, torch::kCPU);
+  ASSERT_TRUE(restored.ok());
+  torch::optim::Adam adam2((*restored)->Parameters(), torch::optim::AdamOptions(1e-3));
+  auto state = (*restored)->Restore(dir_.string(), "job", adam2);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->step, 3);
+  EXPECT_EQ(state->version, 2);
+  EXPECT_EQ((*restored)->baselines().values(), saved->baselines().values());
+  EXPECT_NEAR((*restored)->baselines().baseline("tictactoe", "0"), 0.05, 1e-12);
+  const TensorSet a = saved->model().ExportWeights();
+  const TensorSet b = (*restored)->model().ExportWeights();
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) EXPECT_EQ(a.tensors[i].data, b.tensors[i].data);
+  const std::vector<torch::Tensor> p1 = saved->Parameters();
+  const std::vector<torch::Tensor> p2 = (*restored)->Parameters();
+  for (size_t i = 0; i < p1.size(); ++i) {
+    torch::optim::AdamParamState& s1 = AdamState(*adam, p1[i]);
+    torch::optim::AdamParamState& s2 = AdamState(adam2, p2[i]);
+    EXPECT_EQ(s1.step(), 1);
+    EXPECT_EQ(s2.step(), 1);
+    EXPECT_TRUE(torch::equal(s1.exp_avg(), s2.exp_avg()));
+    EXPECT_TRUE(torch::equal(s1.exp_avg_sq(), s2.exp_avg_sq()));
+  }
+  // Another job's checkpoint is not this one's.
+  EXPECT_EQ((*restored)->Restore(dir_.string(), "other", adam2).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(TokenCheckpointTest, ExportHfLoadsBackToTheSameTensors) {
+  torch::optim::Adam* adam = nullptr;
+  std::unique_ptr<TokenPolicyLearner> saved = TrainedAndSaved(&adam);
+  const fs::path out = dir_ / "hf";
+  absl::Status exported = ExportLmCheckpointToHf((dir_ / "step-3").string(), out.string(), "fp32");
+  ASSERT_TRUE(exported.ok()) << exported;
+  auto hf = LoadHfDirectory(out.string());
+  ASSERT_TRUE(hf.ok()) << hf.status();
+  EXPECT_EQ(HfConfigJson(hf->config), HfConfigJson(saved->model().config()));
+  EXPECT_EQ(hf->model_type, "llama");
+  EXPECT_EQ(hf->tokenizer_path, "");  // the byte tokenizer has no file
+  const TensorSet want = saved->model().ExportWeights();
+  ASSERT_EQ(hf->weights.tensors.size(), want.tensors.size());
+  for (size_t i = 0; i < want.tensors.size(); ++i) {
+    EXPECT_EQ(hf->weights.tensors[i].name, want.tensors[i].name);
+    EXPECT_EQ(Floats(hf->weights.tensors[i]), Floats(want.tensors[i]));
+  }
+  // bf16 rounds, within bf16's precision.
+  ASSERT_TRUE(ExportLmCheckpointToHf((dir_ / "step-3").string(), (dir_ / "bf").string(), "bf16")
+                  .ok());
+  auto bf = LoadHfDirectory((dir_ / "bf").string());
+  ASSERT_TRUE(bf.ok()) << bf.status();
+  std::vector<float> x = Floats(bf->weights.tensors[0]), y = Floats(want.tensors[0]);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], std::abs(y[i]) / 128 + 1e-30);
+  EXPECT_FALSE(ExportLmCheckpointToHf((dir_ / "step-3").string(), out.string(), "int8").ok());
+}
+
+TEST_F(TokenCheckpointTest, ReadingNamesWhatIsMissing) {
+  torch::optim::Adam* adam = nullptr;
+  TrainedAndSaved(&adam);
+  const fs::path cp = dir_ / "step-3";
+  fs::remove(cp / "weights.safetensors");
+  auto read = ReadLmCheckpoint(cp.string());
+  ASSERT_FALSE(read.ok());
+  EXPECT_NE(read.status().message().find("weights.safetensors"), std::string::npos)
+      << read.status();
+  // An MLP checkpoint's manifest (no policy_kind) is refused as such.
+  std::ofstream(cp / "manifest.json") << R"({"job_id": "job", "hidden": [8]})";
+  read = ReadLmCheckpoint(cp.string());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(read.status().message().find("manifest.json"), std::string::npos);
+  EXPECT_EQ(ReadLmCheckpoint((dir_ / "nowhere").string()).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(TokenCheckpointTest, ATokenizerFileTravelsWithTheCheckpointAndTheExport) {
+  // A minimal byte-level BPE tokenizer.json (the checkpoint copies the file; its content only
+  // needs to load).
+  fs::create_directories(dir_);
+  const fs::path tok = dir_ / "tok.json";
+  const std::string text = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},
+    "pre_tokenizer": {"type": "ByteLevel"}, "added_tokens": []})";
+  std::ofstream(tok) << text;
+  auto learner = TokenPolicyLearner::Create(TinyJob(), torch::kCPU);
+  ASSERT_TRUE(learner.ok());
+  // The file reference is what the manifest records; write a checkpoint naming it.
+  nlohmann::json manifest = {{"job_id", "job"}};
+  manifest.update(LmManifestFields((*learner)->model().config(), tok.string()));
+  TensorSet w = (*learner)->model().ExportWeights();
+  ASSERT_TRUE(WriteLmCheckpointDirectory(dir_.string(), "step-1", manifest,
+                                         {{"weights.safetensors", EncodeSafetensors(w)}},
+                                         tok.string())
+                  .ok());
+  auto read = ReadLmCheckpoint((dir_ / "step-1").string());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->tokenizer_path, (dir_ / "step-1" / "tokenizer.json").string());
+  ASSERT_TRUE(ExportLmCheckpointToHf((dir_ / "step-1").string(), (dir_ / "hf").string(), "fp32")
+                  .ok());
+  std::ifstream in(dir_ / "hf" / "tokenizer.json");
+  std::string copied((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(copied, text);
+  // A damaged copy is caught by its checksum.
+  std::ofstream(dir_ / "step-1" / "tokenizer.json") << "{}";
+  EXPECT_EQ(ReadLmCheckpoint((dir_ / "step-1").string()).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace rally

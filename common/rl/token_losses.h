@@ -1,0 +1,87 @@
+// Token-level policy-gradient losses of language-model policies (SPIRAL): a turn's prompt tokens
+// are context, its generated tokens are the action; every generated token of a turn gets the
+// turn's role-conditioned advantage (RAE, common/rl/rae.h), is weighted by its own importance
+// ratio against the behaviour log-probability the actor recorded, and counts once in the mean.
+// Includes LibTorch: only the learner includes it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/rl/losses.h"
+#include "common/rl/rae.h"
+#include "common/rl/reinforce.h"
+#include "rally/v1/trajectory.pb.h"
+
+namespace rally {
+
+// The learning seats' token turns of a batch of episodes, one row per turn: the turn's
+// observation_tokens then its action_tokens, right-padded with token 0. Rows are in episode order,
+// and within an episode in play order.
+//
+// Position t of a row holds token t; the logits at position t - 1 predict it. action_mask[b, t]
+// is 1 when token t of row b is a generated token that is trained on, else 0 (prompt, padding,
+// and every token of a turn cut before its end token). Position 0 is never an action position
+// (a token turn has a non-empty prompt).
+struct TokenBatch {
+  torch::Tensor tokens;               // [B, T] int64
+  torch::Tensor lengths;              // [B] int64: prompt + action tokens of each row
+  torch::Tensor action_mask;          // [B, T] float, 1 at trained action positions
+  torch::Tensor advantages;           // [B] float: the turn's RAE advantage
+  torch::Tensor behaviour_log_probs;  // [B, T] float: log mu of token t at action positions, else 0
+  int64_t episodes = 0;
+  double mean_return = 0;     // over the learning seats' returns
+  int64_t action_tokens = 0;  // the sum of action_mask: the loss's normaliser
+  int64_t cut_turns = 0;      // turns masked out because they were cut before their end token
+};
+
+struct TokenBatchOptions {
+  Objective objective = Objective::kReturn;
+  // The token that ends an answer (the prompt style's answer end, when the tokenizer encodes it
+  // as one token). A turn whose action_tokens do not end with it was cut at max_new_tokens before
+  // the answer ended: its tokens are masked out of the loss (SPIRAL). nullopt: no turn is taken
+  // to be cut.
+  std::optional<int32_t> end_token;
+  int vocab = 0;        // token ids must lie in [0, vocab)
+  int max_seq_len = 0;  // a row (prompt + action) must fit in it; 0: no bound
+};
+
+// Tokens a batch spends on `episode`: the prompt and action tokens of its learning seats' turns.
+// What learner.batch_tokens counts.
+int64_t EpisodeTokens(const v1::Trajectory& episode);
+
+// Builds the rows of `episodes` (TokenBatch's order) and assigns every action token of a turn of
+// role p the episode's RAE advantage for p, read and updated episode by episode in batch order,
+// of `options.objective`'s value of the seat's return (as BuildTurnBatch does). INVALID_ARGUMENT
+// naming the episode and turn for a turn without prompt or action tokens, a behaviour_log_probs
+// count other than the action tokens', a token out of the vocabulary, a row longer than
+// max_seq_len, or a seat without a return.
+absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajectory*>& episodes,
+                                           RoleBaselines& baselines,
+                                           const TokenBatchOptions& options);
+
+// log pi(tokens[b, t] | tokens[b, < t]) [B, T] from `logits` [B, T, V]: column t is the
+// log-softmax of logits[:, t - 1] at tokens[:, t]; column 0 is 0. Differentiable.
+torch::Tensor TokenLogProbs(const torch::Tensor& logits, const torch::Tensor& tokens);
+
+// The token-level loss of `batch` from the model's `logits` [B, T, V] (one forward of
+// batch.tokens), N = batch.action_tokens (at least 1), m the action mask, A_b the row's advantage,
+// lp = TokenLogProbs, r = exp(lp - log mu) with the log-ratio clamped to +-kMaxLogImportanceRatio:
+//   REINFORCE: policy = -(1/N) sum m * w * A_b * lp, w = min(rho_bar, r) detached (rho_bar <= 0:
+//              w = 1);
+//   PPO:       policy = -(1/N) sum m * min(r A_b, clip(r, 1 - eps, 1 + eps) A_b);
+//   loss = policy - entropy_coef * (1/N) sum m * H(pi(.|prefix))
+//               + kl_coef * (1/N) sum m * KL(pi(.|prefix) || pi_ref(.|prefix)),
+// the entropy and the KL exact over the vocabulary at each action position, the KL only when
+// `reference_logits` ([B, T, V], the frozen reference's logits, no gradient) is defined. Logits at
+// positions that predict no trained token (the prompt, padding, cut turns) contribute nothing,
+// to the loss or its gradient, whatever (finite or not) they hold. Throws c10::Error for V-trace
+// (it has no token form here; the learner refuses it at its start) and for shape mismatches.
+LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
+                    const LossOptions& options, const torch::Tensor& reference_logits);
+
+}  // namespace rally
