@@ -4,8 +4,8 @@
 #include <random>
 #include <utility>
 
-#include "absl/log/log.h"
 #include "absl/strings/str_cat.h"
+#include "common/util/log.h"
 
 namespace rally {
 
@@ -18,6 +18,7 @@ struct GenerationWorker::Running {
   GenerationRequest request;
   std::promise<absl::StatusOr<GenerationResult>> promise;
   int slot = -1;
+  bool failed = false;  // its forward pass failed; the promise holds the error
   std::mt19937_64 rng;
   GenerationResult result;
 };
@@ -229,9 +230,10 @@ void GenerationWorker::ExtendAndSample(std::vector<Running*>& batch,
     logits = absl::InternalError(absl::StrCat("generation worker: forward pass: ", e.what()));
   }
   if (!logits.ok()) {
-    for (Running* r : batch) r->result.tokens.clear();
-    for (Running* r : batch) r->promise.set_value(logits.status());
-    for (Running* r : batch) r->slot = -2;  // failed: dropped by the loop
+    for (Running* r : batch) {
+      r->failed = true;
+      r->promise.set_value(logits.status());
+    }
     return;
   }
   torch::Tensor rows = logits->to(torch::kCPU, torch::kFloat).contiguous();
@@ -293,8 +295,8 @@ void GenerationWorker::Loop() {
         version_ = weights_version;
         weights_error_ = absl::OkStatus();
       } else {
-        LOG(WARNING) << "generation worker: weights of version " << weights_version
-                     << " not applied: " << loaded;
+        LogWarning("generation worker: weights not applied",
+                   {{"version", absl::StrCat(weights_version)}, {"error", loaded.ToString()}});
         weights_error_ = loaded;
       }
     }
@@ -317,7 +319,7 @@ void GenerationWorker::Loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (auto& r : running) {
-        const bool failed = r->slot == -2;
+        const bool failed = r->failed;
         if (!failed && !Finished(*r)) {
           still.push_back(std::move(r));
           continue;
