@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 
 absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), ": cannot be read"));
+  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), " is missing or cannot be read"));
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -40,10 +40,10 @@ std::string ResolveTokenizerReference(const std::string& tokenizer, const std::s
 
 nlohmann::json LmManifestFields(const TransformerConfig& config,
                                 const std::string& tokenizer_reference) {
-  return {{"policy_kind", kTransformerPolicyKind},
-          {"transformer", HfConfigJson(config)},
-          {"tokenizer", IsByteTokenizer(tokenizer_reference) ? kByteTokenizerName
-                                                              : "tokenizer.json"}};
+  return {
+      {"policy_kind", kTransformerPolicyKind},
+      {"transformer", HfConfigJson(config)},
+      {"tokenizer", IsByteTokenizer(tokenizer_reference) ? kByteTokenizerName : "tokenizer.json"}};
 }
 
 absl::Status WriteLmCheckpointDirectory(const std::string& dir, const std::string& name,
@@ -116,7 +116,8 @@ absl::StatusOr<LmCheckpoint> ReadLmCheckpoint(const std::string& dir) {
     const fs::path path = root / tokenizer->get<std::string>();
     absl::StatusOr<std::string> bytes = ReadWholeFile(path);
     if (!bytes.ok()) {
-      return absl::NotFoundError(absl::StrCat(path.string(), " (the manifest's tokenizer) is missing"));
+      return absl::NotFoundError(
+          absl::StrCat(path.string(), " (the manifest's tokenizer) is missing"));
     }
     const std::string file = tokenizer->get<std::string>();
     if (auto s = VerifyFileChecksum(m, file, *bytes, path.string()); !s.ok()) return s;
@@ -132,7 +133,8 @@ absl::StatusOr<LmCheckpoint> ReadLmCheckpoint(const std::string& dir) {
   }
   absl::StatusOr<TensorSet> weights = DecodeSafetensors(*weights_bytes);
   if (!weights.ok()) {
-    return absl::DataLossError(absl::StrCat(weights_path.string(), ": ", weights.status().message()));
+    return absl::DataLossError(
+        absl::StrCat(weights_path.string(), ": ", weights.status().message()));
   }
   // Exactly the tensors of the recorded shape, F32.
   std::map<std::string, const NamedTensor*> by_name;
@@ -150,8 +152,8 @@ absl::StatusOr<LmCheckpoint> ReadLmCheckpoint(const std::string& dir) {
     by_name.erase(it);
   }
   if (!by_name.empty()) {
-    return absl::DataLossError(absl::StrCat(weights_path.string(), ": unexpected tensor '",
-                                            by_name.begin()->first, "'"));
+    return absl::DataLossError(
+        absl::StrCat(weights_path.string(), ": unexpected tensor '", by_name.begin()->first, "'"));
   }
   cp.weights = *std::move(weights);
   for (auto [key, out] : {std::pair{"policy_version", &cp.policy_version},

@@ -68,8 +68,8 @@ absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajector
       }
       if (!IsLearningSeat(e, t.seat())) continue;
       if (absl::Status s = CheckTurn(t, options); !s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("episode ", i, " turn ", k, ": ",
-                                                       s.message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("episode ", i, " turn ", k, ": ", s.message()));
       }
       rows.emplace_back(i, k);
       width = std::max<int64_t>(width, t.observation_tokens_size() + t.action_tokens_size());
@@ -157,8 +157,8 @@ LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
   // they hold (even inf or NaN) reaches neither the loss nor its gradient. Row t of `predicting`
   // is the distribution over token t + 1, shifted to sit at position t + 1 like the mask.
   const int64_t width = logits.size(1);
-  torch::Tensor shifted = torch::cat(
-      {torch::zeros_like(logits.slice(1, 0, 1)), logits.slice(1, 0, width - 1)}, 1);
+  torch::Tensor shifted =
+      torch::cat({torch::zeros_like(logits.slice(1, 0, 1)), logits.slice(1, 0, width - 1)}, 1);
   shifted = torch::where(mask.unsqueeze(-1), shifted, zero);
   const torch::Tensor log_pi_all = torch::log_softmax(shifted, -1);  // [B, T, V]
   const torch::Tensor targets = batch.tokens.to(logits.device()).unsqueeze(-1);
@@ -173,13 +173,12 @@ LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
   torch::Tensor weight;  // the importance weight reported
   if (options.algorithm == Algorithm::kPpo) {
     const double eps = options.clip_epsilon;
-    torch::Tensor surrogate = torch::min(ratio * advantage,
-                                         torch::clamp(ratio, 1.0 - eps, 1.0 + eps) * advantage);
+    torch::Tensor surrogate =
+        torch::min(ratio * advantage, torch::clamp(ratio, 1.0 - eps, 1.0 + eps) * advantage);
     policy = -torch::where(mask, surrogate, zero).sum() / n;
     weight = ratio.detach();
     terms.clip_fraction =
-        (torch::where(mask, ((ratio.detach() - 1).abs() > eps).to(logits.dtype()), zero).sum() /
-         n)
+        (torch::where(mask, ((ratio.detach() - 1).abs() > eps).to(logits.dtype()), zero).sum() / n)
             .item<double>();
   } else {
     weight = options.rho_bar > 0 ? torch::clamp_max(ratio.detach(), options.rho_bar)

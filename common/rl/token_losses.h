@@ -54,6 +54,28 @@ struct TokenBatchOptions {
 // What learner.batch_tokens counts.
 int64_t EpisodeTokens(const v1::Trajectory& episode);
 
+// Packing a batch by tokens (learner.batch_tokens): whole episodes, in order, until the next
+// would pass the budget; a batch takes at least one episode, however long.
+class TokenBudget {
+ public:
+  explicit TokenBudget(int64_t budget) : budget_(budget) {}
+  // Whether an episode of `tokens` (EpisodeTokens) joins the batch; if it does, it is counted.
+  bool Take(int64_t tokens) {
+    if (episodes_ > 0 && tokens_ + tokens > budget_) return false;
+    tokens_ += tokens;
+    ++episodes_;
+    return true;
+  }
+  // No episode fits any more.
+  bool full() const { return episodes_ > 0 && tokens_ >= budget_; }
+  int64_t tokens() const { return tokens_; }
+
+ private:
+  int64_t budget_;
+  int64_t tokens_ = 0;
+  int64_t episodes_ = 0;
+};
+
 // Builds the rows of `episodes` (TokenBatch's order) and assigns every action token of a turn of
 // role p the episode's RAE advantage for p, read and updated episode by episode in batch order,
 // of `options.objective`'s value of the seat's return (as BuildTurnBatch does). INVALID_ARGUMENT

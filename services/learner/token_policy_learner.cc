@@ -201,8 +201,7 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
   if (hf) {
     if (absl::Status s = model->LoadWeights(hf->weights); !s.ok()) return s;
   }
-  const std::string tokenizer_reference =
-      ResolveTokenizerReference(policy.tokenizer, policy.from);
+  const std::string tokenizer_reference = ResolveTokenizerReference(policy.tokenizer, policy.from);
   std::unique_ptr<Tokenizer> tokenizer;
   if (tokenizer_reference == kByteTokenizerName) {
     tokenizer = MakeByteTokenizer();
@@ -212,9 +211,9 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
     tokenizer = *std::move(loaded);
   }
   if (tokenizer->VocabSize() > shape.vocab) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "policy.tokenizer ", tokenizer_reference, " has ", tokenizer->VocabSize(),
-        " ids, more than the model's vocabulary of ", shape.vocab));
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy.tokenizer ", tokenizer_reference, " has ", tokenizer->VocabSize(),
+                     " ids, more than the model's vocabulary of ", shape.vocab));
   }
   absl::StatusOr<PromptStyle> style = ParsePromptStyle(policy.prompt);
   if (!style.ok()) return style.status();
@@ -231,8 +230,7 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
                              tokenizer_reference, batch_options));
 }
 
-TokenPolicyLearner::TokenPolicyLearner(const JobConfig& config,
-                                       std::unique_ptr<Transformer> model,
+TokenPolicyLearner::TokenPolicyLearner(const JobConfig& config, std::unique_ptr<Transformer> model,
                                        std::string tokenizer_reference,
                                        TokenBatchOptions batch_options)
     : config_(config),
@@ -252,8 +250,8 @@ std::vector<std::string> TokenPolicyLearner::ParameterNames() const {
 }
 
 void TokenPolicyLearner::ToDevice(const torch::Device& device) {
-  TORCH_CHECK(device == model_->device(), "the transformer was built on ",
-              model_->device().str(), ", not ", device.str());
+  TORCH_CHECK(device == model_->device(), "the transformer was built on ", model_->device().str(),
+              ", not ", device.str());
 }
 
 std::string TokenPolicyLearner::EncodeWeights(int64_t version, int64_t step) {
@@ -307,11 +305,11 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
                              {"baselines", baselines},
                              {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
   manifest.update(LmManifestFields(model_->config(), tokenizer_reference_));
-  if (absl::Status s = WriteLmCheckpointDirectory(
-          dir, name, std::move(manifest),
-          {{"weights.safetensors", EncodeSafetensors(weights)},
-           {"optimizer.safetensors", EncodeSafetensors(adam)}},
-          tokenizer_reference_);
+  if (absl::Status s =
+          WriteLmCheckpointDirectory(dir, name, std::move(manifest),
+                                     {{"weights.safetensors", EncodeSafetensors(weights)},
+                                      {"optimizer.safetensors", EncodeSafetensors(adam)}},
+                                     tokenizer_reference_);
       !s.ok()) {
     return s;
   }
@@ -356,8 +354,8 @@ absl::StatusOr<LearnerState> TokenPolicyLearner::Restore(const std::string& dir,
   }
   absl::StatusOr<TensorSet> adam = DecodeSafetensors(optimizer_bytes);
   if (!adam.ok()) {
-    return absl::DataLossError(absl::StrCat(optimizer_path.string(), ": ",
-                                            adam.status().message()));
+    return absl::DataLossError(
+        absl::StrCat(optimizer_path.string(), ": ", adam.status().message()));
   }
   std::map<std::string, const NamedTensor*> by_name;
   for (const NamedTensor& t : adam->tensors) by_name[t.name] = &t;
@@ -446,19 +444,16 @@ void TokenPolicyLearner::OpenBatches(BatchSourceOptions options,
 
 absl::StatusOr<bool> TokenPolicyLearner::NextBatch() {
   batch_.reset();
-  const int64_t budget = config_.learner.batch_tokens;
+  TokenBudget budget(config_.learner.batch_tokens);
   std::vector<v1::Trajectory> episodes;
-  int64_t tokens = 0;
-  while (tokens < budget) {
+  while (!budget.full()) {
     absl::StatusOr<std::optional<v1::Trajectory>> next = streams_->Next();
     if (!next.ok()) return next.status();
     if (!next->has_value()) break;
-    const int64_t more = EpisodeTokens(**next);
-    if (!episodes.empty() && tokens + more > budget) {
+    if (!budget.Take(EpisodeTokens(**next))) {
       streams_->PutBack(**std::move(next));
       break;
     }
-    tokens += more;
     episodes.push_back(**std::move(next));
   }
   if (episodes.empty()) return false;

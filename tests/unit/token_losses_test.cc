@@ -44,9 +44,9 @@ torch::Tensor HandLogits(float junk) {
                               static_cast<float>(std::log(c))};
   };
   std::vector<float> v;
-  for (const auto& row : {l(1, 2, 1), l(1, 1, 2), std::vector<float>{junk, -junk, 3 * junk},
-                          l(1, 1, 2), std::vector<float>{-junk, junk, 0},
-                          std::vector<float>{2 * junk, 0, junk}}) {
+  for (const auto& row :
+       {l(1, 2, 1), l(1, 1, 2), std::vector<float>{junk, -junk, 3 * junk}, l(1, 1, 2),
+        std::vector<float>{-junk, junk, 0}, std::vector<float>{2 * junk, 0, junk}}) {
     v.insert(v.end(), row.begin(), row.end());
   }
   return torch::tensor(v).view({2, 3, 3}).requires_grad_(true);
@@ -225,14 +225,34 @@ TEST(TokenBatches, RefusesBadTurnsNamingThem) {
   TokenBatchOptions options;
   auto batch = BuildTokenBatch({&e}, baselines, options);
   ASSERT_FALSE(batch.ok());
-  EXPECT_NE(batch.status().message().find("episode 0 turn 1"), std::string::npos)
-      << batch.status();
+  EXPECT_NE(batch.status().message().find("episode 0 turn 1"), std::string::npos) << batch.status();
   e = TwoSeatEpisode(1.f, 10);
   options.vocab = 8;  // token 10 and 9 fall outside
   EXPECT_FALSE(BuildTokenBatch({&e}, baselines, options).ok());
   options.vocab = 0;
   options.max_seq_len = 3;  // a 4-token row
   EXPECT_FALSE(BuildTokenBatch({&e}, baselines, options).ok());
+}
+
+TEST(TokenBatches, TokenBudgetTakesWholeEpisodesUntilTheNextWouldPassIt) {
+  TokenBudget budget(100);
+  EXPECT_TRUE(budget.Take(40));
+  EXPECT_TRUE(budget.Take(60));  // exactly the budget
+  EXPECT_TRUE(budget.full());
+  EXPECT_FALSE(budget.Take(1));
+  EXPECT_EQ(budget.tokens(), 100);
+
+  TokenBudget partial(100);
+  EXPECT_TRUE(partial.Take(70));
+  EXPECT_FALSE(partial.full());
+  EXPECT_FALSE(partial.Take(31));  // would pass it: starts the next batch
+  EXPECT_TRUE(partial.Take(30));
+  EXPECT_EQ(partial.tokens(), 100);
+
+  TokenBudget longer(100);
+  EXPECT_TRUE(longer.Take(250));  // the first episode joins however long it is
+  EXPECT_TRUE(longer.full());
+  EXPECT_FALSE(longer.Take(1));
 }
 
 // --- The learner.
@@ -403,8 +423,8 @@ TEST_F(TokenCheckpointTest, ExportHfLoadsBackToTheSameTensors) {
     EXPECT_EQ(Floats(hf->weights.tensors[i]), Floats(want.tensors[i]));
   }
   // bf16 rounds, within bf16's precision.
-  ASSERT_TRUE(ExportLmCheckpointToHf((dir_ / "step-3").string(), (dir_ / "bf").string(), "bf16")
-                  .ok());
+  ASSERT_TRUE(
+      ExportLmCheckpointToHf((dir_ / "step-3").string(), (dir_ / "bf").string(), "bf16").ok());
   auto bf = LoadHfDirectory((dir_ / "bf").string());
   ASSERT_TRUE(bf.ok()) << bf.status();
   std::vector<float> x = Floats(bf->weights.tensors[0]), y = Floats(want.tensors[0]);
@@ -451,8 +471,8 @@ TEST_F(TokenCheckpointTest, ATokenizerFileTravelsWithTheCheckpointAndTheExport) 
   auto read = ReadLmCheckpoint((dir_ / "step-1").string());
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->tokenizer_path, (dir_ / "step-1" / "tokenizer.json").string());
-  ASSERT_TRUE(ExportLmCheckpointToHf((dir_ / "step-1").string(), (dir_ / "hf").string(), "fp32")
-                  .ok());
+  ASSERT_TRUE(
+      ExportLmCheckpointToHf((dir_ / "step-1").string(), (dir_ / "hf").string(), "fp32").ok());
   std::ifstream in(dir_ / "hf" / "tokenizer.json");
   std::string copied((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(copied, text);
