@@ -22,10 +22,15 @@
 #include "nlohmann/json.hpp"
 #include "rally/v1/weights.grpc.pb.h"
 #include "common/eval/network_evaluation.h"
+#include "common/lm/hf_checkpoint.h"
+#include "common/lm/tokenizer.h"
+#include "common/lm/transformer.h"
+#include "services/actor/generation_worker.h"
 #include "services/actor/inference.h"
 #include "services/actor/opponent_source.h"
 #include "services/actor/selfplay.h"
 #include "services/actor/snapshot_cache.h"
+#include "services/actor/text_selfplay.h"
 #include "services/actor/weight_subscriber.h"
 
 ABSL_FLAG(std::string, mode, "selfplay", "selfplay | eval");
@@ -101,6 +106,96 @@ absl::Status RunSelfPlayJob(const v1::Assignment& a, const JobConfig& config, co
                                      {"outcomes_reported", c.reported},
                                      {"outcomes_refused", c.refused}});
   }
+  return absl::OkStatus();
+}
+
+// policy.kind transformer: the game is played as text by a language model on a generation worker.
+// The model's shape comes from policy.transformer or from policy.from's config.json; its weights
+// come from the weight service (safetensors of Transformer::ExportWeights), and no game starts
+// before the first version has arrived.
+absl::Status RunTextSelfPlayJob(const v1::Assignment& a, const JobConfig& config,
+                                std::shared_ptr<const Game> game, const std::string& name,
+                                ControlClient& control, prometheus::Registry& metrics,
+                                SelfPlayStats& stats, std::atomic<int64_t>& version) {
+  if (a.endpoints().replay().empty()) return absl::FailedPreconditionError("no replay endpoint");
+  TransformerConfig shape = config.policy.transformer;
+  std::string tokenizer_path = config.policy.tokenizer;
+  if (!config.policy.from.empty()) {
+    absl::StatusOr<HfModel> hf = LoadHfDirectory(config.policy.from);
+    if (!hf.ok()) return hf.status();
+    shape = hf->config;
+    if (tokenizer_path.empty()) tokenizer_path = hf->tokenizer_path;
+  }
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (tokenizer_path.empty() || tokenizer_path == "byte") {
+    tokenizer = MakeByteTokenizer();
+  } else {
+    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = LoadTokenizer(tokenizer_path);
+    if (!loaded.ok()) return loaded.status();
+    tokenizer = *std::move(loaded);
+  }
+  absl::StatusOr<Transformer> model =
+      Transformer::Create(shape, static_cast<uint64_t>(config.seed) + a.index());
+  if (!model.ok()) return model.status();
+  GenerationWorkerOptions options;
+  options.max_batch = config.actors.max_batch;
+  options.kv_cache_tokens =
+      config.actors.kv_cache_tokens > 0
+          ? config.actors.kv_cache_tokens
+          : int64_t{std::max(1, config.actors.envs_per_actor)} * shape.max_seq_len;
+  options.initial_version = -1;
+  options.tokenizer = tokenizer.get();
+  absl::StatusOr<std::unique_ptr<GenerationWorker>> worker =
+      GenerationWorker::Create(*std::move(model), options);
+  if (!worker.ok()) return worker.status();
+  LogInfo("generation worker", {{"sequences", (*worker)->slots()},
+                                {"sequence_capacity", (*worker)->sequence_capacity()}});
+
+  WeightSubscriber weights(
+      MakeChannel(a.endpoints().weights()), name,
+      [&](int64_t v, std::string blob) -> absl::Status {
+        absl::StatusOr<TensorSet> set = DecodeSafetensors(blob);
+        if (!set.ok()) return set.status();
+        (*worker)->PublishWeights(std::make_shared<TensorSet>(*std::move(set)), v);
+        version = v;
+        return absl::OkStatus();
+      },
+      metrics);
+  weights.Start();
+  auto keep_running = [&] { return control.IsActive(a.job_id()) && !ShutdownRequested(); };
+  while (keep_running() && (*worker)->version() < 0) {
+    WaitForShutdown(std::chrono::milliseconds(100));
+  }
+  const std::string& replay = a.endpoints().replay(a.index() % a.endpoints().replay_size());
+  std::vector<std::string> tables;
+  for (const ReplayTableConfig& t : config.replay.tables) tables.push_back(t.name);
+  ReplayWriter writer(replay, tables, absl::StrCat(name, "/", a.job_id()),
+                      config.actors.envs_per_actor, &metrics);
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done && keep_running()) WaitForShutdown(std::chrono::milliseconds(100));
+    writer.Stop();
+    (*worker)->Stop();
+  });
+  TextSelfPlayStats text_stats;
+  std::atomic<bool> counting{true};
+  std::thread counter([&] {  // the job's report counts episodes
+    while (counting) {
+      stats.episodes = text_stats.episodes.load();
+      stats.episodes_latest = text_stats.episodes.load();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  RunTextSelfPlay(config, game, *tokenizer, **worker, writer, keep_running, text_stats);
+  done = true;
+  watcher.join();
+  counting = false;
+  counter.join();
+  weights.Stop();
+  LogInfo("text self-play", {{"episodes", text_stats.episodes.load()},
+                             {"turns", text_stats.turns.load()},
+                             {"forfeits", text_stats.forfeits.load()},
+                             {"errors", text_stats.errors.load()}});
   return absl::OkStatus();
 }
 
@@ -379,7 +474,11 @@ int main(int argc, char** argv) {
       episodes_reported = 0;
       for (auto& k : kind_counters) k.second = 0;
     }
-    if (s.ok()) {
+    if (s.ok() && config->policy.is_transformer()) {
+      s = eval ? absl::UnimplementedError(
+                     "evaluation of language-model policies is not served by rally-actor")
+               : RunTextSelfPlayJob(*a, *config, game, name, control, registry, stats, version);
+    } else if (s.ok()) {
       latest.Clear();
       WeightSubscriber weights(a->endpoints().weights(), name, game->ObservationSize(),
                                config->policy.hidden, game->NumDistinctActions(), latest, registry);
