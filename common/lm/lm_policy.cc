@@ -12,10 +12,6 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-bool PlainSampling(const SamplingOptions& s) {
-  return s.temperature == 1.0 && s.top_k == 0 && s.top_p == 1.0;
-}
-
 }  // namespace
 
 absl::StatusOr<LmMoveScorer> LmMoveScorer::Create(const Transformer* model,
@@ -69,15 +65,33 @@ std::vector<std::vector<int32_t>> LmMoveScorer::AnswerTokens(const State& state)
 }
 
 double LmMoveScorer::TokenLogProb(const torch::Tensor& row, int32_t token) const {
-  if (PlainSampling(sampling_)) {
-    return torch::log_softmax(row.to(torch::kDouble), 0)[token].item<double>();
+  if (sampling_.temperature > 0 && sampling_.top_k == 0 && sampling_.top_p == 1.0) {
+    torch::Tensor scaled = row.to(torch::kDouble) / sampling_.temperature;
+    return torch::log_softmax(scaled, 0)[token].item<double>();
   }
+  // The tokens the sampler keeps; the token's probability renormalised over them, in double.
   torch::Tensor contiguous = row.to(torch::kFloat).contiguous();
   std::span<const float> logits(contiguous.data_ptr<float>(), contiguous.numel());
-  for (const TokenProbability& t : SamplingDistribution(logits, sampling_)) {
-    if (t.token == token) return std::log(t.prob);
+  std::vector<int64_t> ids;
+  if (sampling_.temperature > 0 && sampling_.top_p == 1.0) {
+    // Top-k alone: the k highest logits, ties to the lower id, chosen here rather than read from
+    // SamplingDistribution, whose float probabilities can underflow to 0 for kept tokens.
+    std::vector<int64_t> order(logits.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return logits[a] > logits[b]; });
+    order.resize(std::min<size_t>(order.size(), sampling_.top_k));
+    ids = std::move(order);
+  } else {
+    for (const TokenProbability& t : SamplingDistribution(logits, sampling_)) {
+      ids.push_back(t.token);
+    }
   }
-  return kNegInf;
+  if (std::find(ids.begin(), ids.end(), token) == ids.end()) return kNegInf;
+  if (sampling_.temperature == 0 || ids.size() == 1) return 0.0;  // drawn with probability 1
+  torch::Tensor scaled = row.to(torch::kDouble) / sampling_.temperature;
+  torch::Tensor norm = torch::logsumexp(scaled.index({torch::tensor(ids, torch::kLong)}), 0);
+  return (scaled[token] - norm).item<double>();
 }
 
 double LmMoveScorer::AnswerLogProb(const torch::Tensor& first_row, const torch::Tensor& rest_rows,
@@ -214,14 +228,15 @@ double InvalidMass(const GameTree& tree, const LmPolicyTable& table, int node) {
 }
 
 // Reach probability of every node under chance and the policy, skipping `responder`'s own
-// decisions (weight 1) when responder >= 0.
+// decisions (weight 1) when responder >= 0 (-1: none).
 std::vector<double> Reach(const GameTree& tree, const LmPolicyTable& table, int responder) {
   const auto& nodes = tree.nodes();
   std::vector<double> reach(nodes.size(), 0.0);
   reach[0] = 1.0;
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (int i = 0; i < nodes[n].num_children; ++i) {
-      double w = nodes[n].player == responder ? 1.0 : EdgeProbability(tree, table, n, i);
+      bool own = responder >= 0 && nodes[n].player == responder;
+      double w = own ? 1.0 : EdgeProbability(tree, table, n, i);
       reach[nodes[n].first_child + i] = reach[n] * w;
     }
   }

@@ -1,1 +1,395 @@
+#include "common/lm/lm_policy.h"
+
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/eval/exploitability.h"
+#include "common/eval/game_tree.h"
+#include "common/games/registry.h"
+
+namespace rally {
+namespace {
+
+TransformerConfig TinyConfig(int d_model = 32) {
+  TransformerConfig c;
+  c.layers = 2;
+  c.d_model = d_model;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.d_ff = 2 * d_model;
+  c.vocab = kByteTokenizerVocab;
+  c.max_seq_len = 4096;
+  return c;
+}
+
+// A random model whose logits are of order one (Hugging Face's N(0, 0.02²) initialisation scaled
+// up), so answers' probabilities differ visibly between moves.
+Transformer RandomModel(const TransformerConfig& config, uint64_t seed) {
+  Transformer model = *Transformer::Create(config, seed);
+  torch::NoGradGuard no_grad;
+  for (torch::Tensor& t : model.parameters()) t.mul_(8.0);
+  return model;
+}
+
+struct Fixture {
+  std::shared_ptr<const Game> game;
+  const TextRendering* rendering;
+  std::unique_ptr<Tokenizer> tokenizer = MakeByteTokenizer();
+};
+
+Fixture Load(const std::string& name) {
+  Fixture f;
+  f.game = *LoadGame(name);
+  f.rendering = *FindTextRendering(name);
+  return f;
+}
+
+std::vector<int32_t> Bytes(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (unsigned char c : text) ids.push_back(c);
+  return ids;
+}
+
+// The slow reference: one full forward per prefix of prompt + answer, each answer token scored by
+// a log-softmax (divided by `temperature`) of the logits after the tokens before it.
+double SlowAnswerLogProb(const Transformer& model, const std::vector<int32_t>& prompt,
+                         const std::vector<int32_t>& answer, double temperature = 1.0) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> context(prompt.begin(), prompt.end());
+  double sum = 0;
+  for (int32_t token : answer) {
+    int64_t n = static_cast<int64_t>(context.size());
+    torch::Tensor tokens = torch::tensor(context, torch::kLong).view({1, n});
+    torch::Tensor lengths = torch::tensor(std::vector<int64_t>{n}, torch::kLong);
+    torch::Tensor logits = *model.Forward(tokens, lengths);
+    torch::Tensor row = logits.index({0, n - 1}).to(torch::kDouble) / temperature;
+    sum += torch::log_softmax(row, 0)[token].item<double>();
+    context.push_back(token);
+  }
+  return sum;
+}
+
+TEST(LmPolicy, KuhnAnswersAreCanonicalTextThenNewline) {
+  Fixture f = Load("kuhn_poker");
+  Transformer model = RandomModel(TinyConfig(), 1);
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact);
+  GameTree tree = *GameTree::Build(*f.game);
+  const State& first = *tree.information_states()[0].state;
+  std::vector<std::vector<int32_t>> answers = scorer.AnswerTokens(first);
+  std::vector<int> legal = first.LegalActions();
+  ASSERT_EQ(answers.size(), legal.size());
+  for (size_t a = 0; a < legal.size(); ++a) {
+    std::string text = f.rendering->MoveText(first, first.CurrentPlayer(), legal[a]) + "\n";
+    EXPECT_EQ(answers[a], Bytes(text));
+  }
+  // Every Kuhn answer is one of the four words in brackets and a newline.
+  for (const auto& info : tree.information_states()) {
+    for (const auto& answer : scorer.AnswerTokens(*info.state)) {
+      std::string text(answer.begin(), answer.end());
+      EXPECT_TRUE(text == "[Check]\n" || text == "[Bet]\n" || text == "[Call]\n" ||
+                  text == "[Fold]\n")
+          << text;
+    }
+  }
+}
+
+TEST(LmPolicy, KuhnProbabilitiesMatchSlowReferenceAndSumToOne) {
+  Fixture f = Load("kuhn_poker");
+  Transformer model = RandomModel(TinyConfig(), 2);
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact);
+  GameTree tree = *GameTree::Build(*f.game);
+  ASSERT_EQ(tree.information_states().size(), 12u);
+  for (const auto& info : tree.information_states()) {
+    absl::StatusOr<MoveScores> scores = scorer.Score(*info.state);
+    ASSERT_TRUE(scores.ok()) << scores.status();
+    EXPECT_EQ(scores->actions, info.actions);
+    std::string prompt = *CompactPrompt(*f.rendering, *f.game, *info.state, info.player);
+    std::vector<int32_t> prompt_ids = Bytes(prompt);
+    EXPECT_EQ(scores->prompt_tokens, static_cast<int>(prompt_ids.size()));
+    double total = scores->invalid;
+    for (size_t a = 0; a < info.actions.size(); ++a) {
+      std::string answer = f.rendering->MoveText(*info.state, info.player, info.actions[a]) + "\n";
+      double reference = SlowAnswerLogProb(model, prompt_ids, Bytes(answer));
+      EXPECT_NEAR(scores->log_probs[a], reference, 1e-4) << info.key << " " << answer;
+      EXPECT_NEAR(scores->probs[a], std::exp(reference), 1e-4 * std::exp(reference));
+      total += scores->probs[a];
+    }
+    EXPECT_NEAR(total, 1.0, 1e-12) << info.key;
+    EXPECT_GT(scores->invalid, 0.0);
+  }
+  absl::StatusOr<LmPolicyTable> table = ScoreTree(tree, scorer);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_TRUE(ValidateLmPolicyTable(tree, *table).ok());
+}
+
+TEST(LmPolicy, TemperatureScoresTheSampledDistribution) {
+  Fixture f = Load("kuhn_poker");
+  Transformer model = RandomModel(TinyConfig(), 3);
+  SamplingOptions hot;
+  hot.temperature = 0.5;
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact, hot);
+  GameTree tree = *GameTree::Build(*f.game);
+  const auto& info = tree.information_states()[5];
+  MoveScores scores = *scorer.Score(*info.state);
+  std::vector<int32_t> prompt =
+      Bytes(*CompactPrompt(*f.rendering, *f.game, *info.state, info.player));
+  for (size_t a = 0; a < info.actions.size(); ++a) {
+    std::string answer = f.rendering->MoveText(*info.state, info.player, info.actions[a]) + "\n";
+    EXPECT_NEAR(scores.log_probs[a], SlowAnswerLogProb(model, prompt, Bytes(answer), 0.5), 1e-3);
+  }
+  // Top-k keeping the whole vocabulary is the same distribution, through the renormalising path.
+  SamplingOptions all_k = hot;
+  all_k.top_k = kByteTokenizerVocab;
+  LmMoveScorer all = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                           PromptStyle::kCompact, all_k);
+  MoveScores same = *all.Score(*info.state);
+  for (size_t a = 0; a < info.actions.size(); ++a) {
+    EXPECT_NEAR(same.log_probs[a], scores.log_probs[a], 1e-3);
+  }
+  SamplingOptions bad;
+  bad.top_p = 0;
+  EXPECT_FALSE(LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                    PromptStyle::kCompact, bad)
+                   .ok());
+}
+
+// Whether greedy decoding after `prompt` produces `answer`: each token the argmax of a full forward.
+bool SlowIsGreedyPath(const Transformer& model, const std::vector<int32_t>& prompt,
+                      const std::vector<int32_t>& answer) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> context(prompt.begin(), prompt.end());
+  for (int32_t token : answer) {
+    int64_t n = static_cast<int64_t>(context.size());
+    torch::Tensor tokens = torch::tensor(context, torch::kLong).view({1, n});
+    torch::Tensor lengths = torch::tensor(std::vector<int64_t>{n}, torch::kLong);
+    torch::Tensor row = model.Forward(tokens, lengths)->index({0, n - 1});
+    if (row.argmax().item<int64_t>() != token) return false;
+    context.push_back(token);
+  }
+  return true;
+}
+
+TEST(LmPolicy, GreedyScoresOneOnTheArgmaxPathOnly) {
+  Fixture f = Load("kuhn_poker");
+  Transformer model = RandomModel(TinyConfig(), 8);
+  SamplingOptions greedy;
+  greedy.temperature = 0;
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact, greedy);
+  GameTree tree = *GameTree::Build(*f.game);
+  for (const auto& info : tree.information_states()) {
+    MoveScores scores = *scorer.Score(*info.state);
+    std::vector<int32_t> prompt =
+        Bytes(*CompactPrompt(*f.rendering, *f.game, *info.state, info.player));
+    std::vector<std::vector<int32_t>> answers = scorer.AnswerTokens(*info.state);
+    double total = scores.invalid;
+    for (size_t a = 0; a < answers.size(); ++a) {
+      EXPECT_EQ(scores.probs[a], SlowIsGreedyPath(model, prompt, answers[a]) ? 1.0 : 0.0);
+      total += scores.probs[a];
+    }
+    EXPECT_EQ(total, 1.0);
+  }
+}
+
+TEST(LmPolicy, ZeroInvalidMassMatchesExistingEvaluator) {
+  Fixture f = Load("kuhn_poker");
+  GameTree tree = *GameTree::Build(*f.game);
+  TabularPolicy policy;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0.05, 1.0);
+  for (const auto& info : tree.information_states()) {
+    double p = u(rng);
+    policy.Set(info.key, {{info.actions[0], p}, {info.actions[1], 1 - p}});
+  }
+  LmPolicyTable table = *TableFromPolicy(tree, policy);
+  std::vector<double> expected = *ExpectedReturns(tree, policy);
+  std::vector<double> got = *ForfeitExpectedReturns(tree, table);
+  EXPECT_NEAR(got[0], expected[0], 1e-12);
+  EXPECT_NEAR(got[1], expected[1], 1e-12);
+  EXPECT_NEAR(*ForfeitExploitability(tree, table), *Exploitability(tree, policy), 1e-12);
+  for (int p = 0; p < 2; ++p) {
+    BestResponse a = *ForfeitBestResponse(tree, table, p);
+    BestResponse b = *ComputeBestResponse(tree, p, policy);
+    EXPECT_NEAR(a.value, b.value, 1e-12);
+    EXPECT_EQ(a.actions, b.actions);
+  }
+  InvalidAnswerRate rate = *ComputeInvalidAnswerRate(tree, table);
+  EXPECT_EQ(rate.per_game, 0.0);
+  EXPECT_EQ(rate.max, 0.0);
+}
+
+// Kuhn's information states of player 0's first decision are the bare cards.
+bool IsFirstDecision(const GameTree::InformationState& info) {
+  return info.player == 0 && info.depth == 0;
+}
+
+TEST(LmPolicy, CertainForfeitAtTheFirstDecisionIsHandComputed) {
+  Fixture f = Load("kuhn_poker");
+  GameTree tree = *GameTree::Build(*f.game);
+  LmPolicyTable table = *TableFromPolicy(tree, UniformPolicy());
+  for (size_t i = 0; i < table.probs.size(); ++i) {
+    // Player 0 forfeits at its first decision, player 1 at all of its own.
+    if (IsFirstDecision(tree.information_states()[i]) || tree.information_states()[i].player == 1) {
+      for (double& p : table.probs[i]) p = 0;
+      table.invalid[i] = 1;
+    }
+  }
+  std::vector<double> v = *ForfeitExpectedReturns(tree, table);
+  EXPECT_DOUBLE_EQ(v[0], -1.5);
+  EXPECT_DOUBLE_EQ(v[1], 0.5);
+  // Player 0 responding plays on and player 1 forfeits: +0.5. Player 1 never gets to move: +0.5.
+  EXPECT_DOUBLE_EQ(ForfeitBestResponse(tree, table, 0)->value, 0.5);
+  EXPECT_DOUBLE_EQ(ForfeitBestResponse(tree, table, 1)->value, 0.5);
+  EXPECT_DOUBLE_EQ(*ForfeitNashConv(tree, table), 2.0);
+  EXPECT_DOUBLE_EQ(*ForfeitExploitability(tree, table), 1.0);
+  InvalidAnswerRate rate = *ComputeInvalidAnswerRate(tree, table);
+  EXPECT_DOUBLE_EQ(rate.per_game, 1.0);
+  EXPECT_DOUBLE_EQ(rate.per_decision, 1.0);
+  EXPECT_DOUBLE_EQ(rate.max, 1.0);
+}
+
+TEST(LmPolicy, PartialForfeitMatchesForfeitAdjustedValues) {
+  Fixture f = Load("kuhn_poker");
+  GameTree tree = *GameTree::Build(*f.game);
+  UniformPolicy uniform;
+  LmPolicyTable table = *TableFromPolicy(tree, uniform);
+  const double q = 0.5;
+  for (size_t i = 0; i < table.probs.size(); ++i) {
+    if (!IsFirstDecision(tree.information_states()[i])) continue;
+    for (double& p : table.probs[i]) p *= 1 - q;
+    table.invalid[i] = q;
+  }
+  // Player 0 forfeits with probability q before anything else and otherwise plays uniformly.
+  std::vector<double> u = *ExpectedReturns(tree, uniform);
+  std::vector<double> v = *ForfeitExpectedReturns(tree, table);
+  EXPECT_NEAR(v[0], q * -1.5 + (1 - q) * u[0], 1e-12);
+  EXPECT_NEAR(v[1], q * 0.5 + (1 - q) * u[1], 1e-12);
+  // Player 0's best response never forfeits and faces the uniform player 1; player 1's faces the
+  // uniform continuation with probability 1 - q and wins 0.5 otherwise.
+  double br0 = ComputeBestResponse(tree, 0, uniform)->value;
+  double br1 = ComputeBestResponse(tree, 1, uniform)->value;
+  EXPECT_NEAR(ForfeitBestResponse(tree, table, 0)->value, br0, 1e-12);
+  EXPECT_NEAR(ForfeitBestResponse(tree, table, 1)->value, q * 0.5 + (1 - q) * br1, 1e-12);
+  double nash_conv = (br0 - v[0]) + (q * 0.5 + (1 - q) * br1 - v[1]);
+  EXPECT_NEAR(*ForfeitNashConv(tree, table), nash_conv, 1e-12);
+  EXPECT_NEAR(*ForfeitExploitability(tree, table), nash_conv / 2, 1e-12);
+  // Reach of decision nodes: player 0's first (1), player 1's (1 - q), player 0's second, after
+  // check then bet ((1 - q) / 2 * 1 / 2).
+  InvalidAnswerRate rate = *ComputeInvalidAnswerRate(tree, table);
+  EXPECT_NEAR(rate.per_game, q, 1e-12);
+  EXPECT_NEAR(rate.per_decision, q / (1 + (1 - q) + (1 - q) / 4), 1e-12);
+  EXPECT_DOUBLE_EQ(rate.max, q);
+}
+
+TEST(LmPolicy, ValidationRejectsBadTables) {
+  Fixture f = Load("kuhn_poker");
+  GameTree tree = *GameTree::Build(*f.game);
+  LmPolicyTable table = *TableFromPolicy(tree, UniformPolicy());
+  table.invalid[3] = 0.25;  // sums to 1.25
+  absl::Status s = ValidateLmPolicyTable(tree, table);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(tree.information_states()[3].key), std::string::npos) << s;
+  table.invalid.pop_back();
+  EXPECT_FALSE(ForfeitNashConv(tree, table).ok());
+}
+
+TEST(LmPolicy, TablePolicyConditionsOnValidAnswers) {
+  Fixture f = Load("kuhn_poker");
+  GameTree tree = *GameTree::Build(*f.game);
+  LmPolicyTable table = *TableFromPolicy(tree, UniformPolicy());
+  table.probs[0] = {0.1, 0.3};
+  table.invalid[0] = 0.6;
+  table.probs[1] = {0.0, 0.0};
+  table.invalid[1] = 1.0;
+  LmTablePolicy policy(tree, table);
+  ActionsAndProbs p0 = policy.ActionProbabilities(*tree.information_states()[0].state);
+  ASSERT_EQ(p0.size(), 2u);
+  EXPECT_NEAR(p0[0].second, 0.25, 1e-12);
+  EXPECT_NEAR(p0[1].second, 0.75, 1e-12);
+  ActionsAndProbs p1 = policy.ActionProbabilities(*tree.information_states()[1].state);
+  EXPECT_NEAR(p1[0].second, 0.5, 1e-12);
+}
+
+TEST(LmPolicy, TicTacToeScorerHandlesRandomGames) {
+  Fixture f = Load("tictactoe");
+  Transformer model = RandomModel(TinyConfig(), 4);
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact);
+  std::mt19937_64 rng(11);
+  int checked_against_reference = 0;
+  for (int g = 0; g < 3; ++g) {
+    std::unique_ptr<State> state = f.game->NewInitialState();
+    while (state->CurrentPlayer() >= 0) {
+      absl::StatusOr<MoveScores> scores = scorer.Score(*state);
+      ASSERT_TRUE(scores.ok()) << scores.status();
+      std::vector<int> legal = state->LegalActions();
+      EXPECT_EQ(scores->actions, legal);
+      double total = scores->invalid;
+      for (double p : scores->probs) total += p;
+      EXPECT_NEAR(total, 1.0, 1e-12);
+      std::vector<std::vector<int32_t>> answers = scorer.AnswerTokens(*state);
+      for (size_t a = 0; a < legal.size(); ++a) {
+        EXPECT_EQ(answers[a], Bytes("[" + std::to_string(legal[a]) + "]\n"));
+      }
+      if (g == 0 && legal.size() % 3 == 0) {  // a few positions against the slow reference
+        std::vector<int32_t> prompt = Bytes(
+            *CompactPrompt(*f.rendering, *f.game, *state, state->CurrentPlayer()));
+        EXPECT_NEAR(scores->log_probs[0], SlowAnswerLogProb(model, prompt, answers[0]), 1e-4);
+        ++checked_against_reference;
+      }
+      state->ApplyAction(legal[std::uniform_int_distribution<size_t>(0, legal.size() - 1)(rng)]);
+    }
+  }
+  EXPECT_GT(checked_against_reference, 0);
+}
+
+TEST(LmPolicy, RefusesContextsLongerThanTheModel) {
+  Fixture f = Load("kuhn_poker");
+  TransformerConfig config = TinyConfig();
+  config.max_seq_len = 16;
+  Transformer model = RandomModel(config, 5);
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact);
+  GameTree tree = *GameTree::Build(*f.game);
+  absl::StatusOr<LmPolicyTable> table = ScoreTree(tree, scorer);
+  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(table.status().message().find("max_seq_len"), std::string::npos) << table.status();
+}
+
+// Wall time to score every information state with a 2-layer width-64 model on one thread:
+// Kuhn (12) and, when RALLY_LM_POLICY_TIMING is set, TicTacToe (4,520 positions).
+TEST(LmPolicy, ScoringWallTime) {
+  int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  Transformer model = RandomModel(TinyConfig(64), 6);
+  std::vector<std::string> games = {"kuhn_poker"};
+  if (std::getenv("RALLY_LM_POLICY_TIMING") != nullptr) games.push_back("tictactoe");
+  for (const std::string& name : games) {
+    Fixture f = Load(name);
+    LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(),
+                                                f.rendering, PromptStyle::kCompact);
+    GameTree tree = *GameTree::Build(*f.game);
+    auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<LmPolicyTable> table = ScoreTree(tree, scorer);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(table.ok()) << table.status();
+    InvalidAnswerRate rate = *ComputeInvalidAnswerRate(tree, *table);
+    std::printf("%s: %zu information states scored in %.3f s; invalid rate per decision %.4f\n",
+                name.c_str(), tree.information_states().size(), seconds, rate.per_decision);
+  }
+  torch::set_num_threads(threads);
+}
+
+}  // namespace
+}  // namespace rally
