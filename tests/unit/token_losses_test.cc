@@ -1,5 +1,6 @@
 #include "common/rl/token_losses.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_checkpoint.h"
+#include "rally/v1/replay.grpc.pb.h"
 #include "services/learner/checkpoint.h"
 #include "services/learner/token_policy_learner.h"
 
@@ -330,6 +332,65 @@ TEST(TokenPolicyLearner, OneStepLowersTheLossOnItsBatchAndChangesWeights) {
   std::map<std::string, std::string> by_name;  // decoded sets come sorted by name
   for (const NamedTensor& t : published->tensors) by_name[t.name] = t.data;
   for (const NamedTensor& t : after.tensors) EXPECT_EQ(by_name[t.name], t.data) << t.name;
+}
+
+// A replay shard that answers the first sample request with `episodes` in one response, then
+// ends the stream.
+class OneResponseReplay final : public v1::ReplayService::Service {
+ public:
+  explicit OneResponseReplay(std::vector<v1::Trajectory> episodes) : episodes_(episodes) {}
+  grpc::Status Sample(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::SampleResponse, v1::SampleRequest>* stream) override {
+    if (!stream->Read(&first_request_)) return grpc::Status::OK;
+    v1::SampleResponse response;
+    for (const v1::Trajectory& e : episodes_) *response.add_items()->mutable_trajectory() = e;
+    stream->Write(response);
+    return grpc::Status::OK;
+  }
+  v1::SampleRequest first_request_;
+
+ private:
+  std::vector<v1::Trajectory> episodes_;
+};
+
+TEST(TokenPolicyLearner, BatchesFromTheStreamsArePackedByTokens) {
+  // Three episodes of 26 tokens each (two turns of 9 prompt and 4 answer tokens).
+  v1::Trajectory episode = TextEpisode();
+  ASSERT_EQ(EpisodeTokens(episode), 26);
+  OneResponseReplay replay({episode, episode, episode});
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&replay);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(port, 0);
+
+  JobConfig config = TinyJob();
+  config.learner.batch_tokens = 60;  // two episodes (52); a third would pass it
+  auto learner = TokenPolicyLearner::Create(config, torch::kCPU);
+  ASSERT_TRUE(learner.ok());
+  BatchSourceOptions options;
+  options.replay_addresses = {"127.0.0.1:" + std::to_string(port)};
+  options.table = "selfplay";
+  options.batch_episodes = 3;
+  std::atomic<int64_t> version{4};
+  (*learner)->OpenBatches(options, version, nullptr);
+  absl::StatusOr<bool> first = (*learner)->NextBatch();
+  ASSERT_TRUE(first.ok() && *first) << first.status();
+  EXPECT_EQ((*learner)->batch().episodes, 2);
+  EXPECT_EQ((*learner)->batch().tokens.size(0), 4);  // two turns each
+  absl::StatusOr<bool> second = (*learner)->NextBatch();
+  ASSERT_TRUE(second.ok() && *second) << second.status();
+  EXPECT_EQ((*learner)->batch().episodes, 1);  // the one left over; then the stream ended
+  absl::StatusOr<bool> third = (*learner)->NextBatch();
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(*third);
+  EXPECT_TRUE((*learner)->FinishBatches().ok());
+  EXPECT_EQ(replay.first_request_.table(), "selfplay");
+  EXPECT_EQ(replay.first_request_.batch_size(), 3);
+  EXPECT_EQ(replay.first_request_.policy_version(), 4);
+  server->Shutdown();
 }
 
 TEST(TokenPolicyLearner, RefusesVtrace) {
