@@ -27,7 +27,9 @@
 //   between decode steps (one in-place copy, so a swap stalls generation only for that copy),
 //   the latest publication winning. Each generated token records the version of the weights that
 //   produced its logits, and its behaviour log-probability under the distribution it was drawn
-//   from (common/lm/sampling.h).
+//   from (common/lm/sampling.h). A swap does not recompute the cache: a sequence's tokens after
+//   it attend to keys and values the earlier weights computed (the recorded log-probabilities are
+//   still exactly those the tokens were drawn with).
 #pragma once
 
 #include <condition_variable>

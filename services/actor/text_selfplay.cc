@@ -179,6 +179,10 @@ void RunTextSelfPlay(const JobConfig& config, std::shared_ptr<const Game> game,
         if (!trajectory.ok()) {
           ++stats.errors;
           if (absl::IsCancelled(trajectory.status())) return;
+          if (absl::IsResourceExhausted(trajectory.status())) {  // a game can never fit
+            LogError("text self-play stops", {{"error", trajectory.status().ToString()}});
+            return;
+          }
           LogWarning("text self-play episode failed",
                      {{"error", trajectory.status().ToString()}});
           continue;
