@@ -117,8 +117,7 @@ absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajector
     for (int j = 0; j < actions; ++j) tokens[b][prompt + j] = t.action_tokens(j);
     lengths[b] = prompt + actions;
     advantages[b] = static_cast<float>(seat_advantage[rows[b].first][t.seat()]);
-    const bool cut = options.end_token.has_value() &&
-                     t.action_tokens(actions - 1) != static_cast<uint32_t>(*options.end_token);
+    const bool cut = options.answer_ended && !options.answer_ended(t);
     if (cut) {
       ++batch.cut_turns;
       continue;

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -41,11 +42,10 @@ struct TokenBatch {
 
 struct TokenBatchOptions {
   Objective objective = Objective::kReturn;
-  // The token that ends an answer (the prompt style's answer end, when the tokenizer encodes it
-  // as one token). A turn whose action_tokens do not end with it was cut at max_new_tokens before
-  // the answer ended: its tokens are masked out of the loss (SPIRAL). nullopt: no turn is taken
-  // to be cut.
-  std::optional<int32_t> end_token;
+  // Whether a turn's answer ended (the actor stopped at the answer's end, the prompt style's end
+  // token or string) rather than being cut at max_new_tokens. A cut turn's tokens are masked out
+  // of the loss (SPIRAL). Null: no turn is taken to be cut.
+  std::function<bool(const v1::Turn&)> answer_ended;
   int vocab = 0;        // token ids must lie in [0, vocab)
   int max_seq_len = 0;  // a row (prompt + action) must fit in it; 0: no bound
 };

@@ -188,7 +188,9 @@ TEST(TokenBatches, RowsMasksAndRoleConditionedAdvantages) {
   v1::Trajectory second = TwoSeatEpisode(-1.f, end);
   RoleBaselines baselines(0.95);
   TokenBatchOptions options;
-  options.end_token = end;
+  options.answer_ended = [&](const v1::Turn& t) {
+    return t.action_tokens(t.action_tokens_size() - 1) == end;
+  };
   options.vocab = 16;
   auto batch = BuildTokenBatch({&first, &second}, baselines, options);
   ASSERT_TRUE(batch.ok()) << batch.status();
@@ -211,8 +213,8 @@ TEST(TokenBatches, RowsMasksAndRoleConditionedAdvantages) {
   EXPECT_NEAR(baselines.baseline("tictactoe", "0"), 0.95 * 0.05 - 0.05, 1e-12);
   EXPECT_EQ(batch->episodes, 2);
   EXPECT_DOUBLE_EQ(batch->mean_return, 0);
-  // Without an end token nothing is taken to be cut.
-  options.end_token.reset();
+  // Without the predicate nothing is taken to be cut.
+  options.answer_ended = nullptr;
   RoleBaselines fresh;
   auto uncut = BuildTokenBatch({&first}, fresh, options);
   ASSERT_TRUE(uncut.ok());
@@ -391,6 +393,18 @@ TEST(TokenPolicyLearner, BatchesFromTheStreamsArePackedByTokens) {
   EXPECT_EQ(replay.first_request_.batch_size(), 3);
   EXPECT_EQ(replay.first_request_.policy_version(), 4);
   server->Shutdown();
+}
+
+TEST(TokenPolicyLearner, MasksAnswersCutBeforeTheirEnd) {
+  auto learner = TokenPolicyLearner::Create(TinyJob(), torch::kCPU);
+  ASSERT_TRUE(learner.ok());
+  v1::Trajectory episode = TextEpisode();
+  // Seat 1's answer ran out of tokens before its newline.
+  *episode.mutable_turns(1) = TokenTurn(1, Bytes("board x.."), Bytes("[0] and"), -5.5f);
+  ASSERT_TRUE((*learner)->SetBatch({&episode}).ok());
+  EXPECT_EQ((*learner)->batch().cut_turns, 1);
+  EXPECT_EQ((*learner)->batch().action_tokens, 4);
+  EXPECT_EQ((*learner)->batch().action_mask[1].sum().item<float>(), 0.f);
 }
 
 TEST(TokenPolicyLearner, RefusesVtrace) {
