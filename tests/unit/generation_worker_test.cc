@@ -470,5 +470,32 @@ TEST(TextSelfPlay, UnparseableAnswerEndsTheGameWithTheForfeitReturns) {
             (std::vector<float>{-1.5f, 0.5f}));
 }
 
+TEST(TextSelfPlay, SpiralStyleGivesEachTurnAFreshPrompt) {
+  // Every answer is "\\boxed{4}<|im_end|>" (258 in the byte tokenizer).
+  TextFixture f(ScriptedModel({{'\n', '\\'}, {'\\', 'b'}, {'b', 'o'}, {'o', 'x'}, {'x', 'e'},
+                               {'e', 'd'}, {'d', '{'}, {'{', '4'}, {'4', '}'}, {'}', 258}}));
+  TextEpisodeOptions options;
+  options.style = PromptStyle::kSpiral;
+  std::mt19937_64 rng(8);
+  absl::StatusOr<v1::Trajectory> t = PlayTextEpisode(f.game, *f.tokenizer, *f.worker, options, rng);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(ValidateTrajectory(*f.game, *t).ok()) << ValidateTrajectory(*f.game, *t);
+  ASSERT_EQ(t->turns_size(), 2);
+  EXPECT_EQ(t->turns(0).action_tokens_size(), 10);
+  EXPECT_EQ(t->turns(0).action_tokens(9), 258u);
+  std::mt19937_64 match_rng(8);
+  TextMatchOptions match_options;
+  match_options.style = PromptStyle::kSpiral;
+  TextMatch match = *TextMatch::Start(f.game, match_options, match_rng);
+  ASSERT_TRUE(match.Answer("\\boxed{4}", match_rng).ok());
+  // The second seat's context is its own prompt only: spiral prompts are not appended.
+  EXPECT_EQ(std::vector<int32_t>(t->turns(1).observation_tokens().begin(),
+                                 t->turns(1).observation_tokens().end()),
+            f.tokenizer->Encode(match.Prompt()));
+  EXPECT_EQ(std::vector<float>(t->returns().begin(), t->returns().end()),
+            (std::vector<float>{0.5f, -1.5f}));
+  EXPECT_EQ(f.worker->free_slots(), f.worker->slots());
+}
+
 }  // namespace
 }  // namespace rally
