@@ -37,13 +37,12 @@ absl::StatusOr<std::unique_ptr<GenerationWorker>> GenerationWorker::Create(
         absl::StrCat("generation worker: sequence capacity ", capacity,
                      " tokens exceeds the model's max_seq_len ", config.max_seq_len));
   }
-  const int64_t bound = options.kv_cache_tokens > 0 ? options.kv_cache_tokens
-                                                    : int64_t{64} * capacity;
+  const int64_t bound =
+      options.kv_cache_tokens > 0 ? options.kv_cache_tokens : int64_t{64} * capacity;
   const int64_t slots = bound / capacity;
   if (slots < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("generation worker: kv_cache_tokens ", bound,
-                     " holds no sequence of ", capacity, " tokens"));
+    return absl::InvalidArgumentError(absl::StrCat("generation worker: kv_cache_tokens ", bound,
+                                                   " holds no sequence of ", capacity, " tokens"));
   }
   absl::StatusOr<KvCache> cache =
       KvCache::Create(config, static_cast<int>(slots), capacity, model.device());
@@ -53,8 +52,7 @@ absl::StatusOr<std::unique_ptr<GenerationWorker>> GenerationWorker::Create(
 }
 
 GenerationWorker::GenerationWorker(Transformer model, KvCache cache,
-                                   const GenerationWorkerOptions& options, int slots,
-                                   int capacity)
+                                   const GenerationWorkerOptions& options, int slots, int capacity)
     : model_(std::move(model)),
       cache_(std::move(cache)),
       options_(options),
@@ -86,15 +84,13 @@ absl::StatusOr<std::vector<int64_t>> GenerationWorker::Open(int count, absl::Dur
                      " sequences of ", capacity_, " tokens (actors.kv_cache_tokens)"));
   }
   std::unique_lock<std::mutex> lock(mu_);
-  const bool fits = slots_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
-    return stopping_ || slots_ - reserved_ >= count;
-  });
+  const bool fits = slots_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                                       [&] { return stopping_ || slots_ - reserved_ >= count; });
   if (stopping_) return absl::CancelledError("Open: the generation worker is stopped");
   if (!fits) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("Open: no ", count, " free KV-cache slots within ",
-                     absl::FormatDuration(timeout), " (", slots_ - reserved_, " of ", slots_,
-                     " free)"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "Open: no ", count, " free KV-cache slots within ", absl::FormatDuration(timeout), " (",
+        slots_ - reserved_, " of ", slots_, " free)"));
   }
   reserved_ += count;
   std::vector<int64_t> ids;
@@ -127,8 +123,7 @@ int GenerationWorker::free_slots() const {
   return slots_ - reserved_;
 }
 
-std::future<absl::StatusOr<GenerationResult>> GenerationWorker::Submit(
-    GenerationRequest request) {
+std::future<absl::StatusOr<GenerationResult>> GenerationWorker::Submit(GenerationRequest request) {
   auto pending = std::make_unique<Pending>();
   std::future<absl::StatusOr<GenerationResult>> future = pending->promise.get_future();
   auto fail = [&](absl::Status status) {
@@ -165,13 +160,13 @@ std::future<absl::StatusOr<GenerationResult>> GenerationWorker::Submit(
     }
     SequenceState& seq = it->second;
     if (seq.busy) return fail(absl::InvalidArgumentError(at + ": a request is already pending"));
-    const int64_t total = seq.length + static_cast<int64_t>(request.append.size()) +
-                          request.max_new_tokens;
+    const int64_t total =
+        seq.length + static_cast<int64_t>(request.append.size()) + request.max_new_tokens;
     if (total > capacity_) {
-      return fail(absl::ResourceExhaustedError(absl::StrCat(
-          at, ": its context of ", seq.length, " tokens, ", request.append.size(),
-          " appended and up to ", request.max_new_tokens, " generated (", total,
-          ") would pass the sequence capacity of ", capacity_, " tokens")));
+      return fail(absl::ResourceExhaustedError(
+          absl::StrCat(at, ": its context of ", seq.length, " tokens, ", request.append.size(),
+                       " appended and up to ", request.max_new_tokens, " generated (", total,
+                       ") would pass the sequence capacity of ", capacity_, " tokens")));
     }
     seq.busy = true;
     pending->request = std::move(request);
@@ -181,8 +176,7 @@ std::future<absl::StatusOr<GenerationResult>> GenerationWorker::Submit(
   return future;
 }
 
-void GenerationWorker::PublishWeights(std::shared_ptr<const TensorSet> weights,
-                                      int64_t version) {
+void GenerationWorker::PublishWeights(std::shared_ptr<const TensorSet> weights, int64_t version) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     new_weights_ = std::move(weights);
@@ -241,8 +235,8 @@ void GenerationWorker::ExtendAndSample(std::vector<Running*>& batch,
   const float* data = rows.data_ptr<float>();
   for (size_t i = 0; i < batch.size(); ++i) {
     Running& r = *batch[i];
-    SampledToken t = SampleToken(std::span<const float>(data + i * vocab, vocab),
-                                 r.request.sampling, r.rng);
+    SampledToken t =
+        SampleToken(std::span<const float>(data + i * vocab, vocab), r.request.sampling, r.rng);
     r.result.tokens.push_back(t.token);
     r.result.log_probs.push_back(t.log_prob);
     r.result.versions.push_back(version_);

@@ -56,10 +56,10 @@
 namespace rally {
 
 struct GenerationWorkerOptions {
-  int max_batch = 64;            // requests decoded together at most
-  int sequence_capacity = 0;     // tokens per sequence; 0: the model's max_seq_len
-  int64_t kv_cache_tokens = 0;   // the cache's bound over all sequences; 0: 64 sequences
-  int64_t initial_version = 0;   // the version of the weights the model holds at construction
+  int max_batch = 64;           // requests decoded together at most
+  int sequence_capacity = 0;    // tokens per sequence; 0: the model's max_seq_len
+  int64_t kv_cache_tokens = 0;  // the cache's bound over all sequences; 0: 64 sequences
+  int64_t initial_version = 0;  // the version of the weights the model holds at construction
   // Decodes generated tokens to find stop strings; may be null when no request uses one. Must
   // outlive the worker.
   const Tokenizer* tokenizer = nullptr;
@@ -69,20 +69,20 @@ struct GenerationWorkerOptions {
 };
 
 struct GenerationRequest {
-  int64_t sequence = 0;           // from Open
-  std::vector<int32_t> append;    // tokens added to the context first; at least one
+  int64_t sequence = 0;         // from Open
+  std::vector<int32_t> append;  // tokens added to the context first; at least one
   SamplingOptions sampling;
-  uint64_t seed = 0;              // the request's own random stream
-  int max_new_tokens = 16;        // at least one
+  uint64_t seed = 0;                 // the request's own random stream
+  int max_new_tokens = 16;           // at least one
   std::vector<int32_t> stop_tokens;  // generation ends after one of these (kept in the output)
-  std::string stop_string;        // or once the decoded output contains it (needs a tokenizer)
+  std::string stop_string;           // or once the decoded output contains it (needs a tokenizer)
 };
 
 struct GenerationResult {
-  std::vector<int32_t> tokens;     // generated, the stop token included
-  std::vector<float> log_probs;    // behaviour log-probability of each token
-  std::vector<int64_t> versions;   // the weights' version that produced each token
-  bool stopped = false;            // ended at a stop token or string (false: cut at the maximum)
+  std::vector<int32_t> tokens;    // generated, the stop token included
+  std::vector<float> log_probs;   // behaviour log-probability of each token
+  std::vector<int64_t> versions;  // the weights' version that produced each token
+  bool stopped = false;           // ended at a stop token or string (false: cut at the maximum)
 };
 
 class GenerationWorker {
@@ -129,10 +129,10 @@ class GenerationWorker {
   struct Pending;
   struct Running;
   struct SequenceState {
-    int slot = -1;                // KvCache slot (worker thread), -1 until first used
-    int64_t length = 0;           // tokens of its context, cached or not
-    std::vector<int32_t> unfed;   // generated but not yet in the cache (the last token)
-    bool busy = false;            // a request is pending or running
+    int slot = -1;               // KvCache slot (worker thread), -1 until first used
+    int64_t length = 0;          // tokens of its context, cached or not
+    std::vector<int32_t> unfed;  // generated but not yet in the cache (the last token)
+    bool busy = false;           // a request is pending or running
     bool release_requested = false;
   };
 

@@ -36,8 +36,7 @@ void AddTurn(v1::Trajectory& trajectory, int seat, const std::vector<int32_t>& c
 }  // namespace
 
 absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
-                                               const Tokenizer& tokenizer,
-                                               GenerationWorker& worker,
+                                               const Tokenizer& tokenizer, GenerationWorker& worker,
                                                const TextEpisodeOptions& options,
                                                std::mt19937_64& rng) {
   TextMatchOptions match_options;
@@ -146,9 +145,10 @@ void RunTextSelfPlay(const JobConfig& config, std::shared_ptr<const Game> game,
     if (name == "random") {
       random_share = share;
     } else {
-      LogWarning("text self-play: fixed opponent not supported for language-model policies; "
-                 "its share is self-play",
-                 {{"opponent", name}});
+      LogWarning(
+          "text self-play: fixed opponent not supported for language-model policies; "
+          "its share is self-play",
+          {{"opponent", name}});
     }
   }
   TextEpisodeOptions options;
@@ -183,8 +183,7 @@ void RunTextSelfPlay(const JobConfig& config, std::shared_ptr<const Game> game,
             LogError("text self-play stops", {{"error", trajectory.status().ToString()}});
             return;
           }
-          LogWarning("text self-play episode failed",
-                     {{"error", trajectory.status().ToString()}});
+          LogWarning("text self-play episode failed", {{"error", trajectory.status().ToString()}});
           continue;
         }
         ++stats.episodes;

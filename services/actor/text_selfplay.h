@@ -39,8 +39,8 @@ struct TextEpisodeOptions {
   PromptStyle style = PromptStyle::kCompact;
   SamplingOptions sampling;
   int max_new_tokens = 16;
-  int max_turns = 0;                // TextMatchOptions::max_turns
-  int random_seat = -1;             // the seat a uniform random opponent plays; -1: self-play
+  int max_turns = 0;     // TextMatchOptions::max_turns
+  int random_seat = -1;  // the seat a uniform random opponent plays; -1: self-play
   absl::Duration open_timeout = absl::Seconds(60);  // waiting for KV-cache slots
 };
 
@@ -50,8 +50,7 @@ struct TextEpisodeOptions {
 // learning seat's answer; no key (the writer sets it). Errors: INVALID_ARGUMENT for a game
 // without a text rendering, the worker's errors (DEADLINE_EXCEEDED waiting for slots, CANCELLED).
 absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
-                                               const Tokenizer& tokenizer,
-                                               GenerationWorker& worker,
+                                               const Tokenizer& tokenizer, GenerationWorker& worker,
                                                const TextEpisodeOptions& options,
                                                std::mt19937_64& rng);
 

@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "common/games/registry.h"
@@ -219,7 +219,8 @@ TEST(GenerationWorker, StopsAtAStopTokenAndKeepsIt) {
   const GenerationResult full = Alone(*worker, greedy);
   ASSERT_EQ(full.tokens.size(), 10u);
   const int32_t stop = full.tokens[3];
-  const size_t first = std::find(full.tokens.begin(), full.tokens.end(), stop) - full.tokens.begin();
+  const size_t first =
+      std::find(full.tokens.begin(), full.tokens.end(), stop) - full.tokens.begin();
   greedy.stop_tokens = {stop};
   const GenerationResult cut = Alone(*worker, greedy);
   EXPECT_TRUE(cut.stopped);
@@ -334,7 +335,8 @@ Transformer ScriptedModel(const std::map<int32_t, int32_t>& next) {
   for (NamedTensor& t : weights.tensors) {
     float* data = reinterpret_cast<float*>(t.data.data());
     const size_t n = t.data.size() / sizeof(float);
-    if (t.name.find("o_proj") != std::string::npos || t.name.find("down_proj") != std::string::npos) {
+    if (t.name.find("o_proj") != std::string::npos ||
+        t.name.find("down_proj") != std::string::npos) {
       std::fill(data, data + n, 0.0f);
     }
     if (t.name == "lm_head.weight") {
@@ -342,7 +344,8 @@ Transformer ScriptedModel(const std::map<int32_t, int32_t>& next) {
       for (auto [from, to] : next) {
         double norm = 0;
         for (int j = 0; j < d; ++j) norm += (*embed)[from * d + j] * (*embed)[from * d + j];
-        for (int j = 0; j < d; ++j) data[to * d + j] = 8.0 * (*embed)[from * d + j] / std::sqrt(norm);
+        for (int j = 0; j < d; ++j)
+          data[to * d + j] = 8.0 * (*embed)[from * d + j] / std::sqrt(norm);
       }
     }
   }
@@ -462,7 +465,8 @@ TEST(TextSelfPlay, UnparseableAnswerEndsTheGameWithTheForfeitReturns) {
   // An answer cut at max_new_tokens is invalid too.
   TextFixture g(TinyModel(12, 1024));
   options.max_new_tokens = 3;
-  absl::StatusOr<v1::Trajectory> cut = PlayTextEpisode(g.game, *g.tokenizer, *g.worker, options, rng);
+  absl::StatusOr<v1::Trajectory> cut =
+      PlayTextEpisode(g.game, *g.tokenizer, *g.worker, options, rng);
   ASSERT_TRUE(cut.ok()) << cut.status();
   ASSERT_EQ(cut->turns_size(), 1);
   EXPECT_EQ(cut->turns(0).action_tokens_size(), 3);
@@ -472,8 +476,16 @@ TEST(TextSelfPlay, UnparseableAnswerEndsTheGameWithTheForfeitReturns) {
 
 TEST(TextSelfPlay, SpiralStyleGivesEachTurnAFreshPrompt) {
   // Every answer is "\\boxed{4}<|im_end|>" (258 in the byte tokenizer).
-  TextFixture f(ScriptedModel({{'\n', '\\'}, {'\\', 'b'}, {'b', 'o'}, {'o', 'x'}, {'x', 'e'},
-                               {'e', 'd'}, {'d', '{'}, {'{', '4'}, {'4', '}'}, {'}', 258}}));
+  TextFixture f(ScriptedModel({{'\n', '\\'},
+                               {'\\', 'b'},
+                               {'b', 'o'},
+                               {'o', 'x'},
+                               {'x', 'e'},
+                               {'e', 'd'},
+                               {'d', '{'},
+                               {'{', '4'},
+                               {'4', '}'},
+                               {'}', 258}}));
   TextEpisodeOptions options;
   options.style = PromptStyle::kSpiral;
   std::mt19937_64 rng(8);
