@@ -518,6 +518,11 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(eval, ep, "every_seconds", &c.evaluation.every_seconds);
   r.Read(eval, ep, "greedy", &c.evaluation.greedy);
   r.Read(eval, ep, "opponents", &c.evaluation.opponents);
+  if (c.policy.is_transformer() && !c.evaluation.opponents.empty()) {
+    r.Error(eval, ep, "opponents",
+            "the evaluation of a transformer policy is not served yet (docs/lm.md): set "
+            "evaluation.opponents: []");
+  }
   r.Read(eval, ep, "league_games", &c.evaluation.league_games);
   RequireAtLeast(r, eval, ep, "games", c.evaluation.games, 2);
   RequireAtLeast(r, eval, ep, "league_games", c.evaluation.league_games, 0);

@@ -62,6 +62,52 @@ TEST(Cluster, AShortJobFlowsTrajectoriesTrainsAndUpdatesActors) {
   EXPECT_TRUE(std::filesystem::exists(workdir + "/checkpoints/step-100/optimizer.safetensors"));
 }
 
+// A language-model policy through every process: actors generate answers on the generation
+// worker, the replay stores token turns (it refuses, at insert, any turn without prompt tokens or
+// whose behaviour log-probabilities do not number its generated tokens: docs/replay.md), the
+// learner trains at token level and publishes, and the checkpoint exports to a Hugging Face
+// directory that `rally lm-score` reads.
+TEST(Cluster, ATextGameJobTrainsATransformerThroughEveryProcess) {
+  std::string dir = testing::TempDir("cluster_text");
+  std::string workdir = dir + "/run";
+  int code = RunToCompletion("rally",
+                             {"run", SourcePath("tests/integration/configs/kuhn_text.yaml"),
+                              "--workdir=" + workdir, "--summary-json=" + dir + "/summary.json"},
+                             dir + "/rally.out", 240s);
+  ASSERT_EQ(code, 0) << ReadFile(dir + "/rally.out");
+  auto summary = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  EXPECT_EQ(summary["state"], "SUCCEEDED") << summary.dump(2);
+  EXPECT_EQ(summary["learner_steps"].get<int64_t>(), 30);
+  EXPECT_EQ(summary["policy_version"].get<int64_t>(), 15);  // published every 2 steps
+  EXPECT_GE(summary["trajectories_inserted"].get<int64_t>(), 30);
+  EXPECT_GE(summary["actor_policy_version_max"].get<int64_t>(), 1);  // new weights reached actors
+  // No insert was refused: every turn carried what the replay checks.
+  const std::string actor_log = ReadFile(workdir + "/logs/actor-0.log");
+  EXPECT_EQ(actor_log.find("INVALID_ARGUMENT"), std::string::npos) << actor_log.substr(0, 2000);
+  auto manifest = nlohmann::json::parse(ReadFile(workdir + "/checkpoints/step-30/manifest.json"));
+  EXPECT_EQ(manifest["policy_kind"], "transformer");
+  EXPECT_EQ(manifest["tokenizer"], "byte");
+  EXPECT_EQ(manifest["learner_step"], 30);
+
+  const std::string hf = dir + "/hf";
+  code = RunToCompletion("rally", {"export-hf", "--checkpoint=" + workdir, "--out=" + hf},
+                         dir + "/export.out", 60s);
+  ASSERT_EQ(code, 0) << ReadFile(dir + "/export.out");
+  auto config = nlohmann::json::parse(ReadFile(hf + "/config.json"));
+  EXPECT_EQ(config["model_type"], "llama");
+  EXPECT_EQ(config["hidden_size"], 32);
+  EXPECT_EQ(config["vocab_size"], 259);
+  code = RunToCompletion("rally", {"lm-score", "--model=" + hf, "--token-ids=91,66,101,116,93,10"},
+                         dir + "/score.out", 60s);
+  ASSERT_EQ(code, 0) << ReadFile(dir + "/score.out");
+  auto scored = nlohmann::json::parse(ReadFile(dir + "/score.out"));
+  ASSERT_EQ(scored["log_probs"].size(), 5u);
+  for (const auto& lp : scored["log_probs"]) {
+    EXPECT_LT(lp.get<double>(), 0.0);
+    EXPECT_GT(lp.get<double>(), -50.0);
+  }
+}
+
 TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
   // The job ends when a round meets its target, but the learner trains on until it hears so;
   // the version the round measured is saved as checkpoints/target, and `rally run` evaluates it

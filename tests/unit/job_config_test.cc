@@ -407,7 +407,7 @@ TEST(JobConfig, ATransformerPolicyTakesItsShapeFromTheSpec) {
       "         top_k: 20, max_new_tokens: 6}\n"
       "actors: {kv_cache_tokens: 65536}\n"
       "learner: {batch_tokens: 4096}\n"
-      "evaluation: {opponents: [random]}\n",
+      "evaluation: {opponents: []}\n",
       "t.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   const TransformerConfig& t = c->policy.transformer;
@@ -431,7 +431,8 @@ TEST(JobConfig, ATransformerPolicyTakesItsShapeFromTheSpec) {
   EXPECT_EQ(c->learner.batch_tokens, 4096);
 
   auto from = ParseJobConfig(
-      "game: tictactoe\npolicy: {kind: transformer, from: /models/qwen3, prompt: spiral}\n",
+      "game: tictactoe\npolicy: {kind: transformer, from: /models/qwen3, prompt: spiral}\n"
+      "evaluation: {opponents: []}\n",
       "from.yaml");
   ASSERT_TRUE(from.ok()) << from.status();
   EXPECT_EQ(from->policy.from, "/models/qwen3");
@@ -463,6 +464,14 @@ TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
             std::string::npos);
   EXPECT_NE(refused("{kind: transformer, top_p: 0}").find("policy.top_p"), std::string::npos);
   EXPECT_NE(refused("{kind: rnn}").find("'rnn': one of mlp, transformer"), std::string::npos);
+  // The evaluator does not serve language-model policies yet: a job that asks for evaluation
+  // opponents is refused rather than failed at run time.
+  auto evaluated = ParseJobConfig("game: kuhn_poker\npolicy: {kind: transformer}\n", "e.yaml");
+  ASSERT_FALSE(evaluated.ok());
+  EXPECT_NE(Message(evaluated).find("evaluation.opponents: the evaluation of a transformer policy "
+                                    "is not served yet"),
+            std::string::npos)
+      << Message(evaluated);
   auto vtrace = ParseJobConfig(
       "game: tictactoe\npolicy: {kind: transformer}\nlearner: {algorithm: vtrace}\n", "v.yaml");
   ASSERT_FALSE(vtrace.ok());
