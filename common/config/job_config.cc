@@ -518,10 +518,13 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(eval, ep, "every_seconds", &c.evaluation.every_seconds);
   r.Read(eval, ep, "greedy", &c.evaluation.greedy);
   r.Read(eval, ep, "opponents", &c.evaluation.opponents);
-  if (c.policy.is_transformer() && !c.evaluation.opponents.empty()) {
-    r.Error(eval, ep, "opponents",
-            "the evaluation of a transformer policy is not served yet (docs/lm.md): set "
-            "evaluation.opponents: []");
+  for (const std::string& o : c.evaluation.opponents) {
+    if (c.policy.is_transformer() && o != "best_response") {
+      r.Error(eval, ep, "opponents",
+              absl::StrCat("'", o, "': a transformer policy is evaluated exactly (best_response) "
+                           "only; played games against fixed opponents are not served for it "
+                           "yet (docs/lm.md)"));
+    }
   }
   r.Read(eval, ep, "league_games", &c.evaluation.league_games);
   RequireAtLeast(r, eval, ep, "games", c.evaluation.games, 2);

@@ -30,6 +30,7 @@
 #include "services/actor/opponent_source.h"
 #include "services/actor/selfplay.h"
 #include "services/actor/snapshot_cache.h"
+#include "services/actor/text_evaluation.h"
 #include "services/actor/text_selfplay.h"
 #include "services/actor/weight_subscriber.h"
 
@@ -118,22 +119,10 @@ absl::Status RunTextSelfPlayJob(const v1::Assignment& a, const JobConfig& config
                                 ControlClient& control, prometheus::Registry& metrics,
                                 SelfPlayStats& stats, std::atomic<int64_t>& version) {
   if (a.endpoints().replay().empty()) return absl::FailedPreconditionError("no replay endpoint");
-  TransformerConfig shape = config.policy.transformer;
-  std::string tokenizer_path = config.policy.tokenizer;
-  if (!config.policy.from.empty()) {
-    absl::StatusOr<HfModel> hf = LoadHfDirectory(config.policy.from);
-    if (!hf.ok()) return hf.status();
-    shape = hf->config;
-    if (tokenizer_path.empty()) tokenizer_path = hf->tokenizer_path;
-  }
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (tokenizer_path.empty() || tokenizer_path == "byte") {
-    tokenizer = MakeByteTokenizer();
-  } else {
-    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = LoadTokenizer(tokenizer_path);
-    if (!loaded.ok()) return loaded.status();
-    tokenizer = *std::move(loaded);
-  }
+  absl::StatusOr<TextPolicySetup> setup = LoadTextPolicySetup(config);
+  if (!setup.ok()) return setup.status();
+  const TransformerConfig& shape = setup->shape;
+  std::unique_ptr<Tokenizer>& tokenizer = setup->tokenizer;
   absl::StatusOr<Transformer> model =
       Transformer::Create(shape, static_cast<uint64_t>(config.seed) + a.index());
   if (!model.ok()) return model.status();
@@ -475,12 +464,14 @@ int main(int argc, char** argv) {
       for (auto& k : kind_counters) k.second = 0;
     }
     if (s.ok() && config->policy.is_transformer() && eval) {
-      // The exact evaluation of language-model policies (common/lm/lm_policy.h) is not served
-      // yet; the job spec refuses a transformer job with evaluation opponents, so the evaluator
-      // has nothing to play and waits for the job's end.
-      LogInfo("evaluator: no evaluation opponents for a language-model policy; waiting");
-      while (control.IsActive(a->job_id()) && !WaitForShutdown(std::chrono::milliseconds(200))) {
-      }
+      s = RunTextEvalJob(*a, *config, game, name, control, registry,
+                         [&](const v1::EvalResult& r) {
+                           {
+                             std::lock_guard<std::mutex> lock(report.mu);
+                             report.evals.push_back(r);
+                           }
+                           control.HeartbeatNow();
+                         });
     } else if (s.ok() && config->policy.is_transformer()) {
       s = RunTextSelfPlayJob(*a, *config, game, name, control, registry, stats, version);
     } else if (s.ok()) {

@@ -139,6 +139,9 @@ nlohmann::ordered_json Summary(const v1::Job& job, const std::string& workdir) {
                            {"wall_seconds", e.wall_seconds()}};
     if (e.opponent() == "best_response") {
       evals[e.opponent()]["exploitability"] = e.exploitability();
+      // Language-model policies: the share of invalid answers (forfeits) in self-play; 0 for
+      // policies that choose among legal actions.
+      evals[e.opponent()]["invalid_answer_rate"] = e.invalid_answer_rate();
     }
     if (e.opponent() == "league") evals[e.opponent()]["elo"] = e.elo();
     greedy = e.greedy();
@@ -314,7 +317,10 @@ int Run(const std::string& config_path) {
   // version that round measured (checkpoints/target; the learner trains on until it hears that
   // the job has ended, so the two differ).
   const auto& opponents = config->evaluation.opponents;
-  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end()) {
+  // (Language-model checkpoints are evaluated each round by the evaluator only: export-policy
+  // does not read them yet, docs/lm.md.)
+  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end() &&
+      !config->policy.is_transformer()) {
     // Reports the policy at `path` if this job saved it (a reused work directory can hold
     // another job's) and, when `want_version` >= 0, it is that version; false otherwise.
     auto report = [&](const std::string& path, const std::string& key, const char* label,

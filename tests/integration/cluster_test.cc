@@ -81,6 +81,15 @@ TEST(Cluster, ATextGameJobTrainsATransformerThroughEveryProcess) {
   EXPECT_EQ(summary["policy_version"].get<int64_t>(), 15);  // published every 2 steps
   EXPECT_GE(summary["trajectories_inserted"].get<int64_t>(), 30);
   EXPECT_GE(summary["actor_policy_version_max"].get<int64_t>(), 1);  // new weights reached actors
+  // The evaluator scored the policy exactly: a random model's answers rarely parse, so most of
+  // its probability is invalid answers, each a forfeit (offender -1.5, opponent +0.5).
+  ASSERT_TRUE(summary["eval"].contains("best_response")) << summary.dump(2);
+  const auto& exact = summary["eval"]["best_response"];
+  EXPECT_GE(exact["policy_version"].get<int64_t>(), 1);
+  EXPECT_GT(exact["invalid_answer_rate"].get<double>(), 0.5) << exact.dump();
+  EXPECT_LE(exact["invalid_answer_rate"].get<double>(), 1.0) << exact.dump();
+  EXPECT_GT(exact["exploitability"].get<double>(), 0.5) << exact.dump();
+  EXPECT_LE(exact["exploitability"].get<double>(), 2.0) << exact.dump();
   // No insert was refused: every turn carried what the replay checks.
   const std::string actor_log = ReadFile(workdir + "/logs/actor-0.log");
   EXPECT_EQ(actor_log.find("INVALID_ARGUMENT"), std::string::npos) << actor_log.substr(0, 2000);

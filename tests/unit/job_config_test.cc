@@ -464,14 +464,18 @@ TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
             std::string::npos);
   EXPECT_NE(refused("{kind: transformer, top_p: 0}").find("policy.top_p"), std::string::npos);
   EXPECT_NE(refused("{kind: rnn}").find("'rnn': one of mlp, transformer"), std::string::npos);
-  // The evaluator does not serve language-model policies yet: a job that asks for evaluation
-  // opponents is refused rather than failed at run time.
-  auto evaluated = ParseJobConfig("game: kuhn_poker\npolicy: {kind: transformer}\n", "e.yaml");
+  // A language-model policy is evaluated exactly only: the default opponents (random, perfect)
+  // are refused rather than failed at run time; best_response alone is accepted.
+  auto evaluated = ParseJobConfig("game: kuhn_poker\npolicy: {kind: transformer}\n"
+                                  "evaluation: {opponents: [random]}\n", "e.yaml");
   ASSERT_FALSE(evaluated.ok());
-  EXPECT_NE(Message(evaluated).find("evaluation.opponents: the evaluation of a transformer policy "
-                                    "is not served yet"),
+  EXPECT_NE(Message(evaluated).find("evaluation.opponents: 'random': a transformer policy is "
+                                    "evaluated exactly (best_response) only"),
             std::string::npos)
       << Message(evaluated);
+  auto exact = ParseJobConfig("game: kuhn_poker\npolicy: {kind: transformer}\n"
+                              "evaluation: {opponents: [best_response]}\n", "x.yaml");
+  EXPECT_TRUE(exact.ok()) << exact.status();
   auto vtrace = ParseJobConfig(
       "game: tictactoe\npolicy: {kind: transformer}\nlearner: {algorithm: vtrace}\n", "v.yaml");
   ASSERT_FALSE(vtrace.ok());
