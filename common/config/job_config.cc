@@ -50,11 +50,13 @@ void ReadTransformerShape(YamlReader& r, const YAML::Node& p, PolicyConfig* poli
     r.Error(p, pp, "kv_heads", absl::StrCat("must divide heads (", t.heads, ")"));
   }
   if (t.head_dim == 0 && t.heads >= 1 && t.d_model % t.heads != 0) {
-    r.Error(p, pp, "heads", absl::StrCat("must divide d_model (", t.d_model, ") unless head_dim is given"));
+    r.Error(p, pp, "heads",
+            absl::StrCat("must divide d_model (", t.d_model, ") unless head_dim is given"));
   }
   if (t.heads >= 1 && t.HeadDim() % 2 != 0) {
-    r.Error(p, pp, "head_dim", absl::StrCat("the head width ", t.HeadDim(),
-                                            " must be even (rotary embeddings rotate pairs)"));
+    r.Error(p, pp, "head_dim",
+            absl::StrCat("the head width ", t.HeadDim(),
+                         " must be even (rotary embeddings rotate pairs)"));
   }
 }
 
@@ -79,11 +81,12 @@ void ReadTransformer(YamlReader& r, const YAML::Node& p, const std::string& game
                      PolicyConfig* policy) {
   const std::string pp = "policy";
   r.Read(p, pp, "from", &policy->from);
-  for (const char* key : {"layers", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "vocab",
-                          "max_seq_len", "rope_theta", "rms_norm_eps", "tie_embeddings",
-                          "qk_norm", "attention_bias"}) {
+  for (const char* key :
+       {"layers", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "vocab", "max_seq_len",
+        "rope_theta", "rms_norm_eps", "tie_embeddings", "qk_norm", "attention_bias"}) {
     if (!policy->from.empty() && p[key]) {
-      r.Error(p, pp, key, "not allowed beside `from`: the model's shape comes from its config.json");
+      r.Error(p, pp, key,
+              "not allowed beside `from`: the model's shape comes from its config.json");
     }
   }
   if (policy->from.empty()) ReadTransformerShape(r, p, policy);
@@ -105,9 +108,11 @@ void ReadTransformer(YamlReader& r, const YAML::Node& p, const std::string& game
   RequireAtLeast(r, p, pp, "max_turns", policy->max_turns, 0);
   if (!FindTextRendering(game).ok()) {
     std::string games;
-    for (const std::string& g : GamesWithTextRendering()) absl::StrAppend(&games, games.empty() ? "" : ", ", g);
-    r.Error(p, pp, "kind", absl::StrCat("a transformer plays the game as text, and '", game,
-                                        "' has no text rendering (games with one: ", games, ")"));
+    for (const std::string& g : GamesWithTextRendering())
+      absl::StrAppend(&games, games.empty() ? "" : ", ", g);
+    r.Error(p, pp, "kind",
+            absl::StrCat("a transformer plays the game as text, and '", game,
+                         "' has no text rendering (games with one: ", games, ")"));
   }
 }
 
@@ -117,9 +122,10 @@ void ReadPolicy(YamlReader& r, const YAML::Node& top, const std::string& game,
   r.Read(p, "policy", "kind", &policy->kind);
   if (policy->kind == "transformer") {
     r.CheckKeys(p, "policy",
-                {"kind", "layers", "d_model", "heads", "kv_heads", "head_dim", "d_ff", "vocab",
-                 "max_seq_len", "rope_theta", "rms_norm_eps", "tie_embeddings", "qk_norm",
-                 "attention_bias", "from", "tokenizer", "prompt", "temperature", "top_p", "top_k",
+                {"kind",           "layers",         "d_model",     "heads",          "kv_heads",
+                 "head_dim",       "d_ff",           "vocab",       "max_seq_len",    "rope_theta",
+                 "rms_norm_eps",   "tie_embeddings", "qk_norm",     "attention_bias", "from",
+                 "tokenizer",      "prompt",         "temperature", "top_p",          "top_k",
                  "max_new_tokens", "max_turns"});
     ReadTransformer(r, p, game, policy);
     return;
@@ -477,7 +483,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   RequireAtLeast(r, learner, lp, "batch_tokens", lc.batch_tokens, 1L);
   if (c.policy.is_transformer() && lc.algorithm != "reinforce_rae" && lc.algorithm != "ppo") {
     r.Error(learner, lp, "algorithm",
-            absl::StrCat("'", lc.algorithm, "' has no token-level form; a transformer policy "
+            absl::StrCat("'", lc.algorithm,
+                         "' has no token-level form; a transformer policy "
                          "trains with reinforce_rae or ppo"));
   }
   RequireAtLeast(r, learner, lp, "epochs_per_batch", lc.epochs_per_batch, 1);
@@ -521,7 +528,8 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   for (const std::string& o : c.evaluation.opponents) {
     if (c.policy.is_transformer() && o != "best_response") {
       r.Error(eval, ep, "opponents",
-              absl::StrCat("'", o, "': a transformer policy is evaluated exactly (best_response) "
+              absl::StrCat("'", o,
+                           "': a transformer policy is evaluated exactly (best_response) "
                            "only; played games against fixed opponents are not served for it "
                            "yet (docs/lm.md)"));
     }

@@ -14,8 +14,8 @@
 #include "common/eval/game_tree.h"
 #include "common/eval/opponents.h"
 #include "common/games/game.h"
-#include "rally/v1/control.pb.h"
 #include "common/models/network_policy.h"
+#include "rally/v1/control.pb.h"
 
 namespace rally {
 

@@ -16,8 +16,8 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
 absl::StatusOr<LmMoveScorer> LmMoveScorer::Create(const Transformer* model,
                                                   const Tokenizer* tokenizer, const Game* game,
-                                                  const TextRendering* rendering,
-                                                  PromptStyle style, SamplingOptions sampling) {
+                                                  const TextRendering* rendering, PromptStyle style,
+                                                  SamplingOptions sampling) {
   if (model == nullptr || tokenizer == nullptr || game == nullptr || rendering == nullptr) {
     return absl::InvalidArgumentError("LmMoveScorer: model, tokenizer, game and rendering needed");
   }
@@ -184,9 +184,9 @@ absl::Status ValidateLmPolicyTable(const GameTree& tree, const LmPolicyTable& ta
   }
   const auto& infosets = tree.information_states();
   if (table.probs.size() != infosets.size() || table.invalid.size() != infosets.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LmPolicyTable has ", table.probs.size(), " rows and ", table.invalid.size(),
-        " invalid masses for ", infosets.size(), " information states"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LmPolicyTable has ", table.probs.size(), " rows and ", table.invalid.size(),
+                     " invalid masses for ", infosets.size(), " information states"));
   }
   for (size_t i = 0; i < infosets.size(); ++i) {
     if (table.probs[i].size() != infosets[i].actions.size()) {
@@ -296,9 +296,10 @@ class ForfeitBestResponder {
     if (choice_[infoset] >= 0) return;
     const GameTree::InformationState& info = tree_.information_states()[infoset];
     if (choice_[infoset] == kDeciding) {
-      error_ = absl::FailedPreconditionError(absl::StrCat(
-          "information state '", info.key, "' lies below itself; best response needs perfect "
-          "recall"));
+      error_ = absl::FailedPreconditionError(
+          absl::StrCat("information state '", info.key,
+                       "' lies below itself; best response needs perfect "
+                       "recall"));
       choice_[infoset] = 0;
       return;
     }

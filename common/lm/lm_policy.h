@@ -65,11 +65,11 @@ namespace rally {
 
 // One decision node's scores.
 struct MoveScores {
-  std::vector<int> actions;         // legal, ascending
-  std::vector<double> log_probs;    // per action: log-probability of its answer (may be -inf)
-  std::vector<double> probs;        // exp(log_probs)
-  double invalid = 0;               // 1 - sum(probs), clamped at >= 0
-  int prompt_tokens = 0;            // length of the prompt's encoding
+  std::vector<int> actions;       // legal, ascending
+  std::vector<double> log_probs;  // per action: log-probability of its answer (may be -inf)
+  std::vector<double> probs;      // exp(log_probs)
+  double invalid = 0;             // 1 - sum(probs), clamped at >= 0
+  int prompt_tokens = 0;          // length of the prompt's encoding
 };
 
 class LmMoveScorer {

@@ -31,8 +31,8 @@ struct TransformerConfig {
   int layers = 2;
   int d_model = 128;
   int heads = 4;
-  int kv_heads = 4;   // grouped-query attention: each k/v head serves heads/kv_heads query heads
-  int head_dim = 0;   // 0: d_model / heads
+  int kv_heads = 4;  // grouped-query attention: each k/v head serves heads/kv_heads query heads
+  int head_dim = 0;  // 0: d_model / heads
   int d_ff = 512;
   int vocab = 256;
   int max_seq_len = 512;

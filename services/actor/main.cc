@@ -10,7 +10,10 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/job_config.h"
+#include "common/eval/network_evaluation.h"
 #include "common/games/registry.h"
+#include "common/lm/tokenizer.h"
+#include "common/lm/transformer.h"
 #include "common/metrics/metrics.h"
 #include "common/models/threads.h"
 #include "common/net/control_client.h"
@@ -21,10 +24,6 @@
 #include "common/util/shutdown.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/weights.grpc.pb.h"
-#include "common/eval/network_evaluation.h"
-#include "common/lm/hf_checkpoint.h"
-#include "common/lm/tokenizer.h"
-#include "common/lm/transformer.h"
 #include "services/actor/generation_worker.h"
 #include "services/actor/inference.h"
 #include "services/actor/opponent_source.h"
@@ -464,14 +463,13 @@ int main(int argc, char** argv) {
       for (auto& k : kind_counters) k.second = 0;
     }
     if (s.ok() && config->policy.is_transformer() && eval) {
-      s = RunTextEvalJob(*a, *config, game, name, control, registry,
-                         [&](const v1::EvalResult& r) {
-                           {
-                             std::lock_guard<std::mutex> lock(report.mu);
-                             report.evals.push_back(r);
-                           }
-                           control.HeartbeatNow();
-                         });
+      s = RunTextEvalJob(*a, *config, game, name, control, registry, [&](const v1::EvalResult& r) {
+        {
+          std::lock_guard<std::mutex> lock(report.mu);
+          report.evals.push_back(r);
+        }
+        control.HeartbeatNow();
+      });
     } else if (s.ok() && config->policy.is_transformer()) {
       s = RunTextSelfPlayJob(*a, *config, game, name, control, registry, stats, version);
     } else if (s.ok()) {

@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "common/metrics/metrics.h"
-#include "rally/v1/curriculum.grpc.pb.h"
 #include "common/models/network_policy.h"
+#include "rally/v1/curriculum.grpc.pb.h"
 #include "services/actor/snapshot_cache.h"
 
 namespace rally {

@@ -18,9 +18,9 @@
 
 #include "common/config/job_config.h"
 #include "common/games/game.h"
+#include "common/models/network_policy.h"
 #include "services/actor/inference.h"
 #include "services/actor/opponent_source.h"
-#include "common/models/network_policy.h"
 #include "services/actor/replay_writer.h"
 
 namespace rally {

@@ -108,8 +108,9 @@ absl::Status RunTextEvalJob(const v1::Assignment& a, const JobConfig& config,
   auto& invalid_gauge =
       prometheus::BuildGauge()
           .Name("rally_evaluator_invalid_answer_ratio")
-          .Help("Language-model policies: reach-weighted probability that an answer in "
-                "self-play is invalid (a forfeit), at the latest evaluated version.")
+          .Help(
+              "Language-model policies: reach-weighted probability that an answer in "
+              "self-play is invalid (a forfeit), at the latest evaluated version.")
           .Register(metrics)
           .Add({});
   LatestWeights latest;

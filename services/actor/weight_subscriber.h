@@ -18,8 +18,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/metrics/metrics.h"
-#include "rally/v1/weights.pb.h"
 #include "common/models/network_policy.h"
+#include "rally/v1/weights.pb.h"
 
 namespace rally {
 

@@ -36,8 +36,8 @@
 #include "common/util/shutdown.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/control.grpc.pb.h"
-#include "services/cli/local_cluster.h"
 #include "services/cli/lm_commands.h"
+#include "services/cli/local_cluster.h"
 #include "services/cli/policy_commands.h"
 
 ABSL_FLAG(std::string, workdir, "",

@@ -10,14 +10,14 @@
 #include "absl/strings/str_cat.h"
 #include "common/eval/exploitability.h"
 #include "common/eval/game_tree.h"
+#include "common/eval/network_evaluation.h"
 #include "common/eval/opponents.h"
 #include "common/eval/policy_json.h"
 #include "common/games/policy_notation.h"
 #include "common/games/registry.h"
+#include "common/models/network_policy.h"
 #include "common/models/policy_net.h"
 #include "common/models/safetensors.h"
-#include "common/eval/network_evaluation.h"
-#include "common/models/network_policy.h"
 
 namespace rally {
 namespace {

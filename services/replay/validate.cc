@@ -44,9 +44,8 @@ absl::Status CheckBehaviourLogProb(const std::string& field, float lp) {
 absl::Status CheckObservation(const Game& game, const v1::Turn& turn, const std::string& at) {
   const int obs_size = game.ObservationSize();
   if (turn.observation_size() != obs_size) {
-    return Bad(
-        at + ".observation",
-        absl::StrCat(turn.observation_size(), " floats, the game's observation has ", obs_size));
+    return Bad(at + ".observation", absl::StrCat(turn.observation_size(),
+                                                 " floats, the game's observation has ", obs_size));
   }
   for (float v : turn.observation()) {
     if (!std::isfinite(v)) return Bad(at + ".observation", "holds a value that is not finite");
@@ -72,8 +71,8 @@ absl::Status CheckActionTurn(const Game& game, const v1::Turn& turn, const std::
       return Bad(at + ".legal_actions", "not strictly ascending");
     }
   }
-  bool legal = std::find(turn.legal_actions().begin(), turn.legal_actions().end(),
-                         turn.action()) != turn.legal_actions().end();
+  bool legal = std::find(turn.legal_actions().begin(), turn.legal_actions().end(), turn.action()) !=
+               turn.legal_actions().end();
   if (!legal) {
     return Bad(at + ".action", absl::StrCat(turn.action(), " is not among the legal actions [",
                                             absl::StrJoin(turn.legal_actions(), ", "), "]"));
@@ -98,9 +97,9 @@ absl::Status CheckTokenTurn(const Game& game, const v1::Turn& turn, const std::s
     return Bad(at + ".observation_tokens", "empty in a token turn (the prompt is context)");
   }
   if (turn.observation_size() != 0 && turn.observation_size() != game.ObservationSize()) {
-    return Bad(at + ".observation",
-               absl::StrCat(turn.observation_size(), " floats, a token turn has none or the game's ",
-                            game.ObservationSize()));
+    return Bad(at + ".observation", absl::StrCat(turn.observation_size(),
+                                                 " floats, a token turn has none or the game's ",
+                                                 game.ObservationSize()));
   }
   if (turn.observation_size() != 0) {
     if (auto s = CheckObservation(game, turn, at); !s.ok()) return s;

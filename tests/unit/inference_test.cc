@@ -4,11 +4,11 @@
 
 #include <cmath>
 
+#include "common/eval/network_evaluation.h"
 #include "common/eval/opponents.h"
 #include "common/games/registry.h"
 #include "common/games/tictactoe.h"
 #include "common/models/policy_net.h"
-#include "common/eval/network_evaluation.h"
 
 namespace rally {
 namespace {

@@ -446,8 +446,9 @@ TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
     return c.ok() ? std::string("accepted") : Message(c);
   };
   EXPECT_NE(refused("{kind: transformer, hidden: [64]}").find("hidden"), std::string::npos);
-  EXPECT_NE(refused("{kind: transformer, heads: 4, kv_heads: 3}").find("policy.kv_heads: must "
-                                                                        "divide heads (4)"),
+  EXPECT_NE(refused("{kind: transformer, heads: 4, kv_heads: 3}")
+                .find("policy.kv_heads: must "
+                      "divide heads (4)"),
             std::string::npos);
   EXPECT_NE(refused("{kind: transformer, d_model: 100, heads: 8}").find("policy.heads"),
             std::string::npos);
@@ -455,8 +456,9 @@ TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
             std::string::npos);
   EXPECT_NE(refused("{kind: transformer, vocab: 200}").find("at least 259 for the byte tokenizer"),
             std::string::npos);
-  EXPECT_NE(refused("{kind: transformer, tokenizer: /t/tokenizer.json}").find("policy.vocab: "
-                                                                             "required"),
+  EXPECT_NE(refused("{kind: transformer, tokenizer: /t/tokenizer.json}")
+                .find("policy.vocab: "
+                      "required"),
             std::string::npos);
   EXPECT_NE(refused("{kind: transformer, from: /m, layers: 2}").find("not allowed beside `from`"),
             std::string::npos);
@@ -466,15 +468,19 @@ TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
   EXPECT_NE(refused("{kind: rnn}").find("'rnn': one of mlp, transformer"), std::string::npos);
   // A language-model policy is evaluated exactly only: the default opponents (random, perfect)
   // are refused rather than failed at run time; best_response alone is accepted.
-  auto evaluated = ParseJobConfig("game: kuhn_poker\npolicy: {kind: transformer}\n"
-                                  "evaluation: {opponents: [random]}\n", "e.yaml");
+  auto evaluated = ParseJobConfig(
+      "game: kuhn_poker\npolicy: {kind: transformer}\n"
+      "evaluation: {opponents: [random]}\n",
+      "e.yaml");
   ASSERT_FALSE(evaluated.ok());
   EXPECT_NE(Message(evaluated).find("evaluation.opponents: 'random': a transformer policy is "
                                     "evaluated exactly (best_response) only"),
             std::string::npos)
       << Message(evaluated);
-  auto exact = ParseJobConfig("game: kuhn_poker\npolicy: {kind: transformer}\n"
-                              "evaluation: {opponents: [best_response]}\n", "x.yaml");
+  auto exact = ParseJobConfig(
+      "game: kuhn_poker\npolicy: {kind: transformer}\n"
+      "evaluation: {opponents: [best_response]}\n",
+      "x.yaml");
   EXPECT_TRUE(exact.ok()) << exact.status();
   auto vtrace = ParseJobConfig(
       "game: tictactoe\npolicy: {kind: transformer}\nlearner: {algorithm: vtrace}\n", "v.yaml");

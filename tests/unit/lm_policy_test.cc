@@ -163,7 +163,8 @@ TEST(LmPolicy, TemperatureScoresTheSampledDistribution) {
                    .ok());
 }
 
-// Whether greedy decoding after `prompt` produces `answer`: each token the argmax of a full forward.
+// Whether greedy decoding after `prompt` produces `answer`: each token the argmax of a full
+// forward.
 bool SlowIsGreedyPath(const Transformer& model, const std::vector<int32_t>& prompt,
                       const std::vector<int32_t>& answer) {
   torch::NoGradGuard no_grad;
@@ -342,8 +343,8 @@ TEST(LmPolicy, TicTacToeScorerHandlesRandomGames) {
         EXPECT_EQ(answers[a], Bytes("[" + std::to_string(legal[a]) + "]\n"));
       }
       if (g == 0 && legal.size() % 3 == 0) {  // a few positions against the slow reference
-        std::vector<int32_t> prompt = Bytes(
-            *CompactPrompt(*f.rendering, *f.game, *state, state->CurrentPlayer()));
+        std::vector<int32_t> prompt =
+            Bytes(*CompactPrompt(*f.rendering, *f.game, *state, state->CurrentPlayer()));
         EXPECT_NEAR(scores->log_probs[0], SlowAnswerLogProb(model, prompt, answers[0]), 1e-4);
         ++checked_against_reference;
       }

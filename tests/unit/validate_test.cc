@@ -147,24 +147,25 @@ TEST(ValidateTrajectory, TokenTurnsCarryOneLogProbAndOneVersionPerGeneratedToken
 
   t = ValidTokens();
   t.mutable_turns(0)->mutable_behaviour_log_probs()->RemoveLast();
-  EXPECT_EQ(Check(t),
-            "turns[0].behaviour_log_probs: 2 entries, expected one per action token (3)");
+  EXPECT_EQ(Check(t), "turns[0].behaviour_log_probs: 2 entries, expected one per action token (3)");
   t = ValidTokens();
   t.mutable_turns(0)->add_behaviour_log_probs(-1.f);
-  EXPECT_EQ(Check(t),
-            "turns[0].behaviour_log_probs: 4 entries, expected one per action token (3)");
+  EXPECT_EQ(Check(t), "turns[0].behaviour_log_probs: 4 entries, expected one per action token (3)");
   t = ValidTokens();
   t.mutable_turns(0)->set_behaviour_log_probs(2, 0.5f);
-  EXPECT_EQ(Check(t), "turns[0].behaviour_log_probs[2]: 0.5 is above 0, the log-probability of a "
-                      "certain action");
+  EXPECT_EQ(Check(t),
+            "turns[0].behaviour_log_probs[2]: 0.5 is above 0, the log-probability of a "
+            "certain action");
   t = ValidTokens();
   t.mutable_turns(0)->add_action_token_versions(7);
-  EXPECT_EQ(Check(t), "turns[0].action_token_versions: 4 entries, expected none or one per action "
-                      "token (3)");
+  EXPECT_EQ(Check(t),
+            "turns[0].action_token_versions: 4 entries, expected none or one per action "
+            "token (3)");
   t = ValidTokens();
   t.mutable_turns(0)->set_action_token_versions(0, 8);
-  EXPECT_EQ(Check(t), "turns[0].action_token_versions[0]: 8 is newer than the turn's "
-                      "policy_version 7");
+  EXPECT_EQ(Check(t),
+            "turns[0].action_token_versions[0]: 8 is newer than the turn's "
+            "policy_version 7");
   t = ValidTokens();
   t.mutable_turns(0)->set_action_token_versions(1, -1);
   EXPECT_EQ(Check(t), "turns[0].action_token_versions[1]: negative");
@@ -192,8 +193,9 @@ TEST(ValidateTrajectory, TokenTurnsHoldAtMostAMillionTokens) {
   }
   EXPECT_EQ(Check(t), "ok");
   turn->add_observation_tokens(1);
-  EXPECT_EQ(Check(t), "turns[0]: 1048577 tokens (prompt and action), more than the limit of "
-                      "1048576");
+  EXPECT_EQ(Check(t),
+            "turns[0]: 1048577 tokens (prompt and action), more than the limit of "
+            "1048576");
 }
 
 }  // namespace
