@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "absl/strings/str_cat.h"
+#include "common/metrics/process_metrics.h"
 
 namespace rally {
 namespace {
@@ -34,6 +35,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
   }
   server->registry_ = std::make_shared<prometheus::Registry>();
   server->exposer_->RegisterCollectable(server->registry_);
+  server->process_registry_ = ProcessRegistry();
+  server->exposer_->RegisterCollectable(server->process_registry_);
+  server->process_collector_ = std::make_shared<ProcessCollector>();
+  server->exposer_->RegisterCollectable(server->process_collector_);
   auto ports = server->exposer_->GetListeningPorts();
   if (ports.empty()) return absl::UnavailableError("metrics exposer has no listening port");
   server->port_ = ports.front();

@@ -1,6 +1,10 @@
 // The Prometheus endpoint of a rally process: one registry, served at http://host:port/metrics.
 // Metric names follow rally_<component>_<quantity>_<unit>; labels stay bounded (game, role,
-// table, opponent kind; never ids).
+// table, opponent kind; never ids). docs/metrics.md lists every metric a rally process exports.
+//
+// Besides its own registry, every MetricsServer serves the process's (common/metrics/
+// process_metrics.h): the standard process_* metrics, rally_build_info and the gRPC server
+// metrics (common/metrics/grpc_server_metrics.h), so no service registers those itself.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -29,6 +33,8 @@ class MetricsServer {
   MetricsServer() = default;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Registry> process_registry_;
+  std::shared_ptr<prometheus::Collectable> process_collector_;
   int port_ = 0;
   std::string address_;
 };

@@ -5,6 +5,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/metrics/grpc_server_metrics.h"
+#include "common/metrics/process_metrics.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace rally {
@@ -19,6 +21,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  // Per-method call metrics on every server (docs/metrics.md), served by the process's
+  // MetricsServer.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<ServerMetricsInterceptorFactory>(*ProcessRegistry()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
