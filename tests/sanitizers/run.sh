@@ -4,8 +4,9 @@
 #   address  build-asan: AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included);
 #            the replay's unit tests, the games' tests and the replay's integration tests, whose
 #            rally-replay and rally-control are sanitized too.
-#   thread   build-tsan: ThreadSanitizer; the concurrency tests (the dynamic batcher, tables, the
-#            rate limiter, the curriculum's and the replay's streams), with tests/sanitizers/tsan.supp.
+#   thread   build-tsan: ThreadSanitizer; the concurrency tests (the dynamic batcher, the bounded
+#            queue, tables, the rate limiter, the curriculum's and the replay's streams), with
+#            tests/sanitizers/tsan.supp.
 # Every process (tests and the binaries they start) writes its reports to REPORTS
 # (default build-<mode>/reports); a report fails the stage even if the test passed. Prints per
 # stage its wall time and "N% tests passed, F tests failed out of T", then the same over all.
@@ -22,7 +23,7 @@ command -v flock >/dev/null && lock=(flock "${RALLY_BUILD_LOCK:-/tmp/rally-build
 supp=$PWD/tests/sanitizers/tsan.supp
 
 # ctest -R of the concurrency tests run under ThreadSanitizer.
-tsan_tests='^(DynamicBatcher|Table|RateLimiter|ProducerWatermarks|CurriculumConcurrency|CurriculumService|SnapshotPoolPoller|ReplayServiceTest)\.'
+tsan_tests='^(DynamicBatcher|BoundedQueue|Table|RateLimiter|ProducerWatermarks|CurriculumConcurrency|CurriculumService|SnapshotPoolPoller|ReplayServiceTest)\.'
 
 total_tests=0
 total_failed=0
