@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "common/net/insert_wire.h"
 #include "common/net/proto_wire.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
@@ -234,18 +235,6 @@ std::vector<grpc::Slice> EncodeTrajectory(std::shared_ptr<const v1::Trajectory> 
   return {Serialize(*trajectory, key)};
 }
 
-namespace {
-
-// The InsertRequest fields that precede each trajectory on a stream: the tables and priority.
-std::string RequestPrefix(const std::vector<std::string>& tables) {
-  v1::InsertRequest req;
-  for (const std::string& t : tables) req.add_tables(t);
-  req.set_priority(1.0);
-  return req.SerializeAsString();
-}
-
-}  // namespace
-
 std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> OpenRawInsertStream(
     const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx) {
   static const std::string method_name =
@@ -259,24 +248,10 @@ std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, v1::InsertResponse>> 
 
 grpc::ByteBuffer ReplayWriter::Frame(const std::string& prefix,
                                      const std::vector<std::shared_ptr<const Outgoing>>& items) {
-  std::vector<grpc::Slice> slices;
-  slices.reserve(2 * items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    const auto& item = *items[i];
-    std::string item_head = prefix;
-    AppendFieldHeader(item_head,
-                      item.compressed ? v1::InsertRequest::kTrajectoryZstdFieldNumber
-                                      : v1::InsertRequest::kTrajectoryFieldNumber,
-                      item.bytes);
-    std::string head;
-    if (i > 0) {
-      AppendFieldHeader(head, v1::InsertRequest::kMoreFieldNumber, item_head.size() + item.bytes);
-    }
-    head += item_head;
-    slices.emplace_back(head);
-    slices.insert(slices.end(), item.body.begin(), item.body.end());
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
+  std::vector<const InsertBody*> bodies;
+  bodies.reserve(items.size());
+  for (const auto& item : items) bodies.push_back(&item->wire);
+  return EncodeInsertRequest(prefix, bodies);
 }
 
 std::shared_ptr<ReplayWriter::Outgoing> ReplayWriter::Reserve() {
@@ -299,11 +274,11 @@ void ReplayWriter::MarkReady(Outgoing& out, std::vector<grpc::Slice> body) {
     if (!z.empty()) {
       bytes = z.size();
       body = {OwningSlice(std::move(z))};
-      out.compressed = true;
+      out.wire.compressed = true;
     }
   }
-  out.body = std::move(body);
-  out.bytes = bytes;
+  out.wire.slices = std::move(body);
+  out.wire.bytes = bytes;
   {
     std::lock_guard<std::mutex> lock(mu_);
     out.ready = true;
@@ -410,7 +385,7 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
     cv_.notify_all();
     ready_cv_.notify_all();
   });
-  const std::string prefix = RequestPrefix(tables_);
+  const std::string prefix = EncodeInsertPrefix(tables_, /*priority=*/1.0);
   std::vector<std::shared_ptr<const Outgoing>> batch;
   while (true) {
     batch.clear();
@@ -423,8 +398,8 @@ void ReplayWriter::RunStream(const std::shared_ptr<grpc::Channel>& channel) {
       // Everything ready goes out in one message, up to kMaxBatchBytes (at least one item).
       size_t bytes = 0;
       while (sent_ < unacked_.size() && unacked_[sent_]->ready &&
-             (batch.empty() || bytes + unacked_[sent_]->bytes <= kMaxBatchBytes)) {
-        bytes += unacked_[sent_]->bytes;
+             (batch.empty() || bytes + unacked_[sent_]->wire.bytes <= kMaxBatchBytes)) {
+        bytes += unacked_[sent_]->wire.bytes;
         batch.push_back(unacked_[sent_++]);
       }
     }

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/metrics/metrics.h"
+#include "common/net/insert_wire.h"
 #include "common/util/zstd.h"
 #include "rally/v1/replay.grpc.pb.h"
 
@@ -104,14 +105,12 @@ class ReplayWriter {
   // number) in order, then encode outside the lock; the sender waits for `ready`.
   struct Outgoing {
     uint64_t sequence = 0;
-    std::vector<grpc::Slice> body;  // the serialised Trajectory in pieces, or its zstd frame
-    size_t bytes = 0;               // of the body
-    bool compressed = false;
+    InsertBody wire;  // the serialised Trajectory in pieces, or its zstd frame
     bool ready = false;
   };
 
-  // One InsertRequest carrying `items` in order: the first as the request's own item, the rest
-  // in `more`; each is `prefix` (tables, priority) and its body. Bodies are referenced, not copied.
+  // One InsertRequest carrying `items` in order (EncodeInsertRequest): the first as the
+  // request's own item, the rest in `more`; each is `prefix` (tables, priority) and its body.
   static grpc::ByteBuffer Frame(const std::string& prefix,
                                 const std::vector<std::shared_ptr<const Outgoing>>& items);
   // Waits for room, then queues a new item and numbers it; nullptr if the writer was stopped.

@@ -1,22 +1,14 @@
 #include "services/replay/replay_service.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-#include <grpcpp/support/proto_buffer_reader.h>
-
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
 #include <optional>
 #include <thread>
 
 #include "absl/algorithm/container.h"
-#include "absl/base/casts.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/net/proto_wire.h"
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/zstd.h"
@@ -218,167 +210,6 @@ void ReplayServiceImpl::ExportTableMetrics(const ReplayJob& job) {
   }
 }
 
-namespace {
-
-using google::protobuf::internal::WireFormatLite;
-
-// A request's bytes as gRPC holds them, in slices, from which ranges are taken without copying.
-class SlicedBytes {
- public:
-  explicit SlicedBytes(grpc::ByteBuffer& buffer) {
-    buffer.Dump(&slices_).IgnoreError();  // fails only for an empty buffer
-    size_t start = 0;
-    for (const grpc::Slice& s : slices_) {
-      starts_.push_back(start);
-      start += s.size();
-    }
-  }
-
-  // Bytes [offset, offset + length), as a cord that holds references to the slices (or copies
-  // of the bytes of inlined ones).
-  absl::Cord Range(size_t offset, size_t length) const {
-    absl::Cord out;
-    size_t i = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) -
-                                   starts_.begin());
-    for (i = i == 0 ? 0 : i - 1; length > 0 && i < slices_.size(); ++i) {
-      const grpc::Slice& s = slices_[i];
-      const size_t begin = offset - starts_[i];
-      const size_t n = std::min(length, s.size() - begin);
-      const absl::string_view piece(reinterpret_cast<const char*>(s.begin()) + begin, n);
-      // An inlined slice (up to 23 bytes) holds its bytes inside the grpc_slice itself, which
-      // goes with this object: copy those. (Slice::c_slice() would tell, but it takes a
-      // reference that would have to be dropped by hand.)
-      const auto* self = reinterpret_cast<const char*>(&s);
-      if (piece.data() >= self && piece.data() < self + sizeof(s)) {
-        out.Append(piece);
-      } else {
-        // The bytes live in gRPC's buffer, which the cord's reference to the slice keeps.
-        out.Append(absl::MakeCordFromExternal(piece, [keep = s] {}));
-      }
-      offset += n;
-      length -= n;
-    }
-    return out;
-  }
-
- private:
-  std::vector<grpc::Slice> slices_;
-  std::vector<size_t> starts_;
-};
-
-// Reads the fields of one InsertRequest from `in` (up to its limit) into items[index]; with
-// `top`, the items in its `more` are appended after it. With `bytes`, each trajectory's bytes
-// are kept too. False when the bytes do not parse.
-bool ParseInsertItem(google::protobuf::io::CodedInputStream& in, const SlicedBytes* bytes,
-                     TrajectoryPool& pool, bool top, std::vector<InsertItem>& items) {
-  const size_t index = items.size();
-  items.emplace_back();
-  while (uint32_t tag = in.ReadTag()) {
-    const int field = WireFormatLite::GetTagFieldNumber(tag);
-    const bool delimited =
-        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
-    // The length of a delimited field read here (tables, trajectory, trajectory_zstd, more);
-    // others are skipped whole.
-    const bool ours = field == v1::InsertRequest::kTablesFieldNumber ||
-                      field == v1::InsertRequest::kTrajectoryFieldNumber ||
-                      field == v1::InsertRequest::kTrajectoryZstdFieldNumber ||
-                      field == v1::InsertRequest::kMoreFieldNumber;
-    uint32_t length = 0;
-    if (delimited && ours &&
-        (!in.ReadVarint32(&length) || length > static_cast<uint32_t>(kMaxMessageBytes))) {
-      return false;
-    }
-    if (field == v1::InsertRequest::kTablesFieldNumber && delimited) {
-      if (!in.ReadString(&items[index].tables.emplace_back(), static_cast<int>(length))) {
-        return false;
-      }
-    } else if (field == v1::InsertRequest::kTrajectoryFieldNumber && delimited) {
-      if (bytes != nullptr) {
-        items[index].trajectory_wire.Append(
-            bytes->Range(static_cast<size_t>(in.CurrentPosition()), length));
-      }
-      auto limit = in.PushLimit(static_cast<int>(length));
-      if (!items[index].trajectory) items[index].trajectory = pool.Take();
-      if (!items[index].trajectory->MergePartialFromCodedStream(&in) ||
-          !in.ConsumedEntireMessage()) {
-        return false;
-      }
-      in.PopLimit(limit);
-    } else if (field == v1::InsertRequest::kPriorityFieldNumber &&
-               WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_FIXED64) {
-      uint64_t bits = 0;
-      if (!in.ReadLittleEndian64(&bits)) return false;
-      items[index].priority = absl::bit_cast<double>(bits);
-    } else if (field == v1::InsertRequest::kTrajectoryZstdFieldNumber && delimited) {
-      if (!in.ReadString(&items[index].trajectory_zstd, static_cast<int>(length))) return false;
-    } else if (field == v1::InsertRequest::kMoreFieldNumber && delimited) {
-      if (!top) {
-        items[index].nested_more = true;
-        if (!in.Skip(static_cast<int>(length))) return false;
-        continue;
-      }
-      auto limit = in.PushLimit(static_cast<int>(length));
-      if (!ParseInsertItem(in, bytes, pool, /*top=*/false, items) || !in.ConsumedEntireMessage()) {
-        return false;
-      }
-      in.PopLimit(limit);
-    } else if (!WireFormatLite::SkipField(&in, tag)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// A compressed item becomes a plain one; errors name the field. The frame moves to `frame`
-// (the write-ahead log stores it as it came).
-absl::Status DecompressInsert(InsertItem& item, TrajectoryPool& pool, std::string* frame) {
-  if (item.trajectory_zstd.empty()) return absl::OkStatus();
-  if (item.trajectory) {
-    return absl::InvalidArgumentError("set trajectory or trajectory_zstd, not both");
-  }
-  auto raw = ZstdDecompress(item.trajectory_zstd, kMaxMessageBytes);
-  if (!raw.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("trajectory_zstd: ", raw.status().message()));
-  }
-  item.trajectory = pool.Take();
-  if (!item.trajectory->ParseFromString(*raw)) {
-    item.trajectory->Clear();
-    return absl::InvalidArgumentError("trajectory_zstd: the content is not a Trajectory");
-  }
-  *frame = std::move(item.trajectory_zstd);
-  item.trajectory_zstd.clear();
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, bool keep_wire,
-                                std::vector<InsertItem>* items) {
-  items->clear();
-  grpc::ProtoBufferReader reader(&buffer);
-  if (!reader.status().ok()) {
-    return absl::InvalidArgumentError("the request's bytes cannot be read");
-  }
-  std::optional<SlicedBytes> bytes;
-  if (keep_wire) bytes.emplace(buffer);
-  google::protobuf::io::CodedInputStream in(&reader);
-  in.SetTotalBytesLimit(kMaxMessageBytes);
-  if (!ParseInsertItem(in, bytes ? &*bytes : nullptr, pool, /*top=*/true, *items) ||
-      !in.ConsumedEntireMessage()) {
-    items->clear();
-    // Where it went wrong, found by walking the bytes again (this path only).
-    std::vector<grpc::Slice> slices;
-    buffer.Dump(&slices).IgnoreError();
-    const std::string where =
-        DescribeMalformed(v1::InsertRequest::descriptor(), JoinSlices(slices));
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request is not an InsertRequest: ",
-                     where.empty() ? "its fields hold together but do not parse (a size limit?)"
-                                   : absl::StrCat("InsertRequest", where)));
-  }
-  return absl::OkStatus();
-}
-
 void StoredInsert::Withdraw() {
   for (const auto& [table, key] : keys) table->Withdraw(key);
   keys.clear();
@@ -470,133 +301,121 @@ absl::Status ReplayServiceImpl::InsertOne(grpc::ServerContext* ctx, ReplayJob& j
   return absl::OkStatus();
 }
 
+std::optional<ReplayServiceImpl::PendingAck> ReplayServiceImpl::AcceptItem(
+    grpc::ServerContext* ctx, InsertItem& item, const std::function<void()>& before_blocking) {
+  PendingAck p;
+  std::string frame;
+  absl::Status decoded = DecodeInsertItem(
+      item, [this] { return pool_->Take(); }, &frame);
+  if (item.trajectory) p.ack.set_sequence(item.trajectory->sequence());
+  const std::string actor_id = item.trajectory ? item.trajectory->actor_id() : "";
+  bool duplicate = false;
+  auto job = CurrentJob();
+  absl::Status status = !decoded.ok() ? decoded
+                        : job.ok() ? InsertOne(ctx, **job, item, std::move(frame), before_blocking,
+                                               &p.stored, &duplicate)
+                                   : job.status();
+  if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) return std::nullopt;
+  if (status.ok() && duplicate) {
+    p.ack.set_duplicate(true);
+    duplicates_.Increment();
+    ++(*job)->duplicates;
+  } else if (status.ok()) {
+    p.job = *job;
+    p.lsn = (*job)->last_lsn();
+  } else {
+    if (absl::IsUnavailable(status) && job.ok()) not_durable_.Increment();
+    rejected_.Increment();
+    if (job.ok()) ++(*job)->rejected;
+    p.ack.set_code(static_cast<int>(status.code()));
+    p.ack.set_error(std::string(status.message()));
+    LogWarning("insert rejected", {{"actor_id", actor_id},
+                                   {"sequence", p.ack.sequence()},
+                                   {"error", std::string(status.message())}});
+  }
+  return p;
+}
+
+void ReplayServiceImpl::SettleAcks(std::vector<PendingAck>& batch) {
+  // One sync per job (a stream can outlive a job change) covers its items in the batch.
+  std::vector<ReplayJob*> synced;
+  for (const PendingAck& p : batch) {
+    if (!p.job || absl::c_linear_search(synced, p.job.get())) continue;
+    synced.push_back(p.job.get());
+    uint64_t lsn = 0;
+    for (const PendingAck& q : batch) {
+      if (q.job == p.job) lsn = std::max(lsn, q.lsn);
+    }
+    if (absl::Status s = p.job->SyncForAck(lsn); !s.ok()) {
+      // Not durable: not acknowledged as stored, and not kept (the writer sends it again).
+      for (PendingAck& q : batch) {
+        if (q.job != p.job) continue;
+        q.stored.Withdraw();
+        const absl::Status refused = NotDurable(s);
+        q.ack.set_code(static_cast<int>(refused.code()));
+        q.ack.set_error(std::string(refused.message()));
+        not_durable_.Increment();
+        rejected_.Increment();
+        ++q.job->rejected;
+      }
+    }
+  }
+  for (PendingAck& p : batch) {
+    if (!p.job || p.ack.code() != 0) continue;
+    p.stored.claim.MarkStored();
+    inserted_.Increment();
+  }
+}
+
+bool ReplayServiceImpl::WriteAcks(
+    std::vector<PendingAck>& batch,
+    grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    // A run of stored, durable items is acknowledged by its last item's response.
+    auto durable = [&](size_t k) { return batch[k].job && batch[k].ack.code() == 0; };
+    uint32_t count = 1;
+    while (durable(i) && i + 1 < batch.size() && durable(i + 1)) ++i, ++count;
+    if (count > 1) batch[i].ack.set_count(count);
+    if (!stream->Write(batch[i].ack)) return false;
+  }
+  return true;
+}
+
+void ReplayServiceImpl::AckLoop(
+    BoundedQueue<PendingAck>& pending,
+    grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream) {
+  bool writing = true;
+  // Everything handed over so far is acknowledged together: one sync covers it, and a run of
+  // stored items goes out as one response.
+  for (std::vector<PendingAck> batch = pending.PopAll(); !batch.empty(); batch = pending.PopAll()) {
+    SettleAcks(batch);
+    if (writing && !WriteAcks(batch, stream)) {
+      writing = false;
+      pending.Close();  // the stream broke: the reading thread stops
+    }
+  }
+}
+
 grpc::Status ReplayServiceImpl::InsertStream(
     grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream) {
-  // This thread reads and stores items; an ack thread waits until each stored item is durable
-  // (group commit: one fdatasync covers every item stored meanwhile, on every stream) and writes
-  // the acks in order. At most kMaxPendingAcks items wait for their ack, which bounds memory.
+  // This thread reads and stores items; an ack thread (AckLoop) waits until each stored item is
+  // durable (group commit: one fdatasync covers every item stored meanwhile, on every stream)
+  // and writes the acks in order. A request's acks are handed over together, when it ends or
+  // before this thread waits (a rate limiter holds an item back), so that the ack thread wakes
+  // once per request. At most kMaxPendingAcks acks wait between the threads (and as many on
+  // either side of the queue), which bounds memory.
   constexpr size_t kMaxPendingAcks = 256;
-  struct Pending {
-    v1::InsertResponse ack;
-    std::shared_ptr<ReplayJob> job;  // null: nothing to sync
-    uint64_t lsn = 0;
-    StoredInsert stored;  // the item in its tables, until it is durable or taken back
-  };
-  // The reading thread wakes the acker once per request (its items are acknowledged together),
-  // and the acker wakes the reader when it made room.
-  std::mutex mu;
-  std::condition_variable ack_cv, room_cv;
-  std::deque<Pending> pending;
-  bool reading = true;
-  bool broken = false;
-  std::thread acker([&] {
-    std::vector<Pending> batch;
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        ack_cv.wait(lock, [&] { return !pending.empty() || !reading; });
-        if (pending.empty()) return;
-        // Everything read so far is acknowledged together: one sync covers it, and a run of
-        // stored items goes out as one response.
-        batch.assign(std::make_move_iterator(pending.begin()),
-                     std::make_move_iterator(pending.end()));
-      }
-      // One sync per job (a stream can outlive a job change) covers its items in the batch.
-      std::vector<ReplayJob*> synced;
-      for (const Pending& p : batch) {
-        if (!p.job || absl::c_linear_search(synced, p.job.get())) continue;
-        synced.push_back(p.job.get());
-        uint64_t lsn = 0;
-        for (const Pending& q : batch) {
-          if (q.job == p.job) lsn = std::max(lsn, q.lsn);
-        }
-        if (absl::Status s = p.job->SyncForAck(lsn); !s.ok()) {
-          // Not durable: not acknowledged as stored, and not kept (the writer sends it again).
-          for (Pending& q : batch) {
-            if (q.job != p.job) continue;
-            q.stored.Withdraw();
-            const absl::Status refused = NotDurable(s);
-            q.ack.set_code(static_cast<int>(refused.code()));
-            q.ack.set_error(std::string(refused.message()));
-            not_durable_.Increment();
-            rejected_.Increment();
-            ++q.job->rejected;
-          }
-        }
-      }
-      for (Pending& p : batch) {
-        if (!p.job || p.ack.code() != 0) continue;
-        p.stored.claim.MarkStored();
-        inserted_.Increment();
-      }
-      bool ok = true;
-      for (size_t i = 0; i < batch.size() && ok; ++i) {
-        // A run of stored, durable items is acknowledged by its last item's response.
-        auto durable = [&](size_t k) { return batch[k].job && batch[k].ack.code() == 0; };
-        uint32_t count = 1;
-        while (durable(i) && i + 1 < batch.size() && durable(i + 1)) ++i, ++count;
-        if (count > 1) batch[i].ack.set_count(count);
-        ok = stream->Write(batch[i].ack);
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      pending.erase(pending.begin(), pending.begin() + static_cast<ptrdiff_t>(batch.size()));
-      batch.clear();
-      if (!ok) broken = true;
-      room_cv.notify_one();
-    }
-  });
-  // Wakes the acker for what is pending, before this thread waits (pending is full, or a rate
-  // limiter holds an item back); otherwise the acker is woken once per request.
-  auto ack_now = [&] {
-    std::lock_guard<std::mutex> lock(mu);
-    ack_cv.notify_one();
-  };
-  // Stores one item and queues its ack; false when the stream is to end.
-  auto handle = [&](InsertItem& req) {
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      if (pending.size() >= kMaxPendingAcks) {
-        ack_cv.notify_one();  // full before the request's end: the acker takes what there is
-        room_cv.wait(lock, [&] { return pending.size() < kMaxPendingAcks || broken; });
-      }
-      if (broken) return false;
-    }
-    Pending p;
-    std::string frame;
-    absl::Status decoded = DecompressInsert(req, *pool_, &frame);
-    if (decoded.ok() && req.nested_more) {
-      decoded = absl::InvalidArgumentError("more: an item in `more` cannot carry more items");
-    }
-    if (req.trajectory) p.ack.set_sequence(req.trajectory->sequence());
-    const std::string actor_id = req.trajectory ? req.trajectory->actor_id() : "";
-    bool duplicate = false;
-    auto job = CurrentJob();
-    absl::Status status =
-        !decoded.ok() ? decoded
-        : job.ok()    ? InsertOne(ctx, **job, req, std::move(frame), ack_now, &p.stored, &duplicate)
-                      : job.status();
-    if (absl::IsCancelled(status) && (ctx->IsCancelled() || closed_)) return false;
-    if (status.ok() && duplicate) {
-      p.ack.set_duplicate(true);
-      duplicates_.Increment();
-      ++(*job)->duplicates;
-    } else if (status.ok()) {
-      p.job = *job;
-      p.lsn = (*job)->last_lsn();
-    } else {
-      if (absl::IsUnavailable(status) && job.ok()) not_durable_.Increment();
-      rejected_.Increment();
-      if (job.ok()) ++(*job)->rejected;
-      p.ack.set_code(static_cast<int>(status.code()));
-      p.ack.set_error(std::string(status.message()));
-      LogWarning("insert rejected", {{"actor_id", actor_id},
-                                     {"sequence", p.ack.sequence()},
-                                     {"error", std::string(status.message())}});
-    }
-    std::lock_guard<std::mutex> lock(mu);
-    pending.push_back(std::move(p));
-    return true;
+  BoundedQueue<PendingAck> pending(kMaxPendingAcks);
+  std::thread acker([&] { AckLoop(pending, stream); });
+  std::vector<PendingAck> run;  // acks of stored items not yet handed over, in order
+  // Hands `run` over; false when the stream broke meanwhile (what was not handed over is
+  // taken back out of the tables: the writer sends it again).
+  auto hand_over = [&] {
+    std::vector<PendingAck> refused = pending.PushAll(std::move(run));
+    run.clear();
+    for (PendingAck& p : refused) p.stored.Withdraw();
+    return refused.empty();
   };
   grpc::ByteBuffer buffer;
   std::vector<InsertItem> items;
@@ -606,22 +425,25 @@ grpc::Status ReplayServiceImpl::InsertStream(
     // The request's own item, then those it carries in `more`, each acknowledged on its own.
     // Bytes that are not an InsertRequest end the stream (after the acks of what came before).
     // The bytes as they arrived are kept only for the write-ahead log.
-    if (absl::Status parsed = ParseInsertRequest(buffer, *pool_, !data_dir_.empty(), &items);
+    if (absl::Status parsed = ParseInsertRequest(
+            buffer, [this] { return pool_->Take(); }, !data_dir_.empty(), &items);
         !parsed.ok()) {
       result = ToGrpc(parsed);
       break;
     }
     buffer.Clear();
-    for (size_t i = 0; open && i < items.size(); ++i) open = handle(items[i]);
-    ack_cv.notify_one();
+    for (size_t i = 0; open && i < items.size(); ++i) {
+      std::optional<PendingAck> p;
+      if (!pending.closed()) p = AcceptItem(ctx, items[i], hand_over);
+      open = p.has_value();
+      if (open) run.push_back(*std::move(p));
+      if (run.size() >= kMaxPendingAcks) open = hand_over() && open;
+    }
+    open = hand_over() && open;
     // The table gauges once per message, not per item.
     if (auto job = CurrentJob(); job.ok()) ExportTableMetrics(**job);
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    reading = false;
-    ack_cv.notify_one();
-  }
+  pending.Close();
   acker.join();
   return result;
 }

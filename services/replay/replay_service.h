@@ -16,11 +16,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
-#include "absl/strings/cord.h"
+#include "common/concurrency/bounded_queue.h"
 #include "common/config/job_config.h"
 #include "common/metrics/metrics.h"
+#include "common/net/insert_wire.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/replay/durable_store.h"
 #include "services/replay/replay_job.h"
@@ -28,21 +31,6 @@
 
 namespace rally {
 
-// One item of an InsertRequest (its own, or one of `more`), as the replay parses it.
-struct InsertItem {
-  std::vector<std::string> tables;
-  double priority = 0;
-  std::unique_ptr<v1::Trajectory> trajectory;  // null when the field was not sent
-  // The trajectory's bytes as they arrived (the field's content; the request's own slices, not
-  // a copy): what the write-ahead log stores. Empty unless parsed with keep_wire.
-  absl::Cord trajectory_wire;
-  std::string trajectory_zstd;
-  bool nested_more = false;  // an item of `more` that carried `more` itself
-};
-
-// Parses the bytes of one InsertRequest into its items, in order: the request's own, then those
-// of `more`. Trajectories are parsed into messages from `pool`; with `keep_wire` their bytes are
-// kept as well (trajectory_wire). INVALID_ARGUMENT when the bytes are not an InsertRequest.
 // An item stored in its tables and not yet known durable: its key in each table, and the claim
 // on its producer key, which is marked stored once the item is durable.
 struct StoredInsert {
@@ -52,9 +40,6 @@ struct StoredInsert {
   // refused it) and gives up its claim.
   void Withdraw();
 };
-
-absl::Status ParseInsertRequest(grpc::ByteBuffer& buffer, TrajectoryPool& pool, bool keep_wire,
-                                std::vector<InsertItem>* items);
 
 class ReplayServiceImpl final : public v1::ReplayService::Service {
  public:
@@ -103,6 +88,30 @@ class ReplayServiceImpl final : public v1::ReplayService::Service {
                          std::string zstd_frame, const std::function<void()>& before_blocking,
                          StoredInsert* stored, bool* duplicate);
   void ExportTableMetrics(const ReplayJob& job);
+
+  // The Insert stream's steps (InsertStream). An item's ack on its way from the reading thread
+  // to the ack thread: the item is stored (or refused), and acknowledged once durable.
+  struct PendingAck {
+    v1::InsertResponse ack;
+    std::shared_ptr<ReplayJob> job;  // null: nothing to sync
+    uint64_t lsn = 0;
+    StoredInsert stored;  // the item in its tables, until it is durable or taken back
+  };
+  // Decodes and stores one item of a request, and makes its ack; nullopt when the stream is to
+  // end (the client went away, or the replay is closing). `before_blocking` as InsertOne's.
+  std::optional<PendingAck> AcceptItem(grpc::ServerContext* ctx, InsertItem& item,
+                                       const std::function<void()>& before_blocking);
+  // Waits until the stored items of `batch` are durable (one sync per job) and marks them
+  // stored; those that cannot be made durable are taken back and their acks say so.
+  void SettleAcks(std::vector<PendingAck>& batch);
+  // Writes the acks of `batch` in order, a run of stored items as one response; false when the
+  // stream broke.
+  static bool WriteAcks(std::vector<PendingAck>& batch,
+                        grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream);
+  // The ack thread: settles and writes what the reading thread hands over until `pending` is
+  // closed and drained; closes it when the stream breaks (the reading thread then stops).
+  void AckLoop(BoundedQueue<PendingAck>& pending,
+               grpc::ServerReaderWriter<v1::InsertResponse, grpc::ByteBuffer>* stream);
 
   const std::string data_dir_;
   mutable std::mutex mu_;

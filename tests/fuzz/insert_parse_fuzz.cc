@@ -1,5 +1,6 @@
-// The insert stream's hand-written parser, ParseInsertRequest (services/replay/
-// replay_service.h), on arbitrary request bytes handed over in 1 to 4 slices, as gRPC does.
+// The insert stream's hand-written parser, ParseInsertRequest (common/net/insert_wire.h), on
+// arbitrary request bytes handed over in 1 to 4 slices, as gRPC does, parsing into recycled
+// trajectories as the replay does.
 // Differential: where protobuf's own parser also reads the bytes, both find the same items; the
 // bytes kept for the log (keep_wire) parse to the item's trajectory.
 #include <grpcpp/support/byte_buffer.h>
@@ -11,9 +12,9 @@
 #include <vector>
 
 #include "absl/base/casts.h"
+#include "common/net/insert_wire.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "rally/v1/replay.pb.h"
-#include "services/replay/replay_service.h"
 #include "services/replay/trajectory_pool.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -66,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   grpc::ByteBuffer buffer(slices.data(), slices.size());
   std::vector<rally::InsertItem> items;
-  const absl::Status parsed = rally::ParseInsertRequest(buffer, *pool, keep_wire, &items);
+  const absl::Status parsed = rally::ParseInsertRequest(
+      buffer, [] { return pool->Take(); }, keep_wire, &items);
   if (!parsed.ok()) {
     FUZZ_CHECK(items.empty());
     return 0;

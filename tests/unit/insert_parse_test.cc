@@ -1,38 +1,21 @@
-// The replay's insert path below gRPC: ParseInsertRequest over raw request bytes, the
-// TrajectoryPool that lends it recycled trajectories, and the writer's EncodeTrajectory that
-// makes those bytes.
+// The replay's insert path below gRPC: the TrajectoryPool that lends ParseInsertRequest recycled
+// trajectories, and the writer's EncodeTrajectory that makes the bytes it parses. The parser's
+// own tests are in insert_wire_test.cc.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <set>
 
 #include "common/net/proto_wire.h"
 #include "services/actor/replay_writer.h"
 #include "services/replay/replay_service.h"
 #include "services/replay/trajectory_pool.h"
+#include "tests/unit/insert_test_util.h"
 
 namespace rally {
 namespace {
 
-v1::Trajectory Tokens(uint64_t sequence, int tokens) {
-  v1::Trajectory t;
-  t.set_game("tictactoe");
-  t.set_actor_id("a");
-  t.set_sequence(sequence);
-  v1::Turn* turn = t.add_turns();
-  for (int i = 0; i < tokens; ++i) turn->add_observation_tokens(i);
-  return t;
-}
-
-// `bytes` as a ByteBuffer of `pieces` slices, as gRPC hands over a message read in parts.
-grpc::ByteBuffer Buffer(const std::string& bytes, int pieces) {
-  std::vector<grpc::Slice> slices;
-  const size_t step = bytes.size() / pieces + 1;
-  for (size_t at = 0; at < bytes.size(); at += step) {
-    slices.emplace_back(bytes.data() + at, std::min(step, bytes.size() - at));
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
-}
+using insert_test::Buffer;
+using insert_test::Tokens;
 
 TEST(TrajectoryPool, KeepsReleasedTrajectoriesClearedUpToItsBound) {
   auto pool = TrajectoryPool::Create(2);
@@ -60,49 +43,6 @@ TEST(TrajectoryPool, KeepsReleasedTrajectoriesClearedUpToItsBound) {
   EXPECT_NE(pool->Take(), nullptr);  // an empty pool makes a new one
 }
 
-TEST(ParseInsertRequest, ReadsTheRequestsItemThenItsMoreInOrderAcrossSlices) {
-  v1::InsertRequest req;
-  req.add_tables("queue");
-  req.add_tables("buffer");
-  req.set_priority(2.5);
-  *req.mutable_trajectory() = Tokens(1, 5000);
-  v1::InsertRequest* second = req.add_more();
-  second->add_tables("queue");
-  second->set_trajectory_zstd("not really zstd");
-  v1::InsertRequest* third = req.add_more();
-  third->add_tables("queue");
-  *third->mutable_trajectory() = Tokens(3, 10);
-  *third->add_more()->mutable_trajectory() = Tokens(4, 1);
-
-  auto pool = TrajectoryPool::Create(4);
-  grpc::ByteBuffer buffer = Buffer(req.SerializeAsString(), 7);
-  std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
-  ASSERT_EQ(items.size(), 3u);
-  EXPECT_EQ(items[0].tables, (std::vector<std::string>{"queue", "buffer"}));
-  EXPECT_EQ(items[0].priority, 2.5);
-  ASSERT_NE(items[0].trajectory, nullptr);
-  EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 5000).SerializeAsString());
-  EXPECT_FALSE(items[0].nested_more);
-  // The trajectory's bytes as sent, taken from the slices (the first item's span several).
-  EXPECT_EQ(std::string(items[0].trajectory_wire), Tokens(1, 5000).SerializeAsString());
-  EXPECT_EQ(std::string(items[2].trajectory_wire), Tokens(3, 10).SerializeAsString());
-  EXPECT_TRUE(items[1].trajectory_wire.empty());
-  EXPECT_EQ(items[1].trajectory, nullptr);
-  EXPECT_EQ(items[1].trajectory_zstd, "not really zstd");
-  EXPECT_EQ(items[1].priority, 0);
-  ASSERT_NE(items[2].trajectory, nullptr);
-  EXPECT_EQ(items[2].trajectory->sequence(), 3u);
-  EXPECT_TRUE(items[2].nested_more);  // refused later, by the stream, naming `more`
-
-  // Without a write-ahead log the bytes are not kept; the items are the same.
-  grpc::ByteBuffer again = Buffer(req.SerializeAsString(), 7);
-  ASSERT_TRUE(ParseInsertRequest(again, *pool, /*keep_wire=*/false, &items).ok());
-  ASSERT_EQ(items.size(), 3u);
-  EXPECT_TRUE(items[0].trajectory_wire.empty());
-  EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 5000).SerializeAsString());
-}
-
 TEST(ParseInsertRequest, ParsesIntoARecycledTrajectoryAsIntoAFreshOne) {
   auto pool = TrajectoryPool::Create(4);
   {
@@ -117,170 +57,12 @@ TEST(ParseInsertRequest, ParsesIntoARecycledTrajectoryAsIntoAFreshOne) {
   *req.mutable_trajectory() = Tokens(1, 300);
   grpc::ByteBuffer buffer = Buffer(req.SerializeAsString(), 3);
   std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
+  ASSERT_TRUE(ParseInsertRequest(
+                  buffer, [&] { return pool->Take(); }, /*keep_wire=*/true, &items)
+                  .ok());
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(pool->kept(), 0u);
   EXPECT_EQ(items[0].trajectory->SerializeAsString(), Tokens(1, 300).SerializeAsString());
-}
-
-TEST(ParseInsertRequest, ATrajectorySentInTwoPartsIsMergedAndItsBytesJoined) {
-  // Protobuf merges two occurrences of a message field; a sender may append fields (the writer
-  // appends its actor id and sequence) as a second one. The bytes kept for the log are both
-  // parts, which parse to the same merged trajectory.
-  v1::Trajectory body = Tokens(0, 2000);
-  body.clear_actor_id();
-  v1::Trajectory key;
-  key.set_actor_id("w");
-  key.set_sequence(7);
-  v1::InsertRequest first, second;
-  first.add_tables("queue");
-  *first.mutable_trajectory() = body;
-  *second.mutable_trajectory() = key;
-  auto pool = TrajectoryPool::Create(4);
-  grpc::ByteBuffer buffer = Buffer(first.SerializeAsString() + second.SerializeAsString(), 5);
-  std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
-  ASSERT_EQ(items.size(), 1u);
-  EXPECT_EQ(items[0].trajectory->actor_id(), "w");
-  EXPECT_EQ(items[0].trajectory->sequence(), 7u);
-  EXPECT_EQ(items[0].trajectory->turns(0).observation_tokens_size(), 2000);
-  EXPECT_EQ(std::string(items[0].trajectory_wire),
-            body.SerializeAsString() + key.SerializeAsString());
-  v1::Trajectory logged;
-  ASSERT_TRUE(logged.ParseFromString(std::string(items[0].trajectory_wire)));
-  EXPECT_EQ(logged.SerializeAsString(), items[0].trajectory->SerializeAsString());
-}
-
-TEST(ParseInsertRequest, TheLogsBytesOutliveTheRequestWhenItsSlicesAreSmall) {
-  // gRPC keeps a slice of up to 23 bytes inside the grpc_slice itself, not in a shared buffer;
-  // the bytes kept for the log must not point into it. Here the trajectory begins in such
-  // slices; the request is gone, and its memory reused, before the bytes are read.
-  v1::InsertRequest req;
-  req.add_tables("q");
-  *req.mutable_trajectory() = Tokens(5, 40);
-  const std::string bytes = req.SerializeAsString();
-  std::vector<grpc::Slice> slices = {grpc::Slice(bytes.data(), 10),
-                                     grpc::Slice(bytes.data() + 10, 12),
-                                     grpc::Slice(bytes.data() + 22, bytes.size() - 22)};
-  // Inlined, as the test intends: the bytes are inside the slice object.
-  const auto* first = reinterpret_cast<const uint8_t*>(&slices[0]);
-  ASSERT_TRUE(slices[0].begin() >= first && slices[0].begin() < first + sizeof(grpc::Slice));
-  auto pool = TrajectoryPool::Create(4);
-  std::vector<InsertItem> items;
-  {
-    grpc::ByteBuffer buffer(slices.data(), slices.size());
-    slices.clear();
-    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
-  }
-  std::vector<std::vector<grpc_slice>> clobber;
-  for (int i = 0; i < 16; ++i) {
-    clobber.emplace_back(3);
-    std::memset(static_cast<void*>(clobber.back().data()), 0x5a, 3 * sizeof(grpc_slice));
-  }
-  ASSERT_EQ(items.size(), 1u);
-  EXPECT_EQ(std::string(items[0].trajectory_wire), Tokens(5, 40).SerializeAsString());
-}
-
-int released_buffers = 0;
-
-TEST(ParseInsertRequest, TheRequestsBuffersAreReleasedWhenItsItemsAre) {
-  // The bytes kept for the log reference the request's buffers; once the items and the request
-  // are gone, every buffer must be freed (a leaked reference keeps a read buffer per request).
-  v1::InsertRequest req;
-  req.add_tables("queue");
-  *req.mutable_trajectory() = Tokens(1, 3000);
-  const std::string bytes = req.SerializeAsString();
-  released_buffers = 0;
-  std::vector<grpc::Slice> slices;
-  for (size_t at = 0; at < bytes.size(); at += 4000) {
-    const size_t n = std::min<size_t>(4000, bytes.size() - at);
-    char* copy = new char[n];
-    std::memcpy(copy, bytes.data() + at, n);
-    slices.emplace_back(copy, n, [](void* p) {
-      delete[] static_cast<char*>(p);
-      ++released_buffers;
-    });
-  }
-  const int made = static_cast<int>(slices.size());
-  ASSERT_GT(made, 2);
-  auto pool = TrajectoryPool::Create(4);
-  std::vector<InsertItem> items;
-  {
-    grpc::ByteBuffer buffer(slices.data(), slices.size());
-    slices.clear();
-    ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
-    ASSERT_EQ(items.size(), 1u);
-    EXPECT_EQ(std::string(items[0].trajectory_wire), Tokens(1, 3000).SerializeAsString());
-  }
-  // The kept bytes still hold the buffers they reference (a short tail may have been copied
-  // into the cord instead, its buffer released at once).
-  EXPECT_LE(released_buffers, 1);
-  items.clear();
-  EXPECT_EQ(released_buffers, made);
-}
-
-TEST(ParseInsertRequest, BytesThatAreNotAnInsertRequestAreInvalidArgument) {
-  auto pool = TrajectoryPool::Create(4);
-  v1::InsertRequest req;
-  req.add_tables("queue");
-  *req.mutable_trajectory() = Tokens(1, 100);
-  std::string bytes = req.SerializeAsString();
-  std::vector<InsertItem> items;
-  // Cut inside the trajectory.
-  grpc::ByteBuffer cut = Buffer(bytes.substr(0, bytes.size() / 2), 2);
-  absl::Status s = ParseInsertRequest(cut, *pool, /*keep_wire=*/true, &items);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("not an InsertRequest"), std::string::npos) << s;
-  // The error names the field where the bytes stop making sense.
-  EXPECT_NE(s.message().find("InsertRequest.trajectory: length"), std::string::npos) << s;
-  EXPECT_TRUE(items.empty());
-  grpc::ByteBuffer junk = Buffer(std::string("\xff\xff\xff\xff\xff\xff", 6), 1);
-  s = ParseInsertRequest(junk, *pool, /*keep_wire=*/true, &items);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("byte 0 does not begin a field"), std::string::npos) << s;
-}
-
-TEST(ParseInsertRequest, AMalformedFieldDeepInsideIsNamedByItsPath) {
-  auto pool = TrajectoryPool::Create(4);
-  std::vector<InsertItem> items;
-  // The second item of `more`, its trajectory's first turn: fixed32 token ids whose byte count
-  // is not a multiple of 4.
-  std::string turn_bytes;
-  turn_bytes += std::string("\x08\x01", 2);  // seat = 1
-  AppendFieldHeader(turn_bytes, v1::Turn::kObservationTokensFieldNumber, 6);
-  turn_bytes += std::string(6, '\x07');
-  std::string trajectory;
-  AppendFieldHeader(trajectory, v1::Trajectory::kTurnsFieldNumber, turn_bytes.size());
-  trajectory += turn_bytes;
-  std::string bad_item;
-  AppendFieldHeader(bad_item, v1::InsertRequest::kTrajectoryFieldNumber, trajectory.size());
-  bad_item += trajectory;
-  v1::InsertRequest good;
-  good.add_tables("queue");
-  *good.mutable_trajectory() = Tokens(1, 10);
-  std::string request = good.SerializeAsString();
-  for (const std::string& item : {good.SerializeAsString(), bad_item}) {
-    AppendFieldHeader(request, v1::InsertRequest::kMoreFieldNumber, item.size());
-    request += item;
-  }
-  grpc::ByteBuffer buffer = Buffer(request, 3);
-  absl::Status s = ParseInsertRequest(buffer, *pool, /*keep_wire=*/false, &items);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("InsertRequest.more[1].trajectory.turns[0].observation_tokens: 6 "
-                             "bytes are not whole 4-byte values"),
-            std::string::npos)
-      << s;
-  // A trajectory's string that is not UTF-8 (the generated parser refuses it).
-  v1::InsertRequest named;
-  named.add_tables("queue");
-  named.mutable_trajectory()->set_actor_id("actor");
-  std::string bytes = named.SerializeAsString();
-  bytes.back() = '\xff';
-  grpc::ByteBuffer not_utf8 = Buffer(bytes, 1);
-  s = ParseInsertRequest(not_utf8, *pool, /*keep_wire=*/false, &items);
-  EXPECT_NE(s.message().find("InsertRequest.trajectory.actor_id: not valid UTF-8"),
-            std::string::npos)
-      << s;
 }
 
 }  // namespace
@@ -351,7 +133,9 @@ TEST(EncodeTrajectory, ReferencesALanguageModelTurnsArraysAndParsesToTheKeyedTra
   grpc::ByteBuffer buffer(request.data(), request.size());
   auto pool = TrajectoryPool::Create(2);
   std::vector<InsertItem> items;
-  ASSERT_TRUE(ParseInsertRequest(buffer, *pool, /*keep_wire=*/true, &items).ok());
+  ASSERT_TRUE(ParseInsertRequest(
+                  buffer, [&] { return pool->Take(); }, /*keep_wire=*/true, &items)
+                  .ok());
   ASSERT_EQ(items.size(), 1u);
   EXPECT_EQ(items[0].trajectory->SerializeAsString(), expected.SerializeAsString());
   EXPECT_EQ(std::string(items[0].trajectory_wire), bytes);
