@@ -30,8 +30,9 @@ struct PolicyConfig {
   // weights then start the training (no size keys beside it).
   TransformerConfig transformer;
   std::string from;
-  // "byte" (common/lm/tokenizer.h's byte tokenizer, 259 ids) or a tokenizer.json file; default:
-  // `from`'s tokenizer.json when it has one, else "byte".
+  // "byte" (common/lm/tokenizer.h's byte tokenizer, 259 ids), "game" (the byte tokenizer plus one
+  // token per canonical answer of the game, common/lm/game_tokenizer.h; needs `vocab`) or a
+  // tokenizer.json file; default: `from`'s tokenizer.json when it has one, else "byte".
   std::string tokenizer;
   std::string prompt = "compact";  // compact | spiral (common/games/text_game.h)
   // Sampling of the behaviour policy: temperature (0: greedy), nucleus top_p (1: off), top_k (0:

@@ -23,10 +23,6 @@ absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
   return ss.str();
 }
 
-bool IsByteTokenizer(const std::string& reference) {
-  return reference.empty() || reference == kByteTokenizerName;
-}
-
 }  // namespace
 
 std::string ResolveTokenizerReference(const std::string& tokenizer, const std::string& from) {
@@ -39,22 +35,17 @@ std::string ResolveTokenizerReference(const std::string& tokenizer, const std::s
 }
 
 nlohmann::json LmManifestFields(const TransformerConfig& config,
-                                const std::string& tokenizer_reference) {
-  return {
-      {"policy_kind", kTransformerPolicyKind},
-      {"transformer", HfConfigJson(config)},
-      {"tokenizer", IsByteTokenizer(tokenizer_reference) ? kByteTokenizerName : "tokenizer.json"}};
+                                const std::string& tokenizer_json) {
+  return {{"policy_kind", kTransformerPolicyKind},
+          {"transformer", HfConfigJson(config)},
+          {"tokenizer", tokenizer_json.empty() ? kByteTokenizerName : "tokenizer.json"}};
 }
 
 absl::Status WriteLmCheckpointDirectory(const std::string& dir, const std::string& name,
                                         nlohmann::json manifest,
                                         std::vector<std::pair<std::string, std::string>> files,
-                                        const std::string& tokenizer_reference) {
-  if (!IsByteTokenizer(tokenizer_reference)) {
-    absl::StatusOr<std::string> tokenizer = ReadWholeFile(tokenizer_reference);
-    if (!tokenizer.ok()) return tokenizer.status();
-    files.emplace_back("tokenizer.json", *std::move(tokenizer));
-  }
+                                        const std::string& tokenizer_json) {
+  if (!tokenizer_json.empty()) files.emplace_back("tokenizer.json", tokenizer_json);
   nlohmann::json& checksums = manifest["checksums"] = nlohmann::json::object();
   for (const auto& [file, bytes] : files) checksums[file] = FileChecksum(bytes);
   files.emplace_back("manifest.json", manifest.dump(2) + "\n");

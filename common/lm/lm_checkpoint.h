@@ -20,32 +20,31 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/lm/game_tokenizer.h"
 #include "common/lm/model_config.h"
 #include "common/models/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace rally {
 
-inline constexpr char kByteTokenizerName[] = "byte";
 inline constexpr char kTransformerPolicyKind[] = "transformer";
 
-// The tokenizer a job's policy names: `tokenizer` ("byte" or a tokenizer.json path) when set,
-// else `from`'s tokenizer.json when that directory has one, else "byte".
+// The tokenizer a job's policy names: `tokenizer` ("byte", "game" or a tokenizer.json path) when
+// set, else `from`'s tokenizer.json when that directory has one, else "byte".
 std::string ResolveTokenizerReference(const std::string& tokenizer, const std::string& from);
 
-// The manifest fields above for `config` and `tokenizer_reference` ("byte" or a file path; a
-// file is recorded as "tokenizer.json").
-nlohmann::json LmManifestFields(const TransformerConfig& config,
-                                const std::string& tokenizer_reference);
+// The manifest fields above for `config`: "tokenizer" is "tokenizer.json" when the checkpoint
+// stores one (`tokenizer_json` not empty: TokenizerJsonBytes), else "byte".
+nlohmann::json LmManifestFields(const TransformerConfig& config, const std::string& tokenizer_json);
 
-// Writes the directory `dir`/`name` as a checkpoint: each (file name, bytes) of `files`, a copy of
-// `tokenizer_reference` as tokenizer.json when it is a file, and manifest.json (`manifest` with
-// the CRC-32C of every other file added under "checksums"). Written into `name`.tmp, synced and
-// renamed into place, replacing what was there. Errors name the file.
+// Writes the directory `dir`/`name` as a checkpoint: each (file name, bytes) of `files`,
+// `tokenizer_json` as tokenizer.json unless it is empty (the byte tokenizer), and manifest.json
+// (`manifest` with the CRC-32C of every other file added under "checksums"). Written into
+// `name`.tmp, synced and renamed into place, replacing what was there. Errors name the file.
 absl::Status WriteLmCheckpointDirectory(const std::string& dir, const std::string& name,
                                         nlohmann::json manifest,
                                         std::vector<std::pair<std::string, std::string>> files,
-                                        const std::string& tokenizer_reference);
+                                        const std::string& tokenizer_json);
 
 // A transformer checkpoint as read back.
 struct LmCheckpoint {

@@ -123,7 +123,18 @@ class ByteAlphabet {
       const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
       const int cp = printable ? b : next++;
       byte_of_[cp] = b;
+      char_of_[b] = cp;
     }
+  }
+  // The vocab/merges string `bytes` is written as: each byte's character, UTF-8 encoded.
+  std::string ToToken(std::string_view bytes) const {
+    std::string token;
+    for (char c : bytes) {
+      utf8proc_uint8_t buffer[4];
+      const utf8proc_ssize_t n = utf8proc_encode_char(char_of_[static_cast<uint8_t>(c)], buffer);
+      token.append(reinterpret_cast<const char*>(buffer), static_cast<size_t>(n));
+    }
+    return token;
   }
   // The bytes a vocab/merges string stands for; nullopt if a character is outside the table.
   std::optional<std::string> ToBytes(std::string_view token) const {
@@ -144,6 +155,7 @@ class ByteAlphabet {
 
  private:
   std::array<int, 512> byte_of_;  // code point -> byte, -1 where none
+  std::array<int, 256> char_of_;  // byte -> code point
 };
 
 const ByteAlphabet& Gpt2Bytes() {
@@ -1004,5 +1016,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& toke
 }
 
 std::unique_ptr<Tokenizer> MakeByteTokenizer() { return std::make_unique<ByteTokenizer>(); }
+
+std::string ByteLevelToken(std::string_view bytes) { return Gpt2Bytes().ToToken(bytes); }
 
 }  // namespace rally

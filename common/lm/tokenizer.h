@@ -58,6 +58,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& toke
 absl::StatusOr<std::unique_ptr<Tokenizer>> ParseTokenizerJson(std::string_view json,
                                                               std::string_view origin);
 
+// How byte-level vocab and merges entries write `bytes`: each byte as its character of GPT-2's
+// byte table ("Ġ" for a space), UTF-8 encoded; LoadTokenizer reads it back as `bytes`.
+std::string ByteLevelToken(std::string_view bytes);
+
 // Bytes 0..255 are ids 0..255; then special tokens "<|endoftext|>" 256, "<|im_start|>" 257,
 // "<|im_end|>" 258 (matched in the text like the BPE's added tokens). For small models trained
 // from scratch.

@@ -5,7 +5,9 @@
 #include <optional>
 
 #include "common/eval/game_tree.h"
+#include "common/games/registry.h"
 #include "common/games/text_game.h"
+#include "common/lm/game_tokenizer.h"
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_policy.h"
 #include "common/lm/transformer.h"
@@ -27,13 +29,14 @@ absl::StatusOr<TextPolicySetup> LoadTextPolicySetup(const JobConfig& config) {
     setup.shape = hf->config;
     if (tokenizer_path.empty()) tokenizer_path = hf->tokenizer_path;
   }
-  if (tokenizer_path.empty() || tokenizer_path == "byte") {
-    setup.tokenizer = MakeByteTokenizer();
-  } else {
-    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = LoadTokenizer(tokenizer_path);
-    if (!loaded.ok()) return loaded.status();
-    setup.tokenizer = *std::move(loaded);
-  }
+  absl::StatusOr<PromptStyle> style = ParsePromptStyle(config.policy.prompt);
+  if (!style.ok()) return style.status();
+  absl::StatusOr<std::shared_ptr<const Game>> game = LoadGame(config.game.name, config.game.params);
+  if (!game.ok()) return game.status();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      OpenTokenizer(tokenizer_path, **game, *style);
+  if (!tokenizer.ok()) return tokenizer.status();
+  setup.tokenizer = *std::move(tokenizer);
   return setup;
 }
 

@@ -25,7 +25,7 @@
 namespace rally {
 
 // The model's shape (policy.transformer, or policy.from's config.json) and tokenizer ("byte",
-// policy.tokenizer, or policy.from's tokenizer.json). Errors name the file that failed to load.
+// "game", policy.tokenizer's file, or policy.from's tokenizer.json: OpenTokenizer). Errors name the file that failed to load.
 struct TextPolicySetup {
   TransformerConfig shape;
   std::unique_ptr<Tokenizer> tokenizer;

@@ -12,7 +12,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/games/registry.h"
 #include "common/games/text_game.h"
+#include "common/lm/game_tokenizer.h"
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_checkpoint.h"
 #include "common/lm/tokenizer.h"
@@ -202,21 +204,22 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
     if (absl::Status s = model->LoadWeights(hf->weights); !s.ok()) return s;
   }
   const std::string tokenizer_reference = ResolveTokenizerReference(policy.tokenizer, policy.from);
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (tokenizer_reference == kByteTokenizerName) {
-    tokenizer = MakeByteTokenizer();
-  } else {
-    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = LoadTokenizer(tokenizer_reference);
-    if (!loaded.ok()) return loaded.status();
-    tokenizer = *std::move(loaded);
-  }
+  absl::StatusOr<PromptStyle> style = ParsePromptStyle(policy.prompt);
+  if (!style.ok()) return style.status();
+  absl::StatusOr<std::shared_ptr<const Game>> game = LoadGame(config.game.name, config.game.params);
+  if (!game.ok()) return game.status();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> opened =
+      OpenTokenizer(tokenizer_reference, **game, *style);
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<Tokenizer> tokenizer = *std::move(opened);
+  absl::StatusOr<std::string> tokenizer_json =
+      TokenizerJsonBytes(tokenizer_reference, **game, *style);
+  if (!tokenizer_json.ok()) return tokenizer_json.status();
   if (tokenizer->VocabSize() > shape.vocab) {
     return absl::InvalidArgumentError(
         absl::StrCat("policy.tokenizer ", tokenizer_reference, " has ", tokenizer->VocabSize(),
                      " ids, more than the model's vocabulary of ", shape.vocab));
   }
-  absl::StatusOr<PromptStyle> style = ParsePromptStyle(policy.prompt);
-  if (!style.ok()) return style.status();
   TokenBatchOptions batch_options;
   batch_options.objective =
       config.learner.objective == "win" ? Objective::kWin : Objective::kReturn;
@@ -239,15 +242,14 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
   batch_options.max_seq_len = shape.max_seq_len;
   return std::unique_ptr<TokenPolicyLearner>(
       new TokenPolicyLearner(config, std::make_unique<Transformer>(*std::move(model)),
-                             tokenizer_reference, batch_options));
+                             *std::move(tokenizer_json), batch_options));
 }
 
 TokenPolicyLearner::TokenPolicyLearner(const JobConfig& config, std::unique_ptr<Transformer> model,
-                                       std::string tokenizer_reference,
-                                       TokenBatchOptions batch_options)
+                                       std::string tokenizer_json, TokenBatchOptions batch_options)
     : config_(config),
       model_(std::move(model)),
-      tokenizer_reference_(std::move(tokenizer_reference)),
+      tokenizer_json_(std::move(tokenizer_json)),
       batch_options_(batch_options),
       baselines_(config.learner.baseline_decay) {}
 
@@ -316,12 +318,12 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
                              {"adam_steps", adam_steps},
                              {"baselines", baselines},
                              {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
-  manifest.update(LmManifestFields(model_->config(), tokenizer_reference_));
+  manifest.update(LmManifestFields(model_->config(), tokenizer_json_));
   if (absl::Status s =
           WriteLmCheckpointDirectory(dir, name, std::move(manifest),
                                      {{"weights.safetensors", EncodeSafetensors(weights)},
                                       {"optimizer.safetensors", EncodeSafetensors(adam)}},
-                                     tokenizer_reference_);
+                                     tokenizer_json_);
       !s.ok()) {
     return s;
   }

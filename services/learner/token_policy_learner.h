@@ -72,13 +72,13 @@ class TokenPolicyLearner : public PolicyLearner {
   const TokenBatch& batch() const { return *batch_; }
   const Transformer& model() const { return *model_; }
   const RoleBaselines& baselines() const { return baselines_; }
-  // The tokenizer the checkpoints record: "byte" or a tokenizer.json path.
-  const std::string& tokenizer_reference() const { return tokenizer_reference_; }
+  // The tokenizer.json the checkpoints store ("" for the byte tokenizer).
+  const std::string& tokenizer_json() const { return tokenizer_json_; }
 
  private:
   class Streams;
   TokenPolicyLearner(const JobConfig& config, std::unique_ptr<Transformer> model,
-                     std::string tokenizer_reference, TokenBatchOptions batch_options);
+                     std::string tokenizer_json, TokenBatchOptions batch_options);
   // The name of each of Parameters(), in its order (ExpectedTensors without a tied head).
   std::vector<std::string> ParameterNames() const;
   // A copy of the model that takes no gradient.
@@ -88,7 +88,7 @@ class TokenPolicyLearner : public PolicyLearner {
 
   const JobConfig config_;
   std::unique_ptr<Transformer> model_;
-  const std::string tokenizer_reference_;
+  const std::string tokenizer_json_;
   const TokenBatchOptions batch_options_;
   // The KL penalty's reference (null without one). Not checkpointed: a resumed job starts it
   // from the resumed policy.

@@ -263,6 +263,7 @@ TEST(TokenBatches, TokenBudgetTakesWholeEpisodesUntilTheNextWouldPassIt) {
 JobConfig TinyJob() {
   JobConfig config;
   config.seed = 7;
+  config.game.name = "tictactoe";
   config.policy.kind = "transformer";
   config.policy.transformer.layers = 1;
   config.policy.transformer.d_model = 16;
