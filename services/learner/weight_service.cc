@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/net/proto_wire.h"
+#include "google/protobuf/unknown_field_set.h"
 
 namespace rally {
 namespace {
@@ -20,11 +21,53 @@ int64_t NowMicros() {
       .count();
 }
 
+// What a field's wire type says, for an error.
+const char* WireTypeName(google::protobuf::UnknownField::Type type) {
+  switch (type) {
+    case google::protobuf::UnknownField::TYPE_VARINT:
+      return "a varint";
+    case google::protobuf::UnknownField::TYPE_FIXED32:
+      return "4 fixed bytes";
+    case google::protobuf::UnknownField::TYPE_FIXED64:
+      return "8 fixed bytes";
+    case google::protobuf::UnknownField::TYPE_LENGTH_DELIMITED:
+      return "length-delimited bytes";
+    default:
+      return "a group";
+  }
+}
+
+// Reads a request of type `Message`. INVALID_ARGUMENT names the field where the bytes stop
+// reading as one, or a field of `Message` sent with a wire type other than its own (which
+// protobuf would keep aside as unknown, leaving the field unset). Fields `Message` does not have
+// are ignored, as protobuf does.
 template <typename Message>
-bool ParseRequest(const grpc::ByteBuffer& request, Message* message) {
+absl::Status ParseRequest(const grpc::ByteBuffer& request, Message* message) {
+  const google::protobuf::Descriptor* type = Message::descriptor();
   grpc::ByteBuffer copy(request);  // shares the slices
   grpc::ProtoBufferReader reader(&copy);
-  return message->ParseFromZeroCopyStream(&reader);
+  if (!message->ParseFromZeroCopyStream(&reader)) {
+    std::vector<grpc::Slice> slices;
+    (void)copy.Dump(&slices);
+    std::string where = DescribeMalformed(type, JoinSlices(slices));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a ", type->name(), ": ", type->name(),
+                     where.empty() ? ": protobuf cannot parse it" : where));
+  }
+  const google::protobuf::UnknownFieldSet& unknown =
+      message->GetReflection()->GetUnknownFields(*message);
+  for (int i = 0; i < unknown.field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = type->FindFieldByNumber(unknown.field(i).number());
+    if (f == nullptr) continue;
+    return absl::InvalidArgumentError(absl::StrCat(type->name(), ".", f->name(), ": sent as ",
+                                                   WireTypeName(unknown.field(i).type()),
+                                                   ", but the field is of type ", f->type_name()));
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 // The key of WeightChunk.data (field 5, length-delimited) and the varint length that follow the
@@ -297,12 +340,27 @@ std::string WeightServiceImpl::PoolDescription() const {
                       ")");
 }
 
+absl::Status WeightServiceImpl::ValidateSubscribe(const grpc::ByteBuffer& request,
+                                                  v1::SubscribeRequest* req) {
+  if (absl::Status s = ParseRequest(request, req); !s.ok()) return s;
+  if (req->have_version() < -1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "have_version: ", req->have_version(),
+        " is out of range: -1 when holding no weights, else the version held (0 or more)"));
+  }
+  if (req->subscriber().size() > kMaxSubscriberBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("subscriber: ", req->subscriber().size(),
+                                                   " bytes, longer than the limit of ",
+                                                   kMaxSubscriberBytes));
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WeightServiceImpl::Subscribe(
     grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
   v1::SubscribeRequest req;
-  if (!ParseRequest(*request, &req)) {
-    return new GetReactor(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot parse the SubscribeRequest"));
+  if (absl::Status s = ValidateSubscribe(*request, &req); !s.ok()) {
+    return new GetReactor(ToGrpc(s));
   }
   SubscribeReactor* r;
   SubscribeReactor::Step step;
@@ -320,10 +378,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WeightServiceImpl::Subscribe(
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WeightServiceImpl::Get(
     grpc::CallbackServerContext*, const grpc::ByteBuffer* request) {
   v1::GetWeightsRequest req;
-  if (!ParseRequest(*request, &req)) {
-    return new GetReactor(
-        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "cannot parse the GetWeightsRequest"));
-  }
+  if (absl::Status s = ParseRequest(*request, &req); !s.ok()) return new GetReactor(ToGrpc(s));
   const int64_t version = req.version();
   if (version < 0) {
     return new GetReactor(
@@ -349,18 +404,31 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WeightServiceImpl::Get(
                    PoolDescription(), "; ListSnapshots lists the versions to fetch")));
 }
 
-grpc::Status WeightServiceImpl::ListSnapshots(grpc::ServerContext*, const v1::ListSnapshotsRequest*,
-                                              v1::ListSnapshotsResponse* resp) {
+grpc::ServerUnaryReactor* WeightServiceImpl::ListSnapshots(grpc::CallbackServerContext* ctx,
+                                                           const grpc::ByteBuffer* request,
+                                                           grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  v1::ListSnapshotsRequest req;
+  if (absl::Status s = ParseRequest(*request, &req); !s.ok()) {
+    reactor->Finish(ToGrpc(s));
+    return reactor;
+  }
   auto fill = [](const Published& p, v1::SnapshotInfo* info) {
     info->set_version(p.version);
     info->set_learner_step(p.learner_step);
     info->set_published_unix_micros(p.published_unix_micros);
     info->set_total_bytes(p.total_bytes);
   };
-  absl::MutexLock lock(&mu_);
-  for (const auto& s : snapshots_) fill(*s, resp->add_snapshots());
-  if (latest_) fill(*latest_, resp->mutable_latest());
-  return grpc::Status::OK;
+  v1::ListSnapshotsResponse resp;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& s : snapshots_) fill(*s, resp.add_snapshots());
+    if (latest_) fill(*latest_, resp.mutable_latest());
+  }
+  grpc::Slice bytes(resp.SerializeAsString());
+  *response = grpc::ByteBuffer(&bytes, 1);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 }  // namespace rally

@@ -14,6 +14,13 @@
 // per subscriber). A version stays in memory while a stream still sends it, so memory is at most
 // (1 + pool size + versions still streaming) blobs.
 //
+// Bad input: a request that does not parse, or sends a field with another wire type than its
+// own, is INVALID_ARGUMENT naming the field; so are a version below its range (Get: 0 = the
+// latest; Subscribe: -1 = none held) and a subscriber name longer than kMaxSubscriberBytes. A
+// version not held is NOT_FOUND, the latest before the first publish UNAVAILABLE. Requests over the
+// server's kMaxMessageBytes are refused by gRPC (RESOURCE_EXHAUSTED). None of these ends or changes
+// another call.
+//
 // Thread safety: every method may be called from any thread; Publish() and SetSnapshotPool() come
 // from the training thread, the RPCs from gRPC threads.
 #pragma once
@@ -27,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/metrics/metrics.h"
 #include "rally/v1/weights.grpc.pb.h"
@@ -49,9 +57,12 @@ struct WeightServiceOptions {
 
 class WeightServiceImpl final
     : public v1::WeightService::WithRawCallbackMethod_Subscribe<
-          v1::WeightService::WithRawCallbackMethod_Get<v1::WeightService::Service>> {
+          v1::WeightService::WithRawCallbackMethod_Get<
+              v1::WeightService::WithRawCallbackMethod_ListSnapshots<v1::WeightService::Service>>> {
  public:
   static constexpr size_t kMaxChunkBytes = 4 << 20;
+  // The longest SubscribeRequest.subscriber (a name for logs and metrics).
+  static constexpr size_t kMaxSubscriberBytes = 256;
 
   explicit WeightServiceImpl(prometheus::Registry& metrics, WeightServiceOptions options = {});
   // Ends open streams (Close()); the gRPC server must be shut down before destruction.
@@ -70,18 +81,23 @@ class WeightServiceImpl final
   // Ends open subscriptions with OK (the process is stopping).
   void Close();
 
-  // The RPCs. Subscribe and Get take and send serialised messages (SubscribeRequest /
-  // GetWeightsRequest in, WeightChunk out).
+  // The RPCs take and send serialised messages (SubscribeRequest / GetWeightsRequest in,
+  // WeightChunk out; ListSnapshotsRequest in, ListSnapshotsResponse out), so that a request that
+  // does not parse gets an error naming its field.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(grpc::CallbackServerContext* ctx,
                                                         const grpc::ByteBuffer* request) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Get(grpc::CallbackServerContext* ctx,
                                                   const grpc::ByteBuffer* request) override;
-  grpc::Status ListSnapshots(grpc::ServerContext* ctx, const v1::ListSnapshotsRequest* req,
-                             v1::ListSnapshotsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListSnapshots(grpc::CallbackServerContext* ctx,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
 
  private:
   class SubscribeReactor;
   class GetReactor;
+
+  // Parses and checks a SubscribeRequest (see "Bad input" above).
+  static absl::Status ValidateSubscribe(const grpc::ByteBuffer& request, v1::SubscribeRequest* req);
 
   // One published version, serialised.
   struct Published {

@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "common/net/server.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/impl/codegen/client_unary_call.h"
+#include "grpcpp/impl/codegen/sync_stream.h"
 #include "services/actor/snapshot_cache.h"
 #include "services/actor/weight_subscriber.h"
 
@@ -432,6 +435,145 @@ TEST_F(WeightServiceTest, SnapshotCacheDoesNotCacheFailures) {
   EXPECT_EQ(**four, Blob(4));
   EXPECT_EQ(cache.fetches(), 2);
   EXPECT_EQ(cache.Get(0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A call of the weight service with `request` as its bytes, over a channel with gRPC's default
+// limits (no cap on what it sends): the versions of the chunks that came back and the status.
+// A subscription that is accepted runs until the deadline.
+struct RawCall {
+  grpc::Status status;
+  std::vector<int64_t> versions;
+};
+
+RawCall CallRaw(const std::string& address, const std::string& method, const std::string& request,
+                std::chrono::milliseconds deadline) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  const std::string name = "/rally.v1.WeightService/" + method;
+  grpc::Slice slice(request);
+  const grpc::ByteBuffer bytes(&slice, 1);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(deadline));
+  RawCall out;
+  if (method == "ListSnapshots") {
+    const grpc::internal::RpcMethod rpc(name.c_str(), grpc::internal::RpcMethod::NORMAL_RPC);
+    v1::ListSnapshotsResponse resp;
+    out.status = grpc::internal::BlockingUnaryCall(channel.get(), rpc, &ctx, bytes, &resp);
+    return out;
+  }
+  const grpc::internal::RpcMethod rpc(name.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING);
+  std::unique_ptr<grpc::ClientReader<v1::WeightChunk>> reader(
+      grpc::internal::ClientReaderFactory<v1::WeightChunk>::Create(channel.get(), rpc, &ctx,
+                                                                   bytes));
+  v1::WeightChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (out.versions.empty() || out.versions.back() != chunk.version()) {
+      out.versions.push_back(chunk.version());
+    }
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+std::string Serialized(const google::protobuf::Message& m) { return m.SerializeAsString(); }
+
+// Every class of bad input a client can send the weight service, each answered with its own code
+// and message, leaving the service serving: printed as the rows of docs/reliability.md.
+TEST_F(WeightServiceTest, EveryClassOfBadInputGetsItsOwnErrorAndTheServiceServesOn) {
+  Start({.pool = {.snapshot_every_versions = 2, .snapshot_pool_size = 2}});
+  struct Case {
+    std::string method;
+    std::string what;
+    std::string request;
+    grpc::StatusCode code;
+    std::string message;  // the whole message, or its start when it ends with "..."
+  };
+  v1::SubscribeRequest negative;
+  negative.set_have_version(-5);
+  v1::SubscribeRequest long_name;
+  long_name.set_subscriber(std::string(300, 'a'));
+  v1::GetWeightsRequest get_negative;
+  get_negative.set_version(-3);
+  v1::GetWeightsRequest get_99;
+  get_99.set_version(99);
+  const std::string before_publish_error =
+      "no weights published yet for this job; retry after the learner's first publish";
+  // Before the first publish, the latest is not there yet.
+  RawCall early = CallRaw(server_->address(), "Get", "", 5s);
+  EXPECT_EQ(early.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(early.status.error_message(), before_publish_error);
+  PublishRange(1, 5);
+  const std::vector<Case> cases = {
+      {"Subscribe", "bytes that are not a SubscribeRequest", std::string("\x0a\x64") + "ab",
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "the request is not a SubscribeRequest: SubscribeRequest.subscriber: length 100 runs past "
+       "the end: 2 bytes left"},
+      {"Subscribe", "a name that is not UTF-8", std::string("\x0a\x02\xff\xfe", 4),
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "the request is not a SubscribeRequest: SubscribeRequest.subscriber: not valid UTF-8"},
+      {"Subscribe", "wrong wire type", std::string("\x12\x01\x05", 3),
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "SubscribeRequest.have_version: sent as length-delimited bytes, but the field is of type "
+       "int64"},
+      {"Subscribe", "have_version below -1", Serialized(negative),
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "have_version: -5 is out of range: -1 when holding no weights, else the version held (0 or "
+       "more)"},
+      {"Subscribe", "oversize name", Serialized(long_name), grpc::StatusCode::INVALID_ARGUMENT,
+       "subscriber: 300 bytes, longer than the limit of 256"},
+      {"Subscribe", "oversize request (65 MiB)", std::string(65 << 20, '\0'),
+       grpc::StatusCode::RESOURCE_EXHAUSTED,
+       "Received message larger than max (68157440 vs. "
+       "67108864)"},
+      {"Get", "bytes that are not a GetWeightsRequest", std::string("\x08", 1),
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "the request is not a GetWeightsRequest: GetWeightsRequest.version: cut short"},
+      {"Get", "wrong wire type", std::string("\x09\x01\x00\x00\x00\x00\x00\x00\x00", 9),
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "GetWeightsRequest.version: sent as 8 fixed bytes, but the field is of type int64"},
+      {"Get", "negative version", Serialized(get_negative), grpc::StatusCode::INVALID_ARGUMENT,
+       "weight version -3 is negative (0 = latest)"},
+      {"Get", "unknown version", Serialized(get_99), grpc::StatusCode::NOT_FOUND,
+       "weight version 99 is not held: the latest is 5 and the snapshot pool holds [2, 4] "
+       "(versions divisible by 2, the newest 2); ListSnapshots lists the versions to fetch"},
+      {"ListSnapshots", "bytes that are not a ListSnapshotsRequest", std::string("\x0a\x64", 2),
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "the request is not a ListSnapshotsRequest: ListSnapshotsRequest.(field 1): length 100 runs "
+       "past the end: 0 bytes left"},
+  };
+  std::printf("| Call | Bad input | Code | Error |\n");
+  for (const Case& c : cases) {
+    RawCall call = CallRaw(server_->address(), c.method, c.request, 10s);
+    std::printf("| %s | %s | %d | `%s` |\n", c.method.c_str(), c.what.c_str(),
+                static_cast<int>(call.status.error_code()), call.status.error_message().c_str());
+    EXPECT_EQ(call.status.error_code(), c.code) << c.method << ": " << c.what;
+    if (c.message.size() > 3 && c.message.substr(c.message.size() - 3) == "...") {
+      EXPECT_EQ(call.status.error_message().rfind(c.message.substr(0, c.message.size() - 3), 0), 0u)
+          << c.what << ": " << call.status.error_message();
+    } else {
+      EXPECT_EQ(call.status.error_message(), c.message) << c.method << ": " << c.what;
+    }
+    EXPECT_TRUE(call.versions.empty()) << c.what;
+  }
+  // Fields the service does not know are ignored (proto3): a Get with one is served.
+  RawCall unknown = CallRaw(server_->address(), "Get", std::string("\xf8\x06\x01", 3), 10s);
+  EXPECT_TRUE(unknown.status.ok()) << unknown.status.error_message();
+  EXPECT_EQ(unknown.versions, (std::vector<int64_t>{5}));
+  // A subscriber ahead of the latest version is no error: it waits for a newer one.
+  v1::SubscribeRequest ahead;
+  ahead.set_have_version(7);
+  RawCall waiting = CallRaw(server_->address(), "Subscribe", Serialized(ahead), 500ms);
+  EXPECT_EQ(waiting.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(waiting.versions.empty());
+
+  // The service serves on: a subscriber gets the latest, Get a pooled version, the list is whole,
+  // and no subscription was left open.
+  RawCall subscribed = CallRaw(server_->address(), "Subscribe", "", 1s);
+  EXPECT_EQ(subscribed.versions, (std::vector<int64_t>{5}));
+  auto four = Get(4);
+  ASSERT_TRUE(four.ok()) << four.status();
+  EXPECT_EQ(four->blob, Blob(4));
+  EXPECT_EQ(PoolVersions(), (std::vector<int64_t>{2, 4}));
+  EXPECT_TRUE(GaugeReaches(registry_, "rally_learner_weight_subscribers", 0));
 }
 
 }  // namespace
