@@ -80,9 +80,21 @@ absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& name, const std::st
   return pid;
 }
 
+void LocalCluster::RecordPid(const std::string& name, pid_t pid) const {
+  const std::filesystem::path dir = std::filesystem::path(options_.workdir) / "pids";
+  const std::string path = (dir / (name + ".pid")).string();
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << pid << "\n";
+  }
+  std::error_code ignored;  // the pid file is for people and tests; a failure stops nothing
+  std::filesystem::rename(path + ".tmp", path, ignored);
+}
+
 absl::Status LocalCluster::Start() {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path(options_.workdir) / "logs");
+  fs::create_directories(fs::path(options_.workdir) / "pids");
   fs::create_directories(fs::path(options_.workdir) / "checkpoints");
   std::string port_file = (fs::path(options_.workdir) / "control.port").string();
   fs::remove(port_file);
@@ -167,6 +179,7 @@ absl::Status LocalCluster::StartUnit(Unit& unit, Clock::time_point now) {
     if (!pid.ok()) return pid.status();
     m.pid = *pid;
     m.exited = false;
+    RecordPid(m.name, m.pid);
   }
   unit.state = Unit::State::kRunning;
   unit.policy.Started(now);

@@ -10,6 +10,10 @@
 // process here: when any rank exits, the others are ended and all ranks start again together.
 // Control is never restarted. Every restart prints one line on stderr.
 //
+// Pids: each process's pid is in <workdir>/pids/<name>.pid (its log's name), written when it
+// starts and again, replaced whole, at every restart, so that an operator or a test can signal the
+// running one.
+//
 // Not thread-safe: one thread (the CLI's loop) calls every method. Nothing blocks except
 // Start() (until control serves) and the Stop methods (up to their grace period).
 #pragma once
@@ -91,6 +95,8 @@ class LocalCluster {
 
   absl::StatusOr<pid_t> Spawn(const std::string& name, const std::string& binary,
                               const std::vector<std::string>& args);
+  // Writes <workdir>/pids/<name>.pid (a new file renamed over the old one).
+  void RecordPid(const std::string& name, pid_t pid) const;
   // Starts every member of `unit` and marks it running.
   absl::Status StartUnit(Unit& unit, Clock::time_point now);
   // Advances `unit` by one step of its life cycle: reap, schedule, end survivors, restart.
