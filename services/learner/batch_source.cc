@@ -2,6 +2,8 @@
 
 #include <prometheus/histogram.h>
 
+#include <deque>
+
 #include "absl/strings/str_cat.h"
 #include "common/net/server.h"
 #include "common/util/zstd.h"
@@ -13,7 +15,8 @@ BatchSource::BatchSource(BatchSourceOptions options, RoleBaselines baselines,
     : options_(std::move(options)),
       version_(version),
       policy_lag_(policy_lag),
-      baselines_(std::move(baselines)) {
+      baselines_(std::move(baselines)),
+      ready_(static_cast<size_t>(std::max(1, options_.decoded_ahead))) {
   for (const std::string& address : options_.replay_addresses) {
     auto shard = std::make_unique<Shard>();
     shard->stub = v1::ReplayService::NewStub(MakeChannel(address));
@@ -73,43 +76,30 @@ void BatchSource::ReadLoop() {
         policy_lag_->Observe(static_cast<double>(version - t.policy_version()));
       }
     }
-    // Advantages read and update the baselines in batch order: decode under the lock (the
-    // trainer only takes the lock to pop a batch or copy the baselines).
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] {
-      return ended_ || static_cast<int>(ready_.size()) < std::max(1, options_.decoded_ahead);
-    });
-    if (ended_) break;
-    if (!bad_item.ok()) {
-      ready_.push_back(bad_item);
-    } else {
-      ready_.push_back(BuildTurnBatch(episodes, options_.observation_size, options_.num_actions,
-                                      baselines_, options_.objective));
+    if (!ready_.Push(bad_item.ok() ? Decode(episodes) : absl::StatusOr<TurnBatch>(bad_item))) {
+      break;  // cancelled
     }
-    cv_.notify_all();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  ended_ = true;
-  cv_.notify_all();
+  ready_.Close();
+}
+
+absl::StatusOr<TurnBatch> BatchSource::Decode(const std::vector<const v1::Trajectory*>& episodes) {
+  // Advantages read and update the baselines in batch order: only this thread decodes, and
+  // checkpoints read them meanwhile.
+  std::lock_guard<std::mutex> lock(baselines_mu_);
+  return BuildTurnBatch(episodes, options_.observation_size, options_.num_actions, baselines_,
+                        options_.objective);
 }
 
 absl::StatusOr<std::optional<TurnBatch>> BatchSource::Next() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return ended_ || !ready_.empty(); });
-  if (ready_.empty()) return std::optional<TurnBatch>();
-  absl::StatusOr<TurnBatch> batch = std::move(ready_.front());
-  ready_.pop_front();
-  cv_.notify_all();
-  if (!batch.ok()) return batch.status();
-  return std::optional<TurnBatch>(std::move(*batch));
+  std::optional<absl::StatusOr<TurnBatch>> batch = ready_.Pop();
+  if (!batch.has_value()) return std::optional<TurnBatch>();
+  if (!batch->ok()) return batch->status();
+  return std::optional<TurnBatch>(*std::move(*batch));
 }
 
 void BatchSource::Cancel() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ended_ = true;
-    cv_.notify_all();
-  }
+  ready_.Close();
   for (auto& shard : shards_) shard->ctx.TryCancel();
 }
 
@@ -128,7 +118,7 @@ grpc::Status BatchSource::Finish() {
 }
 
 std::map<RoleBaselines::Key, double> BatchSource::baselines() {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(baselines_mu_);
   return baselines_.values();
 }
 

@@ -1,14 +1,15 @@
 // The learner's input pipeline: one credit-based sample stream per replay shard, read and
 // decoded into TurnBatches (RAE advantages included) on a background thread, so that the next
-// batch is ready when the training step ends. Batches are taken from the shards in turn.
+// batch is ready when the training step ends. Batches are taken from the shards in turn. At most
+// `decoded_ahead` decoded batches wait for the trainer (a BoundedQueue); while they wait, the
+// reader decodes one more and then waits too, and each shard's stream holds `credits_per_shard`
+// batches in flight.
 // Includes LibTorch: only the learner includes it.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/concurrency/bounded_queue.h"
 #include "common/rl/reinforce.h"
 #include "rally/v1/replay.grpc.pb.h"
 
@@ -65,17 +67,19 @@ class BatchSource {
     std::unique_ptr<grpc::ClientReaderWriter<v1::SampleRequest, v1::SampleResponse>> stream;
   };
   void ReadLoop();
+  // The batch of `episodes`, its advantages against (and updating) the baselines.
+  absl::StatusOr<TurnBatch> Decode(const std::vector<const v1::Trajectory*>& episodes);
 
   BatchSourceOptions options_;
   const std::atomic<int64_t>& version_;
   prometheus::Histogram* policy_lag_;
   std::vector<std::unique_ptr<Shard>> shards_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  RoleBaselines baselines_;  // guarded by mu_ (the reader updates, checkpoints read)
-  std::deque<absl::StatusOr<TurnBatch>> ready_;
-  bool ended_ = false;
+  std::mutex baselines_mu_;
+  RoleBaselines baselines_;  // guarded by baselines_mu_ (the reader updates, checkpoints read)
+  // Decoded batches (or the error of one that could not be), oldest first; closed when the
+  // streams end or on Cancel().
+  BoundedQueue<absl::StatusOr<TurnBatch>> ready_;
   bool finished_ = false;
   grpc::Status finish_status_;
   std::thread reader_;
