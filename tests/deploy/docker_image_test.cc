@@ -132,7 +132,9 @@ std::set<std::string> ImageClosure(const std::vector<std::string>& roots,
 // alternatives link like libblas.so.3 belongs to no package), then the path itself and its
 // /usr-merged twin.
 std::string OwningPackage(const std::string& library) {
-  std::vector<std::string> candidates = {std::filesystem::canonical(library).string(), library};
+  std::error_code error;
+  std::vector<std::string> candidates = {std::filesystem::canonical(library, error).string(),
+                                         library};
   if (absl::StartsWith(library, "/usr/")) {
     candidates.push_back(library.substr(4));
   } else {
