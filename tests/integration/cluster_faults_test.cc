@@ -324,7 +324,9 @@ TEST(ClusterFaults, KilledActorReplayAndLearnerRestartAndTheJobLosesNothing) {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(std::uniform_int_distribution<int>(1000, 4000)(rng)));
   }
-  // Until the job ends (control's max_wall_seconds), the actor's acks are counted.
+  // Until the job ends (control's max_wall_seconds), the actor's acks are counted, and the
+  // learner trains on.
+  const int64_t steps_after_faults = watch.job().progress().learner_steps();
   PollUntil(
       watch, [&] { return IsTerminal(watch.job().state()); }, 90s);
   const int status = rally.Wait(60s);
