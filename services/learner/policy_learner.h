@@ -82,7 +82,8 @@ class PolicyLearner {
   virtual void AfterStep(int64_t step) = 0;
 
   // --- The batches.
-  // Opens the sample streams `options` name (the model's shapes are this learner's to fill).
+  // Opens the sample streams `options` name (the model's shapes are this learner's to fill);
+  // called again after the streams ended (and FinishBatches), opens new ones in their place.
   // `version` is the learner's current policy version, read as batches are requested;
   // `policy_lag` (optional) observes how far behind it each turn was acted.
   virtual void OpenBatches(BatchSourceOptions options, const std::atomic<int64_t>& version,

@@ -349,8 +349,25 @@ absl::Status Trainer::Train() {
   }
 }
 
-absl::StatusOr<bool> Trainer::Step() {
+absl::StatusOr<bool> Trainer::NextBatch() {
   absl::StatusOr<bool> batch = learner_->NextBatch();
+  while (batch.ok() && !*batch && control_.IsActive(job_id_) && !ShutdownRequested()) {
+    // The watcher may be cancelling the streams that ended: it stops before they are replaced.
+    done_ = true;
+    watcher_.join();
+    done_ = false;
+    const grpc::Status end = learner_->FinishBatches();
+    LogWarning("the replay's sample stream ended while the job runs; opening it again in 1 s",
+               {{"job_id", job_id_}, {"error", end.error_message()}, {"step", step_}});
+    if (WaitForShutdown(std::chrono::seconds(1))) break;
+    if (absl::Status s = OpenBatches(); !s.ok()) return s;
+    batch = learner_->NextBatch();
+  }
+  return batch;
+}
+
+absl::StatusOr<bool> Trainer::Step() {
+  absl::StatusOr<bool> batch = NextBatch();
   const Clock::time_point step_start = Clock::now();
   metrics_.batch_wait_seconds.Observe(
       std::chrono::duration<double>(step_start - wait_start_).count());

@@ -192,6 +192,10 @@ class Trainer {
   absl::Status Train();
   // One pass of the loop: whether to go on; an error ends training.
   absl::StatusOr<bool> Step();
+  // The next batch. When the replay's streams end while the job goes on (a replay restarted,
+  // as `rally run` does with one that was killed), opens them again, once a second, until a batch
+  // comes, the job ends or the process stops: false then.
+  absl::StatusOr<bool> NextBatch();
   void ApplySchedules();
   absl::StatusOr<TrainedBatch> TrainBatch(bool have_batch);
   absl::StatusOr<bool> CompleteStep(const TrainedBatch& batch, Clock::time_point step_start);

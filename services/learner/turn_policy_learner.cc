@@ -93,7 +93,8 @@ void TurnPolicyLearner::OpenBatches(BatchSourceOptions options, const std::atomi
   options.observation_size = observation_size_;
   options.num_actions = num_actions_;
   RoleBaselines baselines(config_.baseline_decay);
-  baselines.set_values(restored_baselines_);
+  // Streams opened again (a replay restarted) go on from the baselines so far.
+  baselines.set_values(source_ != nullptr ? source_->baselines() : restored_baselines_);
   source_ =
       std::make_unique<BatchSource>(std::move(options), std::move(baselines), version, policy_lag);
 }
