@@ -38,7 +38,7 @@ void AddTurn(v1::Trajectory& trajectory, int seat, const std::vector<int32_t>& c
 absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
                                                const Tokenizer& tokenizer, GenerationWorker& worker,
                                                const TextEpisodeOptions& options,
-                                               std::mt19937_64& rng) {
+                                               std::mt19937_64& rng, int* forfeited_by) {
   TextMatchOptions match_options;
   match_options.style = options.style;
   match_options.max_turns = options.max_turns;
@@ -49,9 +49,12 @@ absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
 
   v1::Trajectory trajectory;
   trajectory.set_game(game->Name());
-  trajectory.set_opponent_id(options.random_seat >= 0 ? "random" : "latest");
+  const int opponent_seat = options.opponent_seat;
+  trajectory.set_opponent_id(opponent_seat < 0             ? "latest"
+                             : options.opponent != nullptr ? options.opponent->name()
+                                                           : "random");
   for (int p = 0; p < players; ++p) {
-    if (p != options.random_seat) trajectory.add_learning_seats(p);
+    if (p != opponent_seat) trajectory.add_learning_seats(p);
   }
   const int learning = trajectory.learning_seats_size();
 
@@ -76,15 +79,19 @@ absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
   bool truncated = false;
   while (!match.IsOver()) {
     const int p = match.CurrentPlayer();
-    if (p == options.random_seat) {
-      std::vector<int> legal = match.state().LegalActions();
-      std::uniform_int_distribution<size_t> pick(0, legal.size() - 1);
-      const int action = legal[pick(rng)];
+    if (p == opponent_seat) {
+      int action;
+      if (options.opponent != nullptr) {
+        action = options.opponent->Act(match.state(), rng);
+      } else {
+        std::vector<int> legal = match.state().LegalActions();
+        action = legal[std::uniform_int_distribution<size_t>(0, legal.size() - 1)(rng)];
+      }
       const std::string answer =
           CanonicalAnswer(match.rendering(), options.style, match.state(), p, action);
       if (absl::StatusOr<int> applied = match.Answer(answer, rng); !applied.ok()) {
         release_all();
-        return absl::InternalError(absl::StrCat("random opponent's canonical answer \"", answer,
+        return absl::InternalError(absl::StrCat("the opponent's canonical answer \"", answer,
                                                 "\" was refused: ", applied.status().message()));
       }
       continue;
@@ -133,6 +140,7 @@ absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
   const std::vector<double> returns =
       truncated ? std::vector<double>(players, 0.0) : match.Returns();
   for (double r : returns) trajectory.add_returns(static_cast<float>(r));
+  if (forfeited_by != nullptr) *forfeited_by = truncated ? -1 : match.forfeited_by();
   trajectory.set_truncated(truncated || match.cut_at_turn_limit());
   return trajectory;
 }
@@ -171,7 +179,7 @@ void RunTextSelfPlay(const JobConfig& config, std::shared_ptr<const Game> game,
       while (writer_open && keep_running()) {
         TextEpisodeOptions episode = options;
         if (unit(rng) < random_share) {
-          episode.random_seat = static_cast<int>((played + e + 1) % game->NumPlayers());
+          episode.opponent_seat = static_cast<int>((played + e + 1) % game->NumPlayers());
         }
         ++played;
         absl::StatusOr<v1::Trajectory> trajectory =

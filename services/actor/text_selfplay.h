@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/config/job_config.h"
+#include "common/eval/agent.h"
 #include "common/games/game.h"
 #include "common/games/text_game.h"
 #include "common/lm/tokenizer.h"
@@ -39,20 +40,25 @@ struct TextEpisodeOptions {
   PromptStyle style = PromptStyle::kCompact;
   SamplingOptions sampling;
   int max_new_tokens = 16;
-  int max_turns = 0;     // TextMatchOptions::max_turns
-  int random_seat = -1;  // the seat a uniform random opponent plays; -1: self-play
+  int max_turns = 0;  // TextMatchOptions::max_turns
+  // The seat a fixed opponent plays (-1: self-play, the model in every seat): `opponent`, or
+  // uniform random play when it is null. The opponent writes its move's canonical answer.
+  int opponent_seat = -1;
+  const Agent* opponent = nullptr;                  // must outlive the call
   absl::Duration open_timeout = absl::Seconds(60);  // waiting for KV-cache slots
 };
 
 // Plays one game of `game` (two players, with a text rendering). `tokenizer` must be the one the
 // worker's model was trained with, and given to the worker (stop strings). The trajectory has
-// game, opponent_id ("latest" or "random"), returns, learning_seats, truncated and one Turn per
-// learning seat's answer; no key (the writer sets it). Errors: INVALID_ARGUMENT for a game
-// without a text rendering, the worker's errors (DEADLINE_EXCEEDED waiting for slots, CANCELLED).
+// game, opponent_id ("latest", "random" or the opponent's name), returns, learning_seats, truncated
+// and one Turn per learning seat's answer; no key (the writer sets it). Errors: INVALID_ARGUMENT
+// for a game without a text rendering, the worker's errors (DEADLINE_EXCEEDED waiting for slots,
+// CANCELLED). `forfeited_by`, when given, is set to the seat whose invalid answer ended the game,
+// or -1.
 absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
                                                const Tokenizer& tokenizer, GenerationWorker& worker,
                                                const TextEpisodeOptions& options,
-                                               std::mt19937_64& rng);
+                                               std::mt19937_64& rng, int* forfeited_by = nullptr);
 
 struct TextSelfPlayStats {
   std::atomic<int64_t> episodes{0};

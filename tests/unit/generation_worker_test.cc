@@ -427,7 +427,7 @@ TEST(TextSelfPlay, RandomOpponentSeatAndTheLearnersContextAcrossTurns) {
   const int32_t end = f.PromptEnd();
   f = TextFixture(ScriptedModel({{end, '['}, {'[', '4'}, {'4', ']'}, {']', '\n'}}));
   TextEpisodeOptions options;
-  options.random_seat = 1;
+  options.opponent_seat = 1;
   std::mt19937_64 rng(6);
   absl::StatusOr<v1::Trajectory> t = PlayTextEpisode(f.game, *f.tokenizer, *f.worker, options, rng);
   ASSERT_TRUE(t.ok()) << t.status();
