@@ -86,11 +86,20 @@ TEST_P(Overlay, EveryFlagAndEnvironmentVariableIsOneTheBinaryAccepts) {
       for (const YAML::Node& e : c["env"]) {
         if (e["value"]) absl::StrAppend(&substituted, e["value"].as<std::string>(), " ");
       }
+      std::set<std::string> defined;
       for (const YAML::Node& e : c["env"]) {
         const std::string name = e["name"].as<std::string>();
+        defined.insert(name);
         EXPECT_TRUE(accepted->env.count(name) ||
                     absl::StrContains(substituted, absl::StrCat("$(", name, ")")))
             << where << ": " << program << " does not read environment variable " << name;
+      }
+      // A reference to an undefined variable would reach the binary as the literal "$(NAME)".
+      static const std::regex kReference(R"(\$\(([A-Za-z_][A-Za-z0-9_]*)\))");
+      for (auto it = std::sregex_iterator(substituted.begin(), substituted.end(), kReference);
+           it != std::sregex_iterator(); ++it) {
+        EXPECT_TRUE(defined.count((*it)[1]))
+            << where << " refers to undefined $(" << (*it)[1] << ")";
       }
     }
   }
@@ -120,7 +129,9 @@ TEST_P(Overlay, PortsAgreeBetweenFlagsContainersProbesAndAnnotations) {
         if (p["grpc"]) port = ResolvePort(c, p["grpc"]["port"]);
         if (p["httpGet"]) port = ResolvePort(c, p["httpGet"]["port"]);
         if (p["exec"]) {
-          // An exec probe that reads the metrics endpoint names its port among its arguments.
+          // An exec probe reads the metrics endpoint on loopback, so the process binds all
+          // addresses; it names the port among its arguments.
+          EXPECT_EQ(EnvValue(c, "RALLY_HOST"), "0.0.0.0") << where;
           for (const YAML::Node& a : p["exec"]["command"]) {
             if (a.as<std::string>() == absl::StrCat(*metrics)) port = metrics;
           }
