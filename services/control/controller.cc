@@ -27,7 +27,9 @@ Controller::Controller(std::unique_ptr<JobStore> store, prometheus::Registry& me
       learner_steps_gauge_(
           AddGauge(metrics, "rally_control_job_learner_steps", "Learner steps of the active job.")),
       episodes_gauge_(AddGauge(metrics, "rally_control_job_episodes",
-                               "Episodes played by the active job's actors.")) {}
+                               "Episodes played by the active job's actors.")),
+      jobs_active_gauge_(AddGauge(metrics, "rally_control_jobs_active",
+                                  "1 while a job is starting or running, 0 when none is.")) {}
 
 absl::Status Controller::Recover() {
   auto jobs = store_->List();
@@ -387,6 +389,7 @@ void Controller::Tick() {
     }
   }
   workers_gauge_.Set(static_cast<double>(workers_.size()));
+  jobs_active_gauge_.Set(active_ ? 1 : 0);
   if (active_) {
     UpdateProgressLocked();
     CheckLimitsLocked();

@@ -95,6 +95,7 @@ class Controller {
   prometheus::Counter& jobs_submitted_;
   prometheus::Gauge& learner_steps_gauge_;
   prometheus::Gauge& episodes_gauge_;
+  prometheus::Gauge& jobs_active_gauge_;
 };
 
 }  // namespace rally
