@@ -24,6 +24,9 @@ packages=(
   libclang-rt-14-dev
   # Tests only: g++'s sanitizer runtimes (tests/sanitizers/run.sh); g++-12 already pulls them in.
   libasan8 libubsan1 libtsan2
+  # Monitoring: Debian's Prometheus server and promtool (2.42), which check deploy/prometheus and
+  # scrape a local cluster in tests/integration/monitoring_test.cc (docs/operations.md).
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -22,7 +22,9 @@
 
 namespace rally::testing {
 
-std::string BinPath(const std::string& name) { return std::string(RALLY_BIN_DIR) + "/" + name; }
+std::string BinPath(const std::string& name) {
+  return name.rfind('/', 0) == 0 ? name : std::string(RALLY_BIN_DIR) + "/" + name;
+}
 
 std::string SourcePath(const std::string& relative) {
   return std::string(RALLY_SOURCE_DIR) + "/" + relative;

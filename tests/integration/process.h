@@ -15,6 +15,7 @@
 
 namespace rally::testing {
 
+// A rally binary's path; an absolute `name` (another program, e.g. /usr/bin/prometheus) as it is.
 std::string BinPath(const std::string& name);
 std::string SourcePath(const std::string& relative);
 // A fresh directory under the test's temp dir.
