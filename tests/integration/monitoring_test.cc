@@ -320,6 +320,16 @@ TEST(Monitoring, PromtoolAcceptsDeployPrometheus) {
   }
 }
 
+// The alert rules against hand-made series (tests/unit/alert_rules_test.yml): each fires when and
+// only when its comment says.
+TEST(Monitoring, AlertRulesPassTheirUnitTests) {
+  if (!fs::exists(kPromtool))
+    GTEST_SKIP() << kPromtool << " is missing: install Debian's prometheus";
+  auto [code, out] = RunCommand(
+      absl::StrCat(kPromtool, " test rules ", SourcePath("tests/unit/alert_rules_test.yml")));
+  EXPECT_EQ(code, 0) << out;
+}
+
 TEST(Monitoring, DashboardsAreWhatTheGeneratorWrites) {
   const std::string dir = testing::TempDir("dashboards");
   auto [code, out] =
