@@ -186,6 +186,8 @@ LogContents ReadReplayLog(const std::string& job_dir, const std::string& scratch
       for (uint64_t key : r.sample().keys()) ++out.samples[key];
     }
   }
+  store->reset();
+  fs::remove_all(scratch);
   return out;
 }
 
@@ -368,6 +370,8 @@ TEST(ClusterFaults, KilledActorReplayAndLearnerRestartAndTheJobLosesNothing) {
   }
   EXPECT_GT(totals.acked, 1000);
   EXPECT_LT(SecondsSince(start), 90) << out;
+  // The job's log is some 100 MB: kept only when the test failed.
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
 }
 
 }  // namespace
