@@ -405,6 +405,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
               {"algorithm",
                "batch_episodes",
                "batch_tokens",
+               "mask_cut_answers",
                "epochs_per_batch",
                "objective",
                "learning_rate",
@@ -444,6 +445,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   r.Read(learner, lp, "algorithm", &lc.algorithm);
   r.Read(learner, lp, "batch_episodes", &lc.batch_episodes);
   r.Read(learner, lp, "batch_tokens", &lc.batch_tokens);
+  r.Read(learner, lp, "mask_cut_answers", &lc.mask_cut_answers);
   r.Read(learner, lp, "epochs_per_batch", &lc.epochs_per_batch);
   r.Read(learner, lp, "objective", &lc.objective);
   if (lc.objective != "return" && lc.objective != "win") {

@@ -104,6 +104,11 @@ struct LearnerConfig {
   // policy.kind transformer: a batch is packed by tokens (prompt and generated) rather than by
   // episodes: whole episodes are added until the next would pass this many tokens.
   long batch_tokens = 8192;
+  // policy.kind transformer: whether an answer cut at policy.max_new_tokens before its end is left
+  // out of the loss (SPIRAL's choice, for long reasoning cut by its budget) or trained on like
+  // any other forfeit. A model trained from scratch with a short budget needs false: otherwise
+  // rambling past the budget is a forfeit that no gradient ever pushes down.
+  bool mask_cut_answers = true;
   int epochs_per_batch = 1;  // optimiser steps on each sampled batch
   // What a seat's episode is worth to the learner: "return", the game's return; "win", 1 for a
   // positive return and 0 otherwise (the win rate: a draw is worth no more than a loss).

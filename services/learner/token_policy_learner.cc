@@ -224,20 +224,23 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
   batch_options.objective =
       config.learner.objective == "win" ? Objective::kWin : Objective::kReturn;
   // An answer ended when the actor stopped at the style's end: its end token (when the end is
-  // one token) or its end string in the decoded answer, as the actor's generation stops.
+  // one token) or its end string in the decoded answer, as the actor's generation stops. Without
+  // masking, no answer counts as cut.
   const std::string answer_end(AnswerEnd(*style));
   const std::vector<int32_t> end = tokenizer->Encode(answer_end);
   std::shared_ptr<const Tokenizer> shared_tokenizer = std::move(tokenizer);
-  batch_options.answer_ended = [shared_tokenizer, answer_end,
-                                end_token = end.size() == 1 ? end[0] : -1](const v1::Turn& t) {
-    if (t.action_tokens_size() == 0) return false;
-    if (end_token >= 0 &&
-        t.action_tokens(t.action_tokens_size() - 1) == static_cast<uint32_t>(end_token)) {
-      return true;
-    }
-    const std::vector<int32_t> ids(t.action_tokens().begin(), t.action_tokens().end());
-    return shared_tokenizer->Decode(ids).find(answer_end) != std::string::npos;
-  };
+  if (config.learner.mask_cut_answers) {
+    batch_options.answer_ended = [shared_tokenizer, answer_end,
+                                  end_token = end.size() == 1 ? end[0] : -1](const v1::Turn& t) {
+      if (t.action_tokens_size() == 0) return false;
+      if (end_token >= 0 &&
+          t.action_tokens(t.action_tokens_size() - 1) == static_cast<uint32_t>(end_token)) {
+        return true;
+      }
+      const std::vector<int32_t> ids(t.action_tokens().begin(), t.action_tokens().end());
+      return shared_tokenizer->Decode(ids).find(answer_end) != std::string::npos;
+    };
+  }
   batch_options.vocab = shape.vocab;
   batch_options.max_seq_len = shape.max_seq_len;
   return std::unique_ptr<TokenPolicyLearner>(

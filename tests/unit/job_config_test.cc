@@ -406,7 +406,7 @@ TEST(JobConfig, ATransformerPolicyTakesItsShapeFromTheSpec) {
       "         max_seq_len: 256, tie_embeddings: true, temperature: 0.7, top_p: 0.9,\n"
       "         top_k: 20, max_new_tokens: 6}\n"
       "actors: {kv_cache_tokens: 65536}\n"
-      "learner: {batch_tokens: 4096}\n"
+      "learner: {batch_tokens: 4096, mask_cut_answers: false}\n"
       "evaluation: {opponents: []}\n",
       "t.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -429,6 +429,7 @@ TEST(JobConfig, ATransformerPolicyTakesItsShapeFromTheSpec) {
   EXPECT_EQ(c->policy.max_new_tokens, 6);
   EXPECT_EQ(c->actors.kv_cache_tokens, 65536);
   EXPECT_EQ(c->learner.batch_tokens, 4096);
+  EXPECT_FALSE(c->learner.mask_cut_answers);  // true (SPIRAL's choice) unless the spec says
 
   auto from = ParseJobConfig(
       "game: tictactoe\npolicy: {kind: transformer, from: /models/qwen3, prompt: spiral}\n"

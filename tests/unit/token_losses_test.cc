@@ -408,6 +408,20 @@ TEST(TokenPolicyLearner, MasksAnswersCutBeforeTheirEnd) {
   EXPECT_EQ((*learner)->batch().action_mask[1].sum().item<float>(), 0.f);
 }
 
+TEST(TokenPolicyLearner, TrainsOnCutAnswersWhenTheJobDoesNotMaskThem) {
+  JobConfig config = TinyJob();
+  config.learner.mask_cut_answers = false;
+  auto learner = TokenPolicyLearner::Create(config, torch::kCPU);
+  ASSERT_TRUE(learner.ok());
+  v1::Trajectory episode = TextEpisode();
+  *episode.mutable_turns(1) = TokenTurn(1, Bytes("board x.."), Bytes("[0] and"), -5.5f);
+  ASSERT_TRUE((*learner)->SetBatch({&episode}).ok());
+  EXPECT_EQ((*learner)->batch().cut_turns, 0);
+  // "[4]\n" (4 tokens) and the cut "[0] and" (7): every generated token is trained.
+  EXPECT_EQ((*learner)->batch().action_tokens, 11);
+  EXPECT_EQ((*learner)->batch().action_mask[1].sum().item<float>(), 7.f);
+}
+
 TEST(TokenPolicyLearner, RefusesVtrace) {
   JobConfig config = TinyJob();
   config.learner.algorithm = "vtrace";
