@@ -22,6 +22,7 @@
 #include "common/util/log.h"
 #include "common/util/memory.h"
 #include "common/util/shutdown.h"
+#include "common/util/usage.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/weights.grpc.pb.h"
 #include "services/actor/generation_worker.h"
@@ -369,6 +370,7 @@ absl::Status RunEvalJob(const v1::Assignment& a, const JobConfig& config, const 
 }  // namespace
 
 int main(int argc, char** argv) {
+  ListRallyFlagsInHelp();
   ParseWorkerFlags(argc, argv, "rally-actor: self-play or evaluation worker of a rally cluster");
   const std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode != "selfplay" && mode != "eval") {

@@ -11,6 +11,7 @@
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
+#include "common/util/usage.h"
 #include "services/learner/distributed.h"
 #include "services/learner/trainer.h"
 #include "services/learner/weight_service.h"
@@ -31,6 +32,7 @@ using namespace rally;
 constexpr int kExitPeerLost = 75;
 
 int main(int argc, char** argv) {
+  ListRallyFlagsInHelp();
   ParseWorkerFlags(argc, argv, "rally-learner: a learner rank of a rally cluster");
   SetLogComponent("learner");
   InstallShutdownHandlers();

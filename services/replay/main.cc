@@ -15,6 +15,7 @@
 #include "common/util/log.h"
 #include "common/util/memory.h"
 #include "common/util/shutdown.h"
+#include "common/util/usage.h"
 #include "services/replay/curriculum.h"
 #include "services/replay/curriculum_service.h"
 #include "services/replay/replay_job.h"
@@ -60,6 +61,7 @@ absl::StatusOr<std::shared_ptr<Curriculum>> MakeCurriculum(const JobConfig& conf
 }  // namespace
 
 int main(int argc, char** argv) {
+  ListRallyFlagsInHelp();
   ParseWorkerFlags(argc, argv, "rally-replay: the replay service of a rally cluster");
   SetLogComponent("replay");
   RetainFreedMemory();
