@@ -309,11 +309,12 @@ TEST(ClusterFaults, KilledActorReplayAndLearnerRestartAndTheJobLosesNothing) {
        "--workdir=" + workdir, "--summary-json=" + dir + "/summary.json"},
       dir + "/rally.out");
   JobWatch watch(workdir);
+  // Training, and a first checkpoint for a killed learner to resume from.
   ASSERT_TRUE(PollUntil(
-      watch, [&] { return watch.job().progress().learner_steps() > 0; }, 60s))
+      watch, [&] { return watch.NewestCheckpointStep() > 0; }, 60s))
       << testing::ReadFile(dir + "/rally.out");
 
-  // Each process once, in a random order; the first 2-5 s into training, each next 1-4 s after
+  // Each process once, in a random order; the first 2-5 s after that, each next 1-4 s after
   // the one before recovered.
   std::vector<FaultRow> rows = {{"actor SIGKILL"}, {"replay SIGKILL"}, {"learner SIGKILL"}};
   const std::vector<std::string> names = {"actor-0", "replay", "learner"};
@@ -346,7 +347,7 @@ TEST(ClusterFaults, KilledActorReplayAndLearnerRestartAndTheJobLosesNothing) {
   }
   EXPECT_NE(out.find("  | restarts: actor-0 ×1, learner ×1, replay ×1\n"), std::string::npos)
       << out;
-  EXPECT_GT(summary["learner_steps"].get<int64_t>(), steps_after_faults + 50)
+  EXPECT_GT(summary["learner_steps"].get<int64_t>(), steps_after_faults + 10)
       << "the learner stopped training after the faults";
   EXPECT_TRUE(watch.versions_gone_back().empty())
       << "policy versions went back: " << watch.versions_gone_back().front();
