@@ -4,6 +4,7 @@
 // so the check tells the two apart.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <thread>
