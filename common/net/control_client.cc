@@ -50,13 +50,22 @@ void ControlClient::FlushReport(std::chrono::milliseconds timeout) {
 }
 
 bool ControlClient::Register() {
+  v1::RegisterRequest req = registration_;
+  {
+    // Registering again (control restarted, or lost this worker): say who it was and which job
+    // it still works, so that control re-adopts the job instead of starting over.
+    std::lock_guard<std::mutex> lock(mu_);
+    req.set_previous_worker_id(previous_worker_id_);
+    if (!IsTerminal(assignment_.job_state())) req.set_job_id(assignment_.job_id());
+  }
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(std::chrono::seconds(2)));
   v1::RegisterResponse resp;
-  grpc::Status s = stub_->Register(&ctx, registration_, &resp);
+  grpc::Status s = stub_->Register(&ctx, req, &resp);
   if (!s.ok()) return false;
   std::lock_guard<std::mutex> lock(mu_);
   worker_id_ = resp.worker_id();
+  previous_worker_id_ = worker_id_;
   interval_ms_ = resp.heartbeat_interval_ms() > 0 ? resp.heartbeat_interval_ms() : 500;
   LogInfo("registered with control", {{"worker_id", worker_id_}});
   return true;
@@ -74,6 +83,8 @@ void ControlClient::Beat() {
   v1::HeartbeatResponse resp;
   grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
   std::lock_guard<std::mutex> lock(mu_);
+  // Control unreachable (e.g. restarting): keep the assignment and keep working it; the loop
+  // retries every heartbeat interval.
   if (!s.ok()) return;
   ++beats_done_;
   if (resp.unknown_worker()) {

@@ -1,6 +1,11 @@
 // A worker's side of the control plane: registers with rally-control, heartbeats in the
 // background with the worker's report, and holds the latest assignment. Every worker process
-// (replay, learner, actor, evaluator) runs one; it re-registers by itself when control restarts.
+// (replay, learner, actor, evaluator) runs one.
+//
+// Control away: while heartbeats fail the worker keeps its assignment (IsActive stays true) and
+// keeps working; it retries every heartbeat interval. When control answers that it does not know
+// the worker (it restarted), the worker registers again with its previous id and its job, and
+// control re-adopts the job.
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once
@@ -61,8 +66,9 @@ class ControlClient {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool beat_now_ = false;
-  uint64_t beats_done_ = 0;  // heartbeats answered by control
-  std::string worker_id_;
+  uint64_t beats_done_ = 0;         // heartbeats answered by control
+  std::string worker_id_;           // "" while not registered
+  std::string previous_worker_id_;  // the id of the last registration
   int64_t interval_ms_ = 500;
   v1::Assignment assignment_;
 };

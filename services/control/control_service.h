@@ -1,6 +1,9 @@
 // gRPC adapters of rally-control: JobService for clients, WorkerService for workers. Both
-// delegate to the Controller.
+// delegate to the Controller; the two streams (WatchJob, GetJobLogs) hold one server thread each
+// while open, end when the job ends, the client cancels or the process shuts down.
 #pragma once
+
+#include <string>
 
 #include "rally/v1/control.grpc.pb.h"
 #include "services/control/controller.h"
@@ -9,16 +12,32 @@ namespace rally {
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
-  explicit JobServiceImpl(Controller& controller) : controller_(controller) {}
+  // `log_dir`: where GetJobLogs reads the processes' logs (see job_logs.h).
+  JobServiceImpl(Controller& controller, std::string log_dir)
+      : controller_(controller), log_dir_(std::move(log_dir)) {}
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
                          v1::Job* resp) override;
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override;
   grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
                         v1::ListJobsResponse* resp) override;
   grpc::Status StopJob(grpc::ServerContext*, const v1::StopJobRequest* req, v1::Job* resp) override;
+  grpc::Status ResumeJob(grpc::ServerContext*, const v1::ResumeJobRequest* req,
+                         v1::Job* resp) override;
+  grpc::Status DeleteJob(grpc::ServerContext*, const v1::DeleteJobRequest* req,
+                         v1::DeleteJobResponse* resp) override;
+  grpc::Status WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
+                        grpc::ServerWriter<v1::JobUpdate>* writer) override;
+  grpc::Status GetJobLogs(grpc::ServerContext* ctx, const v1::GetJobLogsRequest* req,
+                          grpc::ServerWriter<v1::LogLine>* writer) override;
+
+  // A WatchJob stream sends a progress-only update at most this often.
+  static constexpr auto kProgressInterval = std::chrono::seconds(1);
+  // How often a following GetJobLogs looks for new lines.
+  static constexpr auto kFollowInterval = std::chrono::milliseconds(200);
 
  private:
   Controller& controller_;
+  std::string log_dir_;
 };
 
 class WorkerServiceImpl final : public v1::WorkerService::Service {

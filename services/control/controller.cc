@@ -1,10 +1,14 @@
 #include "services/control/controller.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/net/control_client.h"
 #include "common/util/log.h"
 
@@ -19,8 +23,10 @@ int64_t NowMicros() {
 
 }  // namespace
 
-Controller::Controller(std::unique_ptr<JobStore> store, prometheus::Registry& metrics)
+Controller::Controller(std::unique_ptr<JobStore> store, prometheus::Registry& metrics,
+                       std::vector<std::string> data_dirs)
     : store_(std::move(store)),
+      data_dirs_(std::move(data_dirs)),
       workers_gauge_(AddGauge(metrics, "rally_control_workers", "Registered live workers.")),
       jobs_submitted_(
           AddCounter(metrics, "rally_control_jobs_submitted_total", "Jobs accepted by SubmitJob.")),
@@ -36,15 +42,50 @@ absl::Status Controller::Recover() {
   if (!jobs.ok()) return jobs.status();
   std::lock_guard<std::mutex> lock(mu_);
   for (v1::Job& job : *jobs) {
-    if (!IsTerminal(job.state()) && job.state() != v1::JOB_STATE_PENDING) {
-      SetStateLocked(job, v1::JOB_STATE_FAILED, "control restarted while the job was active");
-    }
     order_.push_back(job.id());
-    jobs_[job.id()] = job;
+    jobs_[job.id()] = std::move(job);
     ++next_job_;
+  }
+  for (const std::string& id : order_) {
+    v1::Job& job = jobs_[id];
+    if (IsTerminal(job.state()) || job.state() == v1::JOB_STATE_PENDING) continue;
+    if (!active_) {
+      ReadoptLocked(job);
+    } else {
+      // Only one job is ever active; a second one can only come from a damaged store.
+      SetStateLocked(job, v1::JOB_STATE_FAILED,
+                     "control restarted and found a second active job in its store");
+      PersistLocked(job);
+    }
   }
   MaybeStartNextLocked();
   return absl::OkStatus();
+}
+
+void Controller::ReadoptLocked(v1::Job& job) {
+  auto config = ParseJobConfig(job.spec_yaml(), job.id());
+  if (!config.ok()) {
+    SetStateLocked(job, v1::JOB_STATE_FAILED, std::string(config.status().message()));
+    PersistLocked(job);
+    return;
+  }
+  ActiveJob a;
+  a.id = job.id();
+  a.config = *config;
+  a.started = Clock::now();
+  a.submitted = a.started - std::chrono::microseconds(NowMicros() - job.created_unix_micros());
+  a.last_rate_at = a.started;
+  a.last_rate_episodes = job.progress().episodes();
+  a.last_persist = a.started;
+  a.readopted = a.started;
+  active_ = std::move(a);
+  const v1::JobState was = job.state();
+  SetStateLocked(job, was == v1::JOB_STATE_STARTING ? was : v1::JOB_STATE_RECOVERING,
+                 absl::StrCat("control restarted while the job was ",
+                              absl::StripPrefix(v1::JobState_Name(was), "JOB_STATE_"),
+                              " (last recorded ", (NowMicros() - job.updated_unix_micros()) / 1000,
+                              " ms before); waiting for its workers to report again"));
+  PersistLocked(job);
 }
 
 std::string Controller::NewJobIdLocked() {
@@ -52,21 +93,49 @@ std::string Controller::NewJobIdLocked() {
   return absl::StrFormat("job-%04d-%06x", next_job_++, rng() & 0xffffff);
 }
 
+absl::Status Controller::CheckSize(const char* field, size_t bytes, size_t limit) {
+  if (bytes <= limit) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": ", bytes, " bytes, above the limit of ", limit, " bytes"));
+}
+
 absl::StatusOr<v1::Job> Controller::Submit(const std::string& spec_yaml,
-                                           const std::string& source_name) {
+                                           const std::string& source_name,
+                                           const std::string& request_id) {
+  if (auto s = CheckSize("spec_yaml", spec_yaml.size(), kMaxSpecBytes); !s.ok()) return s;
+  if (auto s = CheckSize("request_id", request_id.size(), kMaxRequestIdBytes); !s.ok()) return s;
+  if (!request_id.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, job] : jobs_) {
+      if (job.request_id() == request_id) return job;
+    }
+  }
   auto config = ParseJobConfig(spec_yaml, source_name.empty() ? "job spec" : source_name);
   if (!config.ok()) return config.status();
+  if (auto s = CheckSize("name", config->name.size(), kMaxNameBytes); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!request_id.empty()) {
+    // A concurrent call with the same request id may have won while the spec was parsed.
+    for (const auto& [id, job] : jobs_) {
+      if (job.request_id() == request_id) return job;
+    }
+  }
   v1::Job job;
   job.set_id(NewJobIdLocked());
   job.set_name(config->name);
   job.set_spec_yaml(spec_yaml);
+  job.set_request_id(request_id);
   job.set_created_unix_micros(NowMicros());
   SetStateLocked(job, v1::JOB_STATE_PENDING, "waiting for the cluster");
+  // Stored before the id is returned: an acknowledged job survives a crash of control.
+  if (auto s = store_->Put(job); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("the job could not be stored: ", s.message()));
+  }
   jobs_[job.id()] = job;
   order_.push_back(job.id());
   jobs_submitted_.Increment();
-  LogInfo("job submitted", {{"job_id", job.id()}, {"name", job.name()}});
+  LogInfo("job submitted",
+          {{"job_id", job.id()}, {"name", job.name()}, {"request_id", request_id}});
   MaybeStartNextLocked();
   return jobs_[job.id()];
 }
@@ -78,14 +147,32 @@ absl::StatusOr<v1::Job> Controller::Get(const std::string& id) {
   return it->second;
 }
 
-std::vector<v1::Job> Controller::List() {
+absl::StatusOr<v1::ListJobsResponse> Controller::List(v1::JobState state, int page_size,
+                                                      const std::string& page_token) {
+  if (page_size < 0 || page_size > kMaxPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: ", page_size, ", outside [0, ", kMaxPageSize, "]"));
+  }
+  if (page_size == 0) page_size = kDefaultPageSize;
+  // The token is the position in submission order of the first job of the page.
+  size_t start = 0;
+  if (!page_token.empty() && !absl::SimpleAtoi(page_token, &start)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token: '", page_token, "' is not a token ListJobs returned"));
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<v1::Job> out;
-  for (const std::string& id : order_) out.push_back(jobs_[id]);
-  return out;
+  v1::ListJobsResponse resp;
+  size_t i = start;
+  for (; i < order_.size() && resp.jobs_size() < page_size; ++i) {
+    const v1::Job& job = jobs_[order_[i]];
+    if (state == v1::JOB_STATE_UNSPECIFIED || job.state() == state) *resp.add_jobs() = job;
+  }
+  if (i < order_.size()) resp.set_next_page_token(absl::StrCat(i));
+  return resp;
 }
 
 absl::StatusOr<v1::Job> Controller::Stop(const std::string& id, const std::string& reason) {
+  if (auto s = CheckSize("reason", reason.size(), kMaxReasonBytes); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
@@ -99,10 +186,79 @@ absl::StatusOr<v1::Job> Controller::Stop(const std::string& id, const std::strin
   return it->second;
 }
 
+absl::StatusOr<v1::Job> Controller::Resume(const std::string& id, const std::string& reason) {
+  if (auto s = CheckSize("reason", reason.size(), kMaxReasonBytes); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  v1::Job& job = it->second;
+  if (job.state() != v1::JOB_STATE_CANCELLED && job.state() != v1::JOB_STATE_FAILED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", id, " is ", absl::StripPrefix(v1::JobState_Name(job.state()), "JOB_STATE_"),
+        "; only a CANCELLED or FAILED job can be resumed"));
+  }
+  job.mutable_progress()->set_target_met(false);
+  SetStateLocked(job, v1::JOB_STATE_PENDING, reason.empty() ? "resumed by request" : reason);
+  PersistLocked(job);
+  MaybeStartNextLocked();
+  return job;
+}
+
+absl::StatusOr<std::vector<std::string>> Controller::Delete(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  if (!IsTerminal(it->second.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", id, " is ", absl::StripPrefix(v1::JobState_Name(it->second.state()), "JOB_STATE_"),
+        "; only an ended job (SUCCEEDED, FAILED or CANCELLED) can be deleted: stop it first"));
+  }
+  std::vector<std::string> removed;
+  for (const std::string& dir : data_dirs_) {
+    const std::filesystem::path path = std::filesystem::path(dir) / "jobs" / id;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) continue;
+    std::filesystem::remove_all(path, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat("cannot remove ", path.string(), ": ", ec.message(), "; the job is kept"));
+    }
+    removed.push_back(path.string());
+  }
+  if (auto s = store_->Delete(id); !s.ok()) return s;
+  jobs_.erase(it);
+  order_.erase(std::find(order_.begin(), order_.end(), id));
+  ++changes_;
+  changed_.notify_all();
+  LogInfo("job deleted", {{"job_id", id}, {"removed", absl::StrJoin(removed, ",")}});
+  return removed;
+}
+
+uint64_t Controller::changes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return changes_;
+}
+
+uint64_t Controller::WaitForChange(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, timeout, [&] { return changes_ > seen; });
+  return changes_;
+}
+
 void Controller::SetStateLocked(v1::Job& job, v1::JobState state, const std::string& reason) {
   job.set_state(state);
   job.set_reason(reason);
   job.set_updated_unix_micros(NowMicros());
+  v1::JobTransition* t = job.add_history();
+  t->set_state(state);
+  t->set_reason(reason);
+  t->set_unix_micros(job.updated_unix_micros());
+  if (job.history_size() > kMaxHistory) {
+    // Keeps the first transition (the submission) and the newest ones.
+    job.mutable_history()->DeleteSubrange(1, job.history_size() - kMaxHistory);
+  }
+  ++changes_;
+  changed_.notify_all();
   LogInfo("job state",
           {{"job_id", job.id()}, {"state", v1::JobState_Name(state)}, {"reason", reason}});
 }
@@ -118,6 +274,9 @@ void Controller::MaybeStartNextLocked() {
   for (const std::string& id : order_) {
     v1::Job& job = jobs_[id];
     if (job.state() != v1::JOB_STATE_PENDING) continue;
+    // A resumed job starts once every worker has let go of its previous run (reports no longer
+    // name it): a worker still finishing that run would otherwise take the new one for it.
+    if (ReportedByAnyWorkerLocked(id)) return;
     auto config = ParseJobConfig(job.spec_yaml(), job.id());
     if (!config.ok()) {
       SetStateLocked(job, v1::JOB_STATE_FAILED, std::string(config.status().message()));
@@ -128,14 +287,26 @@ void Controller::MaybeStartNextLocked() {
     a.id = id;
     a.config = *config;
     a.started = Clock::now();
-    a.submitted = a.started - std::chrono::microseconds(NowMicros() - job.created_unix_micros());
+    // A resumed job's wall clock goes on from where it ended; a new one's counts from submission.
+    const double ran = job.progress().wall_seconds();
+    a.submitted =
+        ran > 0
+            ? a.started -
+                  std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ran))
+            : a.started - std::chrono::microseconds(NowMicros() - job.created_unix_micros());
     a.last_rate_at = a.started;
+    a.last_rate_episodes = job.progress().episodes();
     a.last_persist = a.started;
     active_ = std::move(a);
     SetStateLocked(job, v1::JOB_STATE_STARTING, "waiting for replay, learner and actors");
     PersistLocked(job);
     return;
   }
+}
+
+bool Controller::ReportedByAnyWorkerLocked(const std::string& job_id) const {
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [&](const auto& w) { return w.second.report.job_id() == job_id; });
 }
 
 void Controller::EndActiveLocked(v1::JobState state, const std::string& reason) {
@@ -176,18 +347,31 @@ v1::RegisterResponse Controller::Register(const v1::RegisterRequest& req) {
   }
   if (req.role() == v1::WORKER_ROLE_LEARNER) w.index = req.rank();
   w.last_seen = Clock::now();
-  std::string id = absl::StrCat("w", next_worker_++);
+  std::string id = WorkerIdLocked(req.previous_worker_id());
   workers_[id] = w;
   workers_gauge_.Set(static_cast<double>(workers_.size()));
   LogInfo("worker registered", {{"worker_id", id},
                                 {"role", v1::WorkerRole_Name(req.role())},
                                 {"name", req.name()},
                                 {"address", req.address()},
-                                {"metrics", req.metrics_address()}});
+                                {"metrics", req.metrics_address()},
+                                {"previous_worker_id", req.previous_worker_id()},
+                                {"job_id", req.job_id()}});
   v1::RegisterResponse resp;
   resp.set_worker_id(id);
   resp.set_heartbeat_interval_ms(kHeartbeatIntervalMs);
   return resp;
+}
+
+// A worker registering again keeps its id when no live worker holds it (after a control
+// restart); new ids skip the ones in use.
+std::string Controller::WorkerIdLocked(const std::string& previous) {
+  if (!previous.empty() && !workers_.contains(previous)) return previous;
+  std::string id;
+  do {
+    id = absl::StrCat("w", next_worker_++);
+  } while (workers_.contains(id));
+  return id;
 }
 
 v1::Assignment Controller::AssignmentLocked(const Worker& worker) const {
@@ -232,7 +416,10 @@ v1::HeartbeatResponse Controller::Heartbeat(const v1::HeartbeatRequest& req) {
     AggregateReportsLocked(reported->second);
     MergeEvalsLocked(reported->second, round);
     PersistLocked(reported->second);
+    ++changes_;
+    changed_.notify_all();
   } else if (active_ && req.report().job_id() == active_->id) {
+    active_->readopted.reset();
     if (!req.report().error().empty()) {
       EndActiveLocked(v1::JOB_STATE_FAILED,
                       absl::StrCat(w.registration.name(), ": ", req.report().error()));
@@ -309,6 +496,8 @@ void Controller::UpdateProgressLocked() {
     active_->last_rate_at = now;
     active_->last_rate_episodes = p->episodes();
   }
+  ++changes_;
+  changed_.notify_all();
   learner_steps_gauge_.Set(static_cast<double>(p->learner_steps()));
   episodes_gauge_.Set(static_cast<double>(p->episodes()));
   if ((job.state() == v1::JOB_STATE_STARTING || job.state() == v1::JOB_STATE_RECOVERING) &&
@@ -389,7 +578,14 @@ void Controller::Tick() {
     }
   }
   workers_gauge_.Set(static_cast<double>(workers_.size()));
+  MaybeStartNextLocked();
   jobs_active_gauge_.Set(active_ ? 1 : 0);
+  if (active_ && active_->readopted && now - *active_->readopted > kReadoptTimeout) {
+    EndActiveLocked(
+        v1::JOB_STATE_FAILED,
+        absl::StrCat("no worker reported the job within ",
+                     std::chrono::seconds(kReadoptTimeout).count(), " s of control's restart"));
+  }
   if (active_) {
     UpdateProgressLocked();
     CheckLimitsLocked();

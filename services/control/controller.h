@@ -6,12 +6,21 @@
 // evaluation opponents) the evaluator report working it -> RUNNING; when an evaluation round meets
 // the spec's target -> SUCCEEDED; when a stop limit (stop.max_wall_seconds, stop.max_learner_steps)
 // is reached first -> FAILED (or SUCCEEDED if the spec sets no target); StopJob -> CANCELLED. Ended
-// jobs stay in the store.
+// jobs stay in the store until DeleteJob. ResumeJob puts a CANCELLED or FAILED job back to
+// PENDING under its own id; it starts again once no worker reports its previous run. Every
+// transition is appended to the job's history with its reason.
+//
+// Durability: a job is in the store before Submit returns it, and after every transition. When
+// control restarts (even after SIGKILL), Recover loads every job; a job that was active is
+// re-adopted (RECOVERING, "control restarted ...") and goes back to RUNNING once its workers,
+// which keep working while control is away, register and report it again. If none reports it
+// within kReadoptTimeout it fails.
 //
 // Thread safety: all public methods may be called concurrently (one internal lock).
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,13 +41,30 @@ class Controller {
   using Clock = std::chrono::steady_clock;
 
   Controller(std::unique_ptr<JobStore> store, prometheus::Registry& metrics);
-  // Loads the stored jobs; jobs that were active when control stopped are marked FAILED.
+  // `data_dirs`: directories whose jobs/<job_id> holds a job's data (removed by Delete).
+  Controller(std::unique_ptr<JobStore> store, prometheus::Registry& metrics,
+             std::vector<std::string> data_dirs);
+  // Loads the stored jobs; the job that was active when control stopped is re-adopted.
   absl::Status Recover();
 
-  absl::StatusOr<v1::Job> Submit(const std::string& spec_yaml, const std::string& source_name);
+  // Validates and stores a job. With a non-empty `request_id` already used, returns the job that
+  // request created instead. INVALID_ARGUMENT for a bad spec or a size above the limits below.
+  absl::StatusOr<v1::Job> Submit(const std::string& spec_yaml, const std::string& source_name,
+                                 const std::string& request_id = "");
   absl::StatusOr<v1::Job> Get(const std::string& id);
-  std::vector<v1::Job> List();
+  // Jobs oldest first; `state` UNSPECIFIED for all; `page_token` "" or a previous next_page_token.
+  absl::StatusOr<v1::ListJobsResponse> List(v1::JobState state, int page_size,
+                                            const std::string& page_token);
   absl::StatusOr<v1::Job> Stop(const std::string& id, const std::string& reason);
+  // FAILED_PRECONDITION unless the job is CANCELLED or FAILED.
+  absl::StatusOr<v1::Job> Resume(const std::string& id, const std::string& reason);
+  // FAILED_PRECONDITION unless the job has ended; the data directories removed.
+  absl::StatusOr<std::vector<std::string>> Delete(const std::string& id);
+
+  // A counter that grows with every change to any job (transition or progress).
+  uint64_t changes();
+  // Blocks until changes() exceeds `seen` or `timeout` passes; returns changes().
+  uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout);
 
   v1::RegisterResponse Register(const v1::RegisterRequest& req);
   v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& req);
@@ -48,6 +74,16 @@ class Controller {
 
   static constexpr int64_t kHeartbeatIntervalMs = 500;
   static constexpr auto kWorkerTimeout = std::chrono::seconds(10);
+  // How long a job re-adopted after a control restart waits for a worker to report it.
+  static constexpr auto kReadoptTimeout = std::chrono::seconds(30);
+  // Upper bounds of what a client may send (documented in docs/api.md).
+  static constexpr size_t kMaxSpecBytes = 1 << 20;
+  static constexpr size_t kMaxNameBytes = 128;
+  static constexpr size_t kMaxRequestIdBytes = 128;
+  static constexpr size_t kMaxReasonBytes = 1024;
+  static constexpr int kMaxHistory = 1000;
+  static constexpr int kDefaultPageSize = 100;
+  static constexpr int kMaxPageSize = 1000;
 
  private:
   struct Worker {
@@ -64,9 +100,12 @@ class Controller {
     Clock::time_point last_rate_at;  // episodes/s bookkeeping
     int64_t last_rate_episodes = 0;
     Clock::time_point last_persist;
+    // Set when re-adopted after a control restart, until a worker reports the job.
+    std::optional<Clock::time_point> readopted;
   };
 
   void MaybeStartNextLocked();
+  bool ReportedByAnyWorkerLocked(const std::string& job_id) const;
   void EndActiveLocked(v1::JobState state, const std::string& reason);
   void UpdateProgressLocked();
   // Folds the workers' latest reports for `job` into its progress; true when the replay, a
@@ -78,11 +117,19 @@ class Controller {
   void CheckLimitsLocked();
   void PersistLocked(const v1::Job& job);
   void SetStateLocked(v1::Job& job, v1::JobState state, const std::string& reason);
+  // Makes the stored job `id` the active one again after a control restart.
+  void ReadoptLocked(v1::Job& job);
+  // INVALID_ARGUMENT naming `field` when `bytes` exceeds `limit`.
+  static absl::Status CheckSize(const char* field, size_t bytes, size_t limit);
+  std::string WorkerIdLocked(const std::string& previous);
   v1::Assignment AssignmentLocked(const Worker& worker) const;
   std::string NewJobIdLocked();
 
   std::mutex mu_;
+  std::condition_variable changed_;
+  uint64_t changes_ = 0;  // guarded by mu_
   std::unique_ptr<JobStore> store_;
+  std::vector<std::string> data_dirs_;
   std::map<std::string, v1::Job> jobs_;
   std::vector<std::string> order_;  // job ids in submission order
   std::optional<ActiveJob> active_;

@@ -53,6 +53,20 @@ absl::Status JobStore::Put(const v1::Job& job) {
   return absl::OkStatus();
 }
 
+absl::Status JobStore::Delete(const std::string& id) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, "DELETE FROM jobs WHERE id = ?1", -1, &stmt, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("job store: ", sqlite3_errmsg(db_)));
+  }
+  sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(stmt);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) {
+    return absl::InternalError(absl::StrCat("job store: deleting ", id, ": ", sqlite3_errmsg(db_)));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<v1::Job>> JobStore::List() {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db_, "SELECT job FROM jobs ORDER BY created, id", -1, &stmt, nullptr) !=

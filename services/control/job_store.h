@@ -21,8 +21,12 @@ class JobStore {
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
   ~JobStore();
 
+  // Inserts or replaces the job with `job.id()`; durable (fsynced) when it returns OK.
   absl::Status Put(const v1::Job& job);
+  // Every stored job, oldest first (by creation time, then id).
   absl::StatusOr<std::vector<v1::Job>> List();
+  // Removes the job `id`; OK when there is none.
+  absl::Status Delete(const std::string& id);
 
  private:
   explicit JobStore(sqlite3* db) : db_(db) {}

@@ -1,4 +1,8 @@
 // rally-control: the job API, the worker registry and the durable job store.
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -6,18 +10,25 @@
 #include "common/net/server.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
+#include "common/util/usage.h"
 #include "services/control/control_service.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "address to bind (env RALLY_HOST)");
 ABSL_FLAG(int, port, 7070, "gRPC port; 0 picks a free port");
 ABSL_FLAG(int, metrics_port, 0, "Prometheus /metrics port; 0 picks a free port");
 ABSL_FLAG(std::string, db, "rally-control.sqlite", "SQLite job store file");
+ABSL_FLAG(std::string, log_dir, "",
+          "where GetJobLogs reads the processes' logs (<process>.log); empty: logs/ beside --db");
+ABSL_FLAG(std::vector<std::string>, data_dirs, {},
+          "comma-separated data directories whose jobs/<job_id> DeleteJob removes (the replay "
+          "shards' --data_dir)");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound gRPC port is written here once serving (for --port=0)");
 
 using namespace rally;
 
 int main(int argc, char** argv) {
+  ListRallyFlagsInHelp();
   absl::SetProgramUsageMessage("rally-control: job API and worker registry of a rally cluster");
   if (const char* v = std::getenv("RALLY_HOST")) absl::SetFlag(&FLAGS_host, v);
   absl::ParseCommandLine(argc, argv);
@@ -34,12 +45,16 @@ int main(int argc, char** argv) {
     LogError("cannot open job store", {{"error", store.status().ToString()}});
     return 1;
   }
-  Controller controller(std::move(*store), (*metrics)->registry());
+  Controller controller(std::move(*store), (*metrics)->registry(), absl::GetFlag(FLAGS_data_dirs));
   if (auto s = controller.Recover(); !s.ok()) {
     LogError("cannot load jobs", {{"error", s.ToString()}});
     return 1;
   }
-  JobServiceImpl jobs(controller);
+  std::string log_dir = absl::GetFlag(FLAGS_log_dir);
+  if (log_dir.empty()) {
+    log_dir = (std::filesystem::path(absl::GetFlag(FLAGS_db)).parent_path() / "logs").string();
+  }
+  JobServiceImpl jobs(controller, log_dir);
   WorkerServiceImpl workers(controller);
   auto server =
       GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), {&jobs, &workers});
@@ -57,7 +72,8 @@ int main(int argc, char** argv) {
   }
   LogInfo("serving", {{"address", (*server)->address()},
                       {"metrics", (*metrics)->address()},
-                      {"db", absl::GetFlag(FLAGS_db)}});
+                      {"db", absl::GetFlag(FLAGS_db)},
+                      {"log_dir", log_dir}});
   while (!WaitForShutdown(std::chrono::milliseconds(500))) controller.Tick();
   (*server)->Shutdown();
   LogInfo("stopped");
