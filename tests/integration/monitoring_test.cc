@@ -538,17 +538,29 @@ void MonitoringCluster::CheckCountersRise() {
       "sum(grpc_server_handled_total{component=\"replay\"})",
       "sum(grpc_server_started_total{component=\"learner\"})",
       "sum(process_cpu_seconds_total{component=\"actor\"})"};
-  std::map<std::string, double> before;
-  for (const std::string& c : counters) {
-    auto s = prometheus_->Series(c);
-    before[c] = s.empty() ? -1 : Value(s[0]);
+  auto values = [&] {
+    std::map<std::string, double> out;
+    for (const std::string& c : counters) {
+      auto s = prometheus_->Series(c);
+      out[c] = s.empty() ? -1 : Value(s[0]);
+    }
+    return out;
+  };
+  const std::map<std::string, double> before = values();
+  std::map<std::string, double> after = before;
+  auto all_rose = [&] {
+    for (const std::string& c : counters) {
+      if (after[c] <= before.at(c)) return false;
+    }
+    return true;
+  };
+  // Scraped every second; an evaluation round may take several under load.
+  for (auto end = std::chrono::steady_clock::now() + 30s;
+       !all_rose() && std::chrono::steady_clock::now() < end;) {
+    std::this_thread::sleep_for(2s);
+    after = values();
   }
-  std::this_thread::sleep_for(8s);
-  for (const std::string& c : counters) {
-    auto s = prometheus_->Series(c);
-    ASSERT_FALSE(s.empty()) << c;
-    EXPECT_GT(Value(s[0]), before[c]) << c;
-  }
+  for (const std::string& c : counters) EXPECT_GT(after[c], before.at(c)) << c;
 }
 
 // Every process's /metrics passes `promtool check metrics`, and every family it exports is in
