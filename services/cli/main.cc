@@ -2,10 +2,8 @@
 //   rally run CONFIG [--workdir DIR] [--summary-json FILE] [--actors N]
 //       start a local cluster, train CONFIG to its target, stop the cluster; exit 0 iff met
 //   rally validate CONFIG            check a job spec without running it
-//   rally submit CONFIG   --control ADDR   submit a job to a running cluster
-//   rally status JOB_ID   --control ADDR   show a job
-//   rally list            --control ADDR   list jobs
-//   rally stop JOB_ID     --control ADDR   cancel a job
+//   rally submit | status | list | watch | logs | stop | resume | delete ... --control ADDR
+//       the jobs of a running cluster (job_commands.h)
 //   rally export-policy --checkpoint DIR --out FILE.json   a small game's policy as a table
 //   rally evaluate-policy FILE.json      exact worst case, NashConv and exploitability
 //   rally evaluate-checkpoint --checkpoint DIR --opponent NAME --games N   sampled games
@@ -34,8 +32,10 @@
 #include "common/net/control_client.h"
 #include "common/net/server.h"
 #include "common/util/shutdown.h"
+#include "common/util/usage.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/control.grpc.pb.h"
+#include "services/cli/job_commands.h"
 #include "services/cli/lm_commands.h"
 #include "services/cli/local_cluster.h"
 #include "services/cli/policy_commands.h"
@@ -71,10 +71,10 @@ const char* kUsage =
     "  run CONFIG [--workdir DIR] [--summary-json FILE] [--actors N] [--replay-shards S]\n"
     "      [--learners W]\n"
     "  validate CONFIG\n"
-    "  submit CONFIG --control ADDR\n"
-    "  status JOB_ID --control ADDR\n"
-    "  list --control ADDR\n"
-    "  stop JOB_ID --control ADDR\n"
+    "  submit CONFIG [--request_id ID] --control ADDR [--output table|json]\n"
+    "  status | watch | stop | resume | delete JOB_ID --control ADDR [--output table|json]\n"
+    "  list [--state S] [--page_size N] [--page_token T] --control ADDR\n"
+    "  logs JOB_ID [--tail N] [--follow] [--process NAME] --control ADDR\n"
     "  export-policy --checkpoint DIR --out FILE.json\n"
     "  evaluate-policy FILE.json\n"
     "  evaluate-checkpoint --checkpoint DIR --opponent NAME --games N [--greedy] [--seed S]\n"
@@ -375,22 +375,10 @@ int Run(const std::string& config_path) {
   return success ? 0 : 1;
 }
 
-std::unique_ptr<v1::JobService::Stub> ControlStub() {
-  return v1::JobService::NewStub(MakeChannel(absl::GetFlag(FLAGS_control)));
-}
-
-int PrintJobOrError(const grpc::Status& s, const v1::Job& job) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "%s\n", s.error_message().c_str());
-    return 1;
-  }
-  std::printf("%s\n", Summary(job, "").dump(2).c_str());
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  ListRallyFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
   // Accept --summary-json as well as --summary_json: flag names take '-' for '_'.
   std::vector<std::string> args(argv, argv + argc);
@@ -502,48 +490,10 @@ int main(int argc, char** argv) {
     std::printf("%s\n", result->dump(2).c_str());
     return 0;
   }
-  auto stub = ControlStub();
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(std::chrono::seconds(10)));
-  v1::Job job;
-  if (command == "submit") {
-    bool ok = false;
-    v1::SubmitJobRequest req;
-    req.set_spec_yaml(ReadFile(arg, &ok));
-    req.set_source_name(arg);
-    if (!ok) {
-      std::fprintf(stderr, "%s: cannot read\n", arg.c_str());
-      return 2;
-    }
-    grpc::Status s = stub->SubmitJob(&ctx, req, &job);
-    if (s.ok())
-      std::printf("%s\n", job.id().c_str());
-    else
-      std::fprintf(stderr, "%s\n", s.error_message().c_str());
-    return s.ok() ? 0 : 1;
-  }
-  if (command == "status") {
-    v1::GetJobRequest req;
-    req.set_id(arg);
-    return PrintJobOrError(stub->GetJob(&ctx, req, &job), job);
-  }
-  if (command == "stop") {
-    v1::StopJobRequest req;
-    req.set_id(arg);
-    return PrintJobOrError(stub->StopJob(&ctx, req, &job), job);
-  }
-  if (command == "list") {
-    v1::ListJobsResponse resp;
-    grpc::Status s = stub->ListJobs(&ctx, v1::ListJobsRequest(), &resp);
-    if (!s.ok()) {
-      std::fprintf(stderr, "%s\n", s.error_message().c_str());
-      return 1;
-    }
-    for (const auto& j : resp.jobs()) {
-      std::printf("%s  %-10s %-10s %s\n", j.id().c_str(), j.name().c_str(),
-                  StateName(j.state()).c_str(), j.reason().c_str());
-    }
-    return 0;
+  if (IsJobCommand(command)) {
+    InstallShutdownHandlers();
+    return RunJobCommand(command, {positional.begin() + 2, positional.end()},
+                         absl::GetFlag(FLAGS_control));
   }
   std::fprintf(stderr, "unknown command '%s'\n%s\n", command.c_str(), kUsage);
   return 2;
