@@ -1,6 +1,7 @@
 #include "services/actor/generation_worker.h"
 
 #include <algorithm>
+#include <numeric>
 #include <random>
 #include <utility>
 
@@ -243,6 +244,32 @@ void GenerationWorker::ExtendAndSample(std::vector<Running*>& batch,
   }
 }
 
+void GenerationWorker::Prefill(std::vector<std::unique_ptr<Running>>& admitted,
+                               std::vector<std::vector<int32_t>>& chunks) {
+  // Padded tokens a pass may spend per real token of its chunks.
+  constexpr double kMaxPadding = 1.25;
+  std::vector<size_t> order(admitted.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return chunks[a].size() < chunks[b].size(); });
+  std::vector<Running*> batch;
+  std::vector<std::vector<int32_t>> pass;
+  size_t real = 0;
+  for (size_t i : order) {
+    const size_t length = chunks[i].size();  // the longest so far: the pass's padded width
+    if (!batch.empty() && (batch.size() + 1) * length > kMaxPadding * (real + length)) {
+      ExtendAndSample(batch, pass);
+      batch.clear();
+      pass.clear();
+      real = 0;
+    }
+    batch.push_back(admitted[i].get());
+    pass.push_back(std::move(chunks[i]));
+    real += length;
+  }
+  ExtendAndSample(batch, pass);
+}
+
 void GenerationWorker::Loop() {
   std::vector<std::unique_ptr<Running>> running;
   int64_t step = 0;
@@ -302,9 +329,7 @@ void GenerationWorker::Loop() {
       decode_chunks.push_back({r->result.tokens.back()});
     }
     ExtendAndSample(decode_batch, decode_chunks);
-    std::vector<Running*> prefill_batch;
-    for (auto& r : admitted) prefill_batch.push_back(r.get());
-    ExtendAndSample(prefill_batch, prefill);
+    Prefill(admitted, prefill);
     for (auto& r : admitted) running.push_back(std::move(r));
 
     // Requests that ended leave the batch; their last token waits in `unfed` for the next one.

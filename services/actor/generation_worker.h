@@ -10,10 +10,10 @@
 //   Release, which frees its slot. A sequence's context is, in order, the tokens every request
 //   appended and the tokens it generated.
 // - Continuous batching. Between two decode steps the worker applies pending releases and
-//   weights, prefills the requests that arrived (their appended tokens, in one batched pass) and
-//   adds them to the running batch (at most max_batch requests run at once; the rest wait in
-//   arrival order); each step then decodes one token for every running request, and a request
-//   leaves the batch when it ends (stop token, stop string or max_new_tokens).
+//   weights, prefills the requests that arrived (their appended tokens, in batched passes of
+//   similar lengths) and adds them to the running batch (at most max_batch requests run at once;
+//   the rest wait in arrival order); each step then decodes one token for every running request,
+//   and a request leaves the batch when it ends (stop token, stop string or max_new_tokens).
 // - Reproducibility. Each request samples from its own std::mt19937_64 seeded with its `seed`, so
 //   its tokens do not depend on which other requests share its batches.
 // - Memory bound. The cache holds kv_cache_tokens tokens in all: slots of sequence_capacity
@@ -141,6 +141,11 @@ class GenerationWorker {
   void Loop();
   // One step's forward pass over `batch` (each row's chunk) and the sampling of its next tokens.
   void ExtendAndSample(std::vector<Running*>& batch, std::vector<std::vector<int32_t>>& chunks);
+  // The forward passes of the requests admitted this step (`chunks`: what each appends). One
+  // pass pads every chunk to its longest, so the chunks are taken in order of length, a pass
+  // closing when one more would make its padded tokens exceed 1.25 times its real ones.
+  void Prefill(std::vector<std::unique_ptr<Running>>& admitted,
+               std::vector<std::vector<int32_t>>& chunks);
   bool StopReached(const Running& running) const;  // a stop token or string ended it
   bool Finished(const Running& running) const;     // that, or max_new_tokens
 
