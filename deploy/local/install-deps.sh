@@ -36,3 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# Tests only: the control API driven from Python (tests/python, docs/api.md): grpcio and protobuf
+# for Debian's python3; grpc_python_plugin comes with protobuf-compiler-grpc above.
+for p in python3-grpcio python3-protobuf; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$p"; }
+done
