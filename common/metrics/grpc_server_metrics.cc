@@ -3,6 +3,7 @@
 #include <google/protobuf/descriptor.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -36,21 +37,20 @@ class ServerMetricsInterceptor : public grpc::experimental::Interceptor {
                            prometheus::Histogram& handling_seconds)
       : labels_(std::move(labels)), handled_(handled), handling_seconds_(handling_seconds) {}
 
-  ~ServerMetricsInterceptor() override {
-    if (!recorded_) Record(grpc::StatusCode::CANCELLED);
-  }
+  ~ServerMetricsInterceptor() override { Record(grpc::StatusCode::CANCELLED); }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (!recorded_ &&
-        methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       Record(methods->GetSendStatus().error_code());
     }
     methods->Proceed();
   }
 
  private:
+  // Records the call once: the first of its status and its end. gRPC may run a call's hooks and
+  // destroy the interceptor on different threads, hence the atomic.
   void Record(grpc::StatusCode code) {
-    recorded_ = true;
+    if (recorded_.exchange(true, std::memory_order_acq_rel)) return;
     prometheus::Labels labels = labels_;
     labels["grpc_code"] = GrpcCodeName(code);
     handled_.Add(labels).Increment();
@@ -62,7 +62,7 @@ class ServerMetricsInterceptor : public grpc::experimental::Interceptor {
   prometheus::Family<prometheus::Counter>& handled_;
   prometheus::Histogram& handling_seconds_;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  bool recorded_ = false;
+  std::atomic<bool> recorded_{false};
 };
 
 }  // namespace
