@@ -1,8 +1,10 @@
-// `rally lm-score` and `rally lm-generate`: a Hugging Face checkpoint directory run on the CPU.
+// `rally lm-score` and `rally lm-generate`: a Hugging Face checkpoint directory, or a rally run or
+// transformer checkpoint, run on the CPU.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -17,13 +19,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/lm/hf_checkpoint.h"
+#include "common/lm/lm_checkpoint.h"
 #include "common/lm/sampling.h"
 #include "common/lm/tokenizer.h"
 #include "common/lm/transformer.h"
 #include "nlohmann/json.hpp"
 #include "services/cli/lm_commands.h"
+#include "services/cli/policy_commands.h"
 
-ABSL_FLAG(std::string, model, "", "lm-score, lm-generate: a Hugging Face checkpoint directory");
+ABSL_FLAG(std::string, model, "",
+          "lm-score, lm-generate: a Hugging Face checkpoint directory, or a rally run's work "
+          "directory, checkpoints directory or step-N directory of a transformer policy");
 ABSL_FLAG(std::string, token_ids, "", "lm-score: comma-separated token ids, at least two");
 ABSL_FLAG(std::string, prompt, "", "lm-generate: the text to continue (no chat template added)");
 ABSL_FLAG(int, max_new_tokens, 32, "lm-generate: tokens to generate at most");
@@ -40,9 +46,24 @@ struct LoadedModel {
   Transformer model;
 };
 
+// A rally transformer checkpoint (a run, its checkpoints directory or one step-N directory) as
+// the files of a Hugging Face directory: its shape, weights and tokenizer.json.
+absl::StatusOr<HfModel> LoadRallyCheckpoint(const std::string& dir) {
+  absl::StatusOr<std::string> resolved = ResolveCheckpoint(dir);
+  if (!resolved.ok()) return resolved.status();
+  absl::StatusOr<LmCheckpoint> checkpoint = ReadLmCheckpoint(*resolved);
+  if (!checkpoint.ok()) return checkpoint.status();
+  HfModel files;
+  files.config = checkpoint->config;
+  files.weights = std::move(checkpoint->weights);
+  files.tokenizer_path = checkpoint->tokenizer_path;
+  return files;
+}
+
 absl::StatusOr<LoadedModel> LoadModel(const std::string& dir) {
   if (dir.empty()) return absl::InvalidArgumentError("--model DIR is required");
-  absl::StatusOr<HfModel> files = LoadHfDirectory(dir);
+  const bool hugging_face = std::filesystem::exists(std::filesystem::path(dir) / "config.json");
+  absl::StatusOr<HfModel> files = hugging_face ? LoadHfDirectory(dir) : LoadRallyCheckpoint(dir);
   if (!files.ok()) return files.status();
   absl::StatusOr<Transformer> model = Transformer::Create(files->config, /*seed=*/0);
   if (!model.ok()) return model.status();

@@ -115,6 +115,17 @@ TEST(Cluster, ATextGameJobTrainsATransformerThroughEveryProcess) {
     EXPECT_LT(lp.get<double>(), 0.0);
     EXPECT_GT(lp.get<double>(), -50.0);
   }
+  // The run itself is a model for the lm tools: the same weights, the same scores.
+  code = RunToCompletion("rally",
+                         {"lm-score", "--model=" + workdir, "--token-ids=91,66,101,116,93,10"},
+                         dir + "/score_run.out", 60s);
+  ASSERT_EQ(code, 0) << ReadFile(dir + "/score_run.out");
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(dir + "/score_run.out")), scored);
+  code = RunToCompletion("rally", {"lm-score", "--model=" + dir, "--token-ids=1,2"},
+                         dir + "/score_none.out", 60s);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(ReadFile(dir + "/score_none.out").find("no checkpoint here"), std::string::npos)
+      << ReadFile(dir + "/score_none.out");
 }
 
 TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
