@@ -15,9 +15,12 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/games/registry.h"
+#include "common/games/text_game.h"
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_checkpoint.h"
 #include "common/lm/sampling.h"
@@ -110,11 +113,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerFor(const HfModel& files) {
   return LoadTokenizer(files.tokenizer_path);
 }
 
-// Greedy or sampled continuation of `prompt`, through the KV cache; stops after `max_new` tokens
-// or at an end-of-text token (<|endoftext|> or <|im_end|>), which is not returned.
+// Greedy or sampled continuation of `prompt`, through the KV cache; stops after `max_new` tokens,
+// at an end-of-text token (<|endoftext|> or <|im_end|>), which is not returned, or once the
+// decoded continuation holds `stop` (when not empty), which is.
 absl::StatusOr<std::vector<int32_t>> Generate(const Transformer& model, const Tokenizer& tokenizer,
                                               const std::vector<int32_t>& prompt, int max_new,
-                                              const SamplingOptions& options, uint64_t seed) {
+                                              const SamplingOptions& options, std::mt19937_64& rng,
+                                              const std::string& stop = "") {
   std::vector<int32_t> stops;
   for (const char* end : {"<|endoftext|>", "<|im_end|>"}) {
     if (auto id = tokenizer.SpecialTokenId(end)) stops.push_back(*id);
@@ -123,7 +128,6 @@ absl::StatusOr<std::vector<int32_t>> Generate(const Transformer& model, const To
   absl::StatusOr<KvCache> cache = KvCache::Create(model.config(), 1, capacity);
   if (!cache.ok()) return cache.status();
   const int slot = *cache->Allocate();
-  std::mt19937_64 rng(seed);
   std::vector<int32_t> generated;
   std::vector<int32_t> chunk = prompt;
   while (static_cast<int>(generated.size()) < max_new) {
@@ -135,6 +139,7 @@ absl::StatusOr<std::vector<int32_t>> Generate(const Transformer& model, const To
         SampleToken(std::span<const float>(row.data_ptr<float>(), row.numel()), options, rng);
     if (std::find(stops.begin(), stops.end(), next.token) != stops.end()) break;
     generated.push_back(next.token);
+    if (!stop.empty() && tokenizer.Decode(generated).find(stop) != std::string::npos) break;
     chunk = {next.token};
   }
   return generated;
@@ -176,11 +181,78 @@ int LmGenerateCommand() {
   }
   uint64_t seed = absl::GetFlag(FLAGS_seed);
   if (seed == 0) seed = static_cast<uint64_t>(std::time(nullptr));
+  std::mt19937_64 rng(seed);
   absl::StatusOr<std::vector<int32_t>> generated =
-      Generate(loaded->model, **tokenizer, prompt, max_new, options, seed);
+      Generate(loaded->model, **tokenizer, prompt, max_new, options, rng);
   if (!generated.ok()) return Fail("lm-generate", generated.status());
   std::cout << (*tokenizer)->Decode(*generated) << std::flush;
   return 0;
+}
+
+absl::StatusOr<double> PlayLanguageModel(const std::string& checkpoint_dir, int games,
+                                         int first_seat, bool greedy, uint64_t seed,
+                                         std::istream& in, std::ostream& out) {
+  absl::StatusOr<LmCheckpoint> checkpoint = ReadLmCheckpoint(checkpoint_dir);
+  if (!checkpoint.ok()) return checkpoint.status();
+  absl::StatusOr<Transformer> model = Transformer::Create(checkpoint->config, /*seed=*/0);
+  if (!model.ok()) return model.status();
+  if (absl::Status s = model->LoadWeights(checkpoint->weights); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      checkpoint->tokenizer_path.empty() ? MakeByteTokenizer()
+                                         : LoadTokenizer(checkpoint->tokenizer_path);
+  if (!tokenizer.ok()) return tokenizer.status();
+  absl::StatusOr<std::shared_ptr<const Game>> game =
+      LoadGame(checkpoint->manifest.value("game", std::string()));
+  if (!game.ok()) return game.status();
+  absl::StatusOr<PromptStyle> style =
+      ParsePromptStyle(checkpoint->manifest.value("prompt", std::string("compact")));
+  if (!style.ok()) return style.status();
+  const std::string end(AnswerEnd(*style));
+  const SamplingOptions sampling{.temperature = greedy ? 0.0 : 1.0};
+  constexpr int kMaxAnswerTokens = 32;
+  std::mt19937_64 rng(seed);
+  double total = 0;
+  for (int g = 0; g < games; ++g) {
+    const int human = (first_seat + g) % (*game)->NumPlayers();
+    out << "\n=== game " << g + 1 << " of " << games << ": you are player " << human << " ===\n";
+    absl::StatusOr<TextMatch> match = TextMatch::Start(*game, {.style = *style}, rng);
+    if (!match.ok()) return match.status();
+    while (!match->IsOver()) {
+      const int player = match->CurrentPlayer();
+      if (player == human) {
+        out << match->Prompt() << "> " << std::flush;
+        std::string line;
+        while (true) {
+          if (!std::getline(in, line)) return absl::CancelledError("input ended");
+          while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+          const std::string answer = line.find('[') == std::string::npos ? "[" + line + "]" : line;
+          if (ParseAnswer(match->rendering(), PromptStyle::kCompact, match->state(), player, answer)
+                  .ok()) {
+            match->Answer(*style == PromptStyle::kSpiral ? "\\boxed{" + answer + "}" : answer, rng)
+                .IgnoreError();
+            break;
+          }
+          out << "not a legal move here; type a move as the text shows it, e.g. [Bet]\n> ";
+        }
+        continue;
+      }
+      const std::string context =
+          *style == PromptStyle::kCompact ? match->Transcript(player) : match->Prompt();
+      absl::StatusOr<std::vector<int32_t>> generated = Generate(
+          *model, **tokenizer, (*tokenizer)->Encode(context), kMaxAnswerTokens, sampling, rng, end);
+      if (!generated.ok()) return generated.status();
+      std::string text = (*tokenizer)->Decode(*generated);
+      const size_t stop = text.find(end);
+      const std::string answer = stop == std::string::npos ? "" : text.substr(0, stop);
+      out << "model (player " << player << ") answers: " << absl::CEscape(text) << "\n";
+      if (!match->Answer(answer, rng).ok()) out << "an invalid answer: the model forfeits\n";
+    }
+    const double r = match->Returns()[human];
+    total += r;
+    out << "result for you: " << r << "\n";
+  }
+  out << "\ntotal over " << games << " game(s): " << total << "\n";
+  return total;
 }
 
 }  // namespace rally

@@ -15,9 +15,11 @@
 #include "common/eval/policy_json.h"
 #include "common/games/policy_notation.h"
 #include "common/games/registry.h"
+#include "common/lm/lm_checkpoint.h"
 #include "common/models/network_policy.h"
 #include "common/models/policy_net.h"
 #include "common/models/safetensors.h"
+#include "services/cli/lm_commands.h"
 
 namespace rally {
 namespace {
@@ -232,6 +234,13 @@ absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported) {
 
 absl::StatusOr<double> Play(const std::string& checkpoint_path, int games, int first_seat,
                             bool greedy, uint64_t seed, std::istream& in, std::ostream& out) {
+  absl::StatusOr<std::string> dir = ResolveCheckpoint(checkpoint_path);
+  if (!dir.ok()) return dir.status();
+  const nlohmann::json manifest =
+      nlohmann::json::parse(ReadFile(fs::path(*dir) / "manifest.json"), nullptr, false);
+  if (manifest.is_object() && manifest.value("policy_kind", "") == kTransformerPolicyKind) {
+    return PlayLanguageModel(*dir, games, first_seat, greedy, seed, in, out);
+  }
   auto loaded = LoadPolicy(checkpoint_path);
   if (!loaded.ok()) return loaded.status();
   const Game& game = *loaded->game;

@@ -322,6 +322,7 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
                              {"baselines", baselines},
                              {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
   manifest.update(LmManifestFields(model_->config(), tokenizer_json_));
+  manifest["prompt"] = config_.policy.prompt;  // the style the policy was trained to read
   if (absl::Status s =
           WriteLmCheckpointDirectory(dir, name, std::move(manifest),
                                      {{"weights.safetensors", EncodeSafetensors(weights)},

@@ -126,6 +126,19 @@ TEST(Cluster, ATextGameJobTrainsATransformerThroughEveryProcess) {
   EXPECT_EQ(code, 1);
   EXPECT_NE(ReadFile(dir + "/score_none.out").find("no checkpoint here"), std::string::npos)
       << ReadFile(dir + "/score_none.out");
+
+  // A person plays the language model as text: a word that is no move is asked again; the
+  // model's answers are generated and, when invalid, forfeit.
+  std::string command = "printf 'castle\\nBet\\nCall\\nFold\\nCheck\\nBet\\n' | " +
+                        testing::BinPath("rally") + " play --checkpoint=" + workdir +
+                        " --games=2 --seed=7 > " + dir + "/play.out 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << ReadFile(dir + "/play.out");
+  const std::string played = ReadFile(dir + "/play.out");
+  EXPECT_NE(played.find("Kuhn poker (J<Q<K), you are P0."), std::string::npos) << played;
+  EXPECT_NE(played.find("not a legal move here"), std::string::npos) << played;
+  EXPECT_NE(played.find("model (player 1) answers"), std::string::npos) << played;
+  EXPECT_NE(played.find("model (player 0) answers"), std::string::npos) << played;
+  EXPECT_NE(played.find("total over 2 game(s):"), std::string::npos) << played;
 }
 
 TEST(Cluster, ThePolicyVersionThatMetTheTargetIsSavedAsItWasMeasured) {
