@@ -14,11 +14,17 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/net/free_port.h"
 #include "common/net/server.h"
 
 namespace rally {
 namespace {
+
+// The name (and data directory, under the work directory) of replay shard `shard` of `shards`.
+std::string ReplayName(int shard, int shards) {
+  return shards == 1 ? "replay" : absl::StrCat("replay-", shard);
+}
 
 // A port for a server started later, below the ephemeral range (see common/net/free_port.h).
 absl::StatusOr<std::string> PortFlag(const std::string& flag) {
@@ -98,14 +104,24 @@ absl::Status LocalCluster::Start() {
   fs::create_directories(fs::path(options_.workdir) / "checkpoints");
   std::string port_file = (fs::path(options_.workdir) / "control.port").string();
   fs::remove(port_file);
-  // Control is not restarted: its budget is 0.
+  // Control on a fixed port, so that every worker (and this driver) reaches it again after a
+  // restart; it re-adopts the running job from its SQLite store when the workers report again.
+  // It knows the replay's data directories, so that deleting a job removes its data.
+  auto control_port = PortFlag("port");
+  if (!control_port.ok()) return control_port.status();
+  std::vector<std::string> replay_dirs;
+  for (int i = 0; i < options_.replay_shards; ++i) {
+    replay_dirs.push_back(
+        (fs::path(options_.workdir) / ReplayName(i, options_.replay_shards)).string());
+  }
   control_.push_back(
       Unit{"control",
            {Member{"control",
                    "rally-control",
-                   {"--port=0", "--port_file=" + port_file,
-                    "--db=" + (fs::path(options_.workdir) / "control.sqlite").string()}}},
-           RestartPolicy(RestartPolicy::Options{.max_restarts = 0})});
+                   {*control_port, "--port_file=" + port_file,
+                    "--db=" + (fs::path(options_.workdir) / "control.sqlite").string(),
+                    "--data_dirs=" + absl::StrJoin(replay_dirs, ",")}}},
+           RestartPolicy(RestartPolicy::Options{.max_restarts = options_.max_restarts})});
   if (auto s = StartUnit(control_.back(), Clock::now()); !s.ok()) return s;
   int port = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -124,7 +140,7 @@ absl::Status LocalCluster::Start() {
   const RestartPolicy policy(RestartPolicy::Options{.max_restarts = options_.max_restarts});
   // Servers get a fixed port, so that their clients reconnect to them after a restart.
   for (int i = 0; i < options_.replay_shards; ++i) {
-    std::string name = options_.replay_shards == 1 ? "replay" : absl::StrCat("replay-", i);
+    const std::string name = ReplayName(i, options_.replay_shards);
     auto port_flag = PortFlag("port");
     if (!port_flag.ok()) return port_flag.status();
     workers_.push_back(

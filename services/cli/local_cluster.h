@@ -8,7 +8,9 @@
 // restart n waits min(30 s, 1 s × 2^(n−1)) after the exit, at most `max_restarts` restarts per
 // process. A data-parallel learner group does not survive the loss of a rank, so it is one
 // process here: when any rank exits, the others are ended and all ranks start again together.
-// Control is never restarted. Every restart prints one line on stderr.
+// Control is restarted too, on its fixed port: it re-adopts the running job from its SQLite store
+// when the workers, which keep working while it is away, report again. Every restart prints one
+// line on stderr.
 //
 // Pids: each process's pid is in <workdir>/pids/<name>.pid (its log's name), written when it
 // starts and again, replaced whole, at every restart, so that an operator or a test can signal the

@@ -169,6 +169,28 @@ pid_t ServingPid(const std::string& log) {
 // Drives LocalCluster itself: rank 1 is killed before any job, so that the test sees the whole
 // group restart and then a job trained by the restarted ranks, which meet at a new master port.
 // (The next test kills a rank in the middle of a job.)
+TEST(ClusterRestarts, AKilledControlIsRestartedAndReadoptsTheRunningJob) {
+  RallyRun run("control_restart");
+  ASSERT_TRUE(
+      WaitFor([&] { return CountLogLines(run.Log("actor-0"), "inserting as producer") >= 1; }, 60s))
+      << run.Out();
+  ASSERT_NO_FATAL_FAILURE(run.Kill("--db=" + run.workdir + "/control.sqlite"));
+  // Started again about a second later, on the same port, with the same store.
+  ASSERT_TRUE(WaitFor([&] { return CountLogLines(run.Log("control"), "serving") >= 2; }, 20s))
+      << run.Out();
+  nlohmann::json summary;
+  ASSERT_NO_FATAL_FAILURE(run.Finish(&summary));
+  EXPECT_EQ(summary["state"], "SUCCEEDED") << summary.dump(2);
+  EXPECT_EQ(summary["restarts"], nlohmann::json({{"control", 1}})) << summary.dump(2);
+  EXPECT_GT(summary["learner_steps"].get<int64_t>(), 0);
+  // The actor was never restarted: it kept playing while control was away.
+  EXPECT_EQ(CountLogLines(run.Log("actor-0"), "started"), 1u);
+  EXPECT_NE(run.Out().find("control exited (killed by signal 9 (Killed)); restarting it in 1 s "
+                           "(restart 1 of 5)"),
+            std::string::npos)
+      << run.Out();
+}
+
 TEST(ClusterRestarts, ALearnerGroupThatLosesARankRestartsAsAWholeAndMeetsAgain) {
   const auto start = Clock::now();
   const std::string dir = testing::TempDir("group_restart");
