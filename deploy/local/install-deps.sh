@@ -27,6 +27,8 @@ packages=(
   # Monitoring: Debian's Prometheus server and promtool (2.42), which check deploy/prometheus and
   # scrape a local cluster in tests/integration/monitoring_test.cc (docs/operations.md).
   prometheus
+  # scripts/plot_progress.py (docs/results.md's plots), run on a real run's progress by the tests.
+  python3-matplotlib
 )
 missing=()
 for p in "${packages[@]}"; do

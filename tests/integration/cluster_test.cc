@@ -127,6 +127,19 @@ TEST(Cluster, ATextGameJobTrainsATransformerThroughEveryProcess) {
   EXPECT_NE(ReadFile(dir + "/score_none.out").find("no checkpoint here"), std::string::npos)
       << ReadFile(dir + "/score_none.out");
 
+  // scripts/plot_progress.py draws the run's progress file (exploitability by wall time and
+  // steps): a PNG comes out.
+  if (std::system("/usr/bin/python3 -c 'import matplotlib' 2>/dev/null") != 0) {
+    ADD_FAILURE() << "python3-matplotlib is missing: run deploy/local/install-deps.sh";
+  } else {
+    const std::string png = dir + "/progress.png";
+    const std::string plot = "/usr/bin/python3 " + testing::SourcePath("scripts/plot_progress.py") +
+                             " " + workdir + "/progress.jsonl " + png + " > " + dir +
+                             "/plot.out 2>&1";
+    ASSERT_EQ(std::system(plot.c_str()), 0) << ReadFile(dir + "/plot.out");
+    EXPECT_EQ(ReadFile(png).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  }
+
   // A person plays the language model as text: a word that is no move is asked again; the
   // model's answers are generated and, when invalid, forfeit.
   std::string command = "printf 'castle\\nBet\\nCall\\nFold\\nCheck\\nBet\\n' | " +
