@@ -102,10 +102,7 @@ absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajector
       }
       const double r = e.returns(seat);
       const double value = options.objective == Objective::kWin ? (r > 0 ? 1.0 : 0.0) : r;
-      const std::string role = BaselineRole(e, seat);
-      seat_advantage[i][seat] = options.forfeited && options.forfeited(e, seat)
-                                    ? value - baselines.baseline(e.game(), role)
-                                    : baselines.Advantage(e.game(), role, value);
+      seat_advantage[i][seat] = baselines.Advantage(e.game(), BaselineRole(e, seat), value);
       return_sum += r;
       ++return_count;
     }

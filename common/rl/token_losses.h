@@ -46,15 +46,6 @@ struct TokenBatchOptions {
   // token or string) rather than being cut at max_new_tokens. A cut turn's tokens are masked out
   // of the loss (SPIRAL). Null: no turn is taken to be cut.
   std::function<bool(const v1::Turn&)> answer_ended;
-  // Whether `seat` lost `episode` by an invalid answer (the forfeit rule of the text games). Such
-  // a seat's advantage is its return against its role's baseline, which that return does not
-  // update: the baseline follows the games the seat answered, so that a forfeit weighs against
-  // its answer even while almost every answer is invalid (a baseline that had sunk to the
-  // forfeit's return would give those answers no gradient at all, and leave learning to answer
-  // to the rare valid one). Any baseline that does not depend on the sampled answer keeps the
-  // gradient unbiased; this one lowers its variance where forfeits are common. Null: every
-  // return updates the baseline.
-  std::function<bool(const v1::Trajectory& episode, int seat)> forfeited;
   int vocab = 0;        // token ids must lie in [0, vocab)
   int max_seq_len = 0;  // a row (prompt + action) must fit in it; 0: no bound
 };

@@ -241,12 +241,6 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
       return shared_tokenizer->Decode(ids).find(answer_end) != std::string::npos;
     };
   }
-  // The forfeit rule's returns: the offender's −1.5 with the other's +0.5, which no finished
-  // game of a two-player zero-sum text game gives.
-  batch_options.forfeited = [](const v1::Trajectory& e, int seat) {
-    return e.returns_size() == 2 && e.returns(seat) == static_cast<float>(kForfeitOffenderReturn) &&
-           e.returns(1 - seat) == static_cast<float>(kForfeitOpponentReturn);
-  };
   batch_options.vocab = shape.vocab;
   batch_options.max_seq_len = shape.max_seq_len;
   return std::unique_ptr<TokenPolicyLearner>(

@@ -222,41 +222,6 @@ TEST(TokenBatches, RowsMasksAndRoleConditionedAdvantages) {
   EXPECT_EQ(EpisodeTokens(first), 4 + 3);
 }
 
-TEST(TokenBatches, AForfeitIsWeighedAgainstTheBaselineItDoesNotMove) {
-  // Seat 0 forfeits (−1.5, +0.5), then the seats play a game out (+1, −1), then seat 0 forfeits
-  // again. Decay 0.5 to make the arithmetic plain.
-  v1::Trajectory forfeit = TwoSeatEpisode(0.f, 10);
-  forfeit.set_returns(0, -1.5f);
-  forfeit.set_returns(1, 0.5f);
-  v1::Trajectory played = TwoSeatEpisode(1.f, 10);
-  RoleBaselines baselines(0.5);
-  TokenBatchOptions options;
-  options.vocab = 16;
-  options.forfeited = [](const v1::Trajectory& e, int seat) {
-    return e.returns(seat) == -1.5f && e.returns(1 - seat) == 0.5f;
-  };
-  auto batch = BuildTokenBatch({&forfeit, &played, &forfeit}, baselines, options);
-  ASSERT_TRUE(batch.ok()) << batch.status();
-  // Rows: (e0 s0, e0 s1, e1 s0, e1 s1, e2 s0, e2 s1).
-  // Seat 0: b0 = 0; forfeit A = −1.5 (b0 stays 0); played A = 1 (b0 = 0.5); forfeit A = −2.
-  EXPECT_FLOAT_EQ(batch->advantages[0].item<float>(), -1.5f);
-  EXPECT_FLOAT_EQ(batch->advantages[2].item<float>(), 1.f);
-  EXPECT_FLOAT_EQ(batch->advantages[4].item<float>(), -2.f);
-  EXPECT_DOUBLE_EQ(baselines.baseline("tictactoe", "0"), 0.5);
-  // Seat 1 did not forfeit: its returns move its baseline as always (0.5, then −1, then 0.5).
-  // b1: 0 -> 0.25 -> -0.375 -> 0.0625; A = 0.5, -1.25, 0.875.
-  EXPECT_FLOAT_EQ(batch->advantages[1].item<float>(), 0.5f);
-  EXPECT_FLOAT_EQ(batch->advantages[3].item<float>(), -1.25f);
-  EXPECT_FLOAT_EQ(batch->advantages[5].item<float>(), 0.875f);
-  // Without the predicate a forfeit moves the baseline like any return: seat 0's third A is −1.5
-  // minus b0 = 0.5 * (0.5 * −1.5) + 0.5 * 1 = 0.125.
-  RoleBaselines plain(0.5);
-  options.forfeited = nullptr;
-  auto unguarded = BuildTokenBatch({&forfeit, &played, &forfeit}, plain, options);
-  ASSERT_TRUE(unguarded.ok());
-  EXPECT_FLOAT_EQ(unguarded->advantages[4].item<float>(), -1.625f);
-}
-
 TEST(TokenBatches, RefusesBadTurnsNamingThem) {
   v1::Trajectory e = TwoSeatEpisode(1.f, 10);
   e.mutable_turns(1)->add_behaviour_log_probs(0.f);
