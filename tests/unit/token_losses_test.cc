@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 
+#include "common/games/registry.h"
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_checkpoint.h"
 #include "rally/v1/replay.grpc.pb.h"
@@ -550,13 +551,17 @@ TEST_F(TokenCheckpointTest, ATokenizerFileTravelsWithTheCheckpointAndTheExport) 
   std::ofstream(tok) << text;
   auto learner = TokenPolicyLearner::Create(TinyJob(), torch::kCPU);
   ASSERT_TRUE(learner.ok());
-  // The file reference is what the manifest records; write a checkpoint naming it.
+  // The bytes a checkpoint stores for the file (TokenizerJsonBytes), written with it.
+  absl::StatusOr<std::string> bytes =
+      TokenizerJsonBytes(tok.string(), **LoadGame("kuhn_poker"), PromptStyle::kCompact);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, text);
   nlohmann::json manifest = {{"job_id", "job"}};
-  manifest.update(LmManifestFields((*learner)->model().config(), tok.string()));
+  manifest.update(LmManifestFields((*learner)->model().config(), *bytes));
+  EXPECT_EQ(manifest["tokenizer"], "tokenizer.json");
   TensorSet w = (*learner)->model().ExportWeights();
   ASSERT_TRUE(WriteLmCheckpointDirectory(dir_.string(), "step-1", manifest,
-                                         {{"weights.safetensors", EncodeSafetensors(w)}},
-                                         tok.string())
+                                         {{"weights.safetensors", EncodeSafetensors(w)}}, *bytes)
                   .ok());
   auto read = ReadLmCheckpoint((dir_ / "step-1").string());
   ASSERT_TRUE(read.ok()) << read.status();
