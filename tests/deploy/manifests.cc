@@ -152,4 +152,101 @@ absl::StatusOr<BinaryInterface> ReadBinaryInterface(const std::string& binary_pa
   return out;
 }
 
+std::map<std::string, std::string> PodLabels(const Workload& w, int ordinal) {
+  std::map<std::string, std::string> labels;
+  for (const auto& kv : w.pod_labels()) {
+    labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+  }
+  if (w.kind == "StatefulSet") labels["apps.kubernetes.io/pod-index"] = absl::StrCat(ordinal);
+  return labels;
+}
+
+namespace {
+
+bool ExpressionMatches(const YAML::Node& e, const std::map<std::string, std::string>& labels) {
+  const auto it = labels.find(e["key"].as<std::string>());
+  const std::string op = e["operator"].as<std::string>();
+  if (op == "Exists") return it != labels.end();
+  if (op == "DoesNotExist") return it == labels.end();
+  bool listed = false;
+  for (const YAML::Node& v : e["values"]) {
+    listed |= it != labels.end() && v.as<std::string>() == it->second;
+  }
+  if (op == "In") return listed;
+  if (op == "NotIn") return !listed;
+  return false;  // an operator the API does not have selects nothing
+}
+
+bool PeerMatches(const YAML::Node& peer, const std::string& policy_namespace,
+                 const PodIdentity& source) {
+  if (peer["ipBlock"]) return false;
+  const YAML::Node pods = peer["podSelector"];
+  const YAML::Node namespaces = peer["namespaceSelector"];
+  if (!pods && !namespaces) return false;
+  // A podSelector alone means pods of the policy's own namespace.
+  const bool namespace_ok = namespaces ? SelectorMatches(namespaces, source.namespace_labels)
+                                       : source.namespace_name == policy_namespace;
+  return namespace_ok && (!pods || SelectorMatches(pods, source.labels));
+}
+
+bool PortMatches(const YAML::Node& rule_port, const PodIdentity& target, int port) {
+  if (rule_port["protocol"] && rule_port["protocol"].as<std::string>() != "TCP") return false;
+  if (!rule_port["port"]) return true;
+  int number = 0;
+  if (!absl::SimpleAtoi(rule_port["port"].as<std::string>(), &number)) {
+    return ContainerPort(target.container, rule_port["port"].as<std::string>()) == port;
+  }
+  const int end = rule_port["endPort"] ? rule_port["endPort"].as<int>() : number;
+  return number <= port && port <= end;
+}
+
+bool RuleAllows(const YAML::Node& rule, const std::string& policy_namespace,
+                const PodIdentity& source, const PodIdentity& target, int port) {
+  bool from = !rule["from"] || rule["from"].size() == 0;
+  for (const YAML::Node& peer : rule["from"]) from |= PeerMatches(peer, policy_namespace, source);
+  bool to_port = !rule["ports"] || rule["ports"].size() == 0;
+  for (const YAML::Node& p : rule["ports"]) to_port |= PortMatches(p, target, port);
+  return from && to_port;
+}
+
+}  // namespace
+
+bool SelectorMatches(const YAML::Node& selector, const std::map<std::string, std::string>& labels) {
+  for (const auto& kv : selector["matchLabels"]) {
+    const auto it = labels.find(kv.first.as<std::string>());
+    if (it == labels.end() || it->second != kv.second.as<std::string>()) return false;
+  }
+  for (const YAML::Node& e : selector["matchExpressions"]) {
+    if (!ExpressionMatches(e, labels)) return false;
+  }
+  return true;
+}
+
+std::vector<YAML::Node> IngressPoliciesSelecting(const std::vector<YAML::Node>& objects,
+                                                 const PodIdentity& pod) {
+  std::vector<YAML::Node> out;
+  for (const YAML::Node& policy : ObjectsOfKind(objects, "NetworkPolicy")) {
+    const YAML::Node ns = policy["metadata"]["namespace"];
+    if ((ns ? ns.as<std::string>() : "default") != pod.namespace_name) continue;
+    if (!SelectorMatches(policy["spec"]["podSelector"], pod.labels)) continue;
+    bool ingress = !policy["spec"]["policyTypes"];
+    for (const YAML::Node& t : policy["spec"]["policyTypes"])
+      ingress |= t.as<std::string>() == "Ingress";
+    if (ingress) out.push_back(policy);
+  }
+  return out;
+}
+
+bool IngressAllowed(const std::vector<YAML::Node>& objects, const PodIdentity& source,
+                    const PodIdentity& target, int port) {
+  const std::vector<YAML::Node> policies = IngressPoliciesSelecting(objects, target);
+  if (policies.empty()) return true;
+  for (const YAML::Node& policy : policies) {
+    for (const YAML::Node& rule : policy["spec"]["ingress"]) {
+      if (RuleAllows(rule, target.namespace_name, source, target, port)) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace rally::deploy

@@ -68,4 +68,30 @@ struct BinaryInterface {
 };
 absl::StatusOr<BinaryInterface> ReadBinaryInterface(const std::string& binary_path);
 
+// A pod (or any client) as a NetworkPolicy sees it: its namespace, that namespace's labels and its
+// own labels. `container` is the container whose named ports a policy's `port: NAME` refers to.
+struct PodIdentity {
+  std::string name;  // for messages
+  std::string namespace_name;
+  std::map<std::string, std::string> namespace_labels;
+  std::map<std::string, std::string> labels;
+  YAML::Node container;
+};
+
+// The labels of `w`'s pods; a StatefulSet's pod `ordinal` also carries its pod-index label.
+std::map<std::string, std::string> PodLabels(const Workload& w, int ordinal = 0);
+// Whether a LabelSelector selects `labels`. Supports matchLabels and matchExpressions (In, NotIn,
+// Exists, DoesNotExist); an empty selector selects everything.
+bool SelectorMatches(const YAML::Node& selector, const std::map<std::string, std::string>& labels);
+// The NetworkPolicies of `objects` that select `pod` for ingress (policyTypes names Ingress, or
+// is absent).
+std::vector<YAML::Node> IngressPoliciesSelecting(const std::vector<YAML::Node>& objects,
+                                                 const PodIdentity& pod);
+// Whether Kubernetes lets `source` open a TCP connection to port `port` of `target` under the
+// NetworkPolicies of `objects`: a written-out reading of the NetworkPolicy API's semantics
+// (networking.k8s.io/v1), for peers given by podSelector and namespaceSelector (an ipBlock peer
+// matches no pod). A pod that no policy selects for ingress accepts everything.
+bool IngressAllowed(const std::vector<YAML::Node>& objects, const PodIdentity& source,
+                    const PodIdentity& target, int port);
+
 }  // namespace rally::deploy
