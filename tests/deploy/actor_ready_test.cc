@@ -1,7 +1,11 @@
-// The actors' readiness probe, deploy/k8s/base/actor-ready.sh: ready while the episode counter on
-// the metrics endpoint rises, not ready at its first reading, when the counter stands still for
-// longer than the window, or when the counter is missing; and it reads the real rally-actor's
-// endpoint (the counter's name is the one the actor exports).
+// The probe scripts of deploy/k8s/base, which read ports on loopback with bash alone.
+// actor-ready.sh, the actors' readiness: ready while the episode counter on the metrics endpoint
+// rises, not ready at its first reading, when the counter stands still for longer than the window,
+// or when the counter is missing; and it reads the real rally-actor's endpoint (the counter's name
+// is the one the actor exports).
+// server-healthy.sh, the replay's probes under mutual TLS: healthy while its gRPC port accepts
+// connections and the gauges named are 0, unhealthy when the port is closed or a gauge is missing
+// or not 0; and it reads the real rally-replay (the gauge's name is the one the replay exports).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -16,6 +20,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/net/free_port.h"
 #include "tests/deploy/manifests.h"
 #include "tests/integration/process.h"
 
@@ -152,6 +157,69 @@ TEST_F(ActorReadiness, ReadsTheRealActorsEndpoint) {
       << first.output;
   actor.Stop();
   std::filesystem::remove(log);
+}
+
+class ServerHealth : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveProgram("bash")) GTEST_SKIP() << "the probe needs bash, which is not installed";
+  }
+
+  // Runs the probe once; its exit code (0: healthy) and output.
+  static CommandResult Probe(int grpc_port, int metrics_port) {
+    return RunCommand(absl::StrCat("bash ", SourcePath("deploy/k8s/base/server-healthy.sh"), " ",
+                                   grpc_port, " ", metrics_port, " rally_replay_wal_failing"));
+  }
+};
+
+TEST_F(ServerHealth, HealthyWhileTheGrpcPortListensAndTheGaugeIsZero) {
+  FakeMetricsEndpoint grpc;  // only accepts connections, as far as the probe is concerned
+  FakeMetricsEndpoint metrics;
+  metrics.SetBody("# TYPE rally_replay_wal_failing gauge\nrally_replay_wal_failing 0\n");
+  const CommandResult healthy = Probe(grpc.port(), metrics.port());
+  EXPECT_EQ(healthy.exit_code, 0) << healthy.output;
+  metrics.SetBody("rally_replay_wal_failing 1\n");
+  const CommandResult failing = Probe(grpc.port(), metrics.port());
+  EXPECT_EQ(failing.exit_code, 1);
+  EXPECT_NE(failing.output.find("rally_replay_wal_failing is 1"), std::string::npos)
+      << failing.output;
+}
+
+TEST_F(ServerHealth, UnhealthyWithoutTheGrpcListenerOrTheGauge) {
+  FakeMetricsEndpoint metrics;
+  metrics.SetBody("rally_replay_wal_failing 0\n");
+  int closed = 0;
+  {
+    FakeMetricsEndpoint gone;
+    closed = gone.port();
+  }
+  const CommandResult no_listener = Probe(closed, metrics.port());
+  EXPECT_EQ(no_listener.exit_code, 1);
+  EXPECT_NE(no_listener.output.find("nothing listens on gRPC port"), std::string::npos)
+      << no_listener.output;
+  FakeMetricsEndpoint grpc;
+  metrics.SetBody("rally_replay_wal_bytes_written 0\n");
+  EXPECT_EQ(Probe(grpc.port(), metrics.port()).exit_code, 1);
+  EXPECT_EQ(Probe(grpc.port(), closed).exit_code, 1);
+}
+
+TEST_F(ServerHealth, ReadsTheRealReplay) {
+  const std::string dir = rally::testing::TempDir("server-healthy-replay");
+  const int port = FreePort();
+  ASSERT_GT(port, 0);
+  rally::testing::Process replay("rally-replay",
+                                 {absl::StrCat("--port=", port), "--metrics_port=0",
+                                  "--control=127.0.0.1:1", "--data_dir=" + dir + "/data"},
+                                 dir + "/log");
+  const std::string metrics =
+      rally::testing::WaitForLogField(dir + "/log", "serving", "metrics", std::chrono::seconds(60));
+  ASSERT_FALSE(metrics.empty()) << rally::testing::ReadFile(dir + "/log");
+  const int metrics_port = std::stoi(metrics.substr(metrics.rfind(':') + 1));
+  const CommandResult healthy = Probe(port, metrics_port);
+  EXPECT_EQ(healthy.exit_code, 0) << healthy.output;
+  replay.Stop();
+  EXPECT_EQ(Probe(port, metrics_port).exit_code, 1) << "a stopped replay must not look healthy";
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

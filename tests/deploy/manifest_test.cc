@@ -1,8 +1,9 @@
 // The Kubernetes manifests of deploy/k8s, rendered with `kubectl kustomize` as an operator would
 // apply them, checked against the binaries they start (build/bin/rally-*): every flag and
 // environment variable is one the binary accepts, ports agree between flags, containers, probes
-// and Services, every gRPC server has gRPC probes, the replay keeps its data on a volume claim,
-// the learners' rendezvous comes from the replica count, and every pod runs restricted.
+// and Services, every gRPC server's probes reach its gRPC port under mutual TLS, the replay keeps
+// its data on a volume claim, the learners' rendezvous comes from the replica count, and every pod
+// runs restricted.
 // Skipped (ctest reports SKIPPED) where kubectl is not installed.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -128,12 +129,15 @@ TEST_P(Overlay, PortsAgreeBetweenFlagsContainersProbesAndAnnotations) {
         std::optional<int> port;
         if (p["grpc"]) port = ResolvePort(c, p["grpc"]["port"]);
         if (p["httpGet"]) port = ResolvePort(c, p["httpGet"]["port"]);
+        if (p["tcpSocket"]) port = ResolvePort(c, p["tcpSocket"]["port"]);
         if (p["exec"]) {
-          // An exec probe reads the metrics endpoint on loopback, so the process binds all
-          // addresses; it names the port among its arguments.
+          // An exec probe reads its ports on loopback, so the process binds all addresses; it
+          // names the ports it reads among its arguments.
           EXPECT_EQ(EnvValue(c, "RALLY_HOST"), "0.0.0.0") << where;
           for (const YAML::Node& a : p["exec"]["command"]) {
-            if (a.as<std::string>() == absl::StrCat(*metrics)) port = metrics;
+            for (const std::optional<int> served : {metrics, ContainerPort(c, "grpc")}) {
+              if (served && a.as<std::string>() == absl::StrCat(*served)) port = served;
+            }
           }
         }
         ASSERT_TRUE(port.has_value()) << where << ": " << probe << " names no port it serves";
@@ -144,7 +148,9 @@ TEST_P(Overlay, PortsAgreeBetweenFlagsContainersProbesAndAnnotations) {
   }
 }
 
-TEST_P(Overlay, EveryGrpcServerHasGrpcReadinessAndLivenessProbes) {
+// The kubelet's `grpc:` probe speaks plain text, which a mutual-TLS server refuses, so a gRPC
+// server's probes connect to its gRPC port (tcpSocket) or run a script that names that port.
+TEST_P(Overlay, EveryGrpcServerHasProbesOfItsGrpcPortThatWorkUnderMutualTls) {
   for (const Workload& w : workloads_) {
     ASSERT_EQ(w.containers().size(), 1u) << w.name;
     const YAML::Node c = w.containers()[0];
@@ -152,10 +158,17 @@ TEST_P(Overlay, EveryGrpcServerHasGrpcReadinessAndLivenessProbes) {
     EXPECT_EQ(server, GrpcServers().count(w.name) > 0) << w.name << " runs " << ContainerProgram(c);
     const std::optional<int> grpc = ContainerPort(c, "grpc");
     EXPECT_EQ(grpc.has_value(), server) << w.name << ": a grpc port if and only if it serves gRPC";
-    if (!server || !grpc) continue;
     for (const char* probe : {"readinessProbe", "livenessProbe"}) {
-      ASSERT_TRUE(c[probe]["grpc"]) << w.name << ": " << probe << " is not a gRPC health probe";
-      EXPECT_EQ(ResolvePort(c, c[probe]["grpc"]["port"]), grpc) << w.name << " " << probe;
+      EXPECT_FALSE(c[probe]["grpc"]) << w.name << ": " << probe << " is a plain-text gRPC probe";
+      if (!server || !grpc) continue;
+      bool probes_grpc =
+          c[probe]["tcpSocket"] && ResolvePort(c, c[probe]["tcpSocket"]["port"]) == grpc;
+      if (c[probe]["exec"]) {
+        for (const YAML::Node& a : c[probe]["exec"]["command"]) {
+          probes_grpc |= a.as<std::string>() == absl::StrCat(*grpc);
+        }
+      }
+      EXPECT_TRUE(probes_grpc) << w.name << ": " << probe << " does not probe gRPC port " << *grpc;
     }
   }
 }
