@@ -7,15 +7,20 @@
 // k8s/make-secrets.sh makes exactly the Secrets the pods mount.
 // Skipped (ctest reports SKIPPED) where kubectl is not installed.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/net/free_port.h"
 #include "tests/deploy/manifests.h"
+#include "tests/integration/process.h"
 
 namespace rally::deploy {
 namespace {
@@ -332,6 +337,30 @@ TEST_P(Security, ConnectionsAllowedAreExactlyTheOnesRallyNeeds) {
 INSTANTIATE_TEST_SUITE_P(Manifests, Security, ::testing::Values("overlays/cpu", "overlays/gpu"),
                          [](const auto& info) { return info.param.substr(9); });
 
+// Secret name -> key -> contents.
+using SecretData = std::map<std::string, std::map<std::string, std::string>>;
+
+// The Secrets that k8s/make-secrets.sh prints for `certs` and `tokens`, decoded.
+absl::StatusOr<SecretData> MakeSecrets(const std::string& certs, const std::string& tokens) {
+  const CommandResult r = RunCommand(
+      absl::StrCat("bash ", SourcePath("deploy/k8s/make-secrets.sh"), " ", certs, " ", tokens));
+  if (r.exit_code != 0) return absl::InternalError("make-secrets.sh: " + r.output);
+  SecretData made;
+  for (const YAML::Node& secret : YAML::LoadAll(r.output)) {
+    if (!secret.IsMap()) continue;
+    if (secret["metadata"]["namespace"].as<std::string>() != kNamespace) {
+      return absl::InternalError("make-secrets.sh: a Secret outside namespace rally");
+    }
+    auto& data = made[secret["metadata"]["name"].as<std::string>()];
+    for (const auto& kv : secret["data"]) {
+      if (!absl::Base64Unescape(kv.second.as<std::string>(), &data[kv.first.as<std::string>()])) {
+        return absl::InternalError("make-secrets.sh: data that is not base64");
+      }
+    }
+  }
+  return made;
+}
+
 // Fake certificate files whose contents name them, and a tokens file, for make-secrets.sh.
 std::string WriteFakeCertificates(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
@@ -348,38 +377,196 @@ TEST(Manifests, MakeSecretsMakesEverySecretThePodsMountFromTheRightFiles) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / absl::StrCat("rally-secrets-", getpid());
   const std::string tokens = WriteFakeCertificates(dir);
-  const CommandResult r = RunCommand(absl::StrCat("bash ", SourcePath("deploy/k8s/make-secrets.sh"),
-                                                  " ", dir.string(), " ", tokens));
+  absl::StatusOr<SecretData> made = MakeSecrets(dir.string(), tokens);
   std::filesystem::remove_all(dir);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  std::map<std::string, std::map<std::string, std::string>> made;  // name -> key -> contents
-  for (const YAML::Node& secret : YAML::LoadAll(r.output)) {
-    if (!secret.IsMap()) continue;
-    EXPECT_EQ(secret["metadata"]["namespace"].as<std::string>(), kNamespace);
-    auto& data = made[secret["metadata"]["name"].as<std::string>()];
-    for (const auto& kv : secret["data"]) {
-      ASSERT_TRUE(
-          absl::Base64Unescape(kv.second.as<std::string>(), &data[kv.first.as<std::string>()]));
-    }
-  }
+  ASSERT_TRUE(made.ok()) << made.status();
   for (const char* component : {"control", "replay", "learner", "actor", "evaluator"}) {
     const std::map<std::string, std::string> expected = {
         {"tls.crt", absl::StrCat(component, " certificate\n")},
         {"tls.key", absl::StrCat(component, " key\n")},
         {"ca.crt", "ca certificate\n"}};
-    EXPECT_EQ(made[absl::StrCat("rally-tls-", component)], expected) << component;
+    EXPECT_EQ((*made)[absl::StrCat("rally-tls-", component)], expected) << component;
   }
-  EXPECT_EQ(made["rally-control-tokens"],
+  EXPECT_EQ((*made)["rally-control-tokens"],
             (std::map<std::string, std::string>{{"tokens", "admin 0123456789abcdef\n"}}));
-  EXPECT_EQ(made.size(), 6u) << "only the Secrets the pods mount, never the CA's key";
+  EXPECT_EQ(made->size(), 6u) << "only the Secrets the pods mount, never the CA's key";
   auto objects = Render(SourcePath("deploy/k8s/overlays/cpu"));
   ASSERT_TRUE(objects.ok()) << objects.status();
   for (const Workload& w : Workloads(*objects)) {
     for (const std::string& secret : MountedSecrets(w)) {
-      EXPECT_TRUE(made.count(secret))
+      EXPECT_TRUE(made->count(secret))
           << w.name << " mounts " << secret << ", which it does not make";
     }
   }
+}
+
+// A pod of a rendered workload run as a local process, as the kubelet would start it: the
+// manifest's command, arguments and environment, with each volume's mount path moved under a
+// temporary root (Secrets written there from make-secrets.sh's output), the downward API's values
+// filled in (the pod IP becomes 0.0.0.0: an address beyond loopback), fixed ports replaced by free
+// ones and control unreachable.
+class LocalPod {
+ public:
+  LocalPod(const Workload& w, const SecretData& secrets, const std::filesystem::path& root)
+      : w_(w), c_(w.containers()[0]), root_(root) {
+    PlaceVolumes(secrets);
+    for (const YAML::Node& e : c_["env"]) {
+      const std::string name = e["name"].as<std::string>();
+      env_[name] = e["value"] ? Rooted(e["value"].as<std::string>()) : FieldValue(e["valueFrom"]);
+    }
+    env_["RALLY_CONTROL"] = "127.0.0.1:1";
+  }
+
+  // Removes `name` from the environment, as if the manifest did not set it.
+  void Unset(const std::string& name) { env_.erase(name); }
+
+  // Starts the container's program with `env -i`: only the manifest's environment.
+  std::unique_ptr<rally::testing::Process> Start(const std::string& log) {
+    std::vector<std::string> argv = {"-i"};
+    for (const auto& [name, value] : env_) argv.push_back(name + "=" + value);
+    argv.push_back(std::string(RALLY_BIN_DIR) + "/" + ContainerProgram(c_));
+    for (const YAML::Node& a : c_["args"]) argv.push_back(Argument(a.as<std::string>()));
+    return std::make_unique<rally::testing::Process>("/usr/bin/env", argv, log);
+  }
+
+  int grpc_port() const { return grpc_port_; }
+
+ private:
+  // Each mount's directory under the root; a Secret's keys become its files.
+  void PlaceVolumes(const SecretData& secrets) {
+    for (const YAML::Node& m : c_["volumeMounts"]) {
+      const std::filesystem::path dir = Rooted(m["mountPath"].as<std::string>());
+      std::filesystem::create_directories(dir);
+      for (const YAML::Node& v : w_.pod_spec()["volumes"]) {
+        if (v["name"].as<std::string>() != m["name"].as<std::string>() || !v["secret"]) continue;
+        const auto it = secrets.find(v["secret"]["secretName"].as<std::string>());
+        if (it == secrets.end()) continue;
+        for (const auto& [key, contents] : it->second) std::ofstream(dir / key) << contents;
+      }
+    }
+  }
+
+  // `value` with a leading mount path moved under the root.
+  std::string Rooted(const std::string& value) const {
+    for (const YAML::Node& m : c_["volumeMounts"]) {
+      const std::string mount = m["mountPath"].as<std::string>();
+      if (value == mount || absl::StartsWith(value, mount + "/")) return root_.string() + value;
+    }
+    return value;
+  }
+
+  std::string FieldValue(const YAML::Node& from) const {
+    const std::string field = from["fieldRef"]["fieldPath"].as<std::string>();
+    if (field == "status.podIP") return "0.0.0.0";
+    if (field == "metadata.name") return w_.name + "-0";
+    return "0";  // the pod-index label: rank 0
+  }
+
+  // An argument with $(VAR) substituted, its path rooted and its fixed port replaced.
+  std::string Argument(std::string arg) {
+    for (const auto& [name, value] : env_) {
+      arg = absl::StrReplaceAll(arg, {{absl::StrCat("$(", name, ")"), value}});
+    }
+    if (absl::StartsWith(arg, "--port=")) {
+      grpc_port_ = FreePort();
+      return absl::StrCat("--port=", grpc_port_);
+    }
+    if (absl::StartsWith(arg, "--metrics_port=")) return "--metrics_port=0";
+    const size_t eq = arg.find('=');
+    return eq == std::string::npos ? arg : arg.substr(0, eq + 1) + Rooted(arg.substr(eq + 1));
+  }
+
+  const Workload& w_;
+  YAML::Node c_;
+  std::filesystem::path root_;
+  std::map<std::string, std::string> env_;
+  int grpc_port_ = 0;
+};
+
+// The pods of the cpu overlay, started locally with the certificates of a real `rally certs init`
+// and a tokens file, through make-secrets.sh.
+class PodsAsProcesses : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SKIP_WITHOUT_KUBECTL();
+    dir_ = rally::testing::TempDir("pods-as-processes");
+    const CommandResult init = RunCommand(absl::StrCat(RALLY_BIN_DIR, "/rally certs init ", dir_,
+                                                       "/certs --hosts rally-control.rally.svc"));
+    ASSERT_EQ(init.exit_code, 0) << init.output;
+    std::ofstream(dir_ + "/tokens")
+        << "admin " << std::string(32, 'a') << "\nread " << std::string(32, 'r') << "\n";
+    auto secrets = MakeSecrets(dir_ + "/certs", dir_ + "/tokens");
+    ASSERT_TRUE(secrets.ok()) << secrets.status();
+    secrets_ = *secrets;
+    auto objects = Render(SourcePath("deploy/k8s/overlays/cpu"));
+    ASSERT_TRUE(objects.ok()) << objects.status();
+    workloads_ = Workloads(*objects);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  const Workload& Named(const std::string& name) const {
+    for (const Workload& w : workloads_) {
+      if (w.name == name) return w;
+    }
+    std::abort();
+  }
+
+  std::string dir_;
+  SecretData secrets_;
+  std::vector<Workload> workloads_;
+};
+
+TEST_F(PodsAsProcesses, EveryServerListensBeyondLoopbackWithMutualTlsOnly) {
+  for (const char* name : {"rally-control", "rally-replay", "rally-learner"}) {
+    const Workload& w = Named(name);
+    LocalPod pod(w, secrets_, dir_ + "/" + name);
+    const std::string log = dir_ + "/" + name + ".log";
+    auto process = pod.Start(log);
+    const std::string transport =
+        rally::testing::WaitForLogField(log, "serving", "transport", std::chrono::seconds(60));
+    EXPECT_EQ(transport, "mutual TLS as " + Component(w)) << rally::testing::ReadFile(log);
+    // A client without a certificate (this test's channels are plain text) is refused.
+    EXPECT_FALSE(rally::testing::HealthServing(absl::StrCat("127.0.0.1:", pod.grpc_port()), ""))
+        << name;
+    EXPECT_EQ(process->Wait(std::chrono::milliseconds(100)), -1) << name << " exited";
+  }
+}
+
+TEST_F(PodsAsProcesses, ControlLoadsTheTokensOfItsSecret) {
+  LocalPod pod(Named("rally-control"), secrets_, dir_ + "/control");
+  const std::string log = dir_ + "/control.log";
+  auto process = pod.Start(log);
+  ASSERT_NE(rally::testing::WaitForLogField(log, "serving", "transport", std::chrono::seconds(60)),
+            "")
+      << rally::testing::ReadFile(log);
+  const auto loaded = rally::testing::LogLines(log, "job API needs bearer tokens");
+  ASSERT_EQ(loaded.size(), 1u) << rally::testing::ReadFile(log);
+  EXPECT_EQ(loaded[0].value("admin_tokens", -1), 1);
+  EXPECT_EQ(loaded[0].value("read_tokens", -1), 1);
+}
+
+TEST_F(PodsAsProcesses, WorkersStartWithTheirCertificates) {
+  for (const char* name : {"rally-actor", "rally-evaluator"}) {
+    LocalPod pod(Named(name), secrets_, dir_ + "/" + name);
+    const std::string log = dir_ + "/" + std::string(name) + ".log";
+    auto process = pod.Start(log);
+    EXPECT_NE(rally::testing::WaitForLogField(log, "started", "name", std::chrono::seconds(60)), "")
+        << rally::testing::ReadFile(log);
+    EXPECT_EQ(process->Wait(std::chrono::milliseconds(500)), -1) << name << " exited:\n"
+                                                                 << rally::testing::ReadFile(log);
+  }
+}
+
+TEST_F(PodsAsProcesses, AServerWithoutItsCertificateRefusesToListenBeyondLoopback) {
+  LocalPod pod(Named("rally-replay"), secrets_, dir_ + "/replay");
+  for (const TlsSetting& s : kTlsSettings) pod.Unset(s.env);
+  const std::string log = dir_ + "/replay.log";
+  auto process = pod.Start(log);
+  const int status = process->Wait(std::chrono::seconds(30));
+  ASSERT_NE(status, -1) << "the replay listens in plain text beyond loopback";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_TRUE(absl::StrContains(rally::testing::ReadFile(log), "--insecure"))
+      << rally::testing::ReadFile(log);
 }
 
 }  // namespace
