@@ -1,7 +1,8 @@
-// What Kubernetes' `grpc:` probes of deploy/k8s ask: each gRPC server (control, replay, learner)
-// answers grpc.health.v1 Check for the whole server ("") with SERVING as soon as it listens,
-// before it has a job or even reaches control. A service name nobody registered is not SERVING,
-// so the check tells the two apart.
+// Each gRPC server (control, replay, learner) answers grpc.health.v1 Check for the whole server
+// ("") with SERVING as soon as it listens, before it has a job or even reaches control. A service
+// name nobody registered is not SERVING, so the check tells the two apart. This is why the probes
+// of deploy/k8s, which cannot speak mutual TLS, may stand in for the health check with a TCP
+// connect to the gRPC port (control, learners) or a listening port and a gauge (the replay).
 #include <gtest/gtest.h>
 
 #include <cctype>
