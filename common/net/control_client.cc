@@ -56,16 +56,22 @@ bool ControlClient::Register() {
     // it still works, so that control re-adopts the job instead of starting over.
     std::lock_guard<std::mutex> lock(mu_);
     req.set_previous_worker_id(previous_worker_id_);
+    req.set_previous_lease(lease_);
     if (!IsTerminal(assignment_.job_state())) req.set_job_id(assignment_.job_id());
   }
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(std::chrono::seconds(2)));
   v1::RegisterResponse resp;
   grpc::Status s = stub_->Register(&ctx, req, &resp);
-  if (!s.ok()) return false;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!s.ok()) {
+    NoteRefusalLocked(s);
+    return false;
+  }
+  last_refusal_.clear();
   worker_id_ = resp.worker_id();
   previous_worker_id_ = worker_id_;
+  lease_ = resp.lease();
   interval_ms_ = resp.heartbeat_interval_ms() > 0 ? resp.heartbeat_interval_ms() : 500;
   LogInfo("registered with control", {{"worker_id", worker_id_}});
   return true;
@@ -76,6 +82,7 @@ void ControlClient::Beat() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     req.set_worker_id(worker_id_);
+    req.set_lease(lease_);
   }
   if (report_) report_(req.mutable_report());
   grpc::ClientContext ctx;
@@ -83,6 +90,11 @@ void ControlClient::Beat() {
   v1::HeartbeatResponse resp;
   grpc::Status s = stub_->Heartbeat(&ctx, req, &resp);
   std::lock_guard<std::mutex> lock(mu_);
+  if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    NoteRefusalLocked(s);
+    worker_id_.clear();
+    return;
+  }
   // Control unreachable (e.g. restarting): keep the assignment and keep working it; the loop
   // retries every heartbeat interval.
   if (!s.ok()) return;
@@ -97,6 +109,23 @@ void ControlClient::Beat() {
     assignment_.Clear();
   }
   cv_.notify_all();
+}
+
+void ControlClient::NoteRefusalLocked(const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    // The lease no longer proves the previous registration: register as a new worker.
+    previous_worker_id_.clear();
+    lease_.clear();
+  }
+  if (s.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
+      s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
+    return;
+  }
+  // Logged once per distinct refusal: registration is retried every 200 ms.
+  if (s.error_message() == last_refusal_) return;
+  last_refusal_ = s.error_message();
+  LogWarning("control refused this worker",
+             {{"code", static_cast<int>(s.error_code())}, {"error", s.error_message()}});
 }
 
 void ControlClient::Loop() {
@@ -147,6 +176,10 @@ absl::StatusOr<v1::Job> ControlClient::GetJob(const std::string& job_id,
                                               std::chrono::milliseconds timeout) const {
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(timeout));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!lease_.empty()) ctx.AddMetadata("x-rally-lease", lease_);
+  }
   v1::GetJobRequest req;
   req.set_id(job_id);
   v1::Job job;

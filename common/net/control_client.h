@@ -4,8 +4,14 @@
 //
 // Control away: while heartbeats fail the worker keeps its assignment (IsActive stays true) and
 // keeps working; it retries every heartbeat interval. When control answers that it does not know
-// the worker (it restarted), the worker registers again with its previous id and its job, and
-// control re-adopts the job.
+// the worker (it restarted), the worker registers again with its previous id, that
+// registration's lease and its job, and control re-adopts the job.
+//
+// Leases: every heartbeat carries the lease of the worker's registration, and GetJob carries it as
+// the metadata `x-rally-lease` (control's credential for workers when its job API needs tokens).
+// A registration refused because another live worker holds the slot (ALREADY_EXISTS) is retried
+// until the holder is gone; a registration or heartbeat refused for its lease (PERMISSION_DENIED)
+// makes the worker register anew, under a new id.
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once
@@ -56,6 +62,9 @@ class ControlClient {
   void Loop();
   bool Register();
   void Beat();
+  // Handles a refusal of a registration or heartbeat: logs it (once per message) and, for a
+  // lease that does not match, forgets the previous registration.
+  void NoteRefusalLocked(const grpc::Status& s);
 
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::unique_ptr<v1::JobService::Stub> jobs_;  // on the same channel
@@ -69,6 +78,8 @@ class ControlClient {
   uint64_t beats_done_ = 0;         // heartbeats answered by control
   std::string worker_id_;           // "" while not registered
   std::string previous_worker_id_;  // the id of the last registration
+  std::string lease_;               // the lease of the last registration
+  std::string last_refusal_;        // the last registration refusal logged
   int64_t interval_ms_ = 500;
   v1::Assignment assignment_;
 };

@@ -5,14 +5,17 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/flags/flag.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -36,12 +39,53 @@ ABSL_FLAG(int, tail, 100, "logs: the last N lines of each process's log (at most
 ABSL_FLAG(bool, follow, false, "logs: keep printing new lines until the job ends");
 ABSL_FLAG(std::string, process, "", "logs: only this process's log (e.g. learner, actor-0)");
 ABSL_FLAG(std::string, reason, "", "stop, resume: the reason recorded in the job's history");
+ABSL_FLAG(
+    std::string, token_file, "",
+    "submit, status, list, watch, logs, stop, resume, delete: a file holding the bearer token "
+    "sent to control (default: env RALLY_TOKEN; tokens are never taken on the command line)");
 
 namespace rally {
 namespace {
 
-using Stub = v1::JobService::Stub;
 constexpr auto kCallTimeout = std::chrono::seconds(10);
+
+// The JobService stub and the bearer token every call carries.
+class Api {
+ public:
+  Api(std::unique_ptr<v1::JobService::Stub> stub, std::string token)
+      : stub_(std::move(stub)), token_(std::move(token)) {}
+  v1::JobService::Stub& stub() { return *stub_; }
+  // A context for one call: the token's metadata, and the call timeout unless `stream`.
+  std::unique_ptr<grpc::ClientContext> Context(bool stream = false) const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (!stream) ctx->set_deadline(DeadlineIn(kCallTimeout));
+    if (!token_.empty()) ctx->AddMetadata("authorization", "Bearer " + token_);
+    return ctx;
+  }
+
+ private:
+  std::unique_ptr<v1::JobService::Stub> stub_;
+  std::string token_;
+};
+
+// The bearer token from --token_file, else RALLY_TOKEN ("" for none), its trailing newline and
+// blanks stripped; an error names the file.
+absl::StatusOr<std::string> ReadToken() {
+  std::string token;
+  if (const std::string file = absl::GetFlag(FLAGS_token_file); !file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return absl::NotFoundError(absl::StrCat("--token_file ", file, ": cannot read"));
+    token = text.str();
+    if (absl::StripAsciiWhitespace(token).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--token_file ", file, ": empty"));
+    }
+  } else if (const char* env = std::getenv("RALLY_TOKEN")) {
+    token = env;
+  }
+  return std::string(absl::StripTrailingAsciiWhitespace(token));
+}
 
 bool Json() { return absl::GetFlag(FLAGS_output) == "json"; }
 
@@ -144,7 +188,7 @@ bool Retryable(const grpc::Status& s) {
          s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
-int Submit(Stub& stub, const std::vector<std::string>& args) {
+int Submit(Api& api, const std::vector<std::string>& args) {
   if (args.empty()) {
     std::fprintf(stderr, "rally submit: needs a CONFIG file\n");
     return 2;
@@ -165,9 +209,7 @@ int Submit(Stub& stub, const std::vector<std::string>& args) {
   grpc::Status s;
   v1::Job job;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(DeadlineIn(kCallTimeout));
-    s = stub.SubmitJob(&ctx, req, &job);
+    s = api.stub().SubmitJob(api.Context().get(), req, &job);
     if (!Retryable(s)) break;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
@@ -183,13 +225,13 @@ int Submit(Stub& stub, const std::vector<std::string>& args) {
   return 0;
 }
 
-int Status(Stub& stub, const std::string& id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(kCallTimeout));
+int Status(Api& api, const std::string& id) {
   v1::GetJobRequest req;
   req.set_id(id);
   v1::Job job;
-  if (grpc::Status s = stub.GetJob(&ctx, req, &job); !s.ok()) return Fail("status", s);
+  if (grpc::Status s = api.stub().GetJob(api.Context().get(), req, &job); !s.ok()) {
+    return Fail("status", s);
+  }
   if (Json()) {
     PrintJson(job);
   } else {
@@ -198,7 +240,7 @@ int Status(Stub& stub, const std::string& id) {
   return 0;
 }
 
-int List(Stub& stub) {
+int List(Api& api) {
   v1::ListJobsRequest req;
   if (std::string state = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_state)); !state.empty()) {
     v1::JobState value;
@@ -213,10 +255,10 @@ int List(Stub& stub) {
   }
   req.set_page_size(absl::GetFlag(FLAGS_page_size));
   req.set_page_token(absl::GetFlag(FLAGS_page_token));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(kCallTimeout));
   v1::ListJobsResponse resp;
-  if (grpc::Status s = stub.ListJobs(&ctx, req, &resp); !s.ok()) return Fail("list", s);
+  if (grpc::Status s = api.stub().ListJobs(api.Context().get(), req, &resp); !s.ok()) {
+    return Fail("list", s);
+  }
   if (Json()) {
     PrintJson(resp);
     return 0;
@@ -284,16 +326,16 @@ class WatchPrinter {
   std::string last_progress_;
 };
 
-int Watch(Stub& stub, const std::string& id) {
+int Watch(Api& api, const std::string& id) {
   WatchPrinter printer;
   // Control may restart while a job runs: the stream is opened again (each time the job as it is
   // now comes first) for up to 60 s of failures in a row.
   auto failing_since = std::chrono::steady_clock::now();
   while (!ShutdownRequested()) {
-    grpc::ClientContext ctx;
+    auto ctx = api.Context(/*stream=*/true);
     v1::WatchJobRequest req;
     req.set_id(id);
-    auto reader = stub.WatchJob(&ctx, req);
+    auto reader = api.stub().WatchJob(ctx.get(), req);
     v1::JobUpdate update;
     v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
     while (reader->Read(&update)) {
@@ -318,14 +360,14 @@ int Watch(Stub& stub, const std::string& id) {
   return 0;
 }
 
-int Logs(Stub& stub, const std::string& id) {
-  grpc::ClientContext ctx;
+int Logs(Api& api, const std::string& id) {
+  auto ctx = api.Context(/*stream=*/true);
   v1::GetJobLogsRequest req;
   req.set_id(id);
   req.set_tail_lines(absl::GetFlag(FLAGS_tail));
   req.set_follow(absl::GetFlag(FLAGS_follow));
   req.set_process(absl::GetFlag(FLAGS_process));
-  auto reader = stub.GetJobLogs(&ctx, req);
+  auto reader = api.stub().GetJobLogs(ctx.get(), req);
   v1::LogLine line;
   while (reader->Read(&line)) {
     if (Json()) {
@@ -339,21 +381,20 @@ int Logs(Stub& stub, const std::string& id) {
   return 0;
 }
 
-int StopOrResume(Stub& stub, const std::string& command, const std::string& id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(kCallTimeout));
+int StopOrResume(Api& api, const std::string& command, const std::string& id) {
+  auto ctx = api.Context();
   v1::Job job;
   grpc::Status s;
   if (command == "stop") {
     v1::StopJobRequest req;
     req.set_id(id);
     req.set_reason(absl::GetFlag(FLAGS_reason));
-    s = stub.StopJob(&ctx, req, &job);
+    s = api.stub().StopJob(ctx.get(), req, &job);
   } else {
     v1::ResumeJobRequest req;
     req.set_id(id);
     req.set_reason(absl::GetFlag(FLAGS_reason));
-    s = stub.ResumeJob(&ctx, req, &job);
+    s = api.stub().ResumeJob(ctx.get(), req, &job);
   }
   if (!s.ok()) return Fail(command, s);
   if (Json()) {
@@ -364,13 +405,13 @@ int StopOrResume(Stub& stub, const std::string& command, const std::string& id) 
   return 0;
 }
 
-int Delete(Stub& stub, const std::string& id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(DeadlineIn(kCallTimeout));
+int Delete(Api& api, const std::string& id) {
   v1::DeleteJobRequest req;
   req.set_id(id);
   v1::DeleteJobResponse resp;
-  if (grpc::Status s = stub.DeleteJob(&ctx, req, &resp); !s.ok()) return Fail("delete", s);
+  if (grpc::Status s = api.stub().DeleteJob(api.Context().get(), req, &resp); !s.ok()) {
+    return Fail("delete", s);
+  }
   if (Json()) {
     PrintJson(resp);
     return 0;
@@ -396,18 +437,24 @@ int RunJobCommand(const std::string& command, const std::vector<std::string>& ar
                  output.c_str());
     return 2;
   }
-  auto stub = v1::JobService::NewStub(MakeChannel(control));
-  if (command == "submit") return Submit(*stub, args);
-  if (command == "list") return List(*stub);
+  auto token = ReadToken();
+  if (!token.ok()) {
+    std::fprintf(stderr, "rally %s: %s\n", command.c_str(),
+                 std::string(token.status().message()).c_str());
+    return 2;
+  }
+  Api api(v1::JobService::NewStub(MakeChannel(control)), *token);
+  if (command == "submit") return Submit(api, args);
+  if (command == "list") return List(api);
   if (args.empty()) {
     std::fprintf(stderr, "rally %s: needs a JOB_ID\n", command.c_str());
     return 2;
   }
-  if (command == "status") return Status(*stub, args[0]);
-  if (command == "watch") return Watch(*stub, args[0]);
-  if (command == "logs") return Logs(*stub, args[0]);
-  if (command == "delete") return Delete(*stub, args[0]);
-  return StopOrResume(*stub, command, args[0]);
+  if (command == "status") return Status(api, args[0]);
+  if (command == "watch") return Watch(api, args[0]);
+  if (command == "logs") return Logs(api, args[0]);
+  if (command == "delete") return Delete(api, args[0]);
+  return StopOrResume(api, command, args[0]);
 }
 
 }  // namespace rally

@@ -9,8 +9,11 @@
 //   rally resume JOB_ID [--reason TEXT]
 //   rally delete JOB_ID
 // Each takes --control ADDR and --output table|json: json prints protobuf's canonical JSON of the
-// reply, one object per line (streams: one per message). Exit status: 0 on success, 1 when control
-// refused or could not be reached (its message on stderr), 2 for a usage error.
+// reply, one object per line (streams: one per message). A control started with --tokens_file
+// needs a bearer token: --token_file FILE, else the environment variable RALLY_TOKEN (never the
+// command line), sent with every call as `authorization: Bearer TOKEN`. Exit status: 0 on
+// success, 1 when control refused or could not be reached (its message on stderr), 2 for a usage
+// error (an unreadable or empty --token_file included).
 #pragma once
 
 #include <string>

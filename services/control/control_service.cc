@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
+#include "common/util/log.h"
 #include "common/util/shutdown.h"
 #include "services/control/job_logs.h"
 
@@ -81,35 +82,68 @@ bool ValidProcessName(const std::string& name) {
   return !absl::StrContains(name, "/") && name != "." && name != "..";
 }
 
+std::optional<std::string> Metadata(const grpc::ServerContext& ctx, std::string_view key) {
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+  if (it == metadata.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
 }  // namespace
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+grpc::Status JobServiceImpl::Admit(const grpc::ServerContext& ctx, std::string_view call) {
+  if (!tokens_) return grpc::Status::OK;
+  const CallCredentials credentials{Metadata(ctx, kAuthorizationMetadata),
+                                    Metadata(ctx, kLeaseMetadata)};
+  auto caller = Authorize(*tokens_, call, credentials, [this](std::string_view lease) {
+    return controller_.LeaseHolder(lease);
+  });
+  if (!caller.ok()) {
+    LogWarning("call refused", {{"call", call},
+                                {"peer", ctx.peer()},
+                                {"code", absl::StatusCodeToString(caller.status().code())},
+                                {"error", std::string(caller.status().message())}});
+    return ToGrpc(caller.status());
+  }
+  if (RequiredRole(call) == Role::kAdmin) {
+    LogInfo("admin call", {{"call", call}, {"caller", *caller}, {"peer", ctx.peer()}});
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req,
                                        v1::Job* resp) {
+  if (grpc::Status s = Admit(*ctx, "SubmitJob"); !s.ok()) return s;
   return Reply(controller_.Submit(req->spec_yaml(), req->source_name(), req->request_id()), resp);
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                     v1::Job* resp) {
+  if (grpc::Status s = Admit(*ctx, "GetJob"); !s.ok()) return s;
   return Reply(controller_.Get(req->id()), resp);
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
                                       v1::ListJobsResponse* resp) {
+  if (grpc::Status s = Admit(*ctx, "ListJobs"); !s.ok()) return s;
   return Reply(controller_.List(req->state(), req->page_size(), req->page_token()), resp);
 }
 
-grpc::Status JobServiceImpl::StopJob(grpc::ServerContext*, const v1::StopJobRequest* req,
+grpc::Status JobServiceImpl::StopJob(grpc::ServerContext* ctx, const v1::StopJobRequest* req,
                                      v1::Job* resp) {
+  if (grpc::Status s = Admit(*ctx, "StopJob"); !s.ok()) return s;
   return Reply(controller_.Stop(req->id(), req->reason()), resp);
 }
 
-grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext*, const v1::ResumeJobRequest* req,
+grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext* ctx, const v1::ResumeJobRequest* req,
                                        v1::Job* resp) {
+  if (grpc::Status s = Admit(*ctx, "ResumeJob"); !s.ok()) return s;
   return Reply(controller_.Resume(req->id(), req->reason()), resp);
 }
 
-grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext*, const v1::DeleteJobRequest* req,
+grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* ctx, const v1::DeleteJobRequest* req,
                                        v1::DeleteJobResponse* resp) {
+  if (grpc::Status s = Admit(*ctx, "DeleteJob"); !s.ok()) return s;
   auto removed = controller_.Delete(req->id());
   if (!removed.ok()) return ToGrpc(removed.status());
   resp->set_id(req->id());
@@ -119,6 +153,7 @@ grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext*, const v1::DeleteJob
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                       grpc::ServerWriter<v1::JobUpdate>* writer) {
+  if (grpc::Status s = Admit(*ctx, "WatchJob"); !s.ok()) return s;
   uint64_t seen = controller_.changes();
   auto job = controller_.Get(req->id());
   if (!job.ok()) return ToGrpc(job.status());
@@ -142,6 +177,7 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJ
 
 grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* ctx, const v1::GetJobLogsRequest* req,
                                         grpc::ServerWriter<v1::LogLine>* writer) {
+  if (grpc::Status s = Admit(*ctx, "GetJobLogs"); !s.ok()) return s;
   if (req->tail_lines() < 0 || req->tail_lines() > LogTail::kMaxLines) {
     return ToGrpc(absl::InvalidArgumentError(absl::StrCat(
         "tail_lines: ", req->tail_lines(), ", outside [0, ", LogTail::kMaxLines, "]")));
@@ -175,19 +211,30 @@ grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* ctx, const v1::GetJ
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* req,
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
                                          v1::RegisterResponse* resp) {
   if (req->role() == v1::WORKER_ROLE_UNSPECIFIED) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "role: must be set");
   }
-  *resp = controller_.Register(*req);
-  return grpc::Status::OK;
+  auto registered = controller_.Register(*req);
+  if (!registered.ok()) {
+    LogWarning("registration refused", {{"name", req->name()},
+                                        {"role", v1::WorkerRole_Name(req->role())},
+                                        {"peer", ctx->peer()},
+                                        {"error", std::string(registered.status().message())}});
+  }
+  return Reply(registered, resp);
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                                           v1::HeartbeatResponse* resp) {
-  *resp = controller_.Heartbeat(*req);
-  return grpc::Status::OK;
+  auto answered = controller_.Heartbeat(*req);
+  if (!answered.ok()) {
+    LogWarning("heartbeat refused", {{"worker_id", req->worker_id()},
+                                     {"peer", ctx->peer()},
+                                     {"error", std::string(answered.status().message())}});
+  }
+  return Reply(answered, resp);
 }
 
 }  // namespace rally

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,6 +20,21 @@ int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Whether two registrations claim the same slot: a learner's rank, or a name within a role.
+bool SameSlot(const v1::RegisterRequest& a, const v1::RegisterRequest& b) {
+  if (a.role() != b.role()) return false;
+  if (a.role() == v1::WORKER_ROLE_LEARNER) return a.rank() == b.rank();
+  return !a.name().empty() && a.name() == b.name();
+}
+
+std::string SlotName(const v1::RegisterRequest& req) {
+  if (req.role() == v1::WORKER_ROLE_LEARNER) return absl::StrCat("learner rank ", req.rank());
+  if (req.role() == v1::WORKER_ROLE_REPLAY) return absl::StrCat("replay shard '", req.name(), "'");
+  return absl::StrCat(
+      absl::AsciiStrToLower(absl::StripPrefix(v1::WorkerRole_Name(req.role()), "WORKER_ROLE_")),
+      " '", req.name(), "'");
 }
 
 }  // namespace
@@ -46,6 +62,10 @@ absl::Status Controller::Recover() {
     jobs_[job.id()] = std::move(job);
     ++next_job_;
   }
+  auto leases = store_->ListLeases();
+  if (!leases.ok()) return leases.status();
+  for (StoredLease& lease : *leases) stored_leases_[lease.worker_id] = std::move(lease);
+  recovered_at_ = Clock::now();
   for (const std::string& id : order_) {
     v1::Job& job = jobs_[id];
     if (IsTerminal(job.state()) || job.state() == v1::JOB_STATE_PENDING) continue;
@@ -319,19 +339,101 @@ void Controller::EndActiveLocked(v1::JobState state, const std::string& reason) 
   MaybeStartNextLocked();
 }
 
-v1::RegisterResponse Controller::Register(const v1::RegisterRequest& req) {
+absl::StatusOr<v1::RegisterResponse> Controller::Register(const v1::RegisterRequest& req,
+                                                          const std::string& component) {
+  auto lease = NewLease();
+  if (!lease.ok()) return lease.status();
   std::lock_guard<std::mutex> lock(mu_);
+  auto proven = ProvesPreviousLocked(req, component);
+  if (!proven.ok()) return proven.status();
+  const std::string self = *proven ? req.previous_worker_id() : "";
+  if (auto s = CheckSlotFreeLocked(req, self); !s.ok()) return s;
   Worker w;
   w.registration = req;
-  w.index = next_index_[req.role()]++;
-  // A restarted worker registers under its old name: it replaces its old registration (and
-  // keeps its index, so actors keep their replay shard) instead of waiting for it to time out.
+  const std::optional<int> kept_index = ReplaceLocked(req, self);
+  w.index = kept_index ? *kept_index : next_index_[req.role()]++;
+  if (req.role() == v1::WORKER_ROLE_LEARNER) w.index = req.rank();
+  w.last_seen = Clock::now();
+  w.lease_digest = Sha256(*lease);
+  w.component = component;
+  const std::string id = self.empty() ? NewWorkerIdLocked() : self;
+  stored_leases_.erase(id);
+  if (auto s = store_->PutLease({id, w.lease_digest, component}); !s.ok()) {
+    // The worker works on; only a restarted control could not check its next registration.
+    LogError("cannot store the worker's lease", {{"worker_id", id}, {"error", s.ToString()}});
+  }
+  workers_[id] = w;
+  workers_gauge_.Set(static_cast<double>(workers_.size()));
+  LogInfo("worker registered", {{"worker_id", id},
+                                {"role", v1::WorkerRole_Name(req.role())},
+                                {"name", req.name()},
+                                {"address", req.address()},
+                                {"metrics", req.metrics_address()},
+                                {"previous_worker_id", req.previous_worker_id()},
+                                {"job_id", req.job_id()},
+                                {"peer_component", component}});
+  v1::RegisterResponse resp;
+  resp.set_worker_id(id);
+  resp.set_heartbeat_interval_ms(kHeartbeatIntervalMs);
+  resp.set_lease(*lease);
+  return resp;
+}
+
+absl::StatusOr<bool> Controller::ProvesPreviousLocked(const v1::RegisterRequest& req,
+                                                      const std::string& component) const {
+  const std::string& id = req.previous_worker_id();
+  if (id.empty()) return false;
+  const Sha256Digest* digest = nullptr;
+  const std::string* bound = nullptr;
+  if (auto live = workers_.find(id); live != workers_.end()) {
+    digest = &live->second.lease_digest;
+    bound = &live->second.component;
+  } else if (auto stored = stored_leases_.find(id); stored != stored_leases_.end()) {
+    digest = &stored->second.lease_digest;
+    bound = &stored->second.component;
+  } else {
+    return false;
+  }
+  if (!DigestsEqual(*digest, Sha256(req.previous_lease()))) {
+    return absl::PermissionDeniedError(absl::StrCat("lease does not match worker ", id));
+  }
+  if (!bound->empty() && *bound != component) {
+    return absl::PermissionDeniedError(absl::StrCat("worker ", id, " is bound to component '",
+                                                    *bound, "', not '", component, "'"));
+  }
+  return true;
+}
+
+absl::Status Controller::CheckSlotFreeLocked(const v1::RegisterRequest& req,
+                                             const std::string& self) const {
+  const Clock::time_point now = Clock::now();
+  for (const auto& [id, w] : workers_) {
+    if (id == self || !SameSlot(w.registration, req)) continue;
+    const double silent = std::chrono::duration<double>(now - w.last_seen).count();
+    if (now - w.last_seen >= kLiveHolderWindow) continue;
+    return absl::AlreadyExistsError(absl::StrFormat(
+        "%s is held by live worker %s (%s, last heartbeat %.1f s ago); a second one is refused "
+        "until the holder has been silent for %d s",
+        SlotName(req), id, w.registration.name(), silent,
+        std::chrono::seconds(kLiveHolderWindow).count()));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<int> Controller::ReplaceLocked(const v1::RegisterRequest& req,
+                                             const std::string& self) {
+  std::optional<int> index;
   for (auto it = workers_.begin(); it != workers_.end();) {
-    const v1::RegisterRequest& old = it->second.registration;
-    if (!req.name().empty() && old.name() == req.name() && old.role() == req.role()) {
-      w.index = it->second.index;
+    const bool restarted = it->first != self && SameSlot(it->second.registration, req);
+    if (it->first != self && !restarted) {
+      ++it;
+      continue;
+    }
+    // A restarted worker keeps its predecessor's index, so that actors keep their replay shard.
+    index = it->second.index;
+    if (restarted) {
       LogInfo("worker re-registered", {{"name", req.name()}, {"old_worker_id", it->first}});
-      it = workers_.erase(it);
+      ForgetLeaseLocked(it->first);
       if (active_ &&
           (req.role() == v1::WORKER_ROLE_LEARNER || req.role() == v1::WORKER_ROLE_REPLAY)) {
         v1::Job& job = jobs_[active_->id];
@@ -341,37 +443,36 @@ v1::RegisterResponse Controller::Register(const v1::RegisterRequest& req) {
           PersistLocked(job);
         }
       }
-    } else {
-      ++it;
     }
+    it = workers_.erase(it);
   }
-  if (req.role() == v1::WORKER_ROLE_LEARNER) w.index = req.rank();
-  w.last_seen = Clock::now();
-  std::string id = WorkerIdLocked(req.previous_worker_id());
-  workers_[id] = w;
-  workers_gauge_.Set(static_cast<double>(workers_.size()));
-  LogInfo("worker registered", {{"worker_id", id},
-                                {"role", v1::WorkerRole_Name(req.role())},
-                                {"name", req.name()},
-                                {"address", req.address()},
-                                {"metrics", req.metrics_address()},
-                                {"previous_worker_id", req.previous_worker_id()},
-                                {"job_id", req.job_id()}});
-  v1::RegisterResponse resp;
-  resp.set_worker_id(id);
-  resp.set_heartbeat_interval_ms(kHeartbeatIntervalMs);
-  return resp;
+  return index;
 }
 
-// A worker registering again keeps its id when no live worker holds it (after a control
-// restart); new ids skip the ones in use.
-std::string Controller::WorkerIdLocked(const std::string& previous) {
-  if (!previous.empty() && !workers_.contains(previous)) return previous;
+void Controller::ForgetLeaseLocked(const std::string& worker_id) {
+  stored_leases_.erase(worker_id);
+  if (auto s = store_->DeleteLease(worker_id); !s.ok()) {
+    LogError("cannot delete the worker's lease",
+             {{"worker_id", worker_id}, {"error", s.ToString()}});
+  }
+}
+
+std::string Controller::NewWorkerIdLocked() {
   std::string id;
   do {
     id = absl::StrCat("w", next_worker_++);
-  } while (workers_.contains(id));
+  } while (workers_.contains(id) || stored_leases_.contains(id));
   return id;
+}
+
+std::optional<std::string> Controller::LeaseHolder(std::string_view lease) {
+  const Sha256Digest digest = Sha256(lease);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<std::string> holder;
+  for (const auto& [id, w] : workers_) {
+    if (DigestsEqual(w.lease_digest, digest)) holder = id;
+  }
+  return holder;
 }
 
 v1::Assignment Controller::AssignmentLocked(const Worker& worker) const {
@@ -397,7 +498,9 @@ v1::Assignment Controller::AssignmentLocked(const Worker& worker) const {
   return a;
 }
 
-v1::HeartbeatResponse Controller::Heartbeat(const v1::HeartbeatRequest& req) {
+absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatRequest& req,
+                                                            const std::string& component) {
+  const Sha256Digest lease = Sha256(req.lease());
   std::lock_guard<std::mutex> lock(mu_);
   v1::HeartbeatResponse resp;
   auto it = workers_.find(req.worker_id());
@@ -406,6 +509,15 @@ v1::HeartbeatResponse Controller::Heartbeat(const v1::HeartbeatRequest& req) {
     return resp;
   }
   Worker& w = it->second;
+  if (!DigestsEqual(w.lease_digest, lease)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("lease does not match worker ", req.worker_id()));
+  }
+  if (!w.component.empty() && w.component != component) {
+    return absl::PermissionDeniedError(absl::StrCat("worker ", req.worker_id(),
+                                                    " is bound to component '", w.component,
+                                                    "', not '", component, "'"));
+  }
   w.last_seen = Clock::now();
   std::vector<v1::EvalResult> round(req.report().evals().begin(), req.report().evals().end());
   w.report = req.report();
@@ -572,12 +684,17 @@ void Controller::Tick() {
     if (now - it->second.last_seen > kWorkerTimeout) {
       LogWarning("worker lost",
                  {{"worker_id", it->first}, {"name", it->second.registration.name()}});
+      ForgetLeaseLocked(it->first);
       it = workers_.erase(it);
     } else {
       ++it;
     }
   }
   workers_gauge_.Set(static_cast<double>(workers_.size()));
+  if (!stored_leases_.empty() && now - recovered_at_ > kReadoptTimeout) {
+    // Workers that did not come back after control's restart: a later registration starts anew.
+    while (!stored_leases_.empty()) ForgetLeaseLocked(stored_leases_.begin()->first);
+  }
   MaybeStartNextLocked();
   jobs_active_gauge_.Set(active_ ? 1 : 0);
   if (active_ && active_->readopted && now - *active_->readopted > kReadoptTimeout) {

@@ -16,6 +16,16 @@
 // which keep working while control is away, register and report it again. If none reports it
 // within kReadoptTimeout it fails.
 //
+// Worker identity: Register hands each worker a lease (128 random bits) and keeps its SHA-256, in
+// memory and in the store. A heartbeat must carry its worker's lease, and a registration that
+// names a previous_worker_id must carry that worker's lease, or they are refused
+// (PERMISSION_DENIED) and change nothing; so a restarted control still knows the leases of the
+// workers that register again. With mutual TLS a lease is also bound to the peer certificate's
+// component it was handed to. A worker's slot — a learner's rank, or a worker name (e.g.
+// replay-0, actor-1) within its role — is held by one worker: another registration claiming it
+// while the holder has heartbeated within kLiveHolderWindow is refused (ALREADY_EXISTS); a holder
+// silent that long (e.g. killed and being restarted) is replaced.
+//
 // Thread safety: all public methods may be called concurrently (one internal lock).
 #pragma once
 
@@ -26,6 +36,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -66,14 +77,25 @@ class Controller {
   // Blocks until changes() exceeds `seen` or `timeout` passes; returns changes().
   uint64_t WaitForChange(uint64_t seen, std::chrono::milliseconds timeout);
 
-  v1::RegisterResponse Register(const v1::RegisterRequest& req);
-  v1::HeartbeatResponse Heartbeat(const v1::HeartbeatRequest& req);
+  // `component`: the caller's peer certificate component ("" without mutual TLS).
+  // PERMISSION_DENIED for a previous_worker_id without its lease, ALREADY_EXISTS for a slot held
+  // by a live worker, UNAVAILABLE when no lease can be drawn.
+  absl::StatusOr<v1::RegisterResponse> Register(const v1::RegisterRequest& req,
+                                                const std::string& component = "");
+  // PERMISSION_DENIED ("lease does not match worker w1") when the lease or the component is not
+  // the worker's; the response's unknown_worker when control does not know the worker.
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& req,
+                                                  const std::string& component = "");
+  // The id of the registered worker holding `lease`, if any.
+  std::optional<std::string> LeaseHolder(std::string_view lease);
 
   // Applies time-based transitions (stop limits, lost workers); called periodically.
   void Tick();
 
   static constexpr int64_t kHeartbeatIntervalMs = 500;
   static constexpr auto kWorkerTimeout = std::chrono::seconds(10);
+  // A worker that heartbeated this recently holds its slot against other registrations.
+  static constexpr auto kLiveHolderWindow = std::chrono::seconds(3);
   // How long a job re-adopted after a control restart waits for a worker to report it.
   static constexpr auto kReadoptTimeout = std::chrono::seconds(30);
   // Upper bounds of what a client may send (documented in docs/api.md).
@@ -91,6 +113,8 @@ class Controller {
     int index = 0;  // among the workers of its role, in registration order
     Clock::time_point last_seen;
     v1::WorkerReport report;
+    Sha256Digest lease_digest{};
+    std::string component;  // peer certificate component it registered from ("": none)
   };
   struct ActiveJob {
     std::string id;
@@ -121,7 +145,17 @@ class Controller {
   void ReadoptLocked(v1::Job& job);
   // INVALID_ARGUMENT naming `field` when `bytes` exceeds `limit`.
   static absl::Status CheckSize(const char* field, size_t bytes, size_t limit);
-  std::string WorkerIdLocked(const std::string& previous);
+  // Whether `req` proves it is previous_worker_id (true), names none or one control has no record
+  // of (false), or names one whose lease or component it does not match (PERMISSION_DENIED).
+  absl::StatusOr<bool> ProvesPreviousLocked(const v1::RegisterRequest& req,
+                                            const std::string& component) const;
+  // ALREADY_EXISTS when a live worker other than `self` holds the slot `req` claims.
+  absl::Status CheckSlotFreeLocked(const v1::RegisterRequest& req, const std::string& self) const;
+  // Removes `self` and the silent holders of `req`'s slot; returns the index to keep, if any.
+  std::optional<int> ReplaceLocked(const v1::RegisterRequest& req, const std::string& self);
+  void ForgetLeaseLocked(const std::string& worker_id);
+  // A new worker id, unused by live workers and by leases awaiting re-registration.
+  std::string NewWorkerIdLocked();
   v1::Assignment AssignmentLocked(const Worker& worker) const;
   std::string NewJobIdLocked();
 
@@ -134,6 +168,10 @@ class Controller {
   std::vector<std::string> order_;  // job ids in submission order
   std::optional<ActiveJob> active_;
   std::map<std::string, Worker> workers_;
+  // Leases of workers registered before control restarted that have not registered again; kept
+  // until kReadoptTimeout after Recover.
+  std::map<std::string, StoredLease> stored_leases_;
+  Clock::time_point recovered_at_;
   std::map<int, int> next_index_;  // per role
   int64_t next_worker_ = 1;
   int64_t next_job_ = 1;

@@ -24,6 +24,9 @@ ABSL_FLAG(std::vector<std::string>, data_dirs, {},
           "shards' --data_dir)");
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound gRPC port is written here once serving (for --port=0)");
+ABSL_FLAG(std::string, tokens_file, "",
+          "bearer tokens of the job API, one 'ROLE TOKEN' a line (ROLE read or admin); empty: "
+          "the job API is open to anyone who reaches the port (env RALLY_TOKENS_FILE)");
 
 using namespace rally;
 
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
   ListRallyFlagsInHelp();
   absl::SetProgramUsageMessage("rally-control: job API and worker registry of a rally cluster");
   if (const char* v = std::getenv("RALLY_HOST")) absl::SetFlag(&FLAGS_host, v);
+  if (const char* v = std::getenv("RALLY_TOKENS_FILE")) absl::SetFlag(&FLAGS_tokens_file, v);
   absl::ParseCommandLine(argc, argv);
   SetLogComponent("control");
   InstallShutdownHandlers();
@@ -54,7 +58,21 @@ int main(int argc, char** argv) {
   if (log_dir.empty()) {
     log_dir = (std::filesystem::path(absl::GetFlag(FLAGS_db)).parent_path() / "logs").string();
   }
-  JobServiceImpl jobs(controller, log_dir);
+  std::optional<TokenTable> tokens;
+  if (std::string f = absl::GetFlag(FLAGS_tokens_file); !f.empty()) {
+    auto loaded = TokenTable::Load(f);
+    if (!loaded.ok()) {
+      LogError("cannot load the tokens file", {{"error", loaded.status().ToString()}});
+      return 1;
+    }
+    LogInfo("job API needs bearer tokens", {{"tokens_file", f},
+                                            {"read_tokens", loaded->Count(Role::kRead)},
+                                            {"admin_tokens", loaded->Count(Role::kAdmin)}});
+    tokens = std::move(*loaded);
+  } else {
+    LogWarning("no --tokens_file: the job API is open to anyone who can reach its port");
+  }
+  JobServiceImpl jobs(controller, log_dir, std::move(tokens));
   WorkerServiceImpl workers(controller);
   auto server =
       GrpcServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_port), {&jobs, &workers});

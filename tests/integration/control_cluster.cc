@@ -30,11 +30,10 @@ ControlCluster::~ControlCluster() {
 
 void ControlCluster::StartControl() {
   const std::string port(absl::StripPrefix(control_address_, "127.0.0.1:"));
-  control_ = std::make_unique<Process>(
-      "rally-control",
-      std::vector<std::string>{"--port=" + port, "--db=" + dir_ + "/control.sqlite",
-                               "--log_dir=" + dir_ + "/logs", "--data_dirs=" + data_dir()},
-      log("control"));
+  std::vector<std::string> args = {"--port=" + port, "--db=" + dir_ + "/control.sqlite",
+                                   "--log_dir=" + dir_ + "/logs", "--data_dirs=" + data_dir()};
+  args.insert(args.end(), control_flags_.begin(), control_flags_.end());
+  control_ = std::make_unique<Process>("rally-control", args, log("control"));
   if (!WaitForServing(control_address_, 30s).ok()) ADD_FAILURE() << ReadFile(log("control"));
   // A channel of its own: the previous one may be waiting out a reconnect backoff.
   jobs_ = v1::JobService::NewStub(MakeChannel(control_address_, /*own_connection=*/true));
@@ -63,6 +62,7 @@ void ControlCluster::StartWorkers() {
 v1::Job ControlCluster::Submit(const std::string& spec_yaml, const std::string& request_id) {
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(10s));
+  if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
   v1::SubmitJobRequest req;
   req.set_spec_yaml(spec_yaml);
   req.set_request_id(request_id);
@@ -75,6 +75,7 @@ v1::Job ControlCluster::Submit(const std::string& spec_yaml, const std::string& 
 v1::Job ControlCluster::Get(const std::string& id) {
   grpc::ClientContext ctx;
   ctx.set_deadline(DeadlineIn(5s));
+  if (!token_.empty()) ctx.AddMetadata("authorization", "Bearer " + token_);
   v1::GetJobRequest req;
   req.set_id(id);
   v1::Job job;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "rally/v1/control.grpc.pb.h"
 #include "tests/integration/process.h"
@@ -21,6 +22,10 @@ class ControlCluster {
   explicit ControlCluster(const std::string& dir);
   ~ControlCluster();
 
+  // Flags added to rally-control's command line from the next StartControl (e.g. --tokens_file).
+  void set_control_flags(std::vector<std::string> flags) { control_flags_ = std::move(flags); }
+  // The bearer token Submit, Get and WaitForJob send ("": none).
+  void set_token(std::string token) { token_ = std::move(token); }
   // Starts rally-control (again) and waits until it serves.
   void StartControl();
   void KillControl();  // SIGKILL, waited for
@@ -43,6 +48,8 @@ class ControlCluster {
  private:
   std::string dir_;
   std::string control_address_;
+  std::vector<std::string> control_flags_;
+  std::string token_;
   std::unique_ptr<Process> control_;
   std::unique_ptr<Process> replay_;
   std::unique_ptr<Process> learner_;
