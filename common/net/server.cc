@@ -7,16 +7,19 @@
 #include "absl/strings/str_cat.h"
 #include "common/metrics/grpc_server_metrics.h"
 #include "common/metrics/process_metrics.h"
+#include "common/net/tls.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace rally {
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const std::string& host, int port, const std::vector<grpc::Service*>& services) {
+  const TransportSecurity security = CurrentTransportSecurity();
+  if (absl::Status s = CheckListenHost(host, security); !s.ok()) return s;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   std::unique_ptr<GrpcServer> server(new GrpcServer());
-  builder.AddListeningPort(absl::StrCat(host, ":", port), grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(absl::StrCat(host, ":", port), security.ServerCredentials(),
                            &server->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -58,7 +61,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, bool own_
   // Reconnect quickly after a peer restarts.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   if (own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, CurrentTransportSecurity().ChannelCredentials(), args);
 }
 
 std::chrono::system_clock::time_point DeadlineIn(std::chrono::milliseconds timeout) {

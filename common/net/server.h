@@ -1,6 +1,7 @@
 // Starting and stopping a gRPC server the way every rally process does: the standard health
 // service on, one listening address (port 0 picks a free port), and a graceful shutdown that
-// lets in-flight calls finish for a bounded time.
+// lets in-flight calls finish for a bounded time. Servers and channels use the process's transport
+// security (plain text or mutual TLS, common/net/tls.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -17,7 +18,8 @@ namespace rally {
 class GrpcServer {
  public:
   // Binds `host:port` (port 0 = any free port) and starts serving `services`, which must outlive
-  // the server.
+  // the server. FAILED_PRECONDITION for a host beyond loopback in plain text without --insecure
+  // (CheckListenHost).
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
       const std::string& host, int port, const std::vector<grpc::Service*>& services);
   ~GrpcServer();

@@ -1,11 +1,14 @@
 #include "common/net/worker_flags.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/net/tls.h"
 
 ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (env RALLY_CONTROL)");
 ABSL_FLAG(std::string, host, "127.0.0.1",
@@ -24,7 +27,14 @@ void ParseWorkerFlags(int argc, char** argv, const char* usage) {
   if (const char* v = std::getenv("RALLY_CONTROL")) absl::SetFlag(&FLAGS_control, v);
   if (const char* v = std::getenv("RALLY_HOST")) absl::SetFlag(&FLAGS_host, v);
   if (const char* v = std::getenv("RALLY_ADVERTISE_HOST")) absl::SetFlag(&FLAGS_advertise_host, v);
+  SetTlsFlagsFromEnvironment();
   absl::ParseCommandLine(argc, argv);
+  if (absl::Status s = InstallTransportSecurityFromFlags(absl::GetFlag(FLAGS_host)); !s.ok()) {
+    const char* slash = argc > 0 ? std::strrchr(argv[0], '/') : nullptr;
+    const char* program = slash != nullptr ? slash + 1 : (argc > 0 ? argv[0] : "rally");
+    std::fprintf(stderr, "%s: %s\n", program, std::string(s.message()).c_str());
+    std::exit(1);
+  }
 }
 
 std::string AdvertisedAddress(int port) {

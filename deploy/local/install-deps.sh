@@ -5,6 +5,8 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  # libcrypto (OpenSSL, which Debian's gRPC uses too): mutual TLS and `rally certs init`.
+  libssl-dev
   libabsl-dev libtorch-dev libgloo-dev
   # Debian's LibTorch calls the system's libblas.so.3. Alone it is the reference BLAS, with which
   # a training step of the default model runs ~8x slower (tests/bench/learner_bench). BLIS, not

@@ -8,6 +8,7 @@
 #include "absl/flags/usage.h"
 #include "common/metrics/metrics.h"
 #include "common/net/server.h"
+#include "common/net/tls.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
 #include "common/util/usage.h"
@@ -35,8 +36,13 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("rally-control: job API and worker registry of a rally cluster");
   if (const char* v = std::getenv("RALLY_HOST")) absl::SetFlag(&FLAGS_host, v);
   if (const char* v = std::getenv("RALLY_TOKENS_FILE")) absl::SetFlag(&FLAGS_tokens_file, v);
+  SetTlsFlagsFromEnvironment();
   absl::ParseCommandLine(argc, argv);
   SetLogComponent("control");
+  if (auto s = InstallTransportSecurityFromFlags(absl::GetFlag(FLAGS_host)); !s.ok()) {
+    LogError("cannot start", {{"error", std::string(s.message())}});
+    return 1;
+  }
   InstallShutdownHandlers();
 
   auto metrics = MetricsServer::Start(absl::GetFlag(FLAGS_host), absl::GetFlag(FLAGS_metrics_port));
@@ -89,6 +95,7 @@ int main(int argc, char** argv) {
     }
   }
   LogInfo("serving", {{"address", (*server)->address()},
+                      {"transport", CurrentTransportSecurity().Description()},
                       {"metrics", (*metrics)->address()},
                       {"db", absl::GetFlag(FLAGS_db)},
                       {"log_dir", log_dir}});

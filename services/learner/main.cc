@@ -8,6 +8,7 @@
 #include "common/models/threads.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
+#include "common/net/tls.h"
 #include "common/net/worker_flags.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   std::string address = AdvertisedAddress((*server)->port());
   LogInfo("serving", {{"pid", static_cast<long long>(getpid())},
                       {"address", address},
+                      {"transport", CurrentTransportSecurity().Description()},
                       {"metrics", (*metrics)->address()},
                       {"rank", rank},
                       {"blas", BlasLibrary()}});
