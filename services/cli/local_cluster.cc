@@ -49,7 +49,22 @@ std::string DurationText(RestartPolicy::Duration d) {
   return absl::StrCat(std::chrono::duration<double>(d).count(), " s");
 }
 
+// The component of a cluster member, whose certificate it presents: its name up to the first
+// '-' ("replay-1" and "replay" are replays, "actor-0" an actor).
+std::string ComponentOf(const std::string& member) { return member.substr(0, member.find('-')); }
+
 }  // namespace
+
+std::vector<std::string> ClusterTls::Flags(const std::string& component) const {
+  if (!certs_dir.empty()) {
+    const std::filesystem::path dir(certs_dir);
+    return {"--tls_cert=" + (dir / (component + ".crt")).string(),
+            "--tls_key=" + (dir / (component + ".key")).string(),
+            "--tls_ca=" + (dir / "ca.crt").string()};
+  }
+  if (cert.empty()) return {};
+  return {"--tls_cert=" + cert, "--tls_key=" + key, "--tls_ca=" + ca};
+}
 
 absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& name, const std::string& binary,
                                           const std::vector<std::string>& args) {
@@ -60,6 +75,7 @@ absl::StatusOr<pid_t> LocalCluster::Spawn(const std::string& name, const std::st
   std::string log = (std::filesystem::path(options_.workdir) / "logs" / (name + ".log")).string();
   std::vector<std::string> argv_s = {path};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  for (std::string& flag : options_.tls.Flags(ComponentOf(name))) argv_s.push_back(std::move(flag));
   std::vector<char*> argv;
   for (std::string& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);

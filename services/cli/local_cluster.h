@@ -16,6 +16,11 @@
 // starts and again, replaced whole, at every restart, so that an operator or a test can signal the
 // running one.
 //
+// Transport security: with `tls`, every process starts with --tls_cert, --tls_key and --tls_ca:
+// from a `rally certs init` directory each its own component's certificate (control, replay,
+// learner, evaluator, actor: its name up to the first '-'), or one set of files for all. The CLI
+// itself must use a certificate of the same CA (common/net/tls.h) to reach control.
+//
 // Not thread-safe: one thread (the CLI's loop) calls every method. Nothing blocks except
 // Start() (until control serves) and the Stop methods (up to their grace period).
 #pragma once
@@ -32,6 +37,17 @@
 
 namespace rally {
 
+// The TLS files of the cluster's processes; none: plain text on loopback.
+struct ClusterTls {
+  // A `rally certs init` directory: process P gets DIR/<component of P>.crt and .key, DIR/ca.crt.
+  std::string certs_dir;
+  // Used when certs_dir is empty: the same certificate, key and CA for every process.
+  std::string cert, key, ca;
+
+  // The TLS flags of a process of `component` ("control", "replay", ...); none without TLS.
+  std::vector<std::string> Flags(const std::string& component) const;
+};
+
 struct ClusterOptions {
   std::string bin_dir;  // where the rally-* binaries are
   std::string workdir;
@@ -39,6 +55,7 @@ struct ClusterOptions {
   int replay_shards = 1;
   int learners = 1;      // data-parallel learner ranks
   int max_restarts = 5;  // per process (a learner group counts as one)
+  ClusterTls tls;
   // How long the surviving ranks of a learner group get to stop before SIGKILL.
   std::chrono::milliseconds group_stop_grace = std::chrono::seconds(10);
 };
@@ -95,6 +112,7 @@ class LocalCluster {
     std::string failed_member;  // the member whose exit made it kFailed
   };
 
+  // Starts `binary` with `args` and the TLS flags of member `name`, its output to logs/<name>.log.
   absl::StatusOr<pid_t> Spawn(const std::string& name, const std::string& binary,
                               const std::vector<std::string>& args);
   // Writes <workdir>/pids/<name>.pid (a new file renamed over the old one).

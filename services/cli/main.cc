@@ -8,6 +8,7 @@
 //   rally evaluate-policy FILE.json      exact worst case, NashConv and exploitability
 //   rally evaluate-checkpoint --checkpoint DIR --opponent NAME --games N   sampled games
 //   rally play --checkpoint DIR          a person plays against a checkpoint in the terminal
+//   rally certs init DIR                 a CA and a certificate per component, for mutual TLS
 #include <signal.h>
 #include <unistd.h>
 
@@ -31,10 +32,12 @@
 #include "common/config/job_config.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
+#include "common/net/tls.h"
 #include "common/util/shutdown.h"
 #include "common/util/usage.h"
 #include "nlohmann/json.hpp"
 #include "rally/v1/control.grpc.pb.h"
+#include "services/cli/certs_command.h"
 #include "services/cli/job_commands.h"
 #include "services/cli/lm_commands.h"
 #include "services/cli/local_cluster.h"
@@ -51,6 +54,10 @@ ABSL_FLAG(int, replay_shards, 1,
           "learner samples from all");
 ABSL_FLAG(std::string, control, "127.0.0.1:7070", "host:port of rally-control (env RALLY_CONTROL)");
 ABSL_FLAG(bool, quiet, false, "run: print only the final summary");
+ABSL_FLAG(std::string, certs, "",
+          "run and the job commands: mutual TLS with the files of `rally certs init DIR`: the CLI "
+          "uses DIR/client.crt, DIR/client.key and DIR/ca.crt, and `rally run` starts each "
+          "process with its own component's certificate; replaces --tls_cert, --tls_key, --tls_ca");
 ABSL_FLAG(std::string, checkpoint, "", "export-policy: a run's work directory or a checkpoint");
 ABSL_FLAG(std::string, out, "", "export-policy: the JSON file to write");
 ABSL_FLAG(int, games, 1, "play, evaluate-checkpoint: games to play (seats alternate)");
@@ -82,7 +89,11 @@ const char* kUsage =
     "  export-hf --checkpoint DIR --out DIR [--dtype bf16|fp16|fp32]\n"
     "  lm-tokenize --tokenizer FILE --text TEXT\n"
     "  lm-score --model DIR --token-ids 1,5,9,...\n"
-    "  lm-generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S]";
+    "  lm-generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S]\n"
+    "  certs init DIR [--hosts h1,h2,...] [--days N] [--force]\n"
+    "run and the job commands speak mutual TLS with --certs DIR (from `certs init`) or\n"
+    "--tls_cert FILE --tls_key FILE --tls_ca FILE (env RALLY_TLS_CERT, RALLY_TLS_KEY, "
+    "RALLY_TLS_CA)";
 
 std::string StateName(v1::JobState s) {
   std::string n = v1::JobState_Name(s);
@@ -186,6 +197,33 @@ std::string BinDir() {
   return ec ? "." : exe.parent_path().string();
 }
 
+// Installs the CLI's transport security from --certs or the TLS flags; false (the error printed)
+// if their files cannot be used.
+bool SetUpTransportSecurity() {
+  if (const std::string dir = absl::GetFlag(FLAGS_certs); !dir.empty()) {
+    absl::SetFlag(&FLAGS_tls_cert, (std::filesystem::path(dir) / "client.crt").string());
+    absl::SetFlag(&FLAGS_tls_key, (std::filesystem::path(dir) / "client.key").string());
+    absl::SetFlag(&FLAGS_tls_ca, (std::filesystem::path(dir) / "ca.crt").string());
+  }
+  if (absl::Status s = InstallTransportSecurityFromFlags(""); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    return false;
+  }
+  return true;
+}
+
+// The TLS files of `rally run`'s processes: --certs, else the CLI's own --tls_* files.
+ClusterTls RunTls() {
+  ClusterTls tls;
+  tls.certs_dir = absl::GetFlag(FLAGS_certs);
+  if (tls.certs_dir.empty()) {
+    tls.cert = absl::GetFlag(FLAGS_tls_cert);
+    tls.key = absl::GetFlag(FLAGS_tls_key);
+    tls.ca = absl::GetFlag(FLAGS_tls_ca);
+  }
+  return tls;
+}
+
 // Prints a parsed spec's warnings (a training opponent that breaks the self-play rule).
 void PrintWarnings(const JobConfig& config) {
   for (const std::string& w : config.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -212,6 +250,7 @@ int Run(const std::string& config_path) {
       absl::GetFlag(FLAGS_actors) > 0 ? absl::GetFlag(FLAGS_actors) : config->actors.count;
   options.replay_shards = std::max(1, absl::GetFlag(FLAGS_replay_shards));
   options.learners = std::max(1, absl::GetFlag(FLAGS_learners));
+  options.tls = RunTls();
   if (!quiet) {
     std::printf("rally run %s: game %s, %d actor(s), workdir %s\n", config_path.c_str(),
                 config->game.name.c_str(), options.actors, workdir.c_str());
@@ -391,6 +430,7 @@ int main(int argc, char** argv) {
   }
   // RALLY_CONTROL sets the default of --control; the flag, when given, wins (as for workers).
   if (const char* v = std::getenv("RALLY_CONTROL")) absl::SetFlag(&FLAGS_control, v);
+  SetTlsFlagsFromEnvironment();
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
   std::vector<char*> positional =
@@ -411,7 +451,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (command == "certs") return CertsCommand({positional.begin() + 2, positional.end()});
   if (command == "run") {
+    if (!SetUpTransportSecurity()) return 1;
     InstallShutdownHandlers();
     return Run(arg);
   }
@@ -491,6 +533,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (IsJobCommand(command)) {
+    if (!SetUpTransportSecurity()) return 1;
     InstallShutdownHandlers();
     return RunJobCommand(command, {positional.begin() + 2, positional.end()},
                          absl::GetFlag(FLAGS_control));
