@@ -1,4 +1,4 @@
-#include "services/learner/checkpoint_manifest.h"
+#include "common/checkpoint/checkpoint_manifest.h"
 
 #include <limits>
 

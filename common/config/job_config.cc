@@ -1,14 +1,13 @@
 #include "common/config/job_config.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/config/yaml_reader.h"
 #include "common/eval/opponents.h"
 #include "common/games/registry.h"
 #include "common/games/text_game.h"
+#include "common/util/durable_file.h"
 
 namespace rally {
 namespace {
@@ -606,11 +605,12 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
 }
 
 absl::StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open job spec"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseJobConfig(ss.str(), path);
+  absl::StatusOr<std::string> text = ReadFileBytes(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        absl::StrCat("cannot read the job spec: ", text.status().message()));
+  }
+  return ParseJobConfig(*text, path);
 }
 
 }  // namespace rally

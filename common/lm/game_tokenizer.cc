@@ -1,12 +1,11 @@
 #include "common/lm/game_tokenizer.h"
 
 #include <algorithm>
-#include <fstream>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/util/durable_file.h"
 #include "nlohmann/json.hpp"
 
 namespace rally {
@@ -117,11 +116,7 @@ absl::StatusOr<std::string> TokenizerJsonBytes(const std::string& reference, con
                                                PromptStyle style) {
   if (reference.empty() || reference == kByteTokenizerName) return std::string();
   if (reference == kGameTokenizerName) return GameTokenizerJson(game, style);
-  std::ifstream in(reference, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(reference, " is missing or cannot be read"));
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
+  return ReadFileBytes(reference);
 }
 
 }  // namespace rally

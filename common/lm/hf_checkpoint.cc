@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -27,21 +26,8 @@ constexpr char kIndexFile[] = "model.safetensors.index.json";
 constexpr char kTokenizerFile[] = "tokenizer.json";
 constexpr int kMaxLayers = 10000;
 
-absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path.string(), ": no such file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes(fs::file_size(path, ec), '\0');
-  if (ec || !in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {
-    return absl::InvalidArgumentError(absl::StrCat(path.string(), ": cannot be read"));
-  }
-  return bytes;
-}
-
 absl::StatusOr<json> ReadJsonFile(const fs::path& path) {
-  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  absl::StatusOr<std::string> text = ReadFileBytes(path);
   if (!text.ok()) return text.status();
   try {
     return json::parse(*text);
@@ -206,7 +192,7 @@ class WeightCollector {
   // Reads the safetensors file `path`. With `routed`, only the tensors in it are taken from this
   // file (the index assigns them here) and each must be in it.
   absl::Status ReadFile(const fs::path& path, const std::set<std::string>* routed) {
-    absl::StatusOr<std::string> blob = ReadWholeFile(path);
+    absl::StatusOr<std::string> blob = ReadFileBytes(path);
     if (!blob.ok()) return blob.status();
     absl::StatusOr<TensorSetView> set = DecodeSafetensorsView(*blob);
     if (!set.ok()) return Prefixed(path, set.status());
@@ -510,7 +496,7 @@ absl::Status WriteHfDirectory(const std::string& dir, const TransformerConfig& c
   if (!converted.ok()) return converted.status();
   std::optional<std::string> tokenizer;
   if (!tokenizer_path.empty()) {
-    absl::StatusOr<std::string> bytes = ReadWholeFile(tokenizer_path);
+    absl::StatusOr<std::string> bytes = ReadFileBytes(tokenizer_path);
     if (!bytes.ok()) return bytes.status();
     tokenizer = *std::move(bytes);
   }

@@ -1,9 +1,7 @@
 #include "common/lm/lm_checkpoint.h"
 
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -11,19 +9,8 @@
 #include "common/util/durable_file.h"
 
 namespace rally {
-namespace {
 
 namespace fs = std::filesystem;
-
-absl::StatusOr<std::string> ReadWholeFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path.string(), " is missing or cannot be read"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 std::string ResolveTokenizerReference(const std::string& tokenizer, const std::string& from) {
   if (!tokenizer.empty()) return tokenizer;
@@ -79,7 +66,7 @@ absl::StatusOr<LmCheckpoint> ReadLmCheckpoint(const std::string& dir) {
   cp.dir = dir;
   const fs::path root(dir);
   const std::string manifest_path = (root / "manifest.json").string();
-  absl::StatusOr<std::string> manifest_bytes = ReadWholeFile(manifest_path);
+  absl::StatusOr<std::string> manifest_bytes = ReadFileBytes(manifest_path);
   if (!manifest_bytes.ok()) return manifest_bytes.status();
   cp.manifest = nlohmann::json::parse(*manifest_bytes, nullptr, false);
   if (!cp.manifest.is_object()) {
@@ -105,7 +92,7 @@ absl::StatusOr<LmCheckpoint> ReadLmCheckpoint(const std::string& dir) {
   }
   if (tokenizer->get<std::string>() != kByteTokenizerName) {
     const fs::path path = root / tokenizer->get<std::string>();
-    absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+    absl::StatusOr<std::string> bytes = ReadFileBytes(path);
     if (!bytes.ok()) {
       return absl::NotFoundError(
           absl::StrCat(path.string(), " (the manifest's tokenizer) is missing"));
@@ -116,7 +103,7 @@ absl::StatusOr<LmCheckpoint> ReadLmCheckpoint(const std::string& dir) {
   }
   const std::string weights_file = m.value("weights", "weights.safetensors");
   const fs::path weights_path = root / weights_file;
-  absl::StatusOr<std::string> weights_bytes = ReadWholeFile(weights_path);
+  absl::StatusOr<std::string> weights_bytes = ReadFileBytes(weights_path);
   if (!weights_bytes.ok()) return weights_bytes.status();
   if (auto s = VerifyFileChecksum(m, weights_file, *weights_bytes, weights_path.string());
       !s.ok()) {

@@ -16,7 +16,36 @@ absl::Status Failed(const std::string& what, const std::filesystem::path& path) 
   return absl::InternalError(absl::StrCat(what, " ", path.string(), ": ", std::strerror(error)));
 }
 
+absl::Status ReadFailed(const std::string& what, const std::filesystem::path& path) {
+  const int error = errno;
+  return absl::DataLossError(absl::StrCat(path.string(), ": ", what, ": ", std::strerror(error)));
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ReadFileBytes(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path.string(), ": no such file"));
+  }
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ReadFailed("cannot be opened", path);
+  std::string bytes;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status failed = ReadFailed("cannot be read", path);
+      close(fd);
+      return failed;
+    }
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return bytes;
+}
 
 absl::Status WriteFileSynced(const std::filesystem::path& path, std::string_view data) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

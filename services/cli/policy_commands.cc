@@ -1,13 +1,12 @@
 #include "services/cli/policy_commands.h"
 
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
-#include <sstream>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint/checkpoint_dir.h"
 #include "common/eval/exploitability.h"
 #include "common/eval/game_tree.h"
 #include "common/eval/network_evaluation.h"
@@ -19,43 +18,13 @@
 #include "common/models/network_policy.h"
 #include "common/models/policy_net.h"
 #include "common/models/safetensors.h"
+#include "common/util/durable_file.h"
 #include "services/cli/lm_commands.h"
 
 namespace rally {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-}  // namespace
-
-absl::StatusOr<std::string> ResolveCheckpoint(const std::string& path) {
-  fs::path p(path);
-  if (fs::exists(p / "manifest.json")) return p.string();
-  for (const fs::path& dir : {p / "checkpoints", p}) {
-    if (fs::exists(dir / "latest")) {
-      fs::path cp = dir / Trim(ReadFile(dir / "latest"));
-      if (fs::exists(cp / "manifest.json")) return cp.string();
-    }
-  }
-  return absl::NotFoundError(
-      absl::StrCat(path,
-                   ": no checkpoint here (expected a run's work directory, a checkpoints directory "
-                   "with a 'latest' file, or a step-N directory with manifest.json)"));
-}
-
-namespace {
 
 struct LoadedPolicy {
   std::string dir;  // the checkpoint directory
@@ -72,8 +41,10 @@ struct LoadedPolicy {
 absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   auto dir = ResolveCheckpoint(path);
   if (!dir.ok()) return dir.status();
-  auto manifest = nlohmann::json::parse(ReadFile(fs::path(*dir) / "manifest.json"), nullptr, false);
-  if (!manifest.is_object() || !manifest.contains("game") || !manifest.contains("hidden")) {
+  absl::StatusOr<nlohmann::json> read = ReadCheckpointManifestJson(*dir);
+  if (!read.ok()) return read.status();
+  nlohmann::json& manifest = *read;
+  if (!manifest.contains("game") || !manifest.contains("hidden")) {
     return absl::InvalidArgumentError(
         absl::StrCat(*dir, "/manifest.json: missing game or model shape"));
   }
@@ -116,7 +87,9 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   p.job_id = manifest.value("job_id", "");
   p.net = PolicyNet(p.game->ObservationSize(), p.hidden, p.game->NumDistinctActions());
   const fs::path weights_path = fs::path(*dir) / "weights.safetensors";
-  p.weights = ReadFile(weights_path);
+  absl::StatusOr<std::string> weights_bytes = ReadFileBytes(weights_path);
+  if (!weights_bytes.ok()) return absl::DataLossError(weights_bytes.status().message());
+  p.weights = std::move(*weights_bytes);
   if (auto s =
           VerifyFileChecksum(manifest, "weights.safetensors", p.weights, weights_path.string());
       !s.ok()) {
@@ -236,9 +209,9 @@ absl::StatusOr<double> Play(const std::string& checkpoint_path, int games, int f
                             bool greedy, uint64_t seed, std::istream& in, std::ostream& out) {
   absl::StatusOr<std::string> dir = ResolveCheckpoint(checkpoint_path);
   if (!dir.ok()) return dir.status();
-  const nlohmann::json manifest =
-      nlohmann::json::parse(ReadFile(fs::path(*dir) / "manifest.json"), nullptr, false);
-  if (manifest.is_object() && manifest.value("policy_kind", "") == kTransformerPolicyKind) {
+  absl::StatusOr<nlohmann::json> manifest = ReadCheckpointManifestJson(*dir);
+  if (!manifest.ok()) return manifest.status();
+  if (manifest->value("policy_kind", "") == kTransformerPolicyKind) {
     return PlayLanguageModel(*dir, games, first_seat, greedy, seed, in, out);
   }
   auto loaded = LoadPolicy(checkpoint_path);

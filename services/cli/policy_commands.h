@@ -8,13 +8,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/checkpoint/checkpoint_dir.h"
 #include "nlohmann/json.hpp"
 
 namespace rally {
-
-// The checkpoint directory `path` names: a run's work directory (its newest checkpoint), a
-// checkpoint directory holding `latest`, or one step-N directory.
-absl::StatusOr<std::string> ResolveCheckpoint(const std::string& path);
 
 // {"game": NAME, "policy": {KEY: {ACTION: PROB}}}: the policy's probabilities, as sampled, at
 // every information state of the checkpoint's game, in the game's classic notation

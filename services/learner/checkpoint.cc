@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <type_traits>
@@ -11,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint/checkpoint_dir.h"
 #include "common/models/safetensors.h"
 #include "common/util/durable_file.h"
 #include "common/util/log.h"
@@ -65,11 +65,12 @@ std::vector<std::pair<int64_t, std::string>> StepCheckpoints(const std::string& 
   return out;
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The bytes of a file a checkpoint's manifest lists (or the manifest itself): one that is
+// missing or cannot be read is damage, DATA_LOSS naming it.
+absl::StatusOr<std::string> ReadCheckpointFile(const fs::path& path) {
+  absl::StatusOr<std::string> bytes = ReadFileBytes(path);
+  if (!bytes.ok()) return absl::DataLossError(bytes.status().message());
+  return bytes;
 }
 
 // The manifest fields of every saved policy: its format, job, game, model shape, learner step
@@ -95,7 +96,7 @@ absl::Status WriteDirectory(const std::string& dir, const std::string& name,
                             std::vector<std::pair<std::string, std::string>> files) {
   nlohmann::json& checksums = manifest["checksums"] = nlohmann::json::object();
   for (const auto& [file, bytes] : files) checksums[file] = FileChecksum(bytes);
-  files.emplace_back("manifest.json", manifest.dump(2) + "\n");
+  files.emplace_back(kCheckpointManifestFile, manifest.dump(2) + "\n");
   std::error_code ec;
   const fs::path tmp = fs::path(dir) / (name + ".tmp");
   const fs::path final_path = fs::path(dir) / name;
@@ -174,7 +175,9 @@ absl::Status SaveCheckpoint(const std::string& dir, const LearnerState& state, P
       !s.ok()) {
     return s;
   }
-  if (auto s = ReplaceFileDurably(fs::path(dir) / "latest", name + "\n"); !s.ok()) return s;
+  if (auto s = ReplaceFileDurably(fs::path(dir) / kLatestCheckpointFile, name + "\n"); !s.ok()) {
+    return s;
+  }
   // Retention: the newest `keep` checkpoints up to this one stay. Ones numbered above it (a
   // damaged one a resumed run fell back from) are left alone: this one must not be the one to go.
   std::vector<std::pair<int64_t, std::string>> all = StepCheckpoints(dir);
@@ -195,9 +198,8 @@ void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
                            const std::string& job_id) {
   const fs::path policy = fs::path(dir) / name;
   if (!fs::exists(policy)) return;
-  nlohmann::json manifest =
-      nlohmann::json::parse(ReadFile(policy / "manifest.json"), nullptr, false);
-  if (manifest.is_object() && manifest.value("job_id", "") == job_id) return;
+  absl::StatusOr<nlohmann::json> manifest = ReadCheckpointManifestJson(policy);
+  if (manifest.ok() && manifest->value("job_id", "") == job_id) return;
   std::error_code ec;
   fs::remove_all(policy, ec);
 }
@@ -205,7 +207,9 @@ void RemoveOtherJobsPolicy(const std::string& dir, const std::string& name,
 absl::StatusOr<int64_t> ReservedVersions(const std::string& dir, const std::string& job_id) {
   const fs::path path = fs::path(dir) / "versions.json";
   if (dir.empty() || !fs::exists(path)) return -1;
-  nlohmann::json j = nlohmann::json::parse(ReadFile(path), nullptr, false);
+  absl::StatusOr<std::string> bytes = ReadCheckpointFile(path);
+  if (!bytes.ok()) return bytes.status();
+  nlohmann::json j = nlohmann::json::parse(*bytes, nullptr, false);
   const auto through = j.is_object() ? j.find("reserved_through") : j.end();
   if (!j.is_object() || !j.contains("job_id") || through == j.end() ||
       !through->is_number_integer()) {
@@ -235,14 +239,19 @@ namespace {
 // anything is loaded); the import's error when the model does not have the checkpoint's shape.
 absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::string& job_id,
                                             PolicyNet& net, torch::optim::Adam& optimizer) {
-  const std::string manifest_path = (cp / "manifest.json").string();
-  auto parsed = ParseCheckpointManifest(ReadFile(cp / "manifest.json"), job_id, manifest_path);
+  const fs::path manifest_path = cp / kCheckpointManifestFile;
+  absl::StatusOr<std::string> manifest_bytes = ReadCheckpointFile(manifest_path);
+  if (!manifest_bytes.ok()) return manifest_bytes.status();
+  auto parsed = ParseCheckpointManifest(*manifest_bytes, job_id, manifest_path.string());
   if (!parsed.ok()) return parsed.status();
   const nlohmann::json& manifest = parsed->document;
   auto decode = [&](const char* file) -> absl::StatusOr<TensorSet> {
-    const std::string bytes = ReadFile(cp / file);
-    if (auto s = VerifyFileChecksum(manifest, file, bytes, (cp / file).string()); !s.ok()) return s;
-    auto set = DecodeSafetensors(bytes);
+    absl::StatusOr<std::string> bytes = ReadCheckpointFile(cp / file);
+    if (!bytes.ok()) return bytes.status();
+    if (auto s = VerifyFileChecksum(manifest, file, *bytes, (cp / file).string()); !s.ok()) {
+      return s;
+    }
+    auto set = DecodeSafetensors(*bytes);
     if (!set.ok()) {
       return absl::DataLossError(absl::StrCat((cp / file).string(), ": ", set.status().message()));
     }
@@ -258,7 +267,7 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
   // The RNG state is checked before anything is loaded, as the files were.
   auto gen = at::detail::getDefaultCPUGenerator();
   if (!rng_bytes.empty() && static_cast<int64_t>(rng_bytes.size()) != gen.get_state().numel()) {
-    return absl::DataLossError(absl::StrCat(manifest_path, ": cpu_rng_state_hex has ",
+    return absl::DataLossError(absl::StrCat(manifest_path.string(), ": cpu_rng_state_hex has ",
                                             rng_bytes.size(), " bytes, not ",
                                             gen.get_state().numel()));
   }
@@ -302,10 +311,10 @@ absl::StatusOr<LearnerState> LoadCheckpoint(const fs::path& cp, const std::strin
 
 absl::StatusOr<LearnerState> LoadLatestCheckpoint(const std::string& dir, const std::string& job_id,
                                                   PolicyNet& net, torch::optim::Adam& optimizer) {
-  const fs::path latest = fs::path(dir) / "latest";
+  const fs::path latest = fs::path(dir) / kLatestCheckpointFile;
   if (dir.empty() || !fs::exists(latest)) return absl::NotFoundError("no checkpoint");
-  std::string name = ReadFile(latest);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  // An empty or unreadable `latest` names nothing: every step-N directory is a candidate.
+  const std::string name = ReadLatestCheckpointName(dir).value_or("");
   // The one `latest` names, then the others, newest first: a damaged checkpoint (a disk error,
   // a copy cut short) costs the steps since the one before it, not the whole run.
   std::vector<std::string> candidates;

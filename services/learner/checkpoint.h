@@ -1,18 +1,7 @@
-// Learner checkpoints: everything training needs to continue as if it had not stopped.
-//
-// Layout, under the learner's --checkpoint_dir:
-//   step-<N>/weights.safetensors    policy parameters (F32), metadata policy_version, learner_step
-//   step-<N>/optimizer.safetensors  Adam state per parameter: <name>.exp_avg, <name>.exp_avg_sq
-//   step-<N>/manifest.json          job id, game and its parameters, model shape
-//                                   (observation_size, hidden, num_actions), step, policy
-//                                   version, Adam step counts, RAE baselines, the CPU RNG state
-//                                   (hex), and the CRC-32C of each other file ("checksums"),
-//                                   which loading checks
-//   latest                          the name of the newest complete checkpoint
-//   versions.json                   job id and the last policy version reserved for publishing
-// A checkpoint is written into step-<N>.tmp and renamed into place, then `latest` is replaced
-// (also by rename), so a crash at any moment leaves the previous checkpoint intact. The newest
-// `keep` checkpoints are kept; older ones are deleted.
+// Learner checkpoints: everything training needs to continue as if it had not stopped. The
+// layout (step-<N>/ with weights, optimiser state and manifest, `latest`, versions.json) is
+// common/checkpoint/checkpoint_dir.h's. The newest `keep` checkpoints are kept; older ones are
+// deleted.
 // Includes LibTorch: only the learner includes it.
 #pragma once
 
@@ -21,10 +10,10 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/checkpoint/checkpoint_manifest.h"
 #include "common/games/game.h"
 #include "common/models/policy_net.h"
 #include "common/rl/rae.h"
-#include "services/learner/checkpoint_manifest.h"
 
 namespace rally {
 

@@ -30,7 +30,7 @@
 #include "absl/status/statusor.h"
 #include "common/rl/losses.h"
 #include "services/learner/batch_source.h"
-#include "services/learner/checkpoint_manifest.h"
+#include "common/checkpoint/checkpoint_manifest.h"
 
 namespace prometheus {
 class Histogram;

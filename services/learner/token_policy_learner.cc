@@ -5,13 +5,12 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint/checkpoint_dir.h"
 #include "common/games/registry.h"
 #include "common/games/text_game.h"
 #include "common/lm/game_tokenizer.h"
@@ -29,13 +28,6 @@ namespace rally {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 NamedTensor ToNamed(const std::string& name, const torch::Tensor& t) {
   torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
@@ -331,7 +323,8 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReplaceFileDurably(fs::path(dir) / "latest", name + "\n"); !s.ok()) {
+  if (absl::Status s = ReplaceFileDurably(fs::path(dir) / kLatestCheckpointFile, name + "\n");
+      !s.ok()) {
     return s;
   }
   // Retention as checkpoint.h says: the newest `keep` up to this one.
@@ -347,14 +340,16 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
 absl::StatusOr<LearnerState> TokenPolicyLearner::Restore(const std::string& dir,
                                                          const std::string& job_id,
                                                          torch::optim::Adam& optimiser) {
-  const fs::path latest = fs::path(dir) / "latest";
+  const fs::path latest = fs::path(dir) / kLatestCheckpointFile;
   if (dir.empty() || !fs::exists(latest)) return absl::NotFoundError("no checkpoint");
-  std::string name = ReadFile(latest);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  const fs::path cp = fs::path(dir) / name;
-  const std::string manifest_path = (cp / "manifest.json").string();
+  absl::StatusOr<std::string> name = ReadLatestCheckpointName(dir);
+  if (!name.ok()) return absl::DataLossError(name.status().message());
+  const fs::path cp = fs::path(dir) / *name;
+  const std::string manifest_path = (cp / kCheckpointManifestFile).string();
+  absl::StatusOr<std::string> manifest_bytes = ReadFileBytes(manifest_path);
+  if (!manifest_bytes.ok()) return absl::DataLossError(manifest_bytes.status().message());
   absl::StatusOr<CheckpointManifest> parsed =
-      ParseCheckpointManifest(ReadFile(cp / "manifest.json"), job_id, manifest_path);
+      ParseCheckpointManifest(*manifest_bytes, job_id, manifest_path);
   if (!parsed.ok()) return parsed.status();
   absl::StatusOr<LmCheckpoint> lm = ReadLmCheckpoint(cp.string());
   if (!lm.ok()) return lm.status();
@@ -364,7 +359,9 @@ absl::StatusOr<LearnerState> TokenPolicyLearner::Restore(const std::string& dir,
         " is not the job's ", HfConfigJson(model_->config()).dump()));
   }
   const fs::path optimizer_path = cp / "optimizer.safetensors";
-  const std::string optimizer_bytes = ReadFile(optimizer_path);
+  absl::StatusOr<std::string> read_optimizer = ReadFileBytes(optimizer_path);
+  if (!read_optimizer.ok()) return absl::DataLossError(read_optimizer.status().message());
+  const std::string& optimizer_bytes = *read_optimizer;
   if (auto s = VerifyFileChecksum(parsed->document, "optimizer.safetensors", optimizer_bytes,
                                   optimizer_path.string());
       !s.ok()) {

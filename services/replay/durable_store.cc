@@ -12,10 +12,8 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "common/net/proto_wire.h"
@@ -224,16 +222,6 @@ absl::StatusOr<v1::ReplaySnapshot> DecodeSnapshot(std::string_view data, bool ch
   return snapshot;
 }
 
-// The bytes of the file at `path`, or why they cannot be read.
-absl::StatusOr<std::string> ReadFileBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::DataLossError(absl::StrCat("cannot be opened: ", std::strerror(errno)));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return absl::DataLossError("cannot be read");
-  return ss.str();
-}
-
 // Renames `dir`/`name` to `name`.damaged (or .damaged-2, ... when that is taken), so that it is
 // kept for inspection and never read as data again; returns what the file is called now.
 std::string SetAside(const fs::path& dir, const std::string& name) {
@@ -274,11 +262,9 @@ std::string SegmentRange(uint64_t from, uint64_t to) {
 }  // namespace
 
 absl::StatusOr<SegmentRead> ReadSegment(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string data = ss.str();
+  absl::StatusOr<std::string> read = ReadFileBytes(path);
+  if (!read.ok()) return read.status();
+  std::string data = *std::move(read);
   SegmentRead out;
   out.file_bytes = static_cast<int64_t>(data.size());
   const bool legacy = data.compare(0, kSegmentMagic.size(), kSegmentMagic) != 0;

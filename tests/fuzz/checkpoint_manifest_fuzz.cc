@@ -1,11 +1,11 @@
-// ParseCheckpointManifest (services/learner/checkpoint_manifest.h), the torch-free part of
+// ParseCheckpointManifest (common/checkpoint/checkpoint_manifest.h), the torch-free part of
 // loading a learner checkpoint, on arbitrary manifest.json bytes; then the checksum check that
 // loading runs against the manifest (VerifyFileChecksum, common/models/safetensors.h).
 #include <cstddef>
 #include <cstdint>
 
 #include "common/models/safetensors.h"
-#include "services/learner/checkpoint_manifest.h"
+#include "common/checkpoint/checkpoint_manifest.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -55,5 +55,29 @@ TEST_F(DurableFileTest, ErrorsNameThePath) {
   EXPECT_NE(s.message().find("no-such-dir"), std::string::npos) << s;
 }
 
+TEST_F(DurableFileTest, ReadsAFileWholeAndNamesAMissingOrUnreadableOne) {
+  std::string bytes(200000, '\0');  // larger than one read, with NULs and every byte value
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7919 % 256);
+  ASSERT_TRUE(WriteFileSynced(dir_ / "blob", bytes).ok());
+  absl::StatusOr<std::string> read = ReadFileBytes(dir_ / "blob");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, bytes);
+  ASSERT_TRUE(WriteFileSynced(dir_ / "empty", "").ok());
+  EXPECT_EQ(ReadFileBytes(dir_ / "empty").value_or("x"), "");
+
+  absl::StatusOr<std::string> missing = ReadFileBytes(dir_ / "missing");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), (dir_ / "missing").string() + ": no such file");
+  // A directory is no file to read.
+  EXPECT_EQ(ReadFileBytes(dir_).status().code(), absl::StatusCode::kNotFound);
+  if (geteuid() != 0) {  // root reads a file whatever its mode
+    fs::permissions(dir_ / "blob", fs::perms::none);
+    absl::StatusOr<std::string> denied = ReadFileBytes(dir_ / "blob");
+    EXPECT_EQ(denied.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_EQ(denied.status().message(),
+              (dir_ / "blob").string() + ": cannot be opened: Permission denied");
+  }
+}
+
 }  // namespace
 }  // namespace rally
