@@ -72,6 +72,7 @@ void GenerationWorker::Stop() {
   }
   work_cv_.notify_all();
   slots_cv_.notify_all();
+  weights_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -196,6 +197,14 @@ absl::Status GenerationWorker::last_weights_error() const {
   return weights_error_;
 }
 
+bool GenerationWorker::WaitForVersion(int64_t version, absl::Duration timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  weights_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
+    return version_ == version || tried_version_ == version || stopping_;
+  });
+  return version_ == version;
+}
+
 bool GenerationWorker::StopReached(const Running& running) const {
   const GenerationRequest& request = running.request;
   const std::vector<int32_t>& tokens = running.result.tokens;
@@ -312,6 +321,8 @@ void GenerationWorker::Loop() {
     if (weights) {
       absl::Status loaded = model_.LoadWeights(*weights);
       std::lock_guard<std::mutex> lock(mu_);
+      tried_version_ = weights_version;
+      weights_cv_.notify_all();
       if (loaded.ok()) {
         version_ = weights_version;
         weights_error_ = absl::OkStatus();

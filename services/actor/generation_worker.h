@@ -116,6 +116,10 @@ class GenerationWorker {
   // (OK when none did; the previous weights stay in use then).
   int64_t version() const;
   absl::Status last_weights_error() const;
+  // Waits until the weights of `version` are in use (true), or until they failed to load, the
+  // worker stopped or `timeout` passed (false). The worker applies queued weights at its next
+  // step, which a publication starts.
+  bool WaitForVersion(int64_t version, absl::Duration timeout) const;
 
   // The cache's shape and the slots free now (not reserved by Open).
   int slots() const { return slots_; }
@@ -156,8 +160,9 @@ class GenerationWorker {
   const int capacity_;
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;   // the worker waits for requests, releases, weights
-  std::condition_variable slots_cv_;  // Open waits for slots
+  std::condition_variable work_cv_;             // the worker waits for requests, releases, weights
+  std::condition_variable slots_cv_;            // Open waits for slots
+  mutable std::condition_variable weights_cv_;  // WaitForVersion waits for a load to end
   bool stopping_ = false;
   int reserved_ = 0;  // slots held by open sequences
   int64_t next_sequence_ = 1;
@@ -167,6 +172,7 @@ class GenerationWorker {
   std::shared_ptr<const TensorSet> new_weights_;
   int64_t new_version_ = 0;
   int64_t version_ = 0;
+  int64_t tried_version_ = 0;  // the version of the last weights whose load ended
   absl::Status weights_error_;
   std::thread thread_;
 };

@@ -223,12 +223,7 @@ std::vector<v1::EvalResult> TextEvaluator::Round(int64_t version,
   }
   if (worker_ != nullptr) {
     worker_->PublishWeights(weights, version);
-    // Applied before the worker's next step; the worker steps when weights are queued.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (worker_->version() != version && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (worker_->version() != version) {
+    if (!worker_->WaitForVersion(version, absl::Seconds(60))) {
       LogError("evaluation weights not applied",
                {{"policy_version", version}, {"error", worker_->last_weights_error().ToString()}});
       return results;

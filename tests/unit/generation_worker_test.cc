@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <chrono>
 #include <thread>
 
 #include "common/games/registry.h"
@@ -298,6 +299,26 @@ TEST(GenerationWorker, WeightSwapBetweenStepsShowsInTokenVersions) {
   worker->PublishWeights(std::make_shared<TensorSet>(bad), 3);
   ASSERT_TRUE(worker->Generate(Request(seq, {1}, 5, 1)).ok());
   EXPECT_EQ(worker->version(), 2);
+  EXPECT_FALSE(worker->last_weights_error().ok());
+}
+
+TEST(GenerationWorker, WaitForVersionReturnsWhenTheWeightsAreInUseOrFailedToLoad) {
+  std::unique_ptr<GenerationWorker> worker = MakeWorker(7);
+  const TensorSet good = TinyModel(8).ExportWeights();
+  // Nothing published: the wait ends at its timeout.
+  EXPECT_FALSE(worker->WaitForVersion(5, absl::Milliseconds(50)));
+  // Publishing wakes the idle worker, which applies them with no request queued.
+  worker->PublishWeights(std::make_shared<TensorSet>(good), 5);
+  EXPECT_TRUE(worker->WaitForVersion(5, absl::Seconds(30)));
+  EXPECT_EQ(worker->version(), 5);
+  // Weights that do not load end the wait at once (well before its 30 s), false.
+  TensorSet bad = good;
+  bad.tensors.pop_back();
+  worker->PublishWeights(std::make_shared<TensorSet>(bad), 6);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(worker->WaitForVersion(6, absl::Seconds(30)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  EXPECT_EQ(worker->version(), 5);
   EXPECT_FALSE(worker->last_weights_error().ok());
 }
 
