@@ -127,41 +127,26 @@ class Security : public ::testing::TestWithParam<std::string> {
 
   // Clients that are not rally pods: Prometheus servers, API clients and strangers.
   std::vector<PodIdentity> OutsideClients() const {
-    const std::map<std::string, std::string> monitoring = {
-        {"kubernetes.io/metadata.name", "monitoring"}, {"rally/metrics-scraper", "true"}};
-    const std::map<std::string, std::string> ops = {{"kubernetes.io/metadata.name", "ops"},
-                                                    {"rally/control-api-client", "true"}};
-    const std::map<std::string, std::string> elsewhere = {
-        {"kubernetes.io/metadata.name", "default"}};
+    using Labels = std::map<std::string, std::string>;
+    const Labels rally = rally_namespace_labels_;
+    const Labels monitoring = {{"kubernetes.io/metadata.name", "monitoring"},
+                               {"rally/metrics-scraper", "true"}};
+    const Labels ops = {{"kubernetes.io/metadata.name", "ops"},
+                        {"rally/control-api-client", "true"}};
+    const Labels elsewhere = {{"kubernetes.io/metadata.name", "default"}};
+    const Labels plain_prometheus = {{"app.kubernetes.io/name", "rally-prometheus"}};
+    const Labels operator_prometheus = {{"app.kubernetes.io/name", "prometheus"}};
+    // Another namespace's pod wearing a rally actor's labels.
+    const Labels actor = {{"app.kubernetes.io/name", "rally"},
+                          {"app.kubernetes.io/component", "actor"}};
     return {
-        {"prometheus",
-         kNamespace,
-         rally_namespace_labels_,
-         {{"app.kubernetes.io/name", "rally-prometheus"}},
-         {}},
-        {"operator-prometheus",
-         "monitoring",
-         monitoring,
-         {{"app.kubernetes.io/name", "prometheus"}},
-         {}},
+        {"prometheus", kNamespace, rally, plain_prometheus, {}},
+        {"operator-prometheus", "monitoring", monitoring, operator_prometheus, {}},
         {"api-client-namespace", "ops", ops, {{"run", "rally-cli"}}, {}},
-        {"api-client-pod",
-         kNamespace,
-         rally_namespace_labels_,
-         {{"rally/control-api-client", "true"}},
-         {}},
-        {"stranger-in-rally", kNamespace, rally_namespace_labels_, {{"run", "debug"}}, {}},
-        // Another namespace's pod wearing a rally actor's labels.
-        {"impostor-elsewhere",
-         "default",
-         elsewhere,
-         {{"app.kubernetes.io/name", "rally"}, {"app.kubernetes.io/component", "actor"}},
-         {}},
-        {"prometheus-elsewhere",
-         "default",
-         elsewhere,
-         {{"app.kubernetes.io/name", "rally-prometheus"}},
-         {}},
+        {"api-client-pod", kNamespace, rally, {{"rally/control-api-client", "true"}}, {}},
+        {"stranger-in-rally", kNamespace, rally, {{"run", "debug"}}, {}},
+        {"impostor-elsewhere", "default", elsewhere, actor, {}},
+        {"prometheus-elsewhere", "default", elsewhere, plain_prometheus, {}},
     };
   }
 
