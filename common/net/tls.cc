@@ -103,8 +103,6 @@ TransportSecurity* current ABSL_GUARDED_BY(current_mu) = nullptr;
 TransportSecurity TransportSecurity::PlainText(bool allow_beyond_loopback) {
   auto state = std::make_shared<State>();
   state->allow_beyond_loopback = allow_beyond_loopback;
-  state->server = grpc::InsecureServerCredentials();
-  state->channel = grpc::InsecureChannelCredentials();
   return TransportSecurity(std::move(state));
 }
 
@@ -149,8 +147,9 @@ absl::StatusOr<TransportSecurity> TransportSecurity::MutualTls(const TlsFiles& f
   auto state = std::make_shared<State>();
   state->tls = true;
   state->component = CommonName(chain[0].get());
-  state->server = MakeServerCredentials(*cert_pem, *key_pem, *ca_pem);
-  state->channel = MakeChannelCredentials(*cert_pem, *key_pem, *ca_pem);
+  state->cert_pem = *std::move(cert_pem);
+  state->key_pem = *std::move(key_pem);
+  state->ca_pem = *std::move(ca_pem);
   return TransportSecurity(std::move(state));
 }
 
@@ -160,11 +159,23 @@ std::string TransportSecurity::Description() const {
 }
 
 std::shared_ptr<grpc::ServerCredentials> TransportSecurity::ServerCredentials() const {
-  return state_->server;
+  const State& s = *state_;
+  absl::MutexLock lock(&s.mu);
+  if (s.server == nullptr) {
+    s.server = s.tls ? MakeServerCredentials(s.cert_pem, s.key_pem, s.ca_pem)
+                     : grpc::InsecureServerCredentials();
+  }
+  return s.server;
 }
 
 std::shared_ptr<grpc::ChannelCredentials> TransportSecurity::ChannelCredentials() const {
-  return state_->channel;
+  const State& s = *state_;
+  absl::MutexLock lock(&s.mu);
+  if (s.channel == nullptr) {
+    s.channel = s.tls ? MakeChannelCredentials(s.cert_pem, s.key_pem, s.ca_pem)
+                      : grpc::InsecureChannelCredentials();
+  }
+  return s.channel;
 }
 
 void SetTransportSecurity(TransportSecurity security) {

@@ -22,8 +22,10 @@
 // RALLY_TLS_CA; all three or none) and --insecure. Files are read once, at start: rotating a
 // certificate means restarting the process.
 //
-// Thread safety: SetTransportSecurity and CurrentTransportSecurity may be called from any thread;
-// a process sets its security once in main, before it starts a server or makes a channel.
+// Thread safety: every function may be called from any thread; a process sets its security once in
+// main, before it starts a server or makes a channel. Making a TransportSecurity starts no thread
+// (gRPC's credentials, which start gRPC's threads, are made at their first use), so a process may
+// set it before InstallShutdownHandlers (common/util/shutdown.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -36,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);
@@ -57,8 +60,9 @@ struct TlsFiles {
   bool empty() const { return cert.empty() && key.empty() && ca.empty(); }
 };
 
-// A process's transport security: plain text (the default) or mutual TLS. Cheap to copy; the
-// credentials are made once and shared, so that channels to one address share a connection.
+// A process's transport security: plain text (the default) or mutual TLS. Cheap to copy; each
+// kind of credentials is made once, at first use, and shared by the copies, so that channels to one
+// address share a connection.
 class TransportSecurity {
  public:
   // Plain text. `allow_beyond_loopback`: --insecure, servers may listen on any address.
@@ -84,8 +88,10 @@ class TransportSecurity {
     bool tls = false;
     bool allow_beyond_loopback = false;
     std::string component;
-    std::shared_ptr<grpc::ServerCredentials> server;
-    std::shared_ptr<grpc::ChannelCredentials> channel;
+    std::string cert_pem, key_pem, ca_pem;  // with TLS
+    mutable absl::Mutex mu;
+    mutable std::shared_ptr<grpc::ServerCredentials> server ABSL_GUARDED_BY(mu);
+    mutable std::shared_ptr<grpc::ChannelCredentials> channel ABSL_GUARDED_BY(mu);
   };
   explicit TransportSecurity(std::shared_ptr<const State> state) : state_(std::move(state)) {}
   std::shared_ptr<const State> state_;
