@@ -146,7 +146,9 @@ TEST_F(Tls, AServerAcceptsOnlyClientsWithACertificateOfItsCa) {
   EXPECT_TRUE(Serving(address, RallyCredentials(*a_, "actor")));
   // gRPC's standard SSL client, which also checks the server's name (127.0.0.1 is in it).
   EXPECT_TRUE(Serving(address, SslCredentials(*a_, *a_)));
-  replay->Stop();
+  // Setting up TLS started no thread before the process's signal handling: SIGTERM stops it
+  // cleanly.
+  EXPECT_EQ(replay->Stop(), 0) << ReadFile(log);
 }
 
 TEST_F(Tls, TheEnvironmentNamesTheFilesWhenFlagsDoNot) {
@@ -327,6 +329,11 @@ stop:
   EXPECT_GE(summary["actor_policy_version_max"].get<int64_t>(), 1) << summary.dump(2);
   EXPECT_GE(summary["trajectories_inserted"].get<int64_t>(), 10 * 8);
   EXPECT_EQ(summary["eval"]["random"]["games"].get<int>(), 10) << summary.dump(2);
+  for (const char* process : {"control", "replay", "learner", "evaluator", "actor-0"}) {
+    EXPECT_NE(ReadFile(workdir + "/logs/" + process + ".log").find("\"msg\":\"stopped\""),
+              std::string::npos)
+        << process << " did not stop cleanly";
+  }
   for (const char* server : {"control", "replay", "learner"}) {
     EXPECT_NE(ReadFile(workdir + "/logs/" + server + ".log")
                   .find(absl::StrCat("\"transport\":\"mutual TLS as ", server, "\"")),
