@@ -139,8 +139,10 @@ absl::StatusOr<std::vector<std::vector<double>>> GameTree::PolicyTable(
       table[i][it - info.actions.begin()] += probability;
       sum += probability;
     }
-    if (std::abs(sum - 1.0) > 1e-6) {
+    const double forfeit = policy.ForfeitProbability(*info.state);  // 0 unless it may forfeit
+    if (!(forfeit >= 0 && forfeit <= 1) || std::abs(sum + forfeit - 1.0) > 1e-6) {
       return absl::InvalidArgumentError(absl::StrCat("policy probabilities sum to ", sum,
+                                                     " with forfeit ", forfeit,
                                                      " at information state '", info.key, "'"));
     }
   }

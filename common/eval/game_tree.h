@@ -57,8 +57,8 @@ class GameTree {
 
   // Each information state's action probabilities under `policies` (one per player, or a single
   // one for all players), aligned with its `actions`. INVALID_ARGUMENT naming the information
-  // state when a policy gives an illegal action, a negative probability, or a sum off 1 by more
-  // than 1e-6.
+  // state when a policy gives an illegal action, a negative probability, or a sum off 1 minus its
+  // ForfeitProbability (policy.h) by more than 1e-6.
   absl::StatusOr<std::vector<std::vector<double>>> PolicyTable(
       std::span<const Policy* const> policies) const;
 

@@ -57,9 +57,14 @@ TabularPolicy::TabularPolicy()
 
 TabularPolicy::TabularPolicy(KeyFunction key) : key_(std::move(key)) {}
 
-void TabularPolicy::Set(const std::string& key, ActionsAndProbs probs) {
+void TabularPolicy::Set(const std::string& key, ActionsAndProbs probs, double forfeit) {
   std::sort(probs.begin(), probs.end());
   table_[key] = std::move(probs);
+  if (forfeit != 0) {
+    forfeits_[key] = forfeit;
+  } else {
+    forfeits_.erase(key);
+  }
 }
 
 const ActionsAndProbs* TabularPolicy::Find(const std::string& key) const {
@@ -67,9 +72,18 @@ const ActionsAndProbs* TabularPolicy::Find(const std::string& key) const {
   return it == table_.end() ? nullptr : &it->second;
 }
 
+double TabularPolicy::Forfeit(const std::string& key) const {
+  auto it = forfeits_.find(key);
+  return it == forfeits_.end() ? 0.0 : it->second;
+}
+
 ActionsAndProbs TabularPolicy::ActionProbabilities(const State& state) const {
   const ActionsAndProbs* entry = Find(key_(state));
   return entry != nullptr ? *entry : UniformOver(state.LegalActions());
+}
+
+double TabularPolicy::ForfeitProbability(const State& state) const {
+  return forfeits_.empty() ? 0.0 : Forfeit(key_(state));
 }
 
 }  // namespace rally

@@ -3,7 +3,9 @@
 //
 // Contract: a Policy depends on the state only through the acting player's information state;
 // the exact evaluators (exploitability.h) query it once per information state. Probabilities are
-// non-negative, sum to 1, and name legal actions only (actions left out have probability 0).
+// non-negative, name legal actions only (actions left out have probability 0) and sum to 1 minus
+// the forfeit probability: the mass of answers that are no legal move, which end the game as a
+// forfeit (a language model's invalid answers, common/lm/lm_policy.h; 0 for every other policy).
 // Const methods may be called from several threads at once.
 #pragma once
 
@@ -26,6 +28,8 @@ class Policy {
   virtual ~Policy() = default;
   // The distribution at decision node `state` for CurrentPlayer().
   virtual ActionsAndProbs ActionProbabilities(const State& state) const = 0;
+  // The probability of forfeiting at decision node `state`, in [0, 1].
+  virtual double ForfeitProbability(const State& /*state*/) const { return 0.0; }
 };
 
 // Uniform over the legal actions.
@@ -36,7 +40,8 @@ class UniformPolicy final : public Policy {
 
 // A table from information-state keys to distributions; uniform over the legal actions at keys
 // the table lacks. The key of a state is, by default, the acting player's InformationStateString;
-// a game's classic notation (games/policy_notation.h) can be used instead.
+// a game's classic notation (games/policy_notation.h) can be used instead. An entry may carry a
+// forfeit probability (the rest of 1 after its actions' probabilities).
 class TabularPolicy final : public Policy {
  public:
   using KeyFunction = std::function<std::string(const State& state)>;
@@ -46,16 +51,23 @@ class TabularPolicy final : public Policy {
 
   // The key of decision node `state`.
   std::string Key(const State& state) const { return key_(state); }
-  // Sets the distribution at `key` (sorted by action on the way in).
-  void Set(const std::string& key, ActionsAndProbs probs);
+  // Sets the distribution at `key` (sorted by action on the way in) and its forfeit probability;
+  // `probs` should then sum to 1 - `forfeit`.
+  void Set(const std::string& key, ActionsAndProbs probs, double forfeit = 0.0);
   // The entry at `key`, or nullptr.
   const ActionsAndProbs* Find(const std::string& key) const;
+  // The forfeit probability at `key` (0 where none was set).
+  double Forfeit(const std::string& key) const;
   ActionsAndProbs ActionProbabilities(const State& state) const override;
+  double ForfeitProbability(const State& state) const override;
   const std::map<std::string, ActionsAndProbs>& table() const { return table_; }
+  // The keys with a forfeit probability other than 0, and it.
+  const std::map<std::string, double>& forfeits() const { return forfeits_; }
 
  private:
   KeyFunction key_;
   std::map<std::string, ActionsAndProbs> table_;
+  std::map<std::string, double> forfeits_;
 };
 
 // Uniform over `actions`.
