@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/eval/policy_json.h"
+#include "common/games/policy_notation.h"
 
 namespace rally {
 namespace {
@@ -162,19 +164,104 @@ absl::StatusOr<LmPolicyTable> ScoreTree(const GameTree& tree, const LmMoveScorer
           absl::StrCat("information state '", info.key, "': legal actions differ from the tree's"));
     }
     table.probs.push_back(std::move(scores->probs));
-    table.invalid.push_back(scores->invalid);
+    table.forfeit.push_back(scores->invalid);
   }
   return table;
 }
 
-absl::StatusOr<LmPolicyTable> TableFromPolicy(const GameTree& tree, const Policy& policy) {
-  const Policy* one[] = {&policy};
-  absl::StatusOr<std::vector<std::vector<double>>> probs = tree.PolicyTable(one);
-  if (!probs.ok()) return probs.status();
-  LmPolicyTable table;
-  table.probs = *std::move(probs);
-  table.invalid.assign(table.probs.size(), 0.0);
-  return table;
+absl::StatusOr<TabularPolicy> ScoreInformationStates(const Game& game, const LmMoveScorer& scorer,
+                                                     const TabularPolicy::KeyFunction& key) {
+  absl::StatusOr<std::vector<InformationStateEntry>> states = CollectInformationStates(game, key);
+  if (!states.ok()) return states.status();
+  TabularPolicy policy(key);
+  for (const InformationStateEntry& entry : *states) {
+    absl::StatusOr<MoveScores> scores = scorer.Score(*entry.state);
+    if (!scores.ok()) {
+      return absl::Status(scores.status().code(), absl::StrCat("information state '", entry.key,
+                                                               "': ", scores.status().message()));
+    }
+    ActionsAndProbs probs;
+    for (size_t a = 0; a < scores->actions.size(); ++a) {
+      probs.emplace_back(scores->actions[a], scores->probs[a]);
+    }
+    policy.Set(entry.key, std::move(probs), scores->invalid);
+  }
+  return policy;
+}
+
+absl::StatusOr<SamplingOptions> CheckpointSampling(const LmCheckpoint& checkpoint) {
+  const nlohmann::json& manifest = checkpoint.manifest;
+  const std::string where = checkpoint.dir + "/manifest.json: ";
+  SamplingOptions sampling{.temperature = 1.0, .top_k = 0, .top_p = 1.0};
+  for (auto [key, field] :
+       {std::pair{"temperature", &sampling.temperature}, std::pair{"top_p", &sampling.top_p}}) {
+    if (!manifest.contains(key)) continue;
+    if (!manifest[key].is_number()) {
+      return absl::DataLossError(absl::StrCat(where, key, ": not a number"));
+    }
+    *field = manifest[key].get<double>();
+  }
+  if (manifest.contains("top_k")) {
+    if (!manifest["top_k"].is_number_integer() || manifest["top_k"].get<int64_t>() < 0 ||
+        manifest["top_k"].get<int64_t>() > (1 << 30)) {
+      return absl::DataLossError(absl::StrCat(where, "top_k: not an integer from 0 to 2^30"));
+    }
+    sampling.top_k = manifest["top_k"].get<int>();
+  }
+  if (absl::Status s = ValidateSamplingOptions(sampling); !s.ok()) {
+    return absl::DataLossError(absl::StrCat(where, s.message()));
+  }
+  return sampling;
+}
+
+namespace {
+
+// ExportLmPolicy once the checkpoint's model and tokenizer are loaded; may throw c10::Error.
+absl::StatusOr<nlohmann::json> ExportLoadedLmPolicy(const LmMoveScorer& scorer, const Game& game,
+                                                    const PolicyNotation& notation) {
+  absl::StatusOr<TabularPolicy> policy = ScoreInformationStates(game, scorer, notation.key);
+  if (!policy.ok()) return policy.status();
+  absl::StatusOr<GameTree> tree = GameTree::Build(game);
+  if (!tree.ok()) return tree.status();
+  const Policy* one[] = {&*policy};
+  absl::StatusOr<TreePolicyTable> table = MakeTreePolicyTable(*tree, one);
+  if (!table.ok()) return table.status();
+  absl::StatusOr<ForfeitRate> rate = ComputeForfeitRate(*tree, *table);
+  if (!rate.ok()) return rate.status();
+  return PolicyToJson(game.Name(), *policy, &*rate);
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> ExportLmPolicy(const LmCheckpoint& checkpoint, const Game& game) {
+  absl::StatusOr<PolicyNotation> notation = GetPolicyNotation(game.Name());
+  if (!notation.ok()) return notation.status();
+  absl::StatusOr<const TextRendering*> rendering = FindTextRendering(game.Name());
+  if (!rendering.ok()) return rendering.status();
+  absl::StatusOr<PromptStyle> style =
+      ParsePromptStyle(checkpoint.manifest.value("prompt", std::string("compact")));
+  if (!style.ok()) return style.status();
+  absl::StatusOr<SamplingOptions> sampling = CheckpointSampling(checkpoint);
+  if (!sampling.ok()) return sampling.status();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      checkpoint.tokenizer_path.empty() ? MakeByteTokenizer()
+                                        : LoadTokenizer(checkpoint.tokenizer_path);
+  if (!tokenizer.ok()) return tokenizer.status();
+  try {
+    absl::StatusOr<Transformer> model = Transformer::Create(checkpoint.config, /*seed=*/0);
+    if (!model.ok()) return model.status();
+    if (absl::Status s = model->LoadWeights(checkpoint.weights); !s.ok()) {
+      return absl::DataLossError(
+          absl::StrCat(checkpoint.dir, "/weights.safetensors: ", s.message()));
+    }
+    absl::StatusOr<LmMoveScorer> scorer =
+        LmMoveScorer::Create(&*model, tokenizer->get(), &game, *rendering, *style, *sampling);
+    if (!scorer.ok()) return scorer.status();
+    return ExportLoadedLmPolicy(*scorer, game, *notation);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat(checkpoint.dir, ": the model failed: ", e.what_without_backtrace()));
+  }
 }
 
 absl::Status ValidateLmPolicyTable(const GameTree& tree, const LmPolicyTable& table) {
@@ -182,249 +269,18 @@ absl::Status ValidateLmPolicyTable(const GameTree& tree, const LmPolicyTable& ta
     return absl::InvalidArgumentError(absl::StrCat(
         "the forfeit rule needs a two-player game, not one of ", tree.num_players(), " players"));
   }
-  const auto& infosets = tree.information_states();
-  if (table.probs.size() != infosets.size() || table.invalid.size() != infosets.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("LmPolicyTable has ", table.probs.size(), " rows and ", table.invalid.size(),
-                     " invalid masses for ", infosets.size(), " information states"));
-  }
-  for (size_t i = 0; i < infosets.size(); ++i) {
-    if (table.probs[i].size() != infosets[i].actions.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("information state '", infosets[i].key,
-                                                     "': probabilities do not match its actions"));
-    }
-    double sum = table.invalid[i];
-    bool in_range = table.invalid[i] >= 0 && table.invalid[i] <= 1;
-    for (double p : table.probs[i]) {
-      in_range = in_range && p >= 0 && p <= 1;
-      sum += p;
-    }
-    if (!in_range || std::abs(sum - 1.0) > 1e-6) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("information state '", infosets[i].key,
-                       "': probabilities and invalid mass are not a distribution (sum ", sum, ")"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-namespace {
-
-// The forfeit return of `player` when the player to move at `node` answers invalidly.
-double ForfeitReturn(const GameTree& tree, int node, int player) {
-  return tree.nodes()[node].player == player ? kForfeitOffenderReturn : kForfeitOpponentReturn;
-}
-
-double EdgeProbability(const GameTree& tree, const LmPolicyTable& table, int node, int i) {
-  const GameTree::Node& n = tree.nodes()[node];
-  if (n.player == kChancePlayer) return tree.nodes()[n.first_child + i].chance_probability;
-  return table.probs[n.infoset][i];
-}
-
-// The forfeit mass at `node` (0 at chance nodes).
-double InvalidMass(const GameTree& tree, const LmPolicyTable& table, int node) {
-  const GameTree::Node& n = tree.nodes()[node];
-  return n.player >= 0 ? table.invalid[n.infoset] : 0.0;
-}
-
-// Reach probability of every node under chance and the policy, skipping `responder`'s own
-// decisions (weight 1) when responder >= 0 (-1: none).
-std::vector<double> Reach(const GameTree& tree, const LmPolicyTable& table, int responder) {
-  const auto& nodes = tree.nodes();
-  std::vector<double> reach(nodes.size(), 0.0);
-  reach[0] = 1.0;
-  for (size_t n = 0; n < nodes.size(); ++n) {
-    for (int i = 0; i < nodes[n].num_children; ++i) {
-      bool own = responder >= 0 && nodes[n].player == responder;
-      double w = own ? 1.0 : EdgeProbability(tree, table, n, i);
-      reach[nodes[n].first_child + i] = reach[n] * w;
-    }
-  }
-  return reach;
-}
-
-std::vector<double> RootValues(const GameTree& tree, const LmPolicyTable& table) {
-  const auto& nodes = tree.nodes();
-  int players = tree.num_players();
-  std::vector<double> values(nodes.size() * players, 0.0);
-  for (int n = static_cast<int>(nodes.size()) - 1; n >= 0; --n) {
-    if (nodes[n].player == kTerminalPlayer) {
-      for (int p = 0; p < players; ++p) values[n * players + p] = tree.Return(n, p);
-      continue;
-    }
-    double q = InvalidMass(tree, table, n);
-    for (int p = 0; p < players; ++p) values[n * players + p] = q * ForfeitReturn(tree, n, p);
-    for (int i = 0; i < nodes[n].num_children; ++i) {
-      double w = EdgeProbability(tree, table, n, i);
-      int child = nodes[n].first_child + i;
-      for (int p = 0; p < players; ++p) values[n * players + p] += w * values[child * players + p];
-    }
-  }
-  return std::vector<double>(values.begin(), values.begin() + players);
-}
-
-// exploitability.h's best response, the policy's forfeit mass paying the responder +0.5.
-class ForfeitBestResponder {
- public:
-  ForfeitBestResponder(const GameTree& tree, const LmPolicyTable& table, int responder)
-      : tree_(tree),
-        table_(table),
-        responder_(responder),
-        value_(tree.nodes().size(), 0.0),
-        known_(tree.nodes().size(), false),
-        reach_(Reach(tree, table, responder)),
-        choice_(tree.information_states().size(), -1) {}
-
-  absl::StatusOr<BestResponse> Solve() {
-    const auto& infosets = tree_.information_states();
-    std::vector<int> order;
-    for (size_t i = 0; i < infosets.size(); ++i) {
-      if (infosets[i].player == responder_) order.push_back(static_cast<int>(i));
-    }
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return infosets[a].depth > infosets[b].depth; });
-    for (int i : order) Decide(i);
-    BestResponse result;
-    result.value = Value(0);
-    if (!error_.ok()) return error_;
-    for (int i : order) result.actions[infosets[i].key] = infosets[i].actions[choice_[i]];
-    return result;
-  }
-
- private:
-  void Decide(int infoset) {
-    if (choice_[infoset] >= 0) return;
-    const GameTree::InformationState& info = tree_.information_states()[infoset];
-    if (choice_[infoset] == kDeciding) {
-      error_ = absl::FailedPreconditionError(
-          absl::StrCat("information state '", info.key,
-                       "' lies below itself; best response needs perfect "
-                       "recall"));
-      choice_[infoset] = 0;
-      return;
-    }
-    choice_[infoset] = kDeciding;
-    int best = 0;
-    double best_value = 0;
-    for (size_t a = 0; a < info.actions.size(); ++a) {
-      double q = 0;
-      for (int h : info.nodes) q += reach_[h] * Value(tree_.nodes()[h].first_child + a);
-      if (a == 0 || q > best_value) {
-        best = static_cast<int>(a);
-        best_value = q;
-      }
-    }
-    choice_[infoset] = best;
-  }
-
-  double Value(int node) {
-    if (known_[node]) return value_[node];
-    const GameTree::Node& n = tree_.nodes()[node];
-    double v = 0;
-    if (n.player == kTerminalPlayer) {
-      v = tree_.Return(node, responder_);
-    } else if (n.player == responder_) {
-      Decide(n.infoset);
-      v = Value(n.first_child + choice_[n.infoset]);
-    } else {
-      v = InvalidMass(tree_, table_, node) * kForfeitOpponentReturn;
-      for (int i = 0; i < n.num_children; ++i) {
-        double w = EdgeProbability(tree_, table_, node, i);
-        if (w > 0) v += w * Value(n.first_child + i);
-      }
-    }
-    known_[node] = true;
-    value_[node] = v;
-    return v;
-  }
-
-  static constexpr int kDeciding = -2;
-  const GameTree& tree_;
-  const LmPolicyTable& table_;
-  int responder_;
-  std::vector<double> value_;
-  std::vector<bool> known_;
-  std::vector<double> reach_;
-  std::vector<int> choice_;
-  absl::Status error_;
-};
-
-}  // namespace
-
-absl::StatusOr<std::vector<double>> ForfeitExpectedReturns(const GameTree& tree,
-                                                           const LmPolicyTable& table) {
-  if (absl::Status s = ValidateLmPolicyTable(tree, table); !s.ok()) return s;
-  return RootValues(tree, table);
-}
-
-absl::StatusOr<BestResponse> ForfeitBestResponse(const GameTree& tree, const LmPolicyTable& table,
-                                                 int responder) {
-  if (absl::Status s = ValidateLmPolicyTable(tree, table); !s.ok()) return s;
-  if (responder < 0 || responder >= tree.num_players()) {
-    return absl::InvalidArgumentError(absl::StrCat("no responder seat ", responder));
-  }
-  return ForfeitBestResponder(tree, table, responder).Solve();
-}
-
-absl::StatusOr<double> ForfeitNashConv(const GameTree& tree, const LmPolicyTable& table) {
-  if (absl::Status s = ValidateLmPolicyTable(tree, table); !s.ok()) return s;
-  std::vector<double> on_policy = RootValues(tree, table);
-  double nash_conv = 0;
-  for (int p = 0; p < tree.num_players(); ++p) {
-    absl::StatusOr<BestResponse> br = ForfeitBestResponder(tree, table, p).Solve();
-    if (!br.ok()) return br.status();
-    nash_conv += br->value - on_policy[p];
-  }
-  return nash_conv;
+  return ValidateTreePolicyTable(tree, table);
 }
 
 absl::StatusOr<double> ForfeitExploitability(const GameTree& tree, const LmPolicyTable& table) {
-  absl::StatusOr<double> nash_conv = ForfeitNashConv(tree, table);
-  if (!nash_conv.ok()) return nash_conv.status();
-  return *nash_conv / 2;
+  if (absl::Status s = ValidateLmPolicyTable(tree, table); !s.ok()) return s;
+  return Exploitability(tree, table, ForfeitReturns{});
 }
 
 absl::StatusOr<InvalidAnswerRate> ComputeInvalidAnswerRate(const GameTree& tree,
                                                            const LmPolicyTable& table) {
   if (absl::Status s = ValidateLmPolicyTable(tree, table); !s.ok()) return s;
-  std::vector<double> reach = Reach(tree, table, /*responder=*/-1);
-  InvalidAnswerRate rate;
-  double decisions = 0;
-  for (size_t n = 0; n < tree.nodes().size(); ++n) {
-    if (tree.nodes()[n].player < 0) continue;
-    decisions += reach[n];
-    rate.per_game += reach[n] * InvalidMass(tree, table, n);
-  }
-  rate.per_decision = decisions > 0 ? rate.per_game / decisions : 0.0;
-  const auto& infosets = tree.information_states();
-  for (size_t i = 0; i < infosets.size(); ++i) {
-    if (i == 0 || table.invalid[i] > rate.max) {
-      rate.max = table.invalid[i];
-      rate.max_key = infosets[i].key;
-    }
-  }
-  return rate;
-}
-
-LmTablePolicy::LmTablePolicy(const GameTree& tree, const LmPolicyTable& table) {
-  const auto& infosets = tree.information_states();
-  for (size_t i = 0; i < infosets.size() && i < table.probs.size(); ++i) {
-    double sum = 0;
-    for (double p : table.probs[i]) sum += p;
-    if (sum <= 0) {
-      tabular_.Set(infosets[i].key, UniformOver(infosets[i].actions));
-      continue;
-    }
-    ActionsAndProbs probs;
-    for (size_t a = 0; a < infosets[i].actions.size(); ++a) {
-      probs.emplace_back(infosets[i].actions[a], table.probs[i][a] / sum);
-    }
-    tabular_.Set(infosets[i].key, std::move(probs));
-  }
-}
-
-ActionsAndProbs LmTablePolicy::ActionProbabilities(const State& state) const {
-  return tabular_.ActionProbabilities(state);
+  return ComputeForfeitRate(tree, table);
 }
 
 }  // namespace rally

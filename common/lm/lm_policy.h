@@ -22,27 +22,18 @@
 // of the same bytes would parse, but is counted here as the forfeit. A model trained on canonical
 // answers puts almost no mass there; the bound is what the exact figures below assume.
 //
-// Evaluation with the forfeit (two-player games; game_tree.h, exploitability.h). LmPolicyTable
-// holds, per GameTree information state, the probability of each legal action and the invalid
-// mass q. An invalid answer ends the game: the offender gets kForfeitOffenderReturn (-1.5), the
-// opponent kForfeitOpponentReturn (+0.5). So at a decision node h of player o under the policy,
-//   V_p(h) = sum_a pi(a) V_p(child a) + q * (p == o ? -1.5 : +0.5).
-// The best responder plays legal moves only (it never forfeits); at the policy's nodes the
-// forfeit mass pays it +0.5. Best responses are computed as in exploitability.h (deepest
-// information state first, ties to the lowest action); the reach of a history is the product of
-// chance and policy probabilities of the moves on the way, so forfeit mass leaves the tree.
-//   NashConv = sum_i (BR_i - V_i(pi)),  exploitability = NashConv / 2,
-// exactly rally's MLP definition with the forfeit added; with q = 0 everywhere both equal
-// exploitability.h's. Forfeit makes the game non-zero-sum (the returns sum to -1). A NashConv term
-// BR_i - V_i(pi) is >= 0 wherever the responder can always secure more than -1.5 by moves, as in
-// Kuhn poker (folding loses at most 1) and TicTacToe (returns in [-1, 1]); in a game where some
-// position is worth less than -1.5 to the player to move, the policy's forfeit there beats every
-// move and a term can be negative.
+// Evaluation with the forfeit (two-player games). An LmPolicyTable holds, per GameTree information
+// state, the probability of each legal action and the invalid mass q as its forfeit mass; an
+// invalid answer ends the game, the offender getting kForfeitOffenderReturn (-1.5) and the opponent
+// kForfeitOpponentReturn (+0.5). Every exact figure (expected returns, best responses, NashConv,
+// exploitability, worst-case returns) is common/eval/exploitability.h's for that table with those
+// forfeit returns: the best responder plays legal moves only, the policy's invalid mass pays it
+// +0.5, and with q = 0 everywhere each figure equals that of the policy without forfeit.
 //
-// Invalid-answer rate: over self-play of the policy against itself, reach-weighted. per_decision
-// = sum_h reach(h) q(h) / sum_h reach(h) over decision nodes h (the probability that a decision
-// the policy meets is answered invalidly); per_game = sum_h reach(h) q(h) (the probability that a
-// game ends by forfeit); max = the largest q over all information states.
+// Invalid-answer rate: exploitability.h's ForfeitRate of the table, over self-play of the policy
+// against itself, reach-weighted: per_decision (the probability that a decision the policy meets
+// is answered invalidly), per_game (the probability that a game ends by forfeit), max (the largest
+// q over all information states).
 //
 // Thread safety: LmMoveScorer is immutable; Score may run from several threads (each call uses
 // its own KV cache; Transformer::Extend allows that).
@@ -57,9 +48,11 @@
 #include "common/eval/game_tree.h"
 #include "common/eval/policy.h"
 #include "common/games/text_game.h"
+#include "common/lm/lm_checkpoint.h"
 #include "common/lm/sampling.h"
 #include "common/lm/tokenizer.h"
 #include "common/lm/transformer.h"
+#include "nlohmann/json.hpp"
 
 namespace rally {
 
@@ -111,53 +104,45 @@ class LmMoveScorer {
   SamplingOptions sampling_;
 };
 
-// Per GameTree information state (aligned with tree.information_states()): the probability of
-// each legal action (aligned with its `actions`) and the invalid mass.
-struct LmPolicyTable {
-  std::vector<std::vector<double>> probs;
-  std::vector<double> invalid;
-};
+// Per GameTree information state: the probability of each legal action and, as `forfeit`, the
+// invalid mass.
+using LmPolicyTable = TreePolicyTable;
 
 // Scores every information state of `tree` (one member state each). Errors: Score's.
 absl::StatusOr<LmPolicyTable> ScoreTree(const GameTree& tree, const LmMoveScorer& scorer);
 
-// The table of a Policy (no invalid mass); GameTree::PolicyTable's errors.
-absl::StatusOr<LmPolicyTable> TableFromPolicy(const GameTree& tree, const Policy& policy);
+// Every information state of the scorer's game under `key` (CollectInformationStates: the first
+// member state of each key) scored, as a TabularPolicy keyed by `key`: each legal move's
+// probability and the invalid mass as the entry's forfeit. What `rally export-policy` writes.
+// Errors: CollectInformationStates's and Score's, naming the key.
+absl::StatusOr<TabularPolicy> ScoreInformationStates(const Game& game, const LmMoveScorer& scorer,
+                                                     const TabularPolicy::KeyFunction& key);
 
-// INVALID_ARGUMENT unless `table` matches `tree` (sizes, probabilities in [0, 1], each
-// information state's probabilities plus invalid mass summing to 1 within 1e-6) and the game has
-// two players.
+// The sampling the job of a transformer checkpoint used, as its manifest records it: "temperature",
+// "top_p" and "top_k" (the job spec's policy keys) where present, else the job spec's defaults
+// (temperature 1, top_p 1, top_k 0). The learner's manifest records none of them today, so the
+// defaults apply. DATA_LOSS naming the manifest and the key for a value of the wrong type or one
+// ValidateSamplingOptions rejects.
+absl::StatusOr<SamplingOptions> CheckpointSampling(const LmCheckpoint& checkpoint);
+
+// `rally export-policy` of a transformer checkpoint whose game is `game` (the manifest's, built
+// with its game_params): ScoreInformationStates under the game's classic notation
+// (games/policy_notation.h), the manifest's "prompt" style (compact if absent) and
+// CheckpointSampling, written by PolicyToJson (common/eval/policy_json.h) with each state's invalid
+// mass and the invalid-answer rate. INVALID_ARGUMENT for a game without a notation or a text
+// rendering; DATA_LOSS naming the weights file when they do not load; INTERNAL for a model error.
+absl::StatusOr<nlohmann::json> ExportLmPolicy(const LmCheckpoint& checkpoint, const Game& game);
+
+// ValidateTreePolicyTable's errors, and INVALID_ARGUMENT unless the game has two players.
 absl::Status ValidateLmPolicyTable(const GameTree& tree, const LmPolicyTable& table);
 
-// The figures of the header, with the forfeit counted. Errors: ValidateLmPolicyTable's, and
-// exploitability.h's best-response errors.
-absl::StatusOr<std::vector<double>> ForfeitExpectedReturns(const GameTree& tree,
-                                                           const LmPolicyTable& table);
-absl::StatusOr<BestResponse> ForfeitBestResponse(const GameTree& tree, const LmPolicyTable& table,
-                                                 int responder);
-absl::StatusOr<double> ForfeitNashConv(const GameTree& tree, const LmPolicyTable& table);
+// exploitability.h's Exploitability of the table with the forfeit returns of the header, what the
+// evaluator's best_response round reports. Errors: ValidateLmPolicyTable's and Exploitability's.
 absl::StatusOr<double> ForfeitExploitability(const GameTree& tree, const LmPolicyTable& table);
 
-struct InvalidAnswerRate {
-  double per_decision = 0;  // reach-weighted mean of q over the decision nodes self-play meets
-  double per_game = 0;      // probability that a self-play game ends by forfeit
-  double max = 0;           // largest q over all information states
-  std::string max_key;      // the information state where it is
-};
+using InvalidAnswerRate = ForfeitRate;
+// The invalid-answer rate of the header. Errors: ValidateLmPolicyTable's.
 absl::StatusOr<InvalidAnswerRate> ComputeInvalidAnswerRate(const GameTree& tree,
                                                            const LmPolicyTable& table);
-
-// The table as a Policy over legal moves, conditioned on a valid answer (each information state's
-// probabilities divided by their sum; uniform where the sum is 0), for the tools that need a
-// Policy (export-policy, play). The exact figures must use the Forfeit* functions, which count the
-// invalid mass; this view drops it. Keys: InformationStateString.
-class LmTablePolicy final : public Policy {
- public:
-  LmTablePolicy(const GameTree& tree, const LmPolicyTable& table);
-  ActionsAndProbs ActionProbabilities(const State& state) const override;
-
- private:
-  TabularPolicy tabular_;
-};
 
 }  // namespace rally

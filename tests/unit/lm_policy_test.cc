@@ -202,6 +202,12 @@ TEST(LmPolicy, GreedyScoresOneOnTheArgmaxPathOnly) {
   }
 }
 
+// The table of `policy`, which never forfeits.
+absl::StatusOr<LmPolicyTable> TableOf(const GameTree& tree, const Policy& policy) {
+  const Policy* one[] = {&policy};
+  return MakeTreePolicyTable(tree, one);
+}
+
 TEST(LmPolicy, ZeroInvalidMassMatchesExistingEvaluator) {
   Fixture f = Load("kuhn_poker");
   GameTree tree = *GameTree::Build(*f.game);
@@ -212,14 +218,14 @@ TEST(LmPolicy, ZeroInvalidMassMatchesExistingEvaluator) {
     double p = u(rng);
     policy.Set(info.key, {{info.actions[0], p}, {info.actions[1], 1 - p}});
   }
-  LmPolicyTable table = *TableFromPolicy(tree, policy);
+  LmPolicyTable table = *TableOf(tree, policy);
   std::vector<double> expected = *ExpectedReturns(tree, policy);
-  std::vector<double> got = *ForfeitExpectedReturns(tree, table);
+  std::vector<double> got = *ExpectedReturns(tree, table);
   EXPECT_NEAR(got[0], expected[0], 1e-12);
   EXPECT_NEAR(got[1], expected[1], 1e-12);
   EXPECT_NEAR(*ForfeitExploitability(tree, table), *Exploitability(tree, policy), 1e-12);
   for (int p = 0; p < 2; ++p) {
-    BestResponse a = *ForfeitBestResponse(tree, table, p);
+    BestResponse a = *ComputeBestResponse(tree, p, table);
     BestResponse b = *ComputeBestResponse(tree, p, policy);
     EXPECT_NEAR(a.value, b.value, 1e-12);
     EXPECT_EQ(a.actions, b.actions);
@@ -237,21 +243,21 @@ bool IsFirstDecision(const GameTree::InformationState& info) {
 TEST(LmPolicy, CertainForfeitAtTheFirstDecisionIsHandComputed) {
   Fixture f = Load("kuhn_poker");
   GameTree tree = *GameTree::Build(*f.game);
-  LmPolicyTable table = *TableFromPolicy(tree, UniformPolicy());
+  LmPolicyTable table = *TableOf(tree, UniformPolicy());
   for (size_t i = 0; i < table.probs.size(); ++i) {
     // Player 0 forfeits at its first decision, player 1 at all of its own.
     if (IsFirstDecision(tree.information_states()[i]) || tree.information_states()[i].player == 1) {
       for (double& p : table.probs[i]) p = 0;
-      table.invalid[i] = 1;
+      table.forfeit[i] = 1;
     }
   }
-  std::vector<double> v = *ForfeitExpectedReturns(tree, table);
+  std::vector<double> v = *ExpectedReturns(tree, table);
   EXPECT_DOUBLE_EQ(v[0], -1.5);
   EXPECT_DOUBLE_EQ(v[1], 0.5);
   // Player 0 responding plays on and player 1 forfeits: +0.5. Player 1 never gets to move: +0.5.
-  EXPECT_DOUBLE_EQ(ForfeitBestResponse(tree, table, 0)->value, 0.5);
-  EXPECT_DOUBLE_EQ(ForfeitBestResponse(tree, table, 1)->value, 0.5);
-  EXPECT_DOUBLE_EQ(*ForfeitNashConv(tree, table), 2.0);
+  EXPECT_DOUBLE_EQ(ComputeBestResponse(tree, 0, table)->value, 0.5);
+  EXPECT_DOUBLE_EQ(ComputeBestResponse(tree, 1, table)->value, 0.5);
+  EXPECT_DOUBLE_EQ(*NashConv(tree, table), 2.0);
   EXPECT_DOUBLE_EQ(*ForfeitExploitability(tree, table), 1.0);
   InvalidAnswerRate rate = *ComputeInvalidAnswerRate(tree, table);
   EXPECT_DOUBLE_EQ(rate.per_game, 1.0);
@@ -263,26 +269,26 @@ TEST(LmPolicy, PartialForfeitMatchesForfeitAdjustedValues) {
   Fixture f = Load("kuhn_poker");
   GameTree tree = *GameTree::Build(*f.game);
   UniformPolicy uniform;
-  LmPolicyTable table = *TableFromPolicy(tree, uniform);
+  LmPolicyTable table = *TableOf(tree, uniform);
   const double q = 0.5;
   for (size_t i = 0; i < table.probs.size(); ++i) {
     if (!IsFirstDecision(tree.information_states()[i])) continue;
     for (double& p : table.probs[i]) p *= 1 - q;
-    table.invalid[i] = q;
+    table.forfeit[i] = q;
   }
   // Player 0 forfeits with probability q before anything else and otherwise plays uniformly.
   std::vector<double> u = *ExpectedReturns(tree, uniform);
-  std::vector<double> v = *ForfeitExpectedReturns(tree, table);
+  std::vector<double> v = *ExpectedReturns(tree, table);
   EXPECT_NEAR(v[0], q * -1.5 + (1 - q) * u[0], 1e-12);
   EXPECT_NEAR(v[1], q * 0.5 + (1 - q) * u[1], 1e-12);
   // Player 0's best response never forfeits and faces the uniform player 1; player 1's faces the
   // uniform continuation with probability 1 - q and wins 0.5 otherwise.
   double br0 = ComputeBestResponse(tree, 0, uniform)->value;
   double br1 = ComputeBestResponse(tree, 1, uniform)->value;
-  EXPECT_NEAR(ForfeitBestResponse(tree, table, 0)->value, br0, 1e-12);
-  EXPECT_NEAR(ForfeitBestResponse(tree, table, 1)->value, q * 0.5 + (1 - q) * br1, 1e-12);
+  EXPECT_NEAR(ComputeBestResponse(tree, 0, table)->value, br0, 1e-12);
+  EXPECT_NEAR(ComputeBestResponse(tree, 1, table)->value, q * 0.5 + (1 - q) * br1, 1e-12);
   double nash_conv = (br0 - v[0]) + (q * 0.5 + (1 - q) * br1 - v[1]);
-  EXPECT_NEAR(*ForfeitNashConv(tree, table), nash_conv, 1e-12);
+  EXPECT_NEAR(*NashConv(tree, table), nash_conv, 1e-12);
   EXPECT_NEAR(*ForfeitExploitability(tree, table), nash_conv / 2, 1e-12);
   // Reach of decision nodes: player 0's first (1), player 1's (1 - q), player 0's second, after
   // check then bet ((1 - q) / 2 * 1 / 2).
@@ -295,30 +301,13 @@ TEST(LmPolicy, PartialForfeitMatchesForfeitAdjustedValues) {
 TEST(LmPolicy, ValidationRejectsBadTables) {
   Fixture f = Load("kuhn_poker");
   GameTree tree = *GameTree::Build(*f.game);
-  LmPolicyTable table = *TableFromPolicy(tree, UniformPolicy());
-  table.invalid[3] = 0.25;  // sums to 1.25
+  LmPolicyTable table = *TableOf(tree, UniformPolicy());
+  table.forfeit[3] = 0.25;  // sums to 1.25
   absl::Status s = ValidateLmPolicyTable(tree, table);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find(tree.information_states()[3].key), std::string::npos) << s;
-  table.invalid.pop_back();
-  EXPECT_FALSE(ForfeitNashConv(tree, table).ok());
-}
-
-TEST(LmPolicy, TablePolicyConditionsOnValidAnswers) {
-  Fixture f = Load("kuhn_poker");
-  GameTree tree = *GameTree::Build(*f.game);
-  LmPolicyTable table = *TableFromPolicy(tree, UniformPolicy());
-  table.probs[0] = {0.1, 0.3};
-  table.invalid[0] = 0.6;
-  table.probs[1] = {0.0, 0.0};
-  table.invalid[1] = 1.0;
-  LmTablePolicy policy(tree, table);
-  ActionsAndProbs p0 = policy.ActionProbabilities(*tree.information_states()[0].state);
-  ASSERT_EQ(p0.size(), 2u);
-  EXPECT_NEAR(p0[0].second, 0.25, 1e-12);
-  EXPECT_NEAR(p0[1].second, 0.75, 1e-12);
-  ActionsAndProbs p1 = policy.ActionProbabilities(*tree.information_states()[1].state);
-  EXPECT_NEAR(p1[0].second, 0.5, 1e-12);
+  table.forfeit.pop_back();
+  EXPECT_FALSE(NashConv(tree, table).ok());
 }
 
 TEST(LmPolicy, TicTacToeScorerHandlesRandomGames) {
