@@ -95,7 +95,7 @@ std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const std::stri
   return grpc::experimental::TlsCredentials(options);
 }
 
-absl::Mutex current_mu;
+ABSL_CONST_INIT absl::Mutex current_mu(absl::kConstInit);
 TransportSecurity* current ABSL_GUARDED_BY(current_mu) = nullptr;
 
 }  // namespace
