@@ -15,6 +15,7 @@
 #include "common/games/policy_notation.h"
 #include "common/games/registry.h"
 #include "common/lm/lm_checkpoint.h"
+#include "common/lm/lm_policy.h"
 #include "common/models/network_policy.h"
 #include "common/models/policy_net.h"
 #include "common/models/safetensors.h"
@@ -37,6 +38,25 @@ struct LoadedPolicy {
   PolicyNet net{nullptr};
 };
 
+// The game a checkpoint manifest names ("game", "game_params"); DATA_LOSS naming the field of
+// `where` (the manifest's path) for a damaged one.
+absl::StatusOr<std::shared_ptr<const Game>> ManifestGame(const nlohmann::json& manifest,
+                                                         const std::string& where) {
+  if (!manifest.contains("game") || !manifest["game"].is_string()) {
+    return absl::DataLossError(absl::StrCat(where, ": game: not a string"));
+  }
+  if (manifest.contains("game_params") && !manifest["game_params"].is_object()) {
+    return absl::DataLossError(absl::StrCat(where, ": game_params: not an object"));
+  }
+  GameParameters params;
+  try {
+    params = manifest.value("game_params", GameParameters{});
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat(where, ": game_params: ", e.what()));
+  }
+  return LoadGame(manifest["game"].get<std::string>(), params);
+}
+
 // The game and network of the checkpoint `path` names.
 absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   auto dir = ResolveCheckpoint(path);
@@ -55,7 +75,6 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
       hidden.is_array() && absl::c_all_of(hidden, [](const nlohmann::json& h) {
         return h.is_number_integer() && h.get<int64_t>() >= 1 && h.get<int64_t>() <= (1 << 20);
       });
-  if (!manifest["game"].is_string()) return absl::DataLossError(where + "game: not a string");
   if (!hidden_ok) {
     return absl::DataLossError(where + "hidden: not a list of layer widths from 1 to 2^20");
   }
@@ -67,20 +86,11 @@ absl::StatusOr<LoadedPolicy> LoadPolicy(const std::string& path) {
   if (manifest.contains("job_id") && !manifest["job_id"].is_string()) {
     return absl::DataLossError(where + "job_id: not a string");
   }
-  if (manifest.contains("game_params") && !manifest["game_params"].is_object()) {
-    return absl::DataLossError(where + "game_params: not an object");
-  }
   LoadedPolicy p;
   p.dir = *dir;
-  p.game_name = manifest["game"].get<std::string>();
-  GameParameters params;
-  try {
-    params = manifest.value("game_params", GameParameters{});
-  } catch (const nlohmann::json::exception& e) {
-    return absl::DataLossError(absl::StrCat(where, "game_params: ", e.what()));
-  }
-  auto game = LoadGame(p.game_name, params);
+  auto game = ManifestGame(manifest, *dir + "/manifest.json");
   if (!game.ok()) return game.status();
+  p.game_name = manifest["game"].get<std::string>();
   p.game = *game;
   p.hidden = hidden.get<std::vector<int>>();
   p.policy_version = manifest.value("policy_version", int64_t{0});
@@ -137,24 +147,54 @@ absl::StatusOr<nlohmann::json> ExportLoaded(LoadedPolicy& loaded) {
   return PolicyToJson(game_name, policy);
 }
 
+// A checkpoint's exported policy and where it came from.
+struct ExportedCheckpoint {
+  nlohmann::json document;
+  std::string dir;
+  int64_t policy_version = 0;
+  std::string job_id;
+};
+
+// ExportPolicy of either kind of checkpoint, by the manifest's "policy_kind".
+absl::StatusOr<ExportedCheckpoint> ExportCheckpoint(const std::string& checkpoint_path) {
+  absl::StatusOr<std::string> dir = ResolveCheckpoint(checkpoint_path);
+  if (!dir.ok()) return dir.status();
+  absl::StatusOr<nlohmann::json> manifest = ReadCheckpointManifestJson(*dir);
+  if (!manifest.ok()) return manifest.status();
+  if (manifest->value("policy_kind", "") != kTransformerPolicyKind) {
+    auto loaded = LoadPolicy(*dir);
+    if (!loaded.ok()) return loaded.status();
+    auto exported = ExportLoaded(*loaded);
+    if (!exported.ok()) return exported.status();
+    return ExportedCheckpoint{*std::move(exported), loaded->dir, loaded->policy_version,
+                              loaded->job_id};
+  }
+  absl::StatusOr<LmCheckpoint> checkpoint = ReadLmCheckpoint(*dir);
+  if (!checkpoint.ok()) return checkpoint.status();
+  auto game = ManifestGame(checkpoint->manifest, *dir + "/manifest.json");
+  if (!game.ok()) return game.status();
+  absl::StatusOr<nlohmann::json> exported = ExportLmPolicy(*checkpoint, **game);
+  if (!exported.ok()) return exported.status();
+  return ExportedCheckpoint{*std::move(exported), *dir, checkpoint->policy_version,
+                            checkpoint->manifest.value("job_id", "")};
+}
+
 }  // namespace
 
 absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path) {
-  auto loaded = LoadPolicy(checkpoint_path);
-  if (!loaded.ok()) return loaded.status();
-  return ExportLoaded(*loaded);
+  absl::StatusOr<ExportedCheckpoint> exported = ExportCheckpoint(checkpoint_path);
+  if (!exported.ok()) return exported.status();
+  return std::move(exported->document);
 }
 
 absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& checkpoint_path) {
-  auto loaded = LoadPolicy(checkpoint_path);
-  if (!loaded.ok()) return loaded.status();
-  auto exported = ExportLoaded(*loaded);
+  absl::StatusOr<ExportedCheckpoint> exported = ExportCheckpoint(checkpoint_path);
   if (!exported.ok()) return exported.status();
-  auto figures = EvaluatePolicy(*exported);
+  auto figures = EvaluatePolicy(exported->document);
   if (!figures.ok()) return figures.status();
-  (*figures)["checkpoint"] = loaded->dir;
-  (*figures)["policy_version"] = loaded->policy_version;
-  (*figures)["job_id"] = loaded->job_id;
+  (*figures)["checkpoint"] = exported->dir;
+  (*figures)["policy_version"] = exported->policy_version;
+  (*figures)["job_id"] = exported->job_id;
   return figures;
 }
 
@@ -162,7 +202,17 @@ absl::StatusOr<nlohmann::json> EvaluateCheckpoint(const std::string& checkpoint_
                                                   const std::string& opponent, int games,
                                                   bool greedy, uint64_t seed) {
   if (games < 1) return absl::InvalidArgumentError("--games must be at least 1");
-  auto loaded = LoadPolicy(checkpoint_path);
+  absl::StatusOr<std::string> dir = ResolveCheckpoint(checkpoint_path);
+  if (!dir.ok()) return dir.status();
+  absl::StatusOr<nlohmann::json> manifest = ReadCheckpointManifestJson(*dir);
+  if (!manifest.ok()) return manifest.status();
+  if (manifest->value("policy_kind", "") == kTransformerPolicyKind) {
+    return absl::UnimplementedError(
+        absl::StrCat(*dir,
+                     " holds a language-model policy: evaluate-checkpoint plays MLP policies only; "
+                     "use export-policy and evaluate-policy for its exact figures"));
+  }
+  auto loaded = LoadPolicy(*dir);
   if (!loaded.ok()) return loaded.status();
   const Game& game = *loaded->game;
   auto agent = MakeOpponent(opponent, game);
@@ -194,14 +244,23 @@ absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported) {
   if (!game.ok()) return game.status();
   auto tree = GameTree::Build(**game);
   if (!tree.ok()) return tree.status();
+  const Policy* one[] = {&*policy};
+  absl::StatusOr<TreePolicyTable> table = MakeTreePolicyTable(*tree, one);
+  if (!table.ok()) return table.status();
   nlohmann::json out = {{"game", game_name}, {"information_states", policy->table().size()}};
-  auto worst = WorstCaseReturns(*tree, *policy);
+  auto worst = WorstCaseReturns(*tree, *table);
   if (!worst.ok()) return worst.status();
   out["worst_case_returns"] = *worst;
-  auto nash_conv = NashConv(*tree, *policy);
+  auto nash_conv = NashConv(*tree, *table);
   if (!nash_conv.ok()) return nash_conv.status();
   out["nash_conv"] = *nash_conv;
   out["exploitability"] = *nash_conv / 2;
+  if (!policy->forfeits().empty()) {
+    auto rate = ComputeForfeitRate(*tree, *table);
+    if (!rate.ok()) return rate.status();
+    out["invalid_answer_rate"] = {
+        {"per_decision", rate->per_decision}, {"per_game", rate->per_game}, {"max", rate->max}};
+  }
   return out;
 }
 
