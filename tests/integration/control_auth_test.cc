@@ -3,7 +3,8 @@
 // stop the job (PERMISSION_DENIED, the job still RUNNING), an admin token stops it, through the
 // API and through the CLI (--token_file and RALLY_TOKEN); heartbeats and registrations that borrow
 // a worker's identity without its lease, and a second learner rank 0, are refused and the job
-// trains on.
+// trains on; a control killed and started again checks the leases of the workers registering
+// again against its store, and re-adopts the job.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -205,6 +206,50 @@ TEST_F(ControlAuth, AWorkersIdentityCannotBeBorrowed) {
       &later));
   EXPECT_EQ(later.state(), v1::JOB_STATE_RUNNING) << later.DebugString();
   EXPECT_EQ(testing::HistoryStates(later), "PENDING,STARTING,RUNNING");
+}
+
+TEST_F(ControlAuth, ARestartedControlChecksTheLeasesOfWorkersRegisteringAgain) {
+  const std::string learner = testing::WaitForLogField(cluster_->log("learner"),
+                                                       "registered with control", "worker_id", 10s);
+  ASSERT_FALSE(learner.empty());
+  cluster_->KillControl();
+  ASSERT_NO_FATAL_FAILURE(cluster_->StartControl());
+
+  // Posing as the learner with its id: refused whether the learner has registered again yet
+  // (a live worker's lease) or not (the lease's digest in control's store).
+  auto workers = v1::WorkerService::NewStub(MakeChannel(cluster_->control_address()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineIn(5s));
+  v1::RegisterRequest req;
+  req.set_role(v1::WORKER_ROLE_LEARNER);
+  req.set_name("learner");
+  req.set_address("127.0.0.1:1");
+  req.set_previous_worker_id(learner);
+  req.set_previous_lease(std::string(32, 'f'));
+  v1::RegisterResponse resp;
+  grpc::Status posing = workers->Register(&ctx, req, &resp);
+  EXPECT_EQ(posing.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(posing.error_message(), "lease does not match worker " + learner);
+
+  // The workers present their leases: the job is re-adopted and the learner keeps its id.
+  v1::Job recovered;
+  ASSERT_TRUE(cluster_->WaitForJob(
+      job_.id(),
+      [](const v1::Job& j) {
+        return j.state() == v1::JOB_STATE_RUNNING && j.reason() == "training (recovered)";
+      },
+      60s, &recovered))
+      << recovered.DebugString() << testing::ReadFile(cluster_->log("control"));
+  EXPECT_EQ(testing::HistoryStates(recovered), "PENDING,STARTING,RUNNING,RECOVERING,RUNNING");
+  const auto registered = testing::LogLines(cluster_->log("control"), "worker registered");
+  int again = 0;
+  for (const nlohmann::json& line : registered) {
+    if (line["previous_worker_id"] == learner) {
+      EXPECT_EQ(line["worker_id"], learner) << line.dump();
+      ++again;
+    }
+  }
+  EXPECT_EQ(again, 1) << testing::ReadFile(cluster_->log("control"));
 }
 
 }  // namespace
