@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/net/control_client.h"
 #include "common/net/server.h"
+#include "common/net/tls.h"
 #include "common/util/log.h"
 #include "common/util/shutdown.h"
 #include "services/control/job_logs.h"
@@ -216,7 +217,7 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::Reg
   if (req->role() == v1::WORKER_ROLE_UNSPECIFIED) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "role: must be set");
   }
-  auto registered = controller_.Register(*req);
+  auto registered = controller_.Register(*req, PeerComponent(*ctx));
   if (!registered.ok()) {
     LogWarning("registration refused", {{"name", req->name()},
                                         {"role", v1::WorkerRole_Name(req->role())},
@@ -228,7 +229,7 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::Reg
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                                           v1::HeartbeatResponse* resp) {
-  auto answered = controller_.Heartbeat(*req);
+  auto answered = controller_.Heartbeat(*req, PeerComponent(*ctx));
   if (!answered.ok()) {
     LogWarning("heartbeat refused", {{"worker_id", req->worker_id()},
                                      {"peer", ctx->peer()},

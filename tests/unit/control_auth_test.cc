@@ -295,6 +295,23 @@ TEST_F(ControllerLeases, RegisteringAgainKeepsTheIdOnlyWithItsLease) {
   EXPECT_NE(MustRegister(claim).worker_id(), "w42");
 }
 
+TEST_F(ControllerLeases, UnderMutualTlsALeaseIsBoundToItsCertificatesComponent) {
+  auto learner = controller_->Register(Registration(v1::WORKER_ROLE_LEARNER, "learner"), "learner");
+  ASSERT_TRUE(learner.ok()) << learner.status();
+  auto other = controller_->Heartbeat(Beat(learner->worker_id(), learner->lease(), ""), "actor");
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(other.status().message(),
+            "worker " + learner->worker_id() + " is bound to component 'learner', not 'actor'");
+  EXPECT_TRUE(
+      controller_->Heartbeat(Beat(learner->worker_id(), learner->lease(), ""), "learner").ok());
+  v1::RegisterRequest again = Registration(v1::WORKER_ROLE_LEARNER, "learner");
+  again.set_previous_worker_id(learner->worker_id());
+  again.set_previous_lease(learner->lease());
+  EXPECT_EQ(controller_->Register(again, "actor").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(controller_->Register(again, "learner")->worker_id(), learner->worker_id());
+}
+
 TEST_F(ControllerLeases, ARestartedControlChecksLeasesFromItsStore) {
   const std::string dir = ::testing::TempDir() + "/control_auth_restart";
   std::filesystem::remove_all(dir);
