@@ -1,14 +1,14 @@
-// Two learner ranks on two "machines": network namespaces joined by a veth pair, each with its
-// own address. Namespace A (10.231.0.1) runs control, replay, an actor and learner rank 0 (which
-// hosts the rendezvous); namespace B (10.231.0.2) runs learner rank 1, which reaches everything
-// over the veth link. The job trains a fixed number of steps with a total batch split over the
-// ranks. Checked: both ranks trained every step and ended with identical weights, and the
-// policy's exact expected result against random play is close to that of a one-rank run with the
-// same total batch. Needs root (network namespaces); skipped otherwise.
+// Two learner ranks on two "machines": network namespaces on one L2 segment
+// (tests/integration/netns.h), each with its own address. Namespace A (10.231.0.1) runs control,
+// replay, an actor and learner rank 0 (which hosts the rendezvous); namespace B (10.231.0.2) runs
+// learner rank 1, which reaches everything over the network. The processes speak plain text
+// (--insecure): the segment is this test's own. The job trains a fixed number of steps with a
+// total batch split over the ranks. Checked: both ranks trained every step and ended with
+// identical weights, and the policy's exact expected result against random play is close to that
+// of a one-rank run with the same total batch. Needs root (network namespaces); skipped otherwise.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -18,6 +18,7 @@
 #include "common/eval/policy_json.h"
 #include "common/games/registry.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/netns.h"
 #include "tests/integration/process.h"
 
 namespace rally {
@@ -25,40 +26,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr char kAddressA[] = "10.231.0.1";
-constexpr char kAddressB[] = "10.231.0.2";
-
-bool Sh(const std::string& command) { return std::system((command + " 2>&1").c_str()) == 0; }
-
-// Two namespaces joined by a veth pair; removed on destruction.
-class NamespacePair {
- public:
-  NamespacePair() {
-    const std::string id = absl::StrCat(getpid() % 100000);
-    a_ = "rally-" + id + "-a";
-    b_ = "rally-" + id + "-b";
-    const std::string va = "rv" + id + "a", vb = "rv" + id + "b";
-    ok_ = Sh("ip netns add " + a_) && Sh("ip netns add " + b_) &&
-          Sh("ip link add " + va + " type veth peer name " + vb) &&
-          Sh("ip link set " + va + " netns " + a_) && Sh("ip link set " + vb + " netns " + b_) &&
-          Sh(absl::StrCat("ip -n ", a_, " addr add ", kAddressA, "/24 dev ", va)) &&
-          Sh(absl::StrCat("ip -n ", b_, " addr add ", kAddressB, "/24 dev ", vb)) &&
-          Sh("ip -n " + a_ + " link set " + va + " up") &&
-          Sh("ip -n " + b_ + " link set " + vb + " up") && Sh("ip -n " + a_ + " link set lo up") &&
-          Sh("ip -n " + b_ + " link set lo up");
-  }
-  ~NamespacePair() {
-    Sh("ip netns del " + a_);
-    Sh("ip netns del " + b_);
-  }
-  bool ok() const { return ok_; }
-  const std::string& a() const { return a_; }
-  const std::string& b() const { return b_; }
-
- private:
-  std::string a_, b_;
-  bool ok_ = false;
-};
+constexpr char kSubnet[] = "10.231.0";
+constexpr char kAddressA[] = "10.231.0.1";  // machine "a"
+constexpr char kAddressB[] = "10.231.0.2";  // machine "b"
 
 // The last JSON log line of `path` with msg `msg`, or an empty object.
 nlohmann::json LastLogLine(const std::string& path, const std::string& msg) {
@@ -96,17 +66,19 @@ double ScoreAgainstRandom(const std::string& checkpoints, const std::string& dir
 
 TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
   if (geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
-  NamespacePair ns;
-  ASSERT_TRUE(ns.ok()) << "cannot create network namespaces (ip netns)";
+  auto net = testing::NetworkNamespaces::Create({"a", "b"}, kSubnet);
+  ASSERT_TRUE(net.ok()) << net.status();
+  const std::string ns_a = (*net)->Namespace("a");
+  const std::string ns_b = (*net)->Namespace("b");
   const std::string config = testing::SourcePath("tests/integration/configs/data_parallel.yaml");
   const std::string dir = testing::TempDir("data-parallel");
 
   // Namespace A: control, replay, actor, learner rank 0. Namespace B: learner rank 1.
   const std::string port_file = dir + "/control.port";
   testing::Process control("rally-control",
-                           {absl::StrCat("--host=", kAddressA), "--port=0",
+                           {absl::StrCat("--host=", kAddressA), "--insecure", "--port=0",
                             "--port_file=" + port_file, "--db=" + dir + "/control.sqlite"},
-                           dir + "/control.log", ns.a());
+                           dir + "/control.log", ns_a);
   std::string port = testing::WaitForPortFile(port_file, 30s);
   ASSERT_FALSE(port.empty()) << testing::ReadFile(dir + "/control.log");
   const std::string control_flag = absl::StrCat("--control=", kAddressA, ":", port);
@@ -116,24 +88,24 @@ TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
   // learners' metrics do) and could hand out before rank 0's store binds it.
   const std::string master_port = "--master_port=29500";
   testing::Process replay("rally-replay",
-                          {control_flag, absl::StrCat("--host=", kAddressA), "--name=replay-0",
-                           "--data_dir=" + dir + "/replay"},
-                          dir + "/replay.log", ns.a());
+                          {control_flag, absl::StrCat("--host=", kAddressA), "--insecure",
+                           "--name=replay-0", "--data_dir=" + dir + "/replay"},
+                          dir + "/replay.log", ns_a);
   testing::Process rank0(
       "rally-learner",
-      {control_flag, absl::StrCat("--host=", kAddressA), "--rank=0", "--world_size=2", master,
-       master_port, "--name=learner-0", "--checkpoint_dir=" + dir + "/checkpoints"},
-      dir + "/learner-0.log", ns.a());
+      {control_flag, absl::StrCat("--host=", kAddressA), "--insecure", "--rank=0", "--world_size=2",
+       master, master_port, "--name=learner-0", "--checkpoint_dir=" + dir + "/checkpoints"},
+      dir + "/learner-0.log", ns_a);
   testing::Process rank1("rally-learner",
-                         {control_flag, absl::StrCat("--host=", kAddressB), "--rank=1",
-                          "--world_size=2", master, master_port, "--name=learner-1"},
-                         dir + "/learner-1.log", ns.b());
-  testing::Process actor(
-      "rally-actor",
-      {control_flag, absl::StrCat("--host=", kAddressA), "--mode=selfplay", "--name=actor-0"},
-      dir + "/actor.log", ns.a());
+                         {control_flag, absl::StrCat("--host=", kAddressB), "--insecure",
+                          "--rank=1", "--world_size=2", master, master_port, "--name=learner-1"},
+                         dir + "/learner-1.log", ns_b);
+  testing::Process actor("rally-actor",
+                         {control_flag, absl::StrCat("--host=", kAddressA), "--insecure",
+                          "--mode=selfplay", "--name=actor-0"},
+                         dir + "/actor.log", ns_a);
   ASSERT_EQ(testing::RunToCompletion("rally", {"submit", config, control_flag}, dir + "/submit.out",
-                                     30s, ns.a()),
+                                     30s, ns_a),
             0)
       << testing::ReadFile(dir + "/submit.out");
   std::string job_id = testing::ReadFile(dir + "/submit.out");
@@ -144,7 +116,7 @@ TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
   for (int i = 0; i < 240; ++i) {
     const std::string out = dir + "/status.out";
     std::ofstream(out, std::ios::trunc).close();
-    testing::RunToCompletion("rally", {"status", job_id, control_flag}, out, 10s, ns.a());
+    testing::RunToCompletion("rally", {"status", job_id, control_flag}, out, 10s, ns_a);
     status = testing::ReadFile(out);
     if (status.find("SUCCEEDED") != std::string::npos ||
         status.find("FAILED") != std::string::npos) {
@@ -164,7 +136,7 @@ TEST(DataParallel, TwoRanksInTwoNamespacesMatchOneRank) {
         testing::WaitForLogField(dir + log, "training ended", "weights_digest", 60s).empty())
         << testing::ReadFile(dir + log);
   }
-  // Both ranks trained every step of the job in one data-parallel group over the veth link.
+  // Both ranks trained every step of the job in one data-parallel group across the two machines.
   nlohmann::json setup0 = LastLogLine(dir + "/learner-0.log", "data parallel");
   nlohmann::json setup1 = LastLogLine(dir + "/learner-1.log", "data parallel");
   EXPECT_EQ(setup0.value("world_size", 0), 2);
