@@ -68,7 +68,7 @@ bool ControlClient::Register() {
     NoteRefusalLocked(s);
     return false;
   }
-  last_refusal_.clear();
+  last_refusal_ = grpc::StatusCode::OK;
   worker_id_ = resp.worker_id();
   previous_worker_id_ = worker_id_;
   lease_ = resp.lease();
@@ -121,9 +121,9 @@ void ControlClient::NoteRefusalLocked(const grpc::Status& s) {
       s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
     return;
   }
-  // Logged once per distinct refusal: registration is retried every 200 ms.
-  if (s.error_message() == last_refusal_) return;
-  last_refusal_ = s.error_message();
+  // Logged once per code: registration is retried every 200 ms.
+  if (s.error_code() == last_refusal_) return;
+  last_refusal_ = s.error_code();
   LogWarning("control refused this worker",
              {{"code", static_cast<int>(s.error_code())}, {"error", s.error_message()}});
 }

@@ -62,8 +62,8 @@ class ControlClient {
   void Loop();
   bool Register();
   void Beat();
-  // Handles a refusal of a registration or heartbeat: logs it (once per message) and, for a
-  // lease that does not match, forgets the previous registration.
+  // Handles a refusal of a registration or heartbeat: logs it (once per code until registered)
+  // and, for a lease that does not match, forgets the previous registration.
   void NoteRefusalLocked(const grpc::Status& s);
 
   std::unique_ptr<v1::WorkerService::Stub> stub_;
@@ -75,11 +75,11 @@ class ControlClient {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool beat_now_ = false;
-  uint64_t beats_done_ = 0;         // heartbeats answered by control
-  std::string worker_id_;           // "" while not registered
-  std::string previous_worker_id_;  // the id of the last registration
-  std::string lease_;               // the lease of the last registration
-  std::string last_refusal_;        // the last registration refusal logged
+  uint64_t beats_done_ = 0;                               // heartbeats answered by control
+  std::string worker_id_;                                 // "" while not registered
+  std::string previous_worker_id_;                        // the id of the last registration
+  std::string lease_;                                     // the lease of the last registration
+  grpc::StatusCode last_refusal_ = grpc::StatusCode::OK;  // logged since the last registration
   int64_t interval_ms_ = 500;
   v1::Assignment assignment_;
 };
