@@ -27,6 +27,57 @@ TEST(PolicyJson, RoundTripsAKuhnEquilibrium) {
   EXPECT_DOUBLE_EQ((*back)["policy"]["Qb"]["b"].get<double>(), 1.0 / 3);
 }
 
+TEST(PolicyJson, RoundTripsInvalidMassAndTheInvalidAnswerRate) {
+  auto document = nlohmann::json::parse(R"({"game": "kuhn_poker", "policy": {
+      "J": {"p": 1}, "Q": {"p": 1}, "K": {"p": 0.3, "b": 0.6, "invalid": 0.1},
+      "Jpb": {"p": 1}, "Qpb": {"p": 1}, "Kpb": {"p": 1, "invalid": 0},
+      "Jp": {"p": 1}, "Qp": {"p": 1}, "Kp": {"p": 1}, "Jb": {"b": 1}, "Qb": {"b": 1},
+      "Kb": {"b": 1}},
+      "invalid_answer_rate": {"per_decision": 0.01694915254237288, "per_game": 0.03333333333333333,
+                              "max": 0.1}})");
+  auto policy = PolicyFromJson(document);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_DOUBLE_EQ(policy->Forfeit("K"), 0.1);
+  EXPECT_EQ(policy->Forfeit("Kpb"), 0.0);
+  EXPECT_EQ(policy->forfeits().size(), 1u);  // an "invalid" of 0 is no forfeit
+  // The hand-computed figures of exploitability_test's KuhnForfeit: NashConv 57/60.
+  EXPECT_NEAR(*NashConv(KuhnPokerGame(), *policy), 57.0 / 60, 1e-12);
+  auto rate = InvalidAnswerRateFromJson(document);
+  ASSERT_TRUE(rate.ok()) << rate.status();
+  ASSERT_TRUE(rate->has_value());
+  EXPECT_DOUBLE_EQ((*rate)->per_game, 1.0 / 30);
+  EXPECT_DOUBLE_EQ((*rate)->max, 0.1);
+
+  auto back = PolicyToJson("kuhn_poker", *policy, &**rate);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ((*back)["policy"]["K"], (nlohmann::json{{"p", 0.3}, {"b", 0.6}, {"invalid", 0.1}}));
+  EXPECT_FALSE((*back)["policy"]["Kpb"].contains("invalid"));
+  EXPECT_EQ((*back)["invalid_answer_rate"], document["invalid_answer_rate"]);
+  auto again = PolicyFromJson(nlohmann::json::parse(back->dump()));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->table(), policy->table());
+  EXPECT_EQ(again->forfeits(), policy->forfeits());
+  // Without a rate nothing is written, and a document without one reads as none.
+  auto bare = PolicyToJson("kuhn_poker", *policy);
+  EXPECT_FALSE(bare->contains("invalid_answer_rate"));
+  EXPECT_FALSE(InvalidAnswerRateFromJson(*bare)->has_value());
+}
+
+TEST(PolicyJson, NamesABadInvalidMassOrRate) {
+  auto above_one = PolicyFromJson(nlohmann::json::parse(
+      R"({"game": "kuhn_poker", "policy": {"K": {"p": 0.5, "invalid": 1.5}}})"));
+  EXPECT_EQ(above_one.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(above_one.status().message().find("'K'"), std::string::npos) << above_one.status();
+  EXPECT_NE(above_one.status().message().find("invalid"), std::string::npos);
+  auto text = PolicyFromJson(nlohmann::json::parse(
+      R"({"game": "kuhn_poker", "policy": {"K": {"p": 0.5, "invalid": "0.5"}}})"));
+  EXPECT_EQ(text.status().code(), absl::StatusCode::kInvalidArgument);
+  auto rate = InvalidAnswerRateFromJson(nlohmann::json::parse(
+      R"({"invalid_answer_rate": {"per_decision": 0.1, "per_game": -0.2, "max": 0.3}})"));
+  EXPECT_EQ(rate.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(rate.status().message().find("per_game"), std::string::npos) << rate.status();
+}
+
 TEST(PolicyJson, NamesWhatIsWrong) {
   auto unknown_action =
       PolicyFromJson(nlohmann::json::parse(R"({"game": "kuhn_poker", "policy": {"J": {"x": 1}}})"));
