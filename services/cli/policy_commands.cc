@@ -175,8 +175,9 @@ absl::StatusOr<ExportedCheckpoint> ExportCheckpoint(const std::string& checkpoin
   if (!game.ok()) return game.status();
   absl::StatusOr<nlohmann::json> exported = ExportLmPolicy(*checkpoint, **game);
   if (!exported.ok()) return exported.status();
+  const nlohmann::json& job_id = checkpoint->manifest.value("job_id", nlohmann::json());
   return ExportedCheckpoint{*std::move(exported), *dir, checkpoint->policy_version,
-                            checkpoint->manifest.value("job_id", "")};
+                            job_id.is_string() ? job_id.get<std::string>() : ""};
 }
 
 }  // namespace

@@ -15,11 +15,16 @@ namespace rally {
 
 // {"game": NAME, "policy": {KEY: {ACTION: PROB}}}: the policy's probabilities, as sampled, at
 // every information state of the checkpoint's game, in the game's classic notation
-// (docs/results.md). INVALID_ARGUMENT for a game without one.
+// (common/eval/policy_json.h, docs/results.md). A language-model checkpoint ("policy_kind":
+// "transformer") is scored by ExportLmPolicy (common/lm/lm_policy.h): each entry adds its
+// "invalid" mass and the document its "invalid_answer_rate" (docs/lm.md). INVALID_ARGUMENT for a
+// game without a notation; the checkpoint readers' errors, naming the file.
 absl::StatusOr<nlohmann::json> ExportPolicy(const std::string& checkpoint_path);
 
-// Exact figures of an exported policy over the full game tree: the worst-case expected return of
-// each seat against every opponent, NashConv and exploitability (two-player zero-sum games).
+// Exact figures of an exported policy over the full game tree (common/eval/exploitability.h):
+// the worst-case expected return of each seat against every opponent, NashConv and exploitability
+// (two-player zero-sum games), the "invalid" masses counted as forfeits; with any, also the
+// "invalid_answer_rate" {per_decision, per_game, max} of the policy in self-play.
 absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
 
 // ExportPolicy then EvaluatePolicy on the checkpoint `checkpoint_path` names, with its
@@ -28,7 +33,8 @@ absl::StatusOr<nlohmann::json> EvaluatePolicy(const nlohmann::json& exported);
 absl::StatusOr<nlohmann::json> EvaluateCheckpointExactly(const std::string& checkpoint_path);
 
 // `rally evaluate-checkpoint`: the checkpoint's policy plays `games` games against the fixed
-// opponent `opponent` (a name of common/eval/opponents.h), seats alternating, as the job's
+// opponent `opponent` (a name of common/eval/opponents.h; MLP checkpoints only, UNIMPLEMENTED for
+// a language model's), seats alternating, as the job's
 // evaluator plays them (common/eval/network_evaluation.h): sampling from its probabilities, or its
 // most probable action when `greedy`. {"game", "checkpoint", "policy_version", "opponent",
 // "games", "greedy", "seed", "wins", "draws", "losses", "win_rate"}, from the policy's side.
