@@ -8,11 +8,13 @@
 // s (0 while the child is unvisited), P(s,a) the prior of a among s's legal actions and N(s) the
 // node's own visit count: 1 for its evaluation plus every simulation through it. Ties go to the
 // lowest action. The walk ends at
-// - a terminal state: its value is the game's Returns(), no evaluation; backed up at once;
+// - a terminal state: its value is the game's Returns() (zero-sum: player 1's is the negation of
+//   player 0's), no evaluation; backed up at once;
 // - a state not yet expanded: it waits for an evaluation (a prior over its legal actions and a
 //   value for its player to move), then is expanded and the value backed up.
 // `simulations` counts the walks from the root; the root's own evaluation comes first and is not
-// one of them, so the root's visit counts sum to `simulations`.
+// one of them, so the root's visit counts sum to `simulations`. Each move's search starts from a
+// fresh tree (no reuse of the previous move's subtree).
 //
 // Stepping (no thread per search): NextLeaves() runs walks until the search waits on
 // evaluations, and returns the states that need them; SetEvaluations() answers them in the same
@@ -38,10 +40,10 @@
 // result, alone or stepped together with any number of other searches.
 //
 // Ownership and thread safety: a search owns copies of the root and of every waiting leaf; the
-// caller's root may change or go once Create returns. The pointers NextLeaves returns stay valid
-// until the next call on that search (or its destruction or move). A search is not synchronised:
-// one thread at a time uses it; different searches share nothing and may run on different
-// threads. The game passed to Create is only read during Create.
+// caller's root may change or go once Create returns. The states NextLeaves returns stay valid
+// until SetEvaluations or the search's end; the span itself until the search is moved. A search
+// is not synchronised: one thread at a time uses it; different searches share nothing and may
+// run on different threads. The game passed to Create is only read during Create.
 #pragma once
 
 #include <cstdint>
