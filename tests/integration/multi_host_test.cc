@@ -391,6 +391,8 @@ TEST_F(MultiHost, PodsOnSixMachinesTrainAJobOverMutualTls) {
   const nlohmann::json job = nlohmann::json::parse(ReadFile(status), nullptr, false);
   ASSERT_TRUE(job.is_object()) << ReadFile(status);
   ASSERT_EQ(job.value("state", ""), "JOB_STATE_SUCCEEDED") << job.dump(2) << AllLogs();
+  // Ended by its steps, not by stop.max_wall_seconds (which also ends a job SUCCEEDED).
+  EXPECT_EQ(job.value("reason", ""), absl::StrCat("reached stop.max_learner_steps (", kSteps, ")"));
   EXPECT_EQ(Int64(job["progress"]["learnerSteps"]), kSteps) << job.dump(2);
   EXPECT_GT(Int64(job["progress"]["trajectoriesInserted"]), 0) << job.dump(2);
 
