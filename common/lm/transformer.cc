@@ -399,6 +399,23 @@ torch::Tensor Transformer::Run(const torch::Tensor& tokens, const torch::Tensor&
 
 absl::StatusOr<torch::Tensor> Transformer::Forward(const torch::Tensor& tokens,
                                                    const torch::Tensor& lengths) const {
+  absl::StatusOr<torch::Tensor> hidden = ForwardHidden(tokens, lengths);
+  if (!hidden.ok()) return hidden.status();
+  try {
+    return LogitsFromHidden(*hidden);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("transformer forward: ", e.msg()));
+  }
+}
+
+torch::Tensor Transformer::LogitsFromHidden(const torch::Tensor& hidden) const {
+  TORCH_CHECK(hidden.size(-1) == config_.d_model, "hidden states of width ", hidden.size(-1),
+              ", expected d_model ", config_.d_model);
+  return torch::linear(hidden, OutputMatrix());
+}
+
+absl::StatusOr<torch::Tensor> Transformer::ForwardHidden(const torch::Tensor& tokens,
+                                                         const torch::Tensor& lengths) const {
   if (tokens.dim() != 2 || tokens.is_floating_point() || tokens.size(1) == 0) {
     return absl::InvalidArgumentError("tokens must be a non-empty [B, T] integer tensor");
   }
@@ -417,8 +434,7 @@ absl::StatusOr<torch::Tensor> Transformer::Forward(const torch::Tensor& tokens,
       return absl::InvalidArgumentError(
           absl::StrCat("token ids must lie in [0, ", config_.vocab, ")"));
     }
-    torch::Tensor hidden = Run(ids, torch::zeros({b}, ids.options()), nullptr);
-    return torch::linear(hidden, OutputMatrix());
+    return Run(ids, torch::zeros({b}, ids.options()), nullptr);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("transformer forward: ", e.msg()));
   }

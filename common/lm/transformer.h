@@ -112,6 +112,13 @@ class Transformer {
   // INVALID_ARGUMENT for bad shapes, lengths or token ids.
   absl::StatusOr<torch::Tensor> Forward(const torch::Tensor& tokens,
                                         const torch::Tensor& lengths) const;
+  // Forward in two halves, for heads a learner keeps beside the model (a value head): the hidden
+  // states [B, T, d_model] after the final RMSNorm, then the logits of any [..., d_model] hidden
+  // states. Forward(t, l) == LogitsFromHidden(ForwardHidden(t, l)) bit for bit. Same contract and
+  // errors as Forward; LogitsFromHidden throws c10::Error for a last dimension other than d_model.
+  absl::StatusOr<torch::Tensor> ForwardHidden(const torch::Tensor& tokens,
+                                              const torch::Tensor& lengths) const;
+  torch::Tensor LogitsFromHidden(const torch::Tensor& hidden) const;
 
   // Which logits Extend returns.
   enum class Logits {

@@ -352,6 +352,39 @@ TEST(Transformer, PaddingDoesNotChangeARowsLogits) {
   }
 }
 
+TEST(Transformer, ForwardIsLogitsFromHiddenOfForwardHiddenBitForBit) {
+  for (const Variant& variant : Variants()) {
+    SCOPED_TRACE(variant.name);
+    const TransformerConfig& c = variant.config;
+    Transformer model = MakeModel(c, 21);
+    auto seqs = RandomSequences({5, 2, 4}, c.vocab, 22);
+    auto [tokens, lengths] = Batch(seqs, c.vocab);
+    auto hidden = model.ForwardHidden(tokens, lengths);
+    ASSERT_TRUE(hidden.ok()) << hidden.status();
+    ASSERT_EQ(hidden->sizes(), (std::vector<int64_t>{3, 5, c.d_model}));
+    EXPECT_TRUE(torch::equal(model.LogitsFromHidden(*hidden), *model.Forward(tokens, lengths)));
+    // The hidden state is after the final RMSNorm: divided by the norm's weight, each real
+    // position's vector has root mean square 1.
+    torch::Tensor norm_weight;
+    for (const NamedTensor& t : RandomWeights(c, 21).tensors) {
+      if (t.name != "model.norm.weight") continue;
+      norm_weight = torch::empty(t.shape, torch::kFloat32);
+      std::memcpy(norm_weight.data_ptr(), t.data.data(), t.data.size());
+    }
+    ASSERT_TRUE(norm_weight.defined());
+    for (size_t b = 0; b < seqs.size(); ++b) {
+      const torch::Tensor row =
+          ((*hidden)[b].narrow(0, 0, seqs[b].size()) / norm_weight).to(torch::kDouble);
+      EXPECT_LT((row.pow(2).mean(-1).sqrt() - 1).abs().max().item<double>(), 1e-3) << b;
+    }
+  }
+  const TransformerConfig c = SmallConfig();
+  Transformer model = MakeModel(c, 23);
+  EXPECT_FALSE(
+      model.ForwardHidden(torch::zeros({2, 3}, torch::kInt64), torch::tensor({3, 0})).ok());
+  EXPECT_THROW(model.LogitsFromHidden(torch::zeros({2, c.d_model + 1})), c10::Error);
+}
+
 TEST(Transformer, ForwardIsDifferentiableInEveryParameter) {
   TransformerConfig c = SmallConfig();
   c.attention_bias = true;
