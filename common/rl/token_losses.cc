@@ -1,6 +1,7 @@
 #include "common/rl/token_losses.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -47,7 +48,37 @@ absl::Status CheckTurn(const v1::Turn& turn, const TokenBatchOptions& options) {
       }
     }
   }
+  if (options.legal_answers) {
+    for (int32_t id : turn.legal_actions()) {
+      if (id < 0 || id >= options.vocab) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("legal answer token ", id, " outside the vocabulary of ", options.vocab));
+      }
+    }
+  }
   return absl::OkStatus();
+}
+
+// V-trace's walk order: the rows of each (episode, seat) together, in play order, and 1 at each
+// such sequence's last row. `rows` are (episode, turn) in batch order.
+void FillSequences(const std::vector<const v1::Trajectory*>& episodes,
+                   const std::vector<std::pair<size_t, int>>& rows, TokenBatch& batch) {
+  std::vector<std::pair<std::pair<size_t, int>, int64_t>> keyed;  // ((episode, seat), row)
+  for (size_t b = 0; b < rows.size(); ++b) {
+    const int seat = episodes[rows[b].first]->turns(rows[b].second).seat();
+    keyed.push_back({{rows[b].first, seat}, static_cast<int64_t>(b)});
+  }
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  const int64_t n = static_cast<int64_t>(rows.size());
+  batch.sequence_order = torch::zeros({n}, torch::kInt64);
+  batch.sequence_dones = torch::zeros({n}, torch::kFloat32);
+  auto order = batch.sequence_order.accessor<int64_t, 1>();
+  auto dones = batch.sequence_dones.accessor<float, 1>();
+  for (int64_t k = 0; k < n; ++k) {
+    order[k] = keyed[k].second;
+    dones[k] = k + 1 == n || keyed[k + 1].first != keyed[k].first ? 1.f : 0.f;
+  }
 }
 
 }  // namespace
@@ -79,22 +110,38 @@ absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajector
   TokenBatch batch;
   batch.tokens = torch::zeros({n, width}, torch::kInt64);
   batch.lengths = torch::zeros({n}, torch::kInt64);
+  batch.prompt_lengths = torch::zeros({n}, torch::kInt64);
   batch.action_mask = torch::zeros({n, width}, torch::kFloat32);
   batch.advantages = torch::zeros({n}, torch::kFloat32);
+  batch.returns = torch::zeros({n}, torch::kFloat32);
   batch.behaviour_log_probs = torch::zeros({n, width}, torch::kFloat32);
   auto tokens = batch.tokens.accessor<int64_t, 2>();
   auto lengths = batch.lengths.accessor<int64_t, 1>();
+  auto prompt_lengths = batch.prompt_lengths.accessor<int64_t, 1>();
   auto mask = batch.action_mask.accessor<float, 2>();
   auto advantages = batch.advantages.accessor<float, 1>();
+  auto returns = batch.returns.accessor<float, 1>();
   auto behaviour = batch.behaviour_log_probs.accessor<float, 2>();
+  FillSequences(episodes, rows, batch);
+  if (options.legal_answers) {
+    batch.legal_answers = torch::zeros({n, options.vocab}, torch::kBool);
+    auto legal = batch.legal_answers.accessor<bool, 2>();
+    for (int64_t b = 0; b < n; ++b) {
+      for (int32_t id : episodes[rows[b].first]->turns(rows[b].second).legal_actions()) {
+        legal[b][id] = true;
+      }
+    }
+  }
 
   // Advantages per episode and seat, baselines read then updated in batch order.
+  std::vector<std::vector<double>> seat_value(episodes.size());
   std::vector<std::vector<double>> seat_advantage(episodes.size());
   double return_sum = 0;
   int64_t return_count = 0;
   for (size_t i = 0; i < episodes.size(); ++i) {
     const v1::Trajectory& e = *episodes[i];
     seat_advantage[i].assign(e.returns_size(), 0.0);
+    seat_value[i].assign(e.returns_size(), 0.0);
     for (int seat : e.learning_seats()) {
       if (seat < 0 || seat >= e.returns_size()) {
         return absl::InvalidArgumentError(
@@ -102,6 +149,7 @@ absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajector
       }
       const double r = e.returns(seat);
       const double value = options.objective == Objective::kWin ? (r > 0 ? 1.0 : 0.0) : r;
+      seat_value[i][seat] = value;
       seat_advantage[i][seat] = baselines.Advantage(e.game(), BaselineRole(e, seat), value);
       return_sum += r;
       ++return_count;
@@ -116,7 +164,9 @@ absl::StatusOr<TokenBatch> BuildTokenBatch(const std::vector<const v1::Trajector
     for (int j = 0; j < prompt; ++j) tokens[b][j] = t.observation_tokens(j);
     for (int j = 0; j < actions; ++j) tokens[b][prompt + j] = t.action_tokens(j);
     lengths[b] = prompt + actions;
+    prompt_lengths[b] = prompt;
     advantages[b] = static_cast<float>(seat_advantage[rows[b].first][t.seat()]);
+    returns[b] = static_cast<float>(seat_value[rows[b].first][t.seat()]);
     const bool cut = options.answer_ended && !options.answer_ended(t);
     if (cut) {
       ++batch.cut_turns;
@@ -142,10 +192,59 @@ torch::Tensor TokenLogProbs(const torch::Tensor& logits, const torch::Tensor& to
   return torch::cat({torch::zeros({tokens.size(0), 1}, picked.options()), picked}, 1);
 }
 
+namespace {
+
+// V-trace along each seat's sequence of turns (TokenLoss's contract), without gradient: per row
+// in batch order, the value target v_b, the policy-gradient advantage and rho_b.
+VtraceReturns TokenVtrace(const torch::Tensor& log_ratio, const torch::Tensor& values,
+                          const TokenBatch& batch, const LossOptions& options) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device = values.device();
+  const torch::Tensor order = batch.sequence_order.to(device);
+  const torch::Tensor dones = batch.sequence_dones.to(device);
+  const torch::Tensor turn_log_rho = log_ratio.detach().sum(1).index_select(0, order);
+  const torch::Tensor rewards = dones * batch.returns.to(device).index_select(0, order);
+  const VtraceReturns walked =
+      ComputeVtrace(turn_log_rho, values.detach().index_select(0, order), rewards, dones, options);
+  auto in_batch_order = [&](const torch::Tensor& t) {
+    return torch::zeros_like(t).index_copy_(0, order, t);
+  };
+  return {in_batch_order(walked.vs), in_batch_order(walked.pg_advantages),
+          in_batch_order(walked.rhos)};
+}
+
+// Mean over the magnet rows of KL(pi_L || uniform_L) at each row's first action position
+// (TokenLoss's contract); 0 when there is no magnet row.
+torch::Tensor LegalMagnetKl(const torch::Tensor& logits, const TokenBatch& batch,
+                            const torch::Tensor& mask) {
+  const torch::Device device = logits.device();
+  const int64_t n = logits.size(0);
+  const torch::Tensor rows = torch::arange(n, torch::TensorOptions(device).dtype(torch::kInt64));
+  const torch::Tensor state = batch.prompt_lengths.to(device) - 1;
+  const torch::Tensor legal = batch.legal_answers.to(device);
+  const torch::Tensor first_trained = mask.index({rows, state + 1});
+  const torch::Tensor used = legal.any(1).logical_and(first_trained);  // [B]
+  // Unused rows read as all-legal zeros, so that nothing they hold reaches the result.
+  const torch::Tensor zero = torch::zeros({}, logits.options());
+  const torch::Tensor first =
+      torch::where(used.unsqueeze(1), logits.index({rows, state}), zero);  // [B, V]
+  const torch::Tensor in_l = torch::where(used.unsqueeze(1), legal, torch::ones_like(legal));
+  const torch::Tensor log_pi_l = torch::log_softmax(
+      first.masked_fill(in_l.logical_not(), -std::numeric_limits<float>::infinity()), -1);
+  const torch::Tensor plogp =
+      torch::where(in_l, log_pi_l.exp() * log_pi_l.masked_fill(in_l.logical_not(), 0.0), zero);
+  const torch::Tensor kl = plogp.sum(1) + in_l.sum(1).to(logits.scalar_type()).log();
+  const double count = std::max<double>(1.0, used.sum().item<double>());
+  return torch::where(used, kl, zero).sum() / count;
+}
+
+}  // namespace
+
 LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
-                    const LossOptions& options, const torch::Tensor& reference_logits) {
-  TORCH_CHECK(options.algorithm != Algorithm::kVtrace,
-              "V-trace has no token-level form: use reinforce_rae or ppo");
+                    const LossOptions& options, const torch::Tensor& reference_logits,
+                    const torch::Tensor& values) {
+  TORCH_CHECK(options.algorithm != Algorithm::kVtrace || values.defined(),
+              "V-trace needs the value head's outputs");
   TORCH_CHECK(logits.dim() == 3 && logits.size(0) == batch.tokens.size(0) &&
                   logits.size(1) == batch.tokens.size(1),
               "logits must be [B, T, V] of the batch's tokens");
@@ -169,7 +268,8 @@ LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
 
   LossTerms terms;
   torch::Tensor policy;
-  torch::Tensor weight;  // the importance weight reported
+  torch::Tensor weight;             // the importance weight reported
+  torch::Tensor loss_extra = zero;  // the value loss term (V-trace)
   if (options.algorithm == Algorithm::kPpo) {
     const double eps = options.clip_epsilon;
     torch::Tensor surrogate =
@@ -179,6 +279,15 @@ LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
     terms.clip_fraction =
         (torch::where(mask, ((ratio.detach() - 1).abs() > eps).to(logits.dtype()), zero).sum() / n)
             .item<double>();
+  } else if (options.algorithm == Algorithm::kVtrace) {
+    TORCH_CHECK(values.dim() == 1 && values.size(0) == logits.size(0),
+                "values must be [B], one per row");
+    const VtraceReturns vtrace = TokenVtrace(log_ratio, values, batch, options);
+    weight = vtrace.rhos.unsqueeze(1).expand_as(ratio);
+    policy = -torch::where(mask, vtrace.pg_advantages.unsqueeze(1) * log_pi, zero).sum() / n;
+    const torch::Tensor value_loss = 0.5 * (vtrace.vs - values).pow(2).mean();
+    loss_extra = options.value_coef * value_loss;
+    terms.value_loss = value_loss.item<double>();
   } else {
     weight = options.rho_bar > 0 ? torch::clamp_max(ratio.detach(), options.rho_bar)
                                  : torch::ones_like(ratio);
@@ -187,7 +296,12 @@ LossTerms TokenLoss(const torch::Tensor& logits, const TokenBatch& batch,
   const torch::Tensor pi_all = log_pi_all.exp();
   const torch::Tensor entropy_per = -(pi_all * log_pi_all).sum(-1);  // [B, T]
   const torch::Tensor entropy = torch::where(mask, entropy_per, zero).sum() / n;
-  torch::Tensor loss = policy - options.entropy_coef * entropy;
+  torch::Tensor loss = policy + loss_extra - options.entropy_coef * entropy;
+  if (batch.legal_answers.defined()) {
+    const torch::Tensor magnet_kl = LegalMagnetKl(logits, batch, mask);
+    if (options.magnet_coef != 0) loss = loss + options.magnet_coef * magnet_kl;
+    terms.magnet_kl = magnet_kl.item<double>();
+  }
   if (reference_logits.defined()) {
     torch::Tensor ref_shifted = torch::cat({torch::zeros_like(reference_logits.slice(1, 0, 1)),
                                             reference_logits.slice(1, 0, width - 1)},

@@ -17,12 +17,32 @@ struct Seat {
   std::vector<int32_t> context;
 };
 
-// Records `result` as a Turn of `seat` after `context` (the whole context before the answer).
+// The tokens of the canonical answers (answer end included) of the legal moves of the player to
+// move in `match`, ascending, when every one is a single token of `tokenizer`; else empty.
+std::vector<int32_t> LegalAnswerTokens(const TextMatch& match, PromptStyle style,
+                                       const Tokenizer& tokenizer) {
+  const std::string end(AnswerEnd(style));
+  const State& state = match.state();
+  std::vector<int32_t> tokens;
+  for (int action : state.LegalActions()) {
+    const std::vector<int32_t> ids = tokenizer.Encode(
+        CanonicalAnswer(match.rendering(), style, state, state.CurrentPlayer(), action) + end);
+    if (ids.size() != 1) return {};
+    tokens.push_back(ids[0]);
+  }
+  std::sort(tokens.begin(), tokens.end());
+  tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  return tokens;
+}
+
+// Records `result` as a Turn of `seat` after `context` (the whole context before the answer),
+// with `legal_answers` as its legal_actions.
 void AddTurn(v1::Trajectory& trajectory, int seat, const std::vector<int32_t>& context,
-             const GenerationResult& result) {
+             const std::vector<int32_t>& legal_answers, const GenerationResult& result) {
   v1::Turn* turn = trajectory.add_turns();
   turn->set_seat(seat);
   turn->mutable_observation_tokens()->Add(context.begin(), context.end());
+  turn->mutable_legal_actions()->Add(legal_answers.begin(), legal_answers.end());
   turn->mutable_action_tokens()->Add(result.tokens.begin(), result.tokens.end());
   turn->mutable_behaviour_log_probs()->Add(result.log_probs.begin(), result.log_probs.end());
   const int64_t newest = *std::max_element(result.versions.begin(), result.versions.end());
@@ -115,6 +135,7 @@ absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
     if (end_tokens.size() == 1) request.stop_tokens = end_tokens;
     request.stop_string = answer_end;
     seat.context.insert(seat.context.end(), request.append.begin(), request.append.end());
+    const std::vector<int32_t> legal_answers = LegalAnswerTokens(match, options.style, tokenizer);
     absl::StatusOr<GenerationResult> result = worker.Generate(std::move(request));
     if (absl::IsResourceExhausted(result.status())) {  // past the sequence capacity
       truncated = true;
@@ -124,7 +145,7 @@ absl::StatusOr<v1::Trajectory> PlayTextEpisode(std::shared_ptr<const Game> game,
       release_all();
       return result.status();
     }
-    AddTurn(trajectory, p, seat.context, *result);
+    AddTurn(trajectory, p, seat.context, legal_answers, *result);
     seat.context.insert(seat.context.end(), result->tokens.begin(), result->tokens.end());
     if (!compact) {
       worker.Release(seat.sequence);

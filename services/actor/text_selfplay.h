@@ -14,7 +14,12 @@
 // before the answer (every prompt and answer token the seat's sequence holds, the new prompt
 // included), action_tokens = the generated tokens (the answer end included when it was reached),
 // one behaviour log-prob per action token, policy_version = the newest version among them and
-// action_token_versions one per token when they differ (empty when all are policy_version).
+// action_token_versions one per token when they differ (empty when all are policy_version), and
+// legal_actions = the legal moves in the policy's own action space, the vocabulary: the tokens of
+// the legal moves' canonical answers (answer end included), ascending, when each is one token
+// (the game tokenizer), else empty. Not the game's action ids: a Kuhn seat's legal ids are {0, 1}
+// at every decision, while its legal answers are [Check] and [Bet], or [Call] and [Fold]; the
+// learner's magnet needs the answers, and only the actor holds the state that names them.
 // A game whose next turn would pass the worker's sequence capacity ends as a truncated draw.
 #pragma once
 

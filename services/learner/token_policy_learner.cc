@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/checkpoint/checkpoint_dir.h"
 #include "common/games/registry.h"
 #include "common/games/text_game.h"
@@ -28,6 +29,33 @@ namespace rally {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr char kValueHeadFile[] = "value_head.safetensors";
+constexpr char kValueHeadWeight[] = "value_head.weight";
+constexpr char kValueHeadBias[] = "value_head.bias";
+
+// Whether the job's loss has the uniform magnet over legal answers.
+bool HasLegalMagnet(const LearnerConfig& lc) {
+  return lc.magnet == "uniform" && (lc.magnet_coef > 0 || lc.magnet_coef_final > 0);
+}
+
+// OK when every canonical answer of `game` in `style` is one token of `tokenizer`, as the magnet
+// over legal answers needs; INVALID_ARGUMENT naming the first answer that is not.
+absl::Status CheckSingleTokenAnswers(const Game& game, PromptStyle style,
+                                     const Tokenizer& tokenizer) {
+  absl::StatusOr<std::vector<std::string>> answers = GameAnswerTexts(game, style);
+  if (!answers.ok()) return answers.status();
+  for (const std::string& answer : *answers) {
+    const size_t tokens = tokenizer.Encode(answer).size();
+    if (tokens != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "learner.magnet uniform needs every answer to be one token (policy.tokenizer game), "
+          "but the answer ",
+          absl::CEscape(answer), " is ", tokens, " tokens"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 NamedTensor ToNamed(const std::string& name, const torch::Tensor& t) {
   torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
@@ -177,9 +205,10 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
     const JobConfig& config, torch::Device device) {
   absl::StatusOr<Algorithm> algorithm = ParseAlgorithm(config.learner.algorithm);
   if (!algorithm.ok()) return algorithm.status();
-  if (*algorithm == Algorithm::kVtrace) {
+  if (config.learner.magnet == "ema" &&
+      (config.learner.magnet_coef > 0 || config.learner.magnet_coef_final > 0)) {
     return absl::InvalidArgumentError(
-        "learner.algorithm vtrace has no token-level form: use reinforce_rae or ppo");
+        "learner.magnet ema has no token-level form: use uniform (over the legal answers)");
   }
   const PolicyConfig& policy = config.policy;
   std::optional<HfModel> hf;
@@ -212,6 +241,9 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
         absl::StrCat("policy.tokenizer ", tokenizer_reference, " has ", tokenizer->VocabSize(),
                      " ids, more than the model's vocabulary of ", shape.vocab));
   }
+  if (HasLegalMagnet(config.learner)) {
+    if (absl::Status s = CheckSingleTokenAnswers(**game, *style, *tokenizer); !s.ok()) return s;
+  }
   TokenBatchOptions batch_options;
   batch_options.objective =
       config.learner.objective == "win" ? Objective::kWin : Objective::kReturn;
@@ -235,9 +267,22 @@ absl::StatusOr<std::unique_ptr<TokenPolicyLearner>> TokenPolicyLearner::Create(
   }
   batch_options.vocab = shape.vocab;
   batch_options.max_seq_len = shape.max_seq_len;
-  return std::unique_ptr<TokenPolicyLearner>(
+  batch_options.legal_answers = HasLegalMagnet(config.learner);
+  auto learner = std::unique_ptr<TokenPolicyLearner>(
       new TokenPolicyLearner(config, std::make_unique<Transformer>(*std::move(model)),
                              *std::move(tokenizer_json), batch_options));
+  if (*algorithm == Algorithm::kVtrace) {
+    try {
+      torch::NoGradGuard no_grad;
+      learner->value_head_ = torch::nn::Linear(shape.d_model, 1);
+      learner->value_head_->weight.zero_();
+      learner->value_head_->bias.zero_();
+      learner->value_head_->to(device);
+    } catch (const c10::Error& e) {
+      return absl::ResourceExhaustedError(absl::StrCat("cannot build the value head: ", e.msg()));
+    }
+  }
+  return learner;
 }
 
 TokenPolicyLearner::TokenPolicyLearner(const JobConfig& config, std::unique_ptr<Transformer> model,
@@ -250,12 +295,66 @@ TokenPolicyLearner::TokenPolicyLearner(const JobConfig& config, std::unique_ptr<
 
 TokenPolicyLearner::~TokenPolicyLearner() = default;
 
-std::vector<torch::Tensor> TokenPolicyLearner::Parameters() { return model_->parameters(); }
+std::vector<torch::Tensor> TokenPolicyLearner::Parameters() {
+  std::vector<torch::Tensor> params = model_->parameters();
+  if (value_head_) {
+    params.push_back(value_head_->weight);
+    params.push_back(value_head_->bias);
+  }
+  return params;
+}
 
 std::vector<std::string> TokenPolicyLearner::ParameterNames() const {
   std::vector<std::string> names;
   for (const ExpectedTensor& e : ExpectedTensors(model_->config())) names.push_back(e.name);
+  if (value_head_) {
+    names.push_back(kValueHeadWeight);
+    names.push_back(kValueHeadBias);
+  }
   return names;
+}
+
+std::string TokenPolicyLearner::EncodeValueHead() const {
+  TensorSet set;
+  set.tensors.push_back(ToNamed(kValueHeadWeight, value_head_->weight));
+  set.tensors.push_back(ToNamed(kValueHeadBias, value_head_->bias));
+  return EncodeSafetensors(set);
+}
+
+absl::Status TokenPolicyLearner::RestoreValueHead(const std::string& checkpoint_dir,
+                                                  const nlohmann::json& manifest) {
+  const fs::path path = fs::path(checkpoint_dir) / kValueHeadFile;
+  if (!value_head_ || !fs::exists(path)) return absl::OkStatus();
+  absl::StatusOr<std::string> bytes = ReadFileBytes(path.string());
+  if (!bytes.ok()) return absl::DataLossError(bytes.status().message());
+  if (absl::Status s = VerifyFileChecksum(manifest, kValueHeadFile, *bytes, path.string());
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<TensorSet> set = DecodeSafetensors(*bytes);
+  if (!set.ok()) {
+    return absl::DataLossError(absl::StrCat(path.string(), ": ", set.status().message()));
+  }
+  std::map<std::string, const NamedTensor*> by_name;
+  for (const NamedTensor& t : set->tensors) by_name[t.name] = &t;
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : {std::pair{kValueHeadWeight, value_head_->weight},
+                                    std::pair{kValueHeadBias, value_head_->bias}}) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      return absl::DataLossError(absl::StrCat(path.string(), ": no tensor '", name, "'"));
+    }
+    if (it->second->dtype != "F32" || it->second->shape != param.sizes().vec()) {
+      return absl::DataLossError(absl::StrCat(path.string(), ": '", name,
+                                              "' is not float32 of shape [",
+                                              absl::StrJoin(param.sizes(), ", "), "]"));
+    }
+  }
+  for (const auto& [name, param] : {std::pair{kValueHeadWeight, value_head_->weight},
+                                    std::pair{kValueHeadBias, value_head_->bias}}) {
+    param.copy_(FromNamed(*by_name.at(name), param));
+  }
+  return absl::OkStatus();
 }
 
 void TokenPolicyLearner::ToDevice(const torch::Device& device) {
@@ -315,11 +414,12 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
                              {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
   manifest.update(LmManifestFields(model_->config(), tokenizer_json_));
   manifest["prompt"] = config_.policy.prompt;  // the style the policy was trained to read
-  if (absl::Status s =
-          WriteLmCheckpointDirectory(dir, name, std::move(manifest),
-                                     {{"weights.safetensors", EncodeSafetensors(weights)},
-                                      {"optimizer.safetensors", EncodeSafetensors(adam)}},
-                                     tokenizer_json_);
+  std::vector<std::pair<std::string, std::string>> files = {
+      {"weights.safetensors", EncodeSafetensors(weights)},
+      {"optimizer.safetensors", EncodeSafetensors(adam)}};
+  if (value_head_) files.emplace_back(kValueHeadFile, EncodeValueHead());
+  if (absl::Status s = WriteLmCheckpointDirectory(dir, name, std::move(manifest), std::move(files),
+                                                  tokenizer_json_);
       !s.ok()) {
     return s;
   }
@@ -393,6 +493,7 @@ absl::StatusOr<LearnerState> TokenPolicyLearner::Restore(const std::string& dir,
         absl::StrCat(manifest_path, ": cpu_rng_state_hex has ", rng_bytes.size(), " bytes"));
   }
   if (absl::Status s = model_->LoadWeights(lm->weights); !s.ok()) return s;
+  if (absl::Status s = RestoreValueHead(cp.string(), parsed->document); !s.ok()) return s;
   for (size_t i = 0; i < params.size(); ++i) {
     auto avg = by_name.find(names[i] + ".exp_avg");
     auto sq = by_name.find(names[i] + ".exp_avg_sq");
@@ -438,7 +539,15 @@ LossTerms TokenPolicyLearner::Loss(const LossOptions& options) {
     torch::NoGradGuard no_grad;
     reference_logits = Logits(*reference_);
   }
-  return TokenLoss(Logits(*model_), *batch_, options, reference_logits);
+  absl::StatusOr<torch::Tensor> hidden = model_->ForwardHidden(batch_->tokens, batch_->lengths);
+  TORCH_CHECK(hidden.ok(), std::string(hidden.status().message()));
+  torch::Tensor values;
+  if (value_head_) {
+    // V(x) at each row's state, its last prompt token.
+    const torch::Tensor rows = torch::arange(hidden->size(0), batch_->prompt_lengths.options());
+    values = value_head_->forward(hidden->index({rows, batch_->prompt_lengths - 1})).squeeze(-1);
+  }
+  return TokenLoss(model_->LogitsFromHidden(*hidden), *batch_, options, reference_logits, values);
 }
 
 void TokenPolicyLearner::AfterUpdate() {}
@@ -488,9 +597,11 @@ absl::Status TokenPolicyLearner::SetBatch(const std::vector<const v1::Trajectory
 
 BatchSummary TokenPolicyLearner::PrepareBatch() {
   const torch::Device device = model_->device();
-  for (torch::Tensor* t : {&batch_->tokens, &batch_->lengths, &batch_->action_mask,
-                           &batch_->advantages, &batch_->behaviour_log_probs}) {
-    *t = t->to(device);
+  for (torch::Tensor* t :
+       {&batch_->tokens, &batch_->lengths, &batch_->prompt_lengths, &batch_->action_mask,
+        &batch_->advantages, &batch_->returns, &batch_->behaviour_log_probs,
+        &batch_->sequence_order, &batch_->sequence_dones, &batch_->legal_answers}) {
+    if (t->defined()) *t = t->to(device);
   }
   return {.episodes = batch_->episodes, .mean_return = batch_->mean_return};
 }

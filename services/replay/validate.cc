@@ -104,9 +104,12 @@ absl::Status CheckTokenTurn(const Game& game, const v1::Turn& turn, const std::s
   if (turn.observation_size() != 0) {
     if (auto s = CheckObservation(game, turn, at); !s.ok()) return s;
   }
-  if (turn.legal_actions_size() != 0) {
-    return Bad(at + ".legal_actions",
-               absl::StrCat(turn.legal_actions_size(), " entries in a token turn, which has none"));
+  // A token turn's legal_actions are token ids (its legal answers; services/actor/text_selfplay.h).
+  for (int k = 0; k < turn.legal_actions_size(); ++k) {
+    if (turn.legal_actions(k) < 0 ||
+        (k > 0 && turn.legal_actions(k) <= turn.legal_actions(k - 1))) {
+      return Bad(at + ".legal_actions", "token ids not non-negative and strictly ascending");
+    }
   }
   if (turn.behaviour_log_probs_size() != n) {
     return Bad(at + ".behaviour_log_probs",

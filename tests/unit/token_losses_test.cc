@@ -10,11 +10,15 @@
 #include <map>
 
 #include "common/games/registry.h"
+#include "common/lm/game_tokenizer.h"
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_checkpoint.h"
 #include "rally/v1/replay.grpc.pb.h"
+#include "services/actor/generation_worker.h"
+#include "services/actor/text_selfplay.h"
 #include "services/learner/checkpoint.h"
 #include "services/learner/token_policy_learner.h"
+#include "services/replay/validate.h"
 
 namespace rally {
 namespace {
@@ -38,6 +42,11 @@ TokenBatch HandBatch() {
   b.behaviour_log_probs =
       torch::tensor({0.f, std::log(0.25f), 0.f, 0.f, std::log(0.5f), 0.f}).view({2, 3});
   b.action_tokens = 3;
+  // Both rows are one seat's two turns (one sequence), worth G = 1 to it.
+  b.prompt_lengths = torch::tensor({1, 1}, torch::kInt64);
+  b.returns = torch::tensor({1.f, 1.f});
+  b.sequence_order = torch::tensor({0, 1}, torch::kInt64);
+  b.sequence_dones = torch::tensor({0.f, 1.f});
   return b;
 }
 
@@ -151,10 +160,79 @@ TEST(TokenLosses, MaskedPositionsChangeNeitherLossNorGradient) {
   EXPECT_TRUE(torch::equal(c.grad(), a.grad()));
 }
 
-TEST(TokenLosses, VtraceIsRefused) {
+TEST(TokenLosses, VtraceWithoutValuesIsRefused) {
   LossOptions options;
   options.algorithm = Algorithm::kVtrace;
   EXPECT_THROW(TokenLoss(HandLogits(1.f), HandBatch(), options, torch::Tensor()), c10::Error);
+  EXPECT_THROW(TokenLoss(HandLogits(1.f), HandBatch(), options, torch::Tensor(),
+                         torch::zeros({3})),  // one value per row, not three
+               c10::Error);
+}
+
+TEST(TokenLosses, VtraceAlongTheSeatsTurnsMatchesHandComputation) {
+  // V = [.5, -.25]. Per-turn ratios: row 0 2 * .5 = 1 (rho 1, c 1), row 1 .5 (rho .5, c .5).
+  // gamma = lambda = 1, rewards [0, 1], row 1 ends the sequence:
+  //   row 1: delta = .5 (1 - (-.25)) = .625, v1 = -.25 + .625 = .375, A1 = .625;
+  //   row 0: delta = 1 (0 + (-.25) - .5) = -.75, v0 = .5 - .75 + 1 * .625 = .375,
+  //          A0 = 1 (0 + v1 - .5) = -.125.
+  // policy = -(1/3) (A0 (log .5 + log .5) + A1 log .25) = -(1/3)(-.125 + .625) 2 log .5;
+  // value_loss = .5 * ((.375 - .5)^2 + (.375 + .25)^2) / 2 = .1015625.
+  LossOptions options;
+  options.algorithm = Algorithm::kVtrace;
+  options.value_coef = 0.5;
+  torch::Tensor values = torch::tensor({0.5f, -0.25f}).requires_grad_(true);
+  torch::Tensor logits = HandLogits(1.f);
+  LossTerms terms = TokenLoss(logits, HandBatch(), options, torch::Tensor(), values);
+  const double policy = -(1.0 / 3) * (-0.125 + 0.625) * 2 * kLogHalf;
+  EXPECT_NEAR(terms.policy_loss, policy, 1e-6);
+  EXPECT_NEAR(terms.value_loss, 0.1015625, 1e-6);
+  EXPECT_NEAR(terms.loss.item<double>(), policy + 0.5 * 0.1015625, 1e-6);
+  EXPECT_NEAR(terms.mean_importance_weight, (1 + 1 + 0.5) / 3.0, 1e-6);  // rho per token
+  // d loss / d V_b = value_coef * (V_b - v_b) / 2: the targets carry no gradient.
+  terms.loss.backward();
+  EXPECT_NEAR(values.grad()[0].item<double>(), 0.5 * (0.5 - 0.375) / 2, 1e-6);
+  EXPECT_NEAR(values.grad()[1].item<double>(), 0.5 * (-0.25 - 0.375) / 2, 1e-6);
+  // Two one-turn sequences instead: each turn's target is its own reward.
+  TokenBatch split = HandBatch();
+  split.sequence_dones = torch::tensor({1.f, 1.f});
+  LossTerms apart = TokenLoss(HandLogits(1.f), split, options, torch::Tensor(), values.detach());
+  // row 0: v0 = .5 + (1 - .5) = 1, A0 = .5 (reward 1 at its own end); row 1 as before.
+  EXPECT_NEAR(apart.policy_loss, -(1.0 / 3) * (0.5 * 2 * kLogHalf + 0.625 * 2 * kLogHalf), 1e-6);
+  EXPECT_NEAR(apart.value_loss, 0.5 * (0.25 + 0.390625) / 2, 1e-6);
+}
+
+TEST(TokenLosses, MagnetIsTheKlOfTheLegalAnswersToUniformAtTheFirstAnswerToken) {
+  // Row 0's first answer token (position 0) has p = [.25, .5, .25]; over legal {0, 1}:
+  // pi_L = [1/3, 2/3], KL = 1/3 log 1/3 + 2/3 log 2/3 + log 2. Row 1 (p = [.25, .25, .5]) with
+  // every token legal: KL = -1.5 log 2 + log 3.
+  TokenBatch batch = HandBatch();
+  batch.legal_answers = torch::tensor({1, 1, 0, 1, 1, 1}, torch::kBool).view({2, 3});
+  const double kl0 = std::log(1.0 / 3) / 3 + 2 * std::log(2.0 / 3) / 3 + std::log(2.0);
+  const double kl1 = -1.5 * std::log(2.0) + std::log(3.0);
+  LossOptions options;
+  options.rho_bar = 0;
+  const LossTerms off = TokenLoss(HandLogits(1.f), batch, options, torch::Tensor());
+  EXPECT_NEAR(off.magnet_kl, (kl0 + kl1) / 2, 1e-6);  // reported even at coefficient 0
+  options.magnet_coef = 2;
+  const LossTerms on = TokenLoss(HandLogits(1.f), batch, options, torch::Tensor());
+  EXPECT_NEAR(on.loss.item<double>() - off.loss.item<double>(), 2 * (kl0 + kl1) / 2, 1e-6);
+  // A row without legal answers has no magnet; junk logits elsewhere change nothing.
+  batch.legal_answers[1].fill_(false);
+  EXPECT_NEAR(TokenLoss(HandLogits(1e30f), batch, options, torch::Tensor()).magnet_kl, kl0, 1e-6);
+  // The magnet's gradient lies on the legal tokens only: d KL / d logit = pi_L (log pi_L - mean).
+  torch::Tensor logits = HandLogits(1.f);
+  options.magnet_coef = 1;
+  const LossTerms magnet_only = TokenLoss(logits, batch, options, torch::Tensor());
+  torch::Tensor policy_logits = HandLogits(1.f);
+  options.magnet_coef = 0;
+  const LossTerms without = TokenLoss(policy_logits, batch, options, torch::Tensor());
+  magnet_only.loss.backward();
+  without.loss.backward();
+  const torch::Tensor grad = (logits.grad() - policy_logits.grad())[0][0];
+  const double mean = (std::log(1.0 / 3) + 2 * std::log(2.0 / 3)) / 3;
+  EXPECT_NEAR(grad[0].item<double>(), (std::log(1.0 / 3) - mean) / 3, 1e-6);
+  EXPECT_NEAR(grad[1].item<double>(), 2 * (std::log(2.0 / 3) - mean) / 3, 1e-6);
+  EXPECT_EQ(grad[2].item<double>(), 0.0);
 }
 
 // --- Batches from episodes.
@@ -221,6 +299,39 @@ TEST(TokenBatches, RowsMasksAndRoleConditionedAdvantages) {
   ASSERT_TRUE(uncut.ok());
   EXPECT_EQ(uncut->action_tokens, 4);
   EXPECT_EQ(EpisodeTokens(first), 4 + 3);
+  // The states, the seats' values and V-trace's sequences: each episode's two seats alone.
+  EXPECT_TRUE(torch::equal(batch->prompt_lengths, torch::tensor({2, 1, 2, 1}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(batch->returns, torch::tensor({1.f, -1.f, -1.f, 1.f})));
+  EXPECT_TRUE(torch::equal(batch->sequence_dones, torch::tensor({1.f, 1.f, 1.f, 1.f})));
+  EXPECT_FALSE(batch->legal_answers.defined());
+}
+
+TEST(TokenBatches, SequencesFollowEachSeatAndLegalAnswersMarkTheirTokens) {
+  // Seat 0 plays turns 0 and 2, seat 1 turn 1: sequence order [0, 2, 1], each ending once.
+  v1::Trajectory e = TwoSeatEpisode(1.f, 10);
+  *e.add_turns() = TokenTurn(0, {5, 6, 7}, {11}, -0.5f);
+  e.mutable_turns(0)->add_legal_actions(3);
+  e.mutable_turns(0)->add_legal_actions(11);
+  e.mutable_turns(2)->add_legal_actions(12);
+  RoleBaselines baselines;
+  TokenBatchOptions options;
+  options.vocab = 16;
+  options.legal_answers = true;
+  auto batch = BuildTokenBatch({&e}, baselines, options);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_TRUE(torch::equal(batch->sequence_order, torch::tensor({0, 2, 1}, torch::kInt64)));
+  EXPECT_TRUE(torch::equal(batch->sequence_dones, torch::tensor({0.f, 1.f, 1.f})));
+  ASSERT_EQ(batch->legal_answers.sizes(), (std::vector<int64_t>{3, 16}));
+  EXPECT_EQ(batch->legal_answers.sum().item<int64_t>(), 3);
+  EXPECT_TRUE(batch->legal_answers[0][3].item<bool>() && batch->legal_answers[0][11].item<bool>());
+  EXPECT_FALSE(batch->legal_answers[1].any().item<bool>());  // no legal answers recorded
+  EXPECT_TRUE(batch->legal_answers[2][12].item<bool>());
+  e.mutable_turns(2)->set_legal_actions(0, 16);
+  auto outside = BuildTokenBatch({&e}, baselines, options);
+  ASSERT_FALSE(outside.ok());
+  EXPECT_NE(outside.status().message().find("episode 0 turn 2: legal answer token 16"),
+            std::string::npos)
+      << outside.status();
 }
 
 TEST(TokenBatches, RefusesBadTurnsNamingThem) {
@@ -300,6 +411,61 @@ std::vector<float> Floats(const NamedTensor& t) {
   std::vector<float> v(t.data.size() / sizeof(float));
   std::memcpy(v.data(), t.data.data(), t.data.size());
   return v;
+}
+
+// --- What the actor records for the magnet.
+TEST(TokenBatches, TheActorRecordsTheTokensOfTheLegalAnswersAtEachDecision) {
+  std::shared_ptr<const Game> kuhn = *LoadGame("kuhn_poker");
+  std::unique_ptr<Tokenizer> tokenizer =
+      *OpenTokenizer(kGameTokenizerName, *kuhn, PromptStyle::kCompact);
+  auto token = [&](const std::string& answer) {
+    const std::vector<int32_t> ids = tokenizer->Encode(answer);
+    EXPECT_EQ(ids.size(), 1u) << answer;
+    return ids.empty() ? -1 : ids[0];
+  };
+  std::vector<int32_t> no_bet = {token("[Check]\n"), token("[Bet]\n")};
+  std::vector<int32_t> facing_bet = {token("[Call]\n"), token("[Fold]\n")};
+  std::sort(no_bet.begin(), no_bet.end());
+  std::sort(facing_bet.begin(), facing_bet.end());
+  TransformerConfig config = TinyJob().policy.transformer;
+  config.vocab = tokenizer->VocabSize();
+  config.max_seq_len = 128;  // a Kuhn seat's whole context fits
+  GenerationWorkerOptions worker_options;
+  worker_options.tokenizer = tokenizer.get();
+  worker_options.kv_cache_tokens = 8 * config.max_seq_len;
+  std::unique_ptr<GenerationWorker> worker =
+      *GenerationWorker::Create(*Transformer::Create(config, 3), worker_options);
+  // The model answers seat 1 after a random seat 0: its legal answers depend on that move.
+  TextEpisodeOptions options;
+  options.opponent_seat = 0;
+  options.max_new_tokens = 4;
+  bool saw[2] = {false, false};
+  for (uint64_t seed = 1; seed < 40 && !(saw[0] && saw[1]); ++seed) {
+    std::mt19937_64 rng(seed);
+    absl::StatusOr<v1::Trajectory> t = PlayTextEpisode(kuhn, *tokenizer, *worker, options, rng);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_TRUE(ValidateTrajectory(*kuhn, *t).ok()) << ValidateTrajectory(*kuhn, *t);
+    ASSERT_GE(t->turns_size(), 1);
+    const v1::Turn& first = t->turns(0);
+    const std::vector<int32_t> prompt(first.observation_tokens().begin(),
+                                      first.observation_tokens().end());
+    const bool faces_bet = tokenizer->Decode(prompt).find("Opp [Bet]") != std::string::npos;
+    saw[faces_bet] = true;
+    EXPECT_EQ(std::vector<int32_t>(first.legal_actions().begin(), first.legal_actions().end()),
+              faces_bet ? facing_bet : no_bet);
+  }
+  EXPECT_TRUE(saw[0] && saw[1]);
+  // Under the byte tokenizer an answer is several tokens: no legal answers are recorded.
+  std::unique_ptr<Tokenizer> bytes = MakeByteTokenizer();
+  TransformerConfig byte_config = TinyJob().policy.transformer;
+  byte_config.max_seq_len = 128;
+  worker_options.tokenizer = bytes.get();
+  std::unique_ptr<GenerationWorker> byte_worker =
+      *GenerationWorker::Create(*Transformer::Create(byte_config, 3), worker_options);
+  std::mt19937_64 rng(1);
+  absl::StatusOr<v1::Trajectory> t = PlayTextEpisode(kuhn, *bytes, *byte_worker, options, rng);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->turns(0).legal_actions_size(), 0);
 }
 
 TEST(TokenPolicyLearner, OneStepLowersTheLossOnItsBatchAndChangesWeights) {
@@ -423,10 +589,102 @@ TEST(TokenPolicyLearner, TrainsOnCutAnswersWhenTheJobDoesNotMaskThem) {
   EXPECT_EQ((*learner)->batch().action_mask[1].sum().item<float>(), 7.f);
 }
 
-TEST(TokenPolicyLearner, RefusesVtrace) {
+TEST(TokenPolicyLearner, RefusesWhatItCannotTrainNamingIt) {
   JobConfig config = TinyJob();
+  config.learner.algorithm = "a2c";
+  auto unknown = TokenPolicyLearner::Create(config, torch::kCPU);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("unknown algorithm 'a2c'"), std::string::npos);
+  config = TinyJob();
+  config.learner.magnet = "ema";
+  config.learner.magnet_coef = 0.1;
+  auto ema = TokenPolicyLearner::Create(config, torch::kCPU);
+  ASSERT_FALSE(ema.ok());
+  EXPECT_NE(ema.status().message().find("learner.magnet ema has no token-level form"),
+            std::string::npos)
+      << ema.status();
+  // Under the byte tokenizer "[4]\n" is four tokens: no magnet over legal answer tokens.
+  config.learner.magnet = "uniform";
+  auto bytes = TokenPolicyLearner::Create(config, torch::kCPU);
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_NE(bytes.status().message().find("the answer [0]\\n is 4 tokens"), std::string::npos)
+      << bytes.status();
+  // The game tokenizer makes each answer one token.
+  config.policy.tokenizer = "game";
+  config.policy.transformer.vocab = 259 + 9;
+  EXPECT_TRUE(TokenPolicyLearner::Create(config, torch::kCPU).ok());
+}
+
+// A vtrace learner of TinyJob whose value head is set to w = 0.1 * (1, 2, ..., d), b = 0.3.
+std::unique_ptr<TokenPolicyLearner> VtraceLearner(JobConfig config = TinyJob()) {
   config.learner.algorithm = "vtrace";
-  EXPECT_FALSE(TokenPolicyLearner::Create(config, torch::kCPU).ok());
+  auto learner = TokenPolicyLearner::Create(config, torch::kCPU);
+  EXPECT_TRUE(learner.ok()) << learner.status();
+  torch::NoGradGuard no_grad;
+  const torch::nn::Linear& head = (*learner)->value_head();
+  EXPECT_TRUE(head);
+  head->weight.copy_(0.1 * torch::arange(1, config.policy.transformer.d_model + 1).view({1, -1}));
+  head->bias.fill_(0.3);
+  return *std::move(learner);
+}
+
+TEST(TokenPolicyLearner, VtraceValueLossAndAdvantagesMatchASlowReference) {
+  std::unique_ptr<TokenPolicyLearner> learner = VtraceLearner();
+  v1::Trajectory episode = TextEpisode();
+  *episode.add_turns() = TokenTurn(0, Bytes("board x.o ..."), Bytes("[8]\n"), -5.5f);
+  ASSERT_TRUE(learner->SetBatch({&episode}).ok());
+  learner->Begin();
+  learner->PrepareBatch();
+  LossOptions options;
+  options.algorithm = Algorithm::kVtrace;
+  options.rho_bar = 0;  // no truncation, c = lambda = 1: v = G and A = G - V(x)
+  options.c_bar = 0;
+  options.value_coef = 0.5;
+  options.entropy_coef = 0;
+  const LossTerms terms = learner->Loss(options);
+
+  // The reference, one turn at a time: V(x) = w . h + b with h the final hidden state at the
+  // prompt's last token (the model run on the prompt alone), log pi of each answer token from
+  // the model run on the whole row.
+  const Transformer& model = learner->model();
+  const torch::nn::Linear& head = learner->value_head();
+  double value_loss = 0, policy_sum = 0;
+  int action_tokens = 0;
+  for (const v1::Turn& t : episode.turns()) {
+    std::vector<int64_t> prompt(t.observation_tokens().begin(), t.observation_tokens().end());
+    std::vector<int64_t> row = prompt;
+    row.insert(row.end(), t.action_tokens().begin(), t.action_tokens().end());
+    const int64_t p = static_cast<int64_t>(prompt.size());
+    torch::Tensor hidden =
+        *model.ForwardHidden(torch::tensor(prompt).view({1, -1}), torch::tensor({p}));
+    double v = head->bias.item<double>();
+    for (int64_t j = 0; j < hidden.size(2); ++j) {
+      v += head->weight[0][j].item<double>() * hidden[0][p - 1][j].item<double>();
+    }
+    const double g = episode.returns(t.seat());
+    value_loss += 0.5 * (g - v) * (g - v) / episode.turns_size();
+    torch::Tensor logits = *model.Forward(torch::tensor(row).view({1, -1}),
+                                          torch::tensor({static_cast<int64_t>(row.size())}));
+    torch::Tensor log_pi = torch::log_softmax(logits[0].to(torch::kDouble), -1);
+    for (size_t j = prompt.size(); j < row.size(); ++j) {
+      policy_sum += (g - v) * log_pi[j - 1][row[j]].item<double>();
+      ++action_tokens;
+    }
+  }
+  EXPECT_NEAR(terms.value_loss, value_loss, 1e-4 * (1 + value_loss));
+  EXPECT_NEAR(terms.policy_loss, -policy_sum / action_tokens,
+              1e-4 * (1 + std::abs(policy_sum / action_tokens)));
+  EXPECT_GT(value_loss, 0.01);  // the head is not at its targets: the test can fail
+  // The value loss trains the head; the model's weights are all that is published.
+  learner->Loss(options).loss.backward();
+  EXPECT_GT(head->weight.grad().abs().sum().item<double>(), 0);
+  auto published = DecodeSafetensors(learner->EncodeWeights(1, 1));
+  ASSERT_TRUE(published.ok());
+  EXPECT_EQ(published->tensors.size(), ExpectedTensors(model.config()).size());
+  for (const NamedTensor& t : published->tensors) {
+    EXPECT_EQ(t.name.find("value_head"), std::string::npos) << t.name;
+  }
+  EXPECT_EQ(learner->Parameters().size(), model.parameters().size() + 2);
 }
 
 class TokenCheckpointTest : public ::testing::Test {
@@ -436,9 +694,10 @@ class TokenCheckpointTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
-  // A learner trained one step on TextEpisode, checkpointed at step 3, version 2.
-  std::unique_ptr<TokenPolicyLearner> TrainedAndSaved(torch::optim::Adam** adam_out) {
-    auto learner = TokenPolicyLearner::Create(TinyJob(), torch::kCPU);
+  // A learner of `config` trained one step on TextEpisode, checkpointed at step 3, version 2.
+  std::unique_ptr<TokenPolicyLearner> TrainedAndSaved(torch::optim::Adam** adam_out,
+                                                      const JobConfig& config = TinyJob()) {
+    auto learner = TokenPolicyLearner::Create(config, torch::kCPU);
     EXPECT_TRUE(learner.ok()) << learner.status();
     adam_ = std::make_unique<torch::optim::Adam>((*learner)->Parameters(),
                                                  torch::optim::AdamOptions(1e-3));
@@ -446,6 +705,7 @@ class TokenCheckpointTest : public ::testing::Test {
     EXPECT_TRUE((*learner)->SetBatch({&episode}).ok());
     (*learner)->Begin();
     LossOptions options;
+    options.algorithm = *ParseAlgorithm(config.learner.algorithm);
     adam_->zero_grad();
     (*learner)->Loss(options).loss.backward();
     adam_->step();
@@ -494,6 +754,68 @@ TEST_F(TokenCheckpointTest, SaveRestoreKeepsWeightsAdamAndBaselines) {
   // Another job's checkpoint is not this one's.
   EXPECT_EQ((*restored)->Restore(dir_.string(), "other", adam2).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+JobConfig VtraceJob() {
+  JobConfig config = TinyJob();
+  config.learner.algorithm = "vtrace";
+  return config;
+}
+
+TEST_F(TokenCheckpointTest, TheValueHeadAndItsAdamStateRoundTrip) {
+  torch::optim::Adam* adam = nullptr;
+  std::unique_ptr<TokenPolicyLearner> saved = TrainedAndSaved(&adam, VtraceJob());
+  EXPECT_TRUE(fs::exists(dir_ / "step-3" / "value_head.safetensors"));
+  // One step from zero moved the head (the value loss's gradient is not zero).
+  EXPECT_GT(saved->value_head()->weight.abs().sum().item<double>(), 0);
+  JobConfig other = VtraceJob();
+  other.seed = 99;
+  auto restored = TokenPolicyLearner::Create(other, torch::kCPU);
+  ASSERT_TRUE(restored.ok());
+  torch::optim::Adam adam2((*restored)->Parameters(), torch::optim::AdamOptions(1e-3));
+  auto state = (*restored)->Restore(dir_.string(), "job", adam2);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_TRUE(torch::equal(saved->value_head()->weight, (*restored)->value_head()->weight));
+  EXPECT_TRUE(torch::equal(saved->value_head()->bias, (*restored)->value_head()->bias));
+  const std::vector<torch::Tensor> p1 = saved->Parameters();
+  const std::vector<torch::Tensor> p2 = (*restored)->Parameters();
+  ASSERT_EQ(p1.size(), p2.size());
+  for (size_t i = 0; i < p1.size(); ++i) {  // the head's two tensors included, last
+    EXPECT_TRUE(torch::equal(p1[i], p2[i])) << i;
+    EXPECT_EQ(AdamState(adam2, p2[i]).step(), 1) << i;
+    EXPECT_TRUE(torch::equal(AdamState(*adam, p1[i]).exp_avg(), AdamState(adam2, p2[i]).exp_avg()));
+  }
+  // export-hf holds the model's tensors only.
+  const fs::path out = dir_ / "hf";
+  ASSERT_TRUE(ExportLmCheckpointToHf((dir_ / "step-3").string(), out.string(), "fp32").ok());
+  auto hf = LoadHfDirectory(out.string());
+  ASSERT_TRUE(hf.ok()) << hf.status();
+  EXPECT_EQ(hf->weights.tensors.size(), ExpectedTensors(saved->model().config()).size());
+  // A damaged head is refused by its checksum, naming the file.
+  std::ofstream(dir_ / "step-3" / "value_head.safetensors") << "junk";
+  auto damaged = (*restored)->Restore(dir_.string(), "job", adam2);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(damaged.status().message().find("value_head.safetensors"), std::string::npos)
+      << damaged.status();
+}
+
+TEST_F(TokenCheckpointTest, ACheckpointWithoutAValueHeadLoadsWithAFreshHead) {
+  torch::optim::Adam* adam = nullptr;
+  std::unique_ptr<TokenPolicyLearner> saved = TrainedAndSaved(&adam);  // reinforce_rae: no head
+  EXPECT_FALSE(fs::exists(dir_ / "step-3" / "value_head.safetensors"));
+  auto restored = TokenPolicyLearner::Create(VtraceJob(), torch::kCPU);
+  ASSERT_TRUE(restored.ok());
+  torch::optim::Adam adam2((*restored)->Parameters(), torch::optim::AdamOptions(1e-3));
+  auto state = (*restored)->Restore(dir_.string(), "job", adam2);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->step, 3);
+  const TensorSet a = saved->model().ExportWeights();
+  const TensorSet b = (*restored)->model().ExportWeights();
+  for (size_t i = 0; i < a.tensors.size(); ++i) EXPECT_EQ(a.tensors[i].data, b.tensors[i].data);
+  EXPECT_EQ((*restored)->value_head()->weight.abs().sum().item<double>(), 0);
+  EXPECT_EQ((*restored)->value_head()->bias.item<double>(), 0);
+  const std::vector<torch::Tensor> params = (*restored)->Parameters();
+  EXPECT_EQ(AdamState(adam2, params[0]).step(), 1);  // the model's moments restored
 }
 
 TEST_F(TokenCheckpointTest, ExportHfLoadsBackToTheSameTensors) {

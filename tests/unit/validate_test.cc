@@ -170,8 +170,9 @@ TEST(ValidateTrajectory, TokenTurnsCarryOneLogProbAndOneVersionPerGeneratedToken
   t.mutable_turns(0)->set_action_token_versions(1, -1);
   EXPECT_EQ(Check(t), "turns[0].action_token_versions[1]: negative");
   t = ValidTokens();
+  t.mutable_turns(0)->add_legal_actions(7);
   t.mutable_turns(0)->add_legal_actions(3);
-  EXPECT_EQ(Check(t), "turns[0].legal_actions: 1 entries in a token turn, which has none");
+  EXPECT_EQ(Check(t), "turns[0].legal_actions: token ids not non-negative and strictly ascending");
   t = ValidTokens();
   t.mutable_turns(0)->add_observation(1.f);
   EXPECT_EQ(Check(t), "turns[0].observation: 1 floats, a token turn has none or the game's 27");
