@@ -76,6 +76,25 @@ void ResolveTokenizer(YamlReader& r, const YAML::Node& p, PolicyConfig* policy) 
   }
 }
 
+// The magnet of a transformer policy: uniform over the legal answers, each of which must be one
+// token (common/rl/token_losses.h) — what the game tokenizer gives and the others do not.
+void CheckTokenMagnet(YamlReader& r, const YAML::Node& learner, const PolicyConfig& policy,
+                      const LearnerConfig& lc) {
+  if (lc.magnet_coef <= 0 && lc.magnet_coef_final <= 0) return;
+  if (lc.magnet != "uniform") {
+    r.Error(learner, "learner", "magnet",
+            absl::StrCat("'", lc.magnet,
+                         "' has no token-level form; a transformer policy's magnet is uniform "
+                         "(over the legal answers)"));
+  } else if (policy.tokenizer != "game") {
+    r.Error(learner, "learner", "magnet",
+            absl::StrCat("uniform over the legal answers needs every answer to be one token: "
+                         "policy.tokenizer game, not '",
+                         policy.tokenizer.empty() ? "from's tokenizer" : policy.tokenizer,
+                         "' (its answers are several tokens)"));
+  }
+}
+
 void ReadTransformer(YamlReader& r, const YAML::Node& p, const std::string& game,
                      PolicyConfig* policy) {
   const std::string pp = "policy";
@@ -482,12 +501,7 @@ absl::StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std
   }
   RequireAtLeast(r, learner, lp, "batch_episodes", lc.batch_episodes, 1);
   RequireAtLeast(r, learner, lp, "batch_tokens", lc.batch_tokens, 1L);
-  if (c.policy.is_transformer() && lc.algorithm != "reinforce_rae" && lc.algorithm != "ppo") {
-    r.Error(learner, lp, "algorithm",
-            absl::StrCat("'", lc.algorithm,
-                         "' has no token-level form; a transformer policy "
-                         "trains with reinforce_rae or ppo"));
-  }
+  if (c.policy.is_transformer()) CheckTokenMagnet(r, learner, c.policy, lc);
   RequireAtLeast(r, learner, lp, "epochs_per_batch", lc.epochs_per_batch, 1);
   if (lc.learning_rate <= 0) r.Error(learner, lp, "learning_rate", "must be positive");
   RequireAtLeast(r, learner, lp, "entropy_coef", lc.entropy_coef, 0.0);

@@ -98,8 +98,12 @@ struct LinearSchedule {
 };
 
 struct LearnerConfig {
-  std::string algorithm = "reinforce_rae";  // reinforce_rae | ppo | vtrace
-  std::string table;                        // replay table to sample; default: the first table
+  // reinforce_rae | ppo | vtrace. For policy.kind transformer, vtrace is V-trace per turn (a
+  // turn's answer is one action, its importance weight the product of its tokens') with a value
+  // head the learner keeps on the model's last prompt token (docs/lm.md, "Value baseline and
+  // magnet"); value_coef, discount, vtrace_lambda and vtrace_c_bar apply as for an MLP.
+  std::string algorithm = "reinforce_rae";
+  std::string table;  // replay table to sample; default: the first table
   int batch_episodes = 128;
   // policy.kind transformer: a batch is packed by tokens (prompt and generated) rather than by
   // episodes: whole episodes are added until the next would pass this many tokens.
@@ -131,8 +135,11 @@ struct LearnerConfig {
   double magnet_coef = 0;              // magnetic mirror descent: weight of KL(pi || magnet)
   double magnet_coef_final = -1;       // < 0: constant magnet_coef
   long magnet_decay_steps = 0;         // linear decay from magnet_coef to magnet_coef_final
-  std::string magnet = "uniform";      // uniform (over legal actions) | ema (of the parameters)
-  double magnet_ema_decay = 0.99;      // ema: magnet <- decay * magnet + (1 - decay) * policy
+  // uniform (over legal actions) | ema (of the parameters). A transformer's magnet is uniform
+  // over the legal moves' answers, at the answer's first token, and needs policy.tokenizer game
+  // (each answer one token).
+  std::string magnet = "uniform";
+  double magnet_ema_decay = 0.99;  // ema: magnet <- decay * magnet + (1 - decay) * policy
   int publish_every_steps = 1;
   long checkpoint_every_steps = 500;
   int keep_checkpoints = 3;  // the newest N stay on disk

@@ -488,10 +488,41 @@ TEST(JobConfig, ATransformerSpecThatCannotBuildAModelIsRefusedNamingTheKey) {
       "evaluation: {opponents: [best_response]}\n",
       "x.yaml");
   EXPECT_TRUE(exact.ok()) << exact.status();
+}
+
+TEST(JobConfig, TransformerVtraceAndTheLegalAnswerMagnet) {
+  // V-trace has a token form (a value head on the last prompt token).
   auto vtrace = ParseJobConfig(
       "game: tictactoe\npolicy: {kind: transformer}\nlearner: {algorithm: vtrace}\n", "v.yaml");
-  ASSERT_FALSE(vtrace.ok());
-  EXPECT_NE(Message(vtrace).find("no token-level form"), std::string::npos) << Message(vtrace);
+  EXPECT_TRUE(vtrace.ok()) << vtrace.status();
+  // The magnet is uniform over the legal answers, each one token: the game tokenizer's.
+  auto game = ParseJobConfig(
+      "game: kuhn_poker\npolicy: {kind: transformer, tokenizer: game, vocab: 263}\n"
+      "learner: {algorithm: vtrace, magnet: uniform, magnet_coef: 0.2, magnet_coef_final: 0.05,"
+      " magnet_decay_steps: 100}\n"
+      "evaluation: {opponents: [best_response]}\n",
+      "m.yaml");
+  ASSERT_TRUE(game.ok()) << game.status();
+  EXPECT_DOUBLE_EQ(game->learner.magnet_coef_schedule().At(50), 0.125);
+  auto bytes = ParseJobConfig(
+      "game: kuhn_poker\npolicy: {kind: transformer}\nlearner: {magnet_coef: 0.2}\n", "b.yaml");
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_NE(Message(bytes).find("learner.magnet: uniform over the legal answers needs every "
+                                "answer to be one token: policy.tokenizer game, not 'byte'"),
+            std::string::npos)
+      << Message(bytes);
+  // Only a final coefficient still makes a magnet.
+  auto final_only = ParseJobConfig(
+      "game: kuhn_poker\npolicy: {kind: transformer}\nlearner: {magnet_coef_final: 0.1}\n",
+      "f.yaml");
+  EXPECT_FALSE(final_only.ok());
+  auto ema = ParseJobConfig(
+      "game: kuhn_poker\npolicy: {kind: transformer, tokenizer: game, vocab: 263}\n"
+      "learner: {magnet: ema, magnet_coef: 0.2}\n",
+      "e.yaml");
+  ASSERT_FALSE(ema.ok());
+  EXPECT_NE(Message(ema).find("learner.magnet: 'ema' has no token-level form"), std::string::npos)
+      << Message(ema);
 }
 
 }  // namespace
