@@ -6,12 +6,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "common/eval/exploitability.h"
 #include "common/eval/game_tree.h"
+#include "common/eval/policy_json.h"
+#include "common/games/kuhn_poker.h"
 #include "common/games/registry.h"
 
 namespace rally {
@@ -354,6 +357,123 @@ TEST(LmPolicy, RefusesContextsLongerThanTheModel) {
   absl::StatusOr<LmPolicyTable> table = ScoreTree(tree, scorer);
   EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(table.status().message().find("max_seq_len"), std::string::npos) << table.status();
+}
+
+// A transformer checkpoint step-3 of `model` under `dir`, written with lm_checkpoint.h's writer,
+// its manifest holding `fields` beside the model's.
+std::string WriteCheckpoint(const Transformer& model, const std::filesystem::path& dir,
+                            nlohmann::json fields) {
+  fields.update(LmManifestFields(model.config(), /*tokenizer_json=*/""));
+  fields["policy_version"] = 3;
+  fields["job_id"] = "job-export";
+  absl::Status written = WriteLmCheckpointDirectory(
+      dir.string(), "step-3", std::move(fields),
+      {{"weights.safetensors", EncodeSafetensors(model.ExportWeights())}}, "");
+  EXPECT_TRUE(written.ok()) << written;
+  return (dir / "step-3").string();
+}
+
+// What `rally evaluate-policy` computes of an exported document (services/cli/policy_commands.cc),
+// after a trip through its text.
+struct ExportedFigures {
+  double nash_conv = 0;
+  std::vector<double> worst_case;
+  TabularPolicy policy;
+};
+ExportedFigures EvaluateExported(const GameTree& tree, const nlohmann::json& document) {
+  absl::StatusOr<TabularPolicy> policy = PolicyFromJson(nlohmann::json::parse(document.dump()));
+  EXPECT_TRUE(policy.ok()) << policy.status();
+  const Policy* one[] = {&*policy};
+  TreePolicyTable table = *MakeTreePolicyTable(tree, one);
+  return {*NashConv(tree, table), *WorstCaseReturns(tree, table), *std::move(policy)};
+}
+
+// Each state's probabilities and invalid mass in `exported` are those of `direct`, relatively
+// (a random model gives its moves tiny probabilities, so an absolute bound would check nothing).
+void ExpectSameProbabilities(const GameTree& tree, const TabularPolicy& exported,
+                             const LmPolicyTable& direct) {
+  const auto& infosets = tree.information_states();
+  for (size_t i = 0; i < infosets.size(); ++i) {
+    const std::string key = KuhnPolicyKey(*infosets[i].state);
+    EXPECT_NEAR(exported.Forfeit(key), direct.forfeit[i], 1e-12) << key;
+    const ActionsAndProbs* probs = exported.Find(key);
+    ASSERT_NE(probs, nullptr) << key;
+    ASSERT_EQ(probs->size(), direct.probs[i].size()) << key;
+    for (size_t a = 0; a < probs->size(); ++a) {
+      EXPECT_GT(direct.probs[i][a], 0.0) << key;
+      EXPECT_NEAR((*probs)[a].second, direct.probs[i][a], 1e-9 * direct.probs[i][a]) << key;
+    }
+  }
+}
+
+TEST(LmPolicyExport, CheckpointExportEvaluatesAsTheBestResponseRound) {
+  Fixture f = Load("kuhn_poker");
+  Transformer model = RandomModel(TinyConfig(), 9);
+  const std::filesystem::path dir =
+      std::filesystem::path(testing::TempDir()) / "lm_policy_export_test";
+  std::filesystem::remove_all(dir);
+  const std::string step =
+      WriteCheckpoint(model, dir, {{"game", "kuhn_poker"}, {"prompt", "compact"}});
+  absl::StatusOr<LmCheckpoint> checkpoint = ReadLmCheckpoint(step);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  absl::StatusOr<nlohmann::json> document = ExportLmPolicy(*checkpoint, *f.game);
+  ASSERT_TRUE(document.ok()) << document.status();
+  EXPECT_EQ((*document)["game"], "kuhn_poker");
+  EXPECT_EQ((*document)["policy"].size(), 12u);
+
+  // The evaluator's best_response round on the same weights: the job's sampling (temperature 1,
+  // what the manifest implies when it records none), every information state scored directly.
+  GameTree tree = *GameTree::Build(*f.game);
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kCompact);
+  LmPolicyTable direct = *ScoreTree(tree, scorer);
+  ExportedFigures exported = EvaluateExported(tree, *document);
+  EXPECT_NEAR(exported.nash_conv / 2, *ForfeitExploitability(tree, direct), 1e-9);
+  std::vector<double> worst = *WorstCaseReturns(tree, direct);
+  EXPECT_NEAR(exported.worst_case[0], worst[0], 1e-9);
+  EXPECT_NEAR(exported.worst_case[1], worst[1], 1e-9);
+  ExpectSameProbabilities(tree, exported.policy, direct);
+  InvalidAnswerRate rate = *ComputeInvalidAnswerRate(tree, direct);
+  const nlohmann::json& written = (*document)["invalid_answer_rate"];
+  EXPECT_NEAR(written["per_decision"].get<double>(), rate.per_decision, 1e-12);
+  EXPECT_NEAR(written["per_game"].get<double>(), rate.per_game, 1e-12);
+  EXPECT_NEAR(written["max"].get<double>(), rate.max, 1e-12);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(LmPolicyExport, UsesTheSamplingAndPromptTheManifestRecords) {
+  Fixture f = Load("kuhn_poker");
+  Transformer model = RandomModel(TinyConfig(), 10);
+  const std::filesystem::path dir =
+      std::filesystem::path(testing::TempDir()) / "lm_policy_export_sampling_test";
+  std::filesystem::remove_all(dir);
+  const std::string step = WriteCheckpoint(
+      model, dir, {{"game", "kuhn_poker"}, {"prompt", "spiral"}, {"temperature", 0.5}});
+  LmCheckpoint checkpoint = *ReadLmCheckpoint(step);
+  EXPECT_EQ(CheckpointSampling(checkpoint)->temperature, 0.5);
+  absl::StatusOr<nlohmann::json> document = ExportLmPolicy(checkpoint, *f.game);
+  ASSERT_TRUE(document.ok()) << document.status();
+  SamplingOptions hot;
+  hot.temperature = 0.5;
+  LmMoveScorer scorer = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                              PromptStyle::kSpiral, hot);
+  GameTree tree = *GameTree::Build(*f.game);
+  LmPolicyTable direct = *ScoreTree(tree, scorer);
+  ExportedFigures exported = EvaluateExported(tree, *document);
+  EXPECT_NEAR(exported.nash_conv / 2, *ForfeitExploitability(tree, direct), 1e-9);
+  ExpectSameProbabilities(tree, exported.policy, direct);
+  // Not the temperature-1, compact-prompt policy: the manifest's settings were used.
+  LmMoveScorer plain = *LmMoveScorer::Create(&model, f.tokenizer.get(), f.game.get(), f.rendering,
+                                             PromptStyle::kCompact);
+  LmPolicyTable other = *ScoreTree(tree, plain);
+  EXPECT_GT(std::abs(std::log(other.probs[0][0]) - std::log(direct.probs[0][0])), 1.0);
+
+  checkpoint.manifest["top_p"] = "high";
+  absl::StatusOr<SamplingOptions> bad = CheckpointSampling(checkpoint);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("top_p"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("manifest.json"), std::string::npos) << bad.status();
+  std::filesystem::remove_all(dir);
 }
 
 // Wall time to score every information state with a 2-layer width-64 model on one thread:
