@@ -123,7 +123,8 @@ TEST(ValidateTrajectory, RewardsAndReturnsAreAtMostAMillionInMagnitude) {
 }
 
 // A language-model turn: the prompt's tokens, the generated tokens, one behaviour log-probability
-// and one policy version per generated token; no float observation or legal-action list.
+// and one policy version per generated token; no float observation; legal_actions only as token
+// ids.
 v1::Trajectory ValidTokens() {
   v1::Trajectory t = Valid();
   v1::Turn* turn = t.mutable_turns(0);
