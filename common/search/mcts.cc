@@ -31,6 +31,20 @@ absl::Status CheckOptions(const MctsOptions& o) {
   return absl::OkStatus();
 }
 
+// An index drawn with the probabilities `p` (summing to 1).
+size_t Draw(const std::vector<double>& p, std::mt19937_64& rng) {
+  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  size_t pick = 0;
+  double cumulative = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i] == 0) continue;
+    pick = i;  // the last index with mass, should rounding leave u above the total
+    cumulative += p[i];
+    if (u < cumulative) break;
+  }
+  return pick;
+}
+
 // The value of a state for player 0, from the value `v` for `player`, in a zero-sum game.
 double ForPlayerZero(int player, double v) { return player == 0 ? v : -v; }
 
@@ -261,18 +275,10 @@ absl::StatusOr<SearchResult> MctsSearch::Result() {
     result.prior.push_back(nodes_[i].prior);
     result.visit_counts.push_back(nodes_[i].visits);
   }
-  result.temperature = move_number_ < options_.temperature_drop_move ? options_.temperature : 0.0;
-  result.policy = VisitDistribution(result.visit_counts, result.temperature);
-  double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-  size_t pick = 0;
-  double cumulative = 0;
-  for (size_t i = 0; i < result.policy.size(); ++i) {
-    if (result.policy[i] == 0) continue;
-    pick = i;  // the last action with mass, should rounding leave u above the total
-    cumulative += result.policy[i];
-    if (u < cumulative) break;
-  }
-  result.action = result.actions[pick];
+  result.policy = VisitDistribution(result.visit_counts, options_.temperature);
+  result.greedy = move_number_ >= options_.temperature_drop_move;
+  result.action = result.actions[Draw(
+      result.greedy ? VisitDistribution(result.visit_counts, 0.0) : result.policy, rng_)];
   result.root_value = ForPlayerZero(root.player, root.value_sum / root.visits);
   result_ = result;
   return result;

@@ -31,9 +31,11 @@
 // (1 - epsilon) · P + epsilon · eta, eta ~ Dirichlet(dirichlet_alpha) over the root's legal
 // actions, drawn from the search's random generator when the root is expanded.
 //
-// Result: the root's visit counts N(a) over its legal actions, the move's policy
-// pi(a) ∝ N(a)^(1/tau) (the training target; see VisitDistribution for tau = 0 and ties), the
-// action drawn from pi, and the root value.
+// Result: the root's visit counts N(a) over its legal actions, the policy
+// pi(a) ∝ N(a)^(1/temperature) (the training target; see VisitDistribution for temperature 0 and
+// ties), the action played and the root value. Before the game's temperature_drop_move-th move
+// the action is drawn from pi; from then on it is a most visited action (temperature 0), while
+// the target keeps `temperature`, as in OpenSpiel's AlphaZero.
 //
 // Determinism: given the options (seed included), the root and the evaluator's answers, a search
 // makes the same choices, asks for the same leaves in the same order and returns the same
@@ -66,8 +68,9 @@ struct MctsOptions {
   // Root noise; 0 turns it off (evaluation play). alpha > 0 when epsilon > 0.
   double dirichlet_alpha = 1.0;
   double dirichlet_epsilon = 0.0;  // in [0, 1]
-  // tau of the move's policy while the game's move number is below temperature_drop_move; 0
-  // from then on. The default never drops.
+  // tau of the policy (the training target, and what the action is drawn from while the game's
+  // move number is below temperature_drop_move; the most visited action is played from then on).
+  // The default never drops.
   double temperature = 1.0;  // >= 0
   int temperature_drop_move = std::numeric_limits<int>::max();
   int max_pending_leaves = 1;  // leaves one search may have waiting at once, >= 1
@@ -98,9 +101,11 @@ struct SearchResult {
   std::vector<int> actions;       // the root's legal actions, ascending
   std::vector<double> prior;      // the root prior the search used (noise included)
   std::vector<int> visit_counts;  // N(a), summing to `simulations`
-  std::vector<double> policy;     // pi(a) ∝ N(a)^(1/tau), summing to 1: the training target
-  double temperature = 0;         // the tau this move used
-  int action = -1;                // drawn from `policy`
+  std::vector<double> policy;     // pi(a) ∝ N(a)^(1/temperature), summing to 1: the target
+  // Drawn from `policy` before the temperature drop; after it (`greedy`) a most visited action,
+  // drawn uniformly among ties.
+  int action = -1;
+  bool greedy = false;
   // Mean of every value backed up through the root (its own evaluation included), for the root's
   // player to move.
   double root_value = 0;
@@ -113,10 +118,10 @@ std::vector<double> VisitDistribution(std::span<const int> counts, double temper
 
 class MctsSearch {
  public:
-  // A search choosing the move at `root`, the game's `move_number`-th player move (from 0; it
-  // selects the temperature). INVALID_ARGUMENT for a game that is not two-player or has chance
-  // nodes, a root that is terminal or a chance node, or options out of range (the message names
-  // the field).
+  // A search choosing the move at `root`, the game's `move_number`-th player move (from 0;
+  // compared with temperature_drop_move). INVALID_ARGUMENT for a game that is not two-player or has
+  // chance nodes, a root that is terminal or a chance node, or options out of range (the message
+  // names the field).
   static absl::StatusOr<MctsSearch> Create(const Game& game, const State& root, int move_number,
                                            const MctsOptions& options);
 

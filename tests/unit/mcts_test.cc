@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -329,23 +330,37 @@ TEST(VisitDistribution, TiesAtZeroTemperatureShareTheMass) {
 }
 
 // The search's visit counts at the TicTacToe start with the hashed evaluator (no noise) are the
-// same for every seed; the seed only draws the action.
-TEST(Mcts, TemperatureDropsToZeroAtTheDropMoveAndTheActionIsDrawnFromThePolicy) {
+// same for every seed and move number; the seed only draws the action.
+TEST(Mcts, ThePolicyKeepsTheTemperatureAndTheActionTurnsGreedyAtTheDropMove) {
   TicTacToeGame game;
   FunctionEvaluator evaluator(Hashed);
   MctsOptions options;
   options.simulations = 40;
-  options.temperature = 1.0;
+  options.temperature = 0.5;
   options.temperature_drop_move = 3;
   std::unique_ptr<State> start = game.NewInitialState();
   SearchResult before = MustSearch(game, *start, options, evaluator, /*move_number=*/2);
   SearchResult after = MustSearch(game, *start, options, evaluator, /*move_number=*/3);
-  EXPECT_EQ(before.temperature, 1.0);
-  EXPECT_EQ(after.temperature, 0.0);
-  EXPECT_EQ(before.visit_counts, after.visit_counts);
+  EXPECT_FALSE(before.greedy);
+  EXPECT_TRUE(after.greedy);
+  ASSERT_EQ(before.visit_counts, after.visit_counts);
+  // tau = 0.5: pi(a) = N(a)^2 / sum N^2, before and after the drop.
+  double squares = 0;
+  for (int n : before.visit_counts) squares += n * n;
+  for (int a = 0; a < 9; ++a) {
+    int n = before.visit_counts[a];
+    EXPECT_NEAR(before.policy[a], n * n / squares, 1e-12) << "action " << a;
+  }
+  EXPECT_EQ(after.policy, before.policy);
   int most = MostVisited(after);
+  ASSERT_EQ(
+      std::count(after.visit_counts.begin(), after.visit_counts.end(), after.visit_counts[most]),
+      1);
   EXPECT_EQ(after.action, most);
-  EXPECT_EQ(after.policy[most], 1.0);
+  for (int seed = 1; seed <= 50; ++seed) {
+    options.seed = seed;
+    EXPECT_EQ(MustSearch(game, *start, options, evaluator, /*move_number=*/4).action, most);
+  }
 
   std::vector<int> drawn(9, 0);
   const int kSeeds = 3000;
@@ -359,6 +374,27 @@ TEST(Mcts, TemperatureDropsToZeroAtTheDropMoveAndTheActionIsDrawnFromThePolicy) 
     // Binomial standard deviation at most sqrt(3000 / 4) = 27.4: within 4.5 of them.
     EXPECT_NEAR(drawn[a], kSeeds * before.policy[a], 125) << "action " << a;
   }
+}
+
+TEST(Mcts, AfterTheDropTiesForTheMostVisitsAreDrawnUniformly) {
+  // Uniform prior, values 0, 9 walks at the TicTacToe start: a visited cell's score falls below
+  // every unvisited one's, so each cell gets one walk and all nine tie.
+  TicTacToeGame game;
+  FunctionEvaluator evaluator(UniformZero);
+  MctsOptions options;
+  options.simulations = 9;
+  options.temperature_drop_move = 0;
+  std::unique_ptr<State> start = game.NewInitialState();
+  std::vector<int> drawn(9, 0);
+  const int kSeeds = 1800;
+  for (int seed = 0; seed < kSeeds; ++seed) {
+    options.seed = seed;
+    SearchResult r = MustSearch(game, *start, options, evaluator);
+    ASSERT_EQ(r.visit_counts, std::vector<int>(9, 1));
+    ++drawn[r.action];
+  }
+  // 200 expected each, standard deviation sqrt(1800 * (1/9) * (8/9)) = 13.3.
+  for (int a = 0; a < 9; ++a) EXPECT_NEAR(drawn[a], 200, 60) << "action " << a;
 }
 
 TEST(Mcts, DirichletNoiseChangesTheRootPriorOnlyWhenEnabledAndFollowsTheSeed) {
