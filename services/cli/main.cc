@@ -356,10 +356,7 @@ int Run(const std::string& config_path) {
   // version that round measured (checkpoints/target; the learner trains on until it hears that
   // the job has ended, so the two differ).
   const auto& opponents = config->evaluation.opponents;
-  // (Language-model checkpoints are evaluated each round by the evaluator only: export-policy
-  // does not read them yet, docs/lm.md.)
-  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end() &&
-      !config->policy.is_transformer()) {
+  if (std::find(opponents.begin(), opponents.end(), "best_response") != opponents.end()) {
     // Reports the policy at `path` if this job saved it (a reused work directory can hold
     // another job's) and, when `want_version` >= 0, it is that version; false otherwise.
     auto report = [&](const std::string& path, const std::string& key, const char* label,

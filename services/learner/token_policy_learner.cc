@@ -414,6 +414,10 @@ absl::Status TokenPolicyLearner::SaveCheckpoint(const std::string& dir, LearnerS
                              {"cpu_rng_state_hex", absl::BytesToHexString(rng_bytes)}};
   manifest.update(LmManifestFields(model_->config(), tokenizer_json_));
   manifest["prompt"] = config_.policy.prompt;  // the style the policy was trained to read
+  // The sampling its actors drew from: export-policy scores moves under it (lm_policy.h).
+  manifest["temperature"] = config_.policy.temperature;
+  manifest["top_p"] = config_.policy.top_p;
+  manifest["top_k"] = config_.policy.top_k;
   std::vector<std::pair<std::string, std::string>> files = {
       {"weights.safetensors", EncodeSafetensors(weights)},
       {"optimizer.safetensors", EncodeSafetensors(adam)}};

@@ -9,10 +9,12 @@
 #include <fstream>
 #include <map>
 
+#include "common/checkpoint/checkpoint_dir.h"
 #include "common/games/registry.h"
 #include "common/lm/game_tokenizer.h"
 #include "common/lm/hf_checkpoint.h"
 #include "common/lm/lm_checkpoint.h"
+#include "common/lm/lm_policy.h"
 #include "rally/v1/replay.grpc.pb.h"
 #include "services/actor/generation_worker.h"
 #include "services/actor/text_selfplay.h"
@@ -754,6 +756,24 @@ TEST_F(TokenCheckpointTest, SaveRestoreKeepsWeightsAdamAndBaselines) {
   // Another job's checkpoint is not this one's.
   EXPECT_EQ((*restored)->Restore(dir_.string(), "other", adam2).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(TokenCheckpointTest, TheManifestRecordsTheSamplingTheActorsDrewFrom) {
+  JobConfig config = TinyJob();
+  config.policy.temperature = 0.7;
+  config.policy.top_p = 0.9;
+  config.policy.top_k = 5;
+  torch::optim::Adam* adam = nullptr;
+  std::unique_ptr<TokenPolicyLearner> saved = TrainedAndSaved(&adam, config);
+  absl::StatusOr<std::string> cp = ResolveCheckpoint(dir_.string());
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  absl::StatusOr<LmCheckpoint> read = ReadLmCheckpoint(*cp);
+  ASSERT_TRUE(read.ok()) << read.status();
+  absl::StatusOr<SamplingOptions> sampling = CheckpointSampling(*read);
+  ASSERT_TRUE(sampling.ok()) << sampling.status();
+  EXPECT_DOUBLE_EQ(sampling->temperature, 0.7);
+  EXPECT_DOUBLE_EQ(sampling->top_p, 0.9);
+  EXPECT_EQ(sampling->top_k, 5);
 }
 
 JobConfig VtraceJob() {
