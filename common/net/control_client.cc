@@ -66,9 +66,11 @@ bool ControlClient::Register() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!s.ok()) {
     NoteRefusalLocked(s);
+    NoteUnreachableLocked(s);
     return false;
   }
   last_refusal_ = grpc::StatusCode::OK;
+  failed_registrations_ = 0;
   worker_id_ = resp.worker_id();
   previous_worker_id_ = worker_id_;
   lease_ = resp.lease();
@@ -109,6 +111,25 @@ void ControlClient::Beat() {
     assignment_.Clear();
   }
   cv_.notify_all();
+}
+
+void ControlClient::NoteUnreachableLocked(const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+      s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+    return;  // NoteRefusalLocked's
+  }
+  // Control down, unreachable, or refusing the connection itself (a TLS handshake without a
+  // certificate it trusts fails as UNAVAILABLE): said once after kQuietRegistrations attempts,
+  // then every kQuietRegistrations more, so that an operator can tell which.
+  ++failed_registrations_;
+  if (failed_registrations_ % kQuietRegistrations != 0) return;
+  LogWarning("cannot register with control",
+             {{"attempts", failed_registrations_},
+              {"code", static_cast<int>(s.error_code())},
+              {"error", s.error_message()},
+              {"hint",
+               "control down or unreachable, or its TLS handshake refused this process's "
+               "certificate (--tls_cert, --tls_ca)"}});
 }
 
 void ControlClient::NoteRefusalLocked(const grpc::Status& s) {

@@ -65,6 +65,9 @@ class ControlClient {
   // Handles a refusal of a registration or heartbeat: logs it (once per code until registered)
   // and, for a lease that does not match, forgets the previous registration.
   void NoteRefusalLocked(const grpc::Status& s);
+  // Counts a registration that failed for another reason than a refusal, and logs every
+  // kQuietRegistrations-th in a row with gRPC's error.
+  void NoteUnreachableLocked(const grpc::Status& s);
 
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::unique_ptr<v1::JobService::Stub> jobs_;  // on the same channel
@@ -80,6 +83,10 @@ class ControlClient {
   std::string previous_worker_id_;                        // the id of the last registration
   std::string lease_;                                     // the lease of the last registration
   grpc::StatusCode last_refusal_ = grpc::StatusCode::OK;  // logged since the last registration
+  // Registrations that failed in a row without a refusal (control unreachable); logged every
+  // kQuietRegistrations of them.
+  static constexpr int kQuietRegistrations = 25;
+  int64_t failed_registrations_ = 0;
   int64_t interval_ms_ = 500;
   v1::Assignment assignment_;
 };
