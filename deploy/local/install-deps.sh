@@ -46,3 +46,15 @@ for p in python3-grpcio python3-protobuf; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$p"; }
 done
+# OpenBLAS must not be the libblas.so.3 or liblapack.so.3 that LibTorch loads (see BLIS above),
+# yet a package may pull it in: installed in one go with the rest, python3-scipy's pythran takes
+# libopenblas-dev, the first of its alternatives, and OpenBLAS then outranks BLIS. So BLIS, and
+# the reference LAPACK over it, are chosen explicitly.
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+for lib in blas:blis-pthread lapack:lapack; do
+  name=${lib%%:*} dir=${lib#*:}
+  target=/usr/lib/$multiarch/$dir/lib$name.so.3
+  if [ -e "$target" ]; then
+    update-alternatives --quiet --set "lib$name.so.3-$multiarch" "$target"
+  fi
+done
