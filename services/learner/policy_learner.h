@@ -28,9 +28,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/checkpoint/checkpoint_manifest.h"
 #include "common/rl/losses.h"
 #include "services/learner/batch_source.h"
-#include "common/checkpoint/checkpoint_manifest.h"
 
 namespace prometheus {
 class Histogram;

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <random>
-#include <chrono>
 #include <thread>
 
 #include "common/games/registry.h"
